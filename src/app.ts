@@ -1,0 +1,78 @@
+// Builds the koa application: shared middleware, OneID's own routes, then the OIDC provider.
+import Koa from 'koa';
+import Router from '@koa/router';
+import mount from 'koa-mount';
+import type { Knex } from 'knex';
+import type Provider from 'oidc-provider';
+import type { Config } from './config.ts';
+import type { Logger } from './shared/logger.ts';
+import { requestContext } from './http/request-context.ts';
+import { errorHandler } from './http/errors.ts';
+import { Views } from './login/views.ts';
+import { interactionRouter } from './login/interaction.routes.ts';
+import { setupRouter } from './login/setup.routes.ts';
+import { createProvider } from './oidc/provider.ts';
+import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
+import type { MasterKey } from './keys/master-key.ts';
+import { PasswordHasher } from './credentials/password.ts';
+import { UsersService } from './directory/users.service.ts';
+import { SetupService } from './directory/setup.service.ts';
+import { migrationsCurrent } from './db/migrate.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Knex;
+  log: Logger;
+  masterKey: MasterKey;
+}
+
+export interface OneIdApp {
+  app: Koa;
+  provider: Provider;
+  users: UsersService;
+  setup: SetupService;
+}
+
+export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise<OneIdApp> {
+  const views = new Views(config.env === 'production');
+  const hasher = new PasswordHasher(config.password);
+  const users = new UsersService(db, hasher);
+  const setup = new SetupService(db, users);
+  const cookieKeys = await loadCookieKeys(db, masterKey);
+  const provider = createProvider({
+    config, db, log, views, cookieKeys, jwks: await loadProviderJwks(db, masterKey),
+  });
+
+  const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  app.silent = true;
+  app.use(requestContext(log, config.maxBodyBytes));
+
+  const ops = new Router();
+  let migrationsKnownCurrent = false;
+  ops.get('/healthz', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  ops.get('/readyz', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await db.raw('select 1');
+      if (!migrationsKnownCurrent) migrationsKnownCurrent = await migrationsCurrent(db);
+      ctx.status = migrationsKnownCurrent ? 200 : 503;
+      ctx.body = migrationsKnownCurrent ? { status: 'ready' } : { status: 'not_ready', reason: 'migrations pending' };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'not_ready', reason: 'database unreachable' };
+    }
+  });
+  app.use(ops.routes());
+
+  app.use(errorHandler(log, views));
+  const own = new Router();
+  own.use(interactionRouter({ provider, users, views, log, maxBodyBytes: config.maxBodyBytes }).routes());
+  own.use(setupRouter(setup, views, config.maxBodyBytes).routes());
+  app.use(own.routes());
+
+  app.use(mount(provider));
+  return { app, provider, users, setup };
+}

@@ -1,0 +1,129 @@
+// The `oneid` command. JSON on stdout, logs on stderr, non-zero exit with a one-line reason.
+import { parseArgs } from 'node:util';
+import { loadConfig, ConfigError } from './config.ts';
+import { createLogger } from './shared/logger.ts';
+import { AppError } from './shared/errors.ts';
+import { startRuntime, type Runtime } from './runtime.ts';
+import { PasswordHasher } from './credentials/password.ts';
+import { UsersService } from './directory/users.service.ts';
+import { AppsService, GRANT_TYPES } from './apps/apps.service.ts';
+import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
+
+const USAGE = `usage:
+  oneid migrate
+  oneid users create --username U --email E --password P [--name "Full Name"] [--admin]
+  oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
+                    [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
+  oneid keys rotate
+  oneid keys list`;
+
+class UsageError extends Error {}
+
+function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T) {
+  try {
+    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+}
+
+const required = (value: string | undefined, flag: string): string => {
+  if (!value) throw new UsageError(`missing --${flag}`);
+  return value;
+};
+
+type Command = (args: string[], rt: Runtime, config: ReturnType<typeof loadConfig>) => Promise<unknown>;
+
+const commands: Record<string, Command> = {
+  'users create': async (args, rt, config) => {
+    const o = options(args, {
+      username: { type: 'string' }, email: { type: 'string' }, password: { type: 'string' },
+      name: { type: 'string' }, admin: { type: 'boolean' },
+    });
+    const users = new UsersService(rt.db, new PasswordHasher(config.password));
+    const user = await users.createUser({
+      username: required(o.username, 'username'),
+      email: required(o.email, 'email'),
+      password: required(o.password, 'password'),
+      name: o.name,
+      adminRoles: o.admin ? ['super_admin'] : [],
+    });
+    return { id: user.id, username: user.username, email: user.email };
+  },
+  'apps create': async (args, rt) => {
+    const o = options(args, {
+      name: { type: 'string' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
+      public: { type: 'boolean' },
+      'first-party': { type: 'boolean' },
+      'grant-types': { type: 'string' },
+    });
+    const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
+    for (const g of grantTypes ?? []) {
+      if (!(GRANT_TYPES as readonly string[]).includes(g)) throw new UsageError(`unknown grant type ${g}; use ${GRANT_TYPES.join(', ')}`);
+    }
+    const created = await new AppsService(rt.db).createApp({
+      name: required(o.name, 'name'),
+      redirectUris: o['redirect-uri'] ?? [],
+      postLogoutRedirectUris: o['post-logout-redirect-uri'] ?? [],
+      public: o.public ?? false,
+      firstParty: o['first-party'] ?? false,
+      grantTypes: grantTypes as (typeof GRANT_TYPES)[number][] | undefined,
+    });
+    return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
+  },
+  'keys rotate': async (args, rt) => {
+    options(args, {});
+    return { keys: await rotateSigningKeys(rt.db, rt.masterKey) };
+  },
+  'keys list': async (args, rt) => {
+    options(args, {});
+    return { keys: await listSigningKeys(rt.db) };
+  },
+};
+
+async function run(argv: string[]): Promise<number> {
+  const [first, second, ...rest] = argv;
+  if (!first || first === '--help' || first === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return first ? 0 : 2;
+  }
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
+  if (first === 'migrate') {
+    options([second, ...rest].filter((a): a is string => a !== undefined), {});
+    const rt = await startRuntime(config, log, 'cli');
+    try {
+      process.stdout.write(`${JSON.stringify({ applied: rt.applied })}\n`);
+      return 0;
+    } finally {
+      await rt.close();
+    }
+  }
+  const command = commands[`${first} ${second ?? ''}`];
+  if (!command) throw new UsageError(`unknown command "${[first, second].filter(Boolean).join(' ')}"`);
+  const rt = await startRuntime(config, log, 'cli');
+  try {
+    const result = await command(rest, rt, config);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return 0;
+  } finally {
+    await rt.close();
+    log.flush();
+  }
+}
+
+run(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, (err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`oneid: ${err.message}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const known = err instanceof AppError || err instanceof ConfigError;
+  const message = known ? (err as Error).message : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+  process.stderr.write(`oneid: ${message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,97 @@
+// The only module that reads process.env. Everything else receives a Config.
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  DATABASE_POOL_MAX: positiveInt.default(10),
+  DATA_DIR: z.string().min(1).default('./data'),
+  ONEID_MASTER_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$|^[0-9a-fA-F]{64}$/, 'must be 32 bytes as base64url (43 chars) or hex (64 chars)').optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  MAX_BODY_BYTES: positiveInt.default(100 * 1024),
+  SHUTDOWN_GRACE_MS: positiveInt.default(10000),
+  SESSION_TTL_SECONDS: positiveInt.default(14 * 24 * 3600),
+  ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
+  REFRESH_TOKEN_TTL_SECONDS: positiveInt.default(30 * 24 * 3600),
+  PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
+  PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
+  PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
+});
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  issuer: string;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  dataDir: string;
+  masterKey: string | undefined;
+  logLevel: (typeof LOG_LEVELS)[number];
+  trustProxy: boolean;
+  maxBodyBytes: number;
+  shutdownGraceMs: number;
+  sessionTtlSeconds: number;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  password: { memoryCost: number; timeCost: number; parallelism: number };
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once. A bad value throws a ConfigError naming the key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as in most .env tooling.
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`invalid configuration: ${key}: ${issue.message}`);
+  }
+  const v = parsed.data;
+  if (v.NODE_ENV === 'production' && !v.ONEID_MASTER_KEY) {
+    throw new ConfigError('invalid configuration: ONEID_MASTER_KEY: required when NODE_ENV=production');
+  }
+  if (v.NODE_ENV === 'production' && !v.ISSUER) {
+    throw new ConfigError('invalid configuration: ISSUER: required when NODE_ENV=production');
+  }
+  const issuer = (v.ISSUER ?? `http://localhost:${v.PORT}`).replace(/\/+$/, '');
+  return {
+    env: v.NODE_ENV,
+    port: v.PORT,
+    host: v.HOST,
+    issuer,
+    databaseUrl: v.DATABASE_URL,
+    databasePoolMax: v.DATABASE_POOL_MAX,
+    dataDir: path.resolve(v.DATA_DIR),
+    masterKey: v.ONEID_MASTER_KEY,
+    logLevel: v.LOG_LEVEL,
+    trustProxy: v.TRUST_PROXY === 'true',
+    maxBodyBytes: v.MAX_BODY_BYTES,
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    sessionTtlSeconds: v.SESSION_TTL_SECONDS,
+    accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
+    refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL_SECONDS,
+    password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
+  };
+}

@@ -1,0 +1,47 @@
+// Turns errors thrown by OneID's own routes into responses: JSON problem bodies for APIs,
+// the error page for browsers. Never a stack trace; 500s are logged with the request id.
+import type { Context, Middleware } from 'koa';
+import { AppError, HTTP_STATUS } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Views } from '../login/views.ts';
+
+export function errorHandler(log: Logger, views: Views): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      respondWithError(ctx, err, log, views);
+    }
+  };
+}
+
+export function respondWithError(ctx: Context, err: unknown, log: Logger, views: Views): void {
+  let status = 500;
+  let code = 'internal';
+  let message = 'internal error';
+  if (err instanceof AppError) {
+    status = HTTP_STATUS[err.kind];
+    code = err.code;
+    message = err.message;
+  } else if (err instanceof Error && 'error_description' in err && typeof (err as { status?: number }).status === 'number') {
+    // oidc-provider errors raised in our interaction routes (expired or foreign interaction).
+    status = (err as unknown as { status: number }).status;
+    code = err.message;
+    message = String((err as { error_description?: unknown }).error_description ?? err.message);
+  } else if (typeof (err as { status?: number }).status === 'number' && (err as { expose?: boolean }).expose) {
+    // http-errors from koa and body parsers (400, 413, 415...).
+    status = (err as { status: number }).status;
+    code = status === 413 ? 'request.too_large' : 'request.invalid';
+    message = (err as Error).message;
+  }
+  if (status >= 500) log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
+  ctx.status = status;
+  if (ctx.accepts('html', 'json') === 'html' && !ctx.path.startsWith('/admin/api')) {
+    ctx.type = 'html';
+    const known = err instanceof AppError && err.code === 'csrf.invalid';
+    ctx.body = views.render(ctx, 'error.njk', known ? { messageKey: 'csrf.invalid' } : { message: status >= 500 ? undefined : message });
+  } else {
+    ctx.type = 'application/problem+json';
+    ctx.body = { type: 'about:blank', title: code, status, detail: message, request_id: ctx.state.requestId };
+  }
+}

@@ -1,0 +1,122 @@
+// The sign-in interaction: oidc-provider hands the browser here (GET /interaction/:uid);
+// we run the steps (password, consent) and hand the result back to the provider.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type Provider from 'oidc-provider';
+import { errors as provider_errors } from 'oidc-provider';
+import type { Context } from 'koa';
+import type { Logger } from '../shared/logger.ts';
+import type { UsersService } from '../directory/users.service.ts';
+import type { Views } from './views.ts';
+import { csrf } from '../http/csrf.ts';
+
+interface Deps {
+  provider: Provider;
+  users: UsersService;
+  views: Views;
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+export function interactionRouter({ provider, users, views, log, maxBodyBytes }: Deps): Router {
+  const router = new Router({ prefix: '/interaction' });
+  router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
+    return next();
+  });
+  router.use(csrf());
+
+  const appNameOf = async (details: Details): Promise<string> => {
+    const client = await provider.Client.find(str(details.params.client_id));
+    return client?.clientName ?? str(details.params.client_id);
+  };
+
+  const isFirstParty = async (details: Details): Promise<boolean> => {
+    const client = await provider.Client.find(str(details.params.client_id));
+    return Boolean(client?.metadata()['urn:oneid:first_party']);
+  };
+
+  /** Grants every scope, claim and resource scope the app asked for and that is still missing. */
+  const finishConsent = async (ctx: Context, details: Details): Promise<void> => {
+    const { prompt, params, session } = details;
+    const accountId = session?.accountId;
+    const promptDetails = prompt.details as {
+      missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
+    };
+    const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    const grant = existing ?? new provider.Grant({ accountId, clientId: str(params.client_id) });
+    if (promptDetails.missingOIDCScope) grant.addOIDCScope(promptDetails.missingOIDCScope.join(' '));
+    if (promptDetails.missingOIDCClaims) grant.addOIDCClaims(promptDetails.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(promptDetails.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    const result = existing ? { consent: {} } : { consent: { grantId } };
+    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.respond = false;
+  };
+
+  const renderLogin = async (ctx: Context, details: Details, failed = false, login = ''): Promise<void> => {
+    ctx.type = 'html';
+    ctx.body = views.render(ctx, 'login.njk', {
+      uid: details.uid, appName: await appNameOf(details), failed, login: login || str(details.params.login_hint),
+    }, str(details.params.ui_locales) || undefined);
+  };
+
+  router.get('/:uid', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
+    switch (details.prompt.name) {
+      case 'login':
+        return renderLogin(ctx, details);
+      case 'consent': {
+        if (await isFirstParty(details)) return finishConsent(ctx, details);
+        const scopes = String(details.params.scope ?? '').split(' ').filter((s) => ['openid', 'profile', 'email', 'offline_access'].includes(s));
+        ctx.type = 'html';
+        ctx.body = views.render(ctx, 'consent.njk', { uid: details.uid, appName: await appNameOf(details), scopes }, str(details.params.ui_locales) || undefined);
+        return undefined;
+      }
+      default:
+        throw new provider_errors.InvalidRequest(`unsupported prompt ${details.prompt.name}`);
+    }
+  });
+
+  router.post('/:uid/login', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
+    const body = ctx.request.body as Record<string, unknown>;
+    const login = str(body.login).slice(0, 254);
+    const user = await users.authenticate(login, str(body.password));
+    if (!user) {
+      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
+      return renderLogin(ctx, details, true, login);
+    }
+    log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
+    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: user.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+    return undefined;
+  });
+
+  router.post('/:uid/confirm', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid || details.prompt.name !== 'consent') throw new provider_errors.SessionNotFound('interaction mismatch');
+    await finishConsent(ctx, details);
+  });
+
+  router.post('/:uid/abort', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
+    await provider.interactionFinished(ctx.req, ctx.res, {
+      error: 'access_denied', error_description: 'the user cancelled the sign-in',
+    }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  });
+
+  return router;
+}

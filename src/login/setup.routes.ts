@@ -1,0 +1,40 @@
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { SetupService } from '../directory/setup.service.ts';
+import { AppError } from '../shared/errors.ts';
+import type { Views } from './views.ts';
+import { csrf } from '../http/csrf.ts';
+
+const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: number): Router {
+  const router = new Router({ prefix: '/setup' });
+  router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
+  router.use(async (ctx, next) => { ctx.set('Cache-Control', 'no-store'); return next(); });
+  router.use(csrf());
+
+  router.get('/', async (ctx) => {
+    const token = str(ctx.query.token);
+    const valid = await setup.isValid(token);
+    ctx.status = valid ? 200 : 404;
+    ctx.type = 'html';
+    ctx.body = views.render(ctx, 'setup.njk', { token, invalid: !valid, values: {} });
+  });
+
+  router.post('/', async (ctx) => {
+    const body = ctx.request.body as Record<string, unknown>;
+    const token = str(body.token);
+    const values = { username: str(body.username), email: str(body.email), name: str(body.name) };
+    ctx.type = 'html';
+    try {
+      const user = await setup.complete(token, { ...values, password: str(body.password) });
+      ctx.body = views.render(ctx, 'setup.njk', { done: true, username: user.username });
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      const invalid = err.code === 'setup.invalid_token';
+      ctx.status = invalid ? 404 : err.kind === 'already_exists' ? 409 : 400;
+      ctx.body = views.render(ctx, 'setup.njk', { token, invalid, values, message: err.message });
+    }
+  });
+  return router;
+}

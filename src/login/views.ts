@@ -1,0 +1,36 @@
+// Server-rendered pages: nunjucks with auto-escaping, one place that picks the locale.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nunjucks from 'nunjucks';
+import type { Context } from 'koa';
+import { pickLocale, translate, type Locale } from './i18n.ts';
+
+const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
+
+export class Views {
+  readonly #env: nunjucks.Environment;
+
+  constructor(cache: boolean) {
+    this.#env = new nunjucks.Environment(new nunjucks.FileSystemLoader(VIEWS_DIR, { noCache: !cache }), {
+      autoescape: true,
+      throwOnUndefined: false,
+    });
+  }
+
+  localeOf(ctx: Context, uiLocales?: string): Locale {
+    const fromQuery = typeof ctx.query.ui_locales === 'string' ? ctx.query.ui_locales : undefined;
+    return pickLocale(uiLocales ?? (ctx.state.uiLocales as string | undefined) ?? fromQuery, ctx.get('accept-language') || undefined);
+  }
+
+  render(ctx: Context, template: string, vars: Record<string, unknown> = {}, uiLocales?: string): string {
+    const locale = this.localeOf(ctx, uiLocales);
+    ctx.set('Content-Language', locale);
+    return this.#env.render(template, {
+      ...vars,
+      locale,
+      csrfToken: ctx.state.csrfToken,
+      requestId: vars.requestId ?? ctx.state.requestId,
+      t: (key: string, params?: Record<string, unknown>) => translate(locale, key, params),
+    });
+  }
+}

@@ -1,0 +1,70 @@
+// Starts the server: config -> db -> migrate -> keys -> app -> listen. Stops gracefully on SIGTERM.
+import http from 'node:http';
+import { loadConfig, ConfigError } from './config.ts';
+import { createLogger } from './shared/logger.ts';
+import { startRuntime } from './runtime.ts';
+import { buildApp } from './app.ts';
+import { deleteExpiredPayloads } from './oidc/adapter.ts';
+import { AppError } from './shared/errors.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const runtime = await startRuntime(config, log, 'server');
+  const { db } = runtime;
+  const { app, setup } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+
+  const server = http.createServer(app.callback());
+  server.keepAliveTimeout = 5000;
+  server.requestTimeout = 30000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ issuer: config.issuer, port, embedded: runtime.embedded }, 'OneID is listening');
+
+  const token = await setup.issueTokenIfNeeded();
+  if (token) {
+    // Printed for the operator on purpose (not through the logger): a one-time link, valid 24 h.
+    process.stderr.write(`\nNo administrator exists yet. Create the first one in your browser (one-time link, valid 24 hours):\n  ${config.issuer}/setup?token=${token}\n\n`);
+  }
+
+  const cleanup = setInterval(() => {
+    deleteExpiredPayloads(db).catch((err: unknown) => log.warn({ err }, 'expired payload cleanup failed'));
+  }, 10 * 60 * 1000);
+  cleanup.unref();
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    clearInterval(cleanup);
+    const force = setTimeout(() => {
+      log.warn('grace period over, closing remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    force.unref();
+    server.close(() => {
+      runtime.close().then(() => {
+        log.info('stopped');
+        log.flush();
+        process.exitCode = 0;
+      }).catch((err: unknown) => {
+        log.error({ err }, 'error while closing the database');
+        process.exitCode = 1;
+      });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof ConfigError || err instanceof AppError ? err.message : `failed to start: ${(err as Error)?.stack ?? String(err)}`;
+  process.stderr.write(`oneid: ${message}\n`);
+  process.exit(1);
+});
