@@ -1,0 +1,322 @@
+// Black-box: OneID on a port, driven by openid-client (a real relying party) and a
+// cookie-keeping browser that submits the sign-in form like a person would.
+import * as client from 'openid-client';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
+import { Browser, type Page } from '../helpers/browser.ts';
+
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const POST_LOGOUT = 'http://127.0.0.1:9/signed-out';
+
+let db: TestDatabase;
+let server: RunningServer;
+let env: Record<string, string>;
+let user: { id: string; username: string; email: string };
+let webApp: { client_id: string; client_secret: string };
+let firstPartyApp: { client_id: string; client_secret: string };
+let publicApp: { client_id: string };
+let serviceApp: { client_id: string; client_secret: string };
+
+const rp = (app: { client_id: string; client_secret?: string }) => client.discovery(
+  new URL(server.url), app.client_id, undefined,
+  app.client_secret ? client.ClientSecretBasic(app.client_secret) : client.None(),
+  { execute: [client.allowInsecureRequests] },
+).then((config) => {
+  client.enableNonRepudiationChecks(config);
+  return config;
+});
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey() };
+  const created = await runCli(['users', 'create', '--username', 'Ada', '--email', 'Ada@Example.com', '--password', 'analytical-engine', '--name', 'Ada Lovelace'], env);
+  expect(created.code).toBe(0);
+  user = created.json;
+  const apps = await Promise.all([
+    runCli(['apps', 'create', '--name', 'Wiki <b>', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', POST_LOGOUT], env),
+    runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env),
+    runCli(['apps', 'create', '--name', 'Mobile', '--redirect-uri', REDIRECT, '--public', '--first-party'], env),
+    runCli(['apps', 'create', '--name', 'Batch', '--grant-types', 'client_credentials'], env),
+  ]);
+  for (const a of apps) expect(a.code).toBe(0);
+  [webApp, firstPartyApp, publicApp, serviceApp] = apps.map((a) => a.json);
+  server = await startServer(env);
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+interface Started { browser: Browser; page: Page; verifier: string; state: string; nonce: string }
+
+async function startSignIn(config: client.Configuration, extra: Record<string, string> = {}, browser = new Browser()): Promise<Started> {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope: 'openid profile email offline_access', state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
+  });
+  const page = await browser.navigate(url.toString(), REDIRECT);
+  return { browser, page, verifier, state, nonce };
+}
+
+async function signIn(config: client.Configuration, opts: { consent?: boolean } = {}) {
+  const started = await startSignIn(config);
+  let page = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+  if (opts.consent) page = await started.browser.submit(page, '/confirm', {}, REDIRECT);
+  expect(page.url.startsWith(REDIRECT)).toBe(true);
+  const tokens = await client.authorizationCodeGrant(config, new URL(page.url), {
+    pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
+  });
+  return { ...started, callback: page.url, tokens };
+}
+
+describe('discovery and JWKS', () => {
+  it('publishes S256-only PKCE, code flow and both ES256 and RS256 keys', async () => {
+    const config = await rp(webApp);
+    const meta = config.serverMetadata();
+    expect(meta.issuer).toBe(server.url);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.response_types_supported).toEqual(['code']);
+    expect(meta.id_token_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'RS256']));
+    const jwks = await (await fetch(meta.jwks_uri!)).json() as { keys: { alg: string; d?: string }[] };
+    const algs = jwks.keys.map((k) => k.alg);
+    expect(algs.filter((a) => a === 'ES256').length).toBeGreaterThanOrEqual(2); // current + next
+    expect(algs.filter((a) => a === 'RS256').length).toBeGreaterThanOrEqual(2);
+    expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
+  });
+});
+
+describe('authorization code flow with PKCE', () => {
+  it('signs a user in, with consent for a third-party app, and returns verified claims', async () => {
+    const config = await rp(webApp);
+    const started = await startSignIn(config);
+    expect(started.page.status).toBe(200);
+    expect(started.page.html).toContain('Wiki &lt;b&gt;'); // app name shown, escaped
+    expect(started.page.html).toMatch(/name="_csrf" value="[^"]+"/);
+
+    const wrong = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'wrong-password' }, REDIRECT);
+    expect(wrong.html).toContain('The username or password is incorrect.');
+    const unknown = await started.browser.submit(started.page, '/login', { login: 'nobody', password: 'wrong-password' }, REDIRECT);
+    expect(unknown.html).toContain('The username or password is incorrect.');
+
+    const consent = await started.browser.submit(wrong, '/login', { login: 'ADA@example.com', password: 'analytical-engine' }, REDIRECT);
+    expect(consent.html).toContain('Allow access');
+    const done = await started.browser.submit(consent, '/confirm', {}, REDIRECT);
+    const tokens = await client.authorizationCodeGrant(config, new URL(done.url), {
+      pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
+    });
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(user.id);
+    expect(claims.preferred_username).toBe('ada');
+    expect(claims.email).toBe('ada@example.com');
+    expect(claims.name).toBe('Ada Lovelace');
+    expect(claims.given_name).toBe('Ada');
+    expect(claims.family_name).toBe('Lovelace');
+    expect(tokens.refresh_token).toBeTruthy();
+    expect(decodeProtectedHeader(tokens.id_token!).alg).toBe('RS256'); // default for clients that say nothing
+
+    const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+    expect(info).toMatchObject({ sub: user.id, email: 'ada@example.com', email_verified: false, preferred_username: 'ada' });
+  });
+
+  it('skips consent for first-party apps', async () => {
+    const { tokens } = await signIn(await rp(firstPartyApp));
+    expect(tokens.claims()!.sub).toBe(user.id);
+  });
+
+  it('requires PKCE from public clients and redirects the error only to the registered URI', async () => {
+    const config = await rp(publicApp);
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', state: 'xyz' });
+    const page = await new Browser().navigate(url.toString(), REDIRECT);
+    const cb = new URL(page.url);
+    expect(cb.searchParams.get('error')).toBe('invalid_request');
+    expect(cb.searchParams.get('state')).toBe('xyz');
+
+    const plain = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' });
+    const plainPage = await new Browser().navigate(plain.toString(), REDIRECT);
+    expect(new URL(plainPage.url).searchParams.get('error')).toBe('invalid_request');
+
+    const { tokens } = await signIn(config);
+    expect(tokens.claims()!.sub).toBe(user.id);
+  });
+
+  it('rejects a wrong code_verifier', async () => {
+    const config = await rp(firstPartyApp);
+    const started = await startSignIn(config);
+    const page = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+    await expect(client.authorizationCodeGrant(config, new URL(page.url), {
+      pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: started.state, expectedNonce: started.nonce,
+    })).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('rejects a reused authorization code and revokes the tokens it issued', async () => {
+    const config = await rp(firstPartyApp);
+    const { callback, verifier, state, nonce, tokens } = await signIn(config);
+    await expect(client.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }))
+      .rejects.toMatchObject({ error: 'invalid_grant' });
+    const introspected = await client.tokenIntrospection(config, tokens.access_token);
+    expect(introspected.active).toBe(false);
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('shows an error page, not a redirect, for an unregistered redirect_uri', async () => {
+    const config = await rp(webApp);
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: 'https://evil.example/cb', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+    const res = await new Browser().request(url.toString());
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    const html = await res.text();
+    expect(html).toContain('redirect_uri');
+    expect(html).not.toContain('evil.example/cb"');
+    expect(html).not.toMatch(/at .*\.js:\d+/); // no stack trace
+  });
+});
+
+describe('refresh tokens', () => {
+  it('rotates on every use and revokes the whole grant when an old one is reused', async () => {
+    const config = await rp(firstPartyApp);
+    const { tokens } = await signIn(config);
+    const second = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(second.refresh_token).toBeTruthy();
+    expect(second.refresh_token).not.toBe(tokens.refresh_token);
+    expect(second.claims()!.sub).toBe(user.id);
+
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // Reuse detection: the newest token of the same grant is dead too.
+    await expect(client.refreshTokenGrant(config, second.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await client.tokenIntrospection(config, second.access_token)).active).toBe(false);
+  });
+});
+
+describe('client_credentials, introspection, revocation', () => {
+  it('issues RFC 9068 JWT access tokens that verify against the JWKS', async () => {
+    const config = await rp(serviceApp);
+    const tokens = await client.clientCredentialsGrant(config, {});
+    const header = decodeProtectedHeader(tokens.access_token);
+    expect(header.typ).toBe('at+jwt');
+    const jwks = createRemoteJWKSet(new URL(`${server.url}/jwks`));
+    const { payload } = await jwtVerify(tokens.access_token, jwks, { issuer: server.url, audience: `${server.url}/api`, typ: 'at+jwt' });
+    expect(payload.client_id).toBe(serviceApp.client_id);
+    expect(payload.sub).toBe(serviceApp.client_id);
+    expect(typeof payload.jti).toBe('string');
+  });
+
+  it('refuses a wrong client secret with invalid_client', async () => {
+    const config = await client.discovery(new URL(server.url), serviceApp.client_id, undefined,
+      client.ClientSecretBasic('not-the-secret'), { execute: [client.allowInsecureRequests] });
+    const err = await client.clientCredentialsGrant(config, {}).then(() => undefined, (e: unknown) => e) as
+      { status?: number; cause?: { parameters: { error?: string } }[] } | undefined;
+    expect(err?.status).toBe(401);
+    expect(err?.cause?.[0]?.parameters.error).toBe('invalid_client');
+  });
+
+  it('introspects an active token and reports it inactive after revocation', async () => {
+    const config = await rp(firstPartyApp);
+    const { tokens } = await signIn(config);
+    const active = await client.tokenIntrospection(config, tokens.access_token);
+    expect(active).toMatchObject({ active: true, sub: user.id, client_id: firstPartyApp.client_id });
+    await client.tokenRevocation(config, tokens.access_token);
+    expect((await client.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    await expect(client.fetchUserInfo(config, tokens.access_token, user.id)).rejects.toBeDefined();
+    await client.tokenRevocation(config, tokens.refresh_token!);
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('RP-initiated logout', () => {
+  it('ends the session and returns to the registered post-logout URI', async () => {
+    const config = await rp(webApp);
+    const started = await startSignIn(config);
+    const consent = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+    const done = await started.browser.submit(consent, '/confirm', {}, REDIRECT);
+    const tokens = await client.authorizationCodeGrant(config, new URL(done.url), {
+      pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
+    });
+    const logoutUrl = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
+    const confirm = await started.browser.navigate(logoutUrl.toString(), POST_LOGOUT);
+    expect(confirm.html).toContain('Yes, sign me out');
+    const out = await started.browser.submit(confirm, '/session/end/confirm', { logout: 'yes' }, POST_LOGOUT);
+    expect(out.url).toBe(`${POST_LOGOUT}?state=bye`);
+
+    // The session is gone: a silent sign-in now needs a login.
+    const silent = await startSignIn(config, { prompt: 'none' }, started.browser);
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('login_required');
+  });
+
+  it('refuses a post_logout_redirect_uri that is not registered', async () => {
+    const config = await rp(webApp);
+    const { tokens, browser } = await signIn(config, { consent: true });
+    const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'https://evil.example/' });
+    const res = await browser.request(url.toString());
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+  });
+});
+
+describe('sign-in page', () => {
+  it('refuses a form post without the CSRF token and does not sign in', async () => {
+    const config = await rp(firstPartyApp);
+    const started = await startSignIn(config);
+    const uid = /action="\/interaction\/([^/"]+)\/login"/.exec(started.page.html)![1];
+    const res = await started.browser.request(`${server.url}/interaction/${uid}/login`, {
+      method: 'POST', body: new URLSearchParams({ login: 'ada', password: 'analytical-engine' }),
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('location')).toBeNull();
+    expect(await res.text()).toContain('Your form has expired');
+  });
+
+  it('speaks Simplified Chinese by ui_locales and by Accept-Language', async () => {
+    const config = await rp(firstPartyApp);
+    const byParam = await startSignIn(config, { ui_locales: 'zh-CN' });
+    expect(byParam.page.html).toContain('用户名或邮箱');
+    const browser = new Browser();
+    browser.acceptLanguage = 'zh-CN,zh;q=0.9,en;q=0.5';
+    const byHeader = await startSignIn(config, {}, browser);
+    expect(byHeader.page.html).toContain('<html lang="zh-CN">');
+    const english = await startSignIn(config);
+    expect(english.page.html).toContain('Username or email');
+  });
+
+  it('shows a clear error page for an unknown or expired interaction', async () => {
+    const res = await new Browser().request(`${server.url}/interaction/does-not-exist`);
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    expect(html).toContain('Something went wrong');
+    expect(html).not.toMatch(/at .*\.(js|ts):\d+/);
+  });
+});
+
+describe('bad input at the token endpoint', () => {
+  it('answers with OAuth error JSON, never a 500', async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{}, 'invalid_request'],
+      [{ grant_type: 'password', username: 'ada', password: 'x' }, 'unsupported_grant_type'],
+      [{ grant_type: 'authorization_code', code: "'; drop table users; --", redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) }, 'invalid_grant'],
+      [{ grant_type: 'refresh_token', refresh_token: 'nonsense' }, 'invalid_grant'],
+    ];
+    for (const [body, error] of cases) {
+      const res = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${firstPartyApp.client_id}:${firstPartyApp.client_secret}`).toString('base64')}` },
+        body: new URLSearchParams(body),
+      });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toContain('application/json');
+      expect(((await res.json()) as { error: string }).error).toBe(error);
+    }
+  });
+
+  it('refuses oversized bodies with 413', async () => {
+    const res = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=client_credentials&x=${'a'.repeat(200 * 1024)}`,
+    });
+    expect(res.status).toBe(413);
+  });
+});
