@@ -14,9 +14,12 @@ import { setupRouter } from './login/setup.routes.ts';
 import { createProvider } from './oidc/provider.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
 import type { MasterKey } from './keys/master-key.ts';
-import { PasswordHasher } from './credentials/password.ts';
-import { UsersService } from './directory/users.service.ts';
-import { SetupService } from './directory/setup.service.ts';
+import type { UsersService } from './directory/users.service.ts';
+import type { SetupService } from './directory/setup.service.ts';
+import { createServices, type Services } from './services.ts';
+import { adminRouter, buildAdminApi } from './admin/index.ts';
+import { bearerAuthenticator } from './admin/auth.ts';
+import { apiResource } from './oidc/provider.ts';
 import { migrationsCurrent } from './db/migrate.ts';
 
 export interface AppDeps {
@@ -29,15 +32,15 @@ export interface AppDeps {
 export interface OneIdApp {
   app: Koa;
   provider: Provider;
+  services: Services;
   users: UsersService;
   setup: SetupService;
 }
 
 export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise<OneIdApp> {
   const views = new Views(config.env === 'production');
-  const hasher = new PasswordHasher(config.password);
-  const users = new UsersService(db, hasher);
-  const setup = new SetupService(db, users);
+  const services = createServices(db, config);
+  const { users, setup } = services;
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const provider = createProvider({
     config, db, log, views, cookieKeys, jwks: await loadProviderJwks(db, masterKey),
@@ -73,6 +76,11 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   own.use(setupRouter(setup, views, config.maxBodyBytes).routes());
   app.use(own.routes());
 
+  const authenticate = bearerAuthenticator({
+    db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),
+  });
+  app.use(adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes());
+
   app.use(mount(provider));
-  return { app, provider, users, setup };
+  return { app, provider, services, users, setup };
 }

@@ -5,7 +5,7 @@ import { createLogger } from './shared/logger.ts';
 import { AppError } from './shared/errors.ts';
 import { startRuntime, type Runtime } from './runtime.ts';
 import { PasswordHasher } from './credentials/password.ts';
-import { UsersService } from './directory/users.service.ts';
+import { UsersService, type AdminRole } from './directory/users.service.ts';
 import { AppsService, GRANT_TYPES } from './apps/apps.service.ts';
 import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
 
@@ -14,6 +14,7 @@ const USAGE = `usage:
   oneid users create --username U --email E --password P [--name "Full Name"] [--admin]
   oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
                     [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
+                    [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
   oneid keys rotate
   oneid keys list`;
 
@@ -58,6 +59,8 @@ const commands: Record<string, Command> = {
       public: { type: 'boolean' },
       'first-party': { type: 'boolean' },
       'grant-types': { type: 'string' },
+      access: { type: 'string' },
+      'admin-role': { type: 'string', multiple: true },
     });
     const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
     for (const g of grantTypes ?? []) {
@@ -70,6 +73,10 @@ const commands: Record<string, Command> = {
       public: o.public ?? false,
       firstParty: o['first-party'] ?? false,
       grantTypes: grantTypes as (typeof GRANT_TYPES)[number][] | undefined,
+      // Scripts that register an app and sign a user straight in (the foundation contract) get
+      // an app open to every active user unless they ask for --access assigned.
+      access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
+      adminRoles: (o['admin-role'] ?? []) as AdminRole[],
     });
     return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
   },

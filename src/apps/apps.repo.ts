@@ -19,6 +19,8 @@ export interface DbAppRow {
   client_id: string;
   client_secret_hash: string | null;
   oidc: OidcClientSettings;
+  access: 'assigned' | 'everyone';
+  admin_roles: string[];
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -33,6 +35,11 @@ export interface App {
   clientId: string;
   clientSecretHash: string | null;
   oidc: OidcClientSettings;
+  access: 'assigned' | 'everyone';
+  adminRoles: string[];
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 const toApp = (r: DbAppRow): App => ({
@@ -44,6 +51,11 @@ const toApp = (r: DbAppRow): App => ({
   clientId: r.client_id,
   clientSecretHash: r.client_secret_hash,
   oidc: r.oidc,
+  access: r.access,
+  adminRoles: r.admin_roles,
+  version: r.version,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
 });
 
 export async function findAppByClientId(db: Tx, clientId: string): Promise<App | undefined> {
@@ -52,6 +64,8 @@ export async function findAppByClientId(db: Tx, clientId: string): Promise<App |
 }
 
 export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'updated_at' | 'version'>): Promise<App> {
-  const [inserted] = await db<DbAppRow>('apps').insert({ ...row, oidc: JSON.stringify(row.oidc) as unknown as OidcClientSettings }).returning('*');
-  return toApp(inserted!);
+  const [inserted] = await db('apps').insert({
+    ...row, oidc: JSON.stringify(row.oidc), admin_roles: db.raw('?::text[]', [row.admin_roles]),
+  }).returning('*');
+  return toApp(inserted as DbAppRow);
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
-import { parseInput } from '../directory/users.service.ts';
+import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
 import { insertApp, type App, type OidcClientSettings } from './apps.repo.ts';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -25,6 +25,10 @@ export const createAppInput = z.object({
   public: z.boolean().default(false),
   firstParty: z.boolean().default(false),
   grantTypes: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
+  /** 'assigned': only users assigned to the app may sign in (the default); 'everyone': any active user. */
+  access: z.enum(['assigned', 'everyone']).default('assigned'),
+  /** Admin API roles this app holds when it calls with client_credentials. */
+  adminRoles: z.array(z.enum(ADMIN_ROLES)).default([]),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -67,6 +71,8 @@ export class AppsService {
       client_id: newSecret(18),
       client_secret_hash: secret ? sha256(secret) : null,
       oidc,
+      access: input.access,
+      admin_roles: input.adminRoles,
     });
     return { id: app.id, client_id: app.clientId, client_secret: secret, app };
   }

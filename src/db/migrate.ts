@@ -1,11 +1,13 @@
 // Migrations are listed here explicitly so that they load the same way under tsx, jest and the CLI.
 import type { Knex } from 'knex';
 import * as m20261129090000 from '../../migrations/20261129090000_create_foundation.ts';
+import * as m20261129100000 from '../../migrations/20261129100000_create_directory_and_access.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
 const MIGRATIONS: Record<string, Migration> = {
   '20261129090000_create_foundation': m20261129090000,
+  '20261129100000_create_directory_and_access': m20261129100000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
@@ -16,9 +18,21 @@ export const migrationSource: Knex.MigrationSource<string> = {
 
 export const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'knex_migrations' };
 
+const MIGRATION_LOCK = 727000;
+
+/**
+ * Nodes starting together on an empty database race to create knex's own tables (knex checks,
+ * then creates), and one of them fails to start. An advisory lock held by a transaction on a
+ * second connection lets one node migrate while the others wait. With a single connection
+ * (PGlite, one process by the DATA_DIR lock) there is nothing to race and no second connection.
+ */
 export async function migrateLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest(migratorConfig)) as [number, string[]];
-  return applied;
+  const latest = async (): Promise<string[]> => ((await db.migrate.latest(migratorConfig)) as [number, string[]])[1];
+  if ((db.client.config as Knex.Config).pool?.max === 1) return latest();
+  return db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK]);
+    return latest();
+  });
 }
 
 /** True when every known migration has been applied. */

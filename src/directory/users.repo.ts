@@ -2,16 +2,26 @@ import type { Tx } from '../db/knex.ts';
 
 export type UserStatus = 'active' | 'suspended' | 'deprovisioned';
 
+export interface UserEmail { value: string; type?: string; primary?: boolean }
+
 export interface DbUserRow {
   id: string;
   username: string;
   email: string | null;
   email_verified: boolean;
+  emails: UserEmail[];
   given_name: string | null;
   family_name: string | null;
   display_name: string | null;
   locale: string | null;
+  phone: string | null;
+  employee_number: string | null;
+  title: string | null;
+  manager_id: string | null;
+  custom_attributes: Record<string, unknown>;
+  external_id: string | null;
   status: UserStatus;
+  status_changed_at: Date | null;
   admin_roles: string[];
   version: number;
   created_at: Date;
@@ -23,10 +33,17 @@ export interface User {
   username: string;
   email: string | null;
   emailVerified: boolean;
+  emails: UserEmail[];
   givenName: string | null;
   familyName: string | null;
   displayName: string | null;
   locale: string | null;
+  phone: string | null;
+  employeeNumber: string | null;
+  title: string | null;
+  managerId: string | null;
+  customAttributes: Record<string, unknown>;
+  externalId: string | null;
   status: UserStatus;
   adminRoles: string[];
   version: number;
@@ -34,15 +51,22 @@ export interface User {
   updatedAt: Date;
 }
 
-const toUser = (r: DbUserRow): User => ({
+export const toUser = (r: DbUserRow): User => ({
   id: r.id,
   username: r.username,
   email: r.email,
   emailVerified: r.email_verified,
+  emails: r.emails ?? [],
   givenName: r.given_name,
   familyName: r.family_name,
   displayName: r.display_name,
   locale: r.locale,
+  phone: r.phone ?? null,
+  employeeNumber: r.employee_number ?? null,
+  title: r.title ?? null,
+  managerId: r.manager_id ?? null,
+  customAttributes: r.custom_attributes ?? {},
+  externalId: r.external_id ?? null,
   status: r.status,
   adminRoles: r.admin_roles,
   version: r.version,
@@ -50,8 +74,11 @@ const toUser = (r: DbUserRow): User => ({
   updatedAt: r.updated_at,
 });
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (value: string): boolean => UUID.test(value);
+
 export async function findUserById(db: Tx, id: string): Promise<User | undefined> {
-  if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+  if (!isUuid(id)) return undefined;
   const row = await db<DbUserRow>('users').where({ id }).first();
   return row ? toUser(row) : undefined;
 }
@@ -63,9 +90,74 @@ export async function findUserByLogin(db: Tx, login: string): Promise<User | und
   return row ? toUser(row) : undefined;
 }
 
-export async function insertUser(db: Tx, row: Omit<DbUserRow, 'created_at' | 'updated_at' | 'version'>): Promise<User> {
-  const [inserted] = await db<DbUserRow>('users').insert({ ...row, admin_roles: db.raw('?::text[]', [row.admin_roles]) as unknown as string[] }).returning('*');
-  return toUser(inserted!);
+type InsertableUser = Pick<DbUserRow, 'id' | 'username' | 'email' | 'email_verified' | 'given_name' | 'family_name' | 'display_name' | 'locale' | 'status' | 'admin_roles'>
+  & Partial<Pick<DbUserRow, 'emails' | 'phone' | 'employee_number' | 'title' | 'manager_id' | 'custom_attributes' | 'external_id'>>;
+
+const jsonColumns = (row: Partial<DbUserRow>): Record<string, unknown> => ({
+  ...row,
+  ...(row.emails !== undefined ? { emails: JSON.stringify(row.emails) } : {}),
+  ...(row.custom_attributes !== undefined ? { custom_attributes: JSON.stringify(row.custom_attributes) } : {}),
+});
+
+export async function insertUser(db: Tx, row: InsertableUser): Promise<User> {
+  const values = jsonColumns(row as Partial<DbUserRow>);
+  values.admin_roles = db.raw('?::text[]', [row.admin_roles]);
+  const [inserted] = await db('users').insert(values).returning('*');
+  return toUser(inserted as DbUserRow);
+}
+
+/**
+ * Updates columns and bumps the version. With expectedVersion, updates only if the row is
+ * still at that version; returns undefined when nothing matched.
+ */
+export async function updateUserById(db: Tx, id: string, changes: Partial<DbUserRow>, expectedVersion?: number): Promise<User | undefined> {
+  const values = jsonColumns(changes);
+  if (changes.admin_roles) values.admin_roles = db.raw('?::text[]', [changes.admin_roles]);
+  const query = db('users').where({ id }).update({ ...values, version: db.raw('version + 1'), updated_at: db.fn.now() }).returning('*');
+  if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+  const [row] = await query;
+  return row ? toUser(row as DbUserRow) : undefined;
+}
+
+export interface UserFilter {
+  status?: UserStatus;
+  /** Prefix of username, email or display name (case-insensitive). */
+  q?: string;
+  username?: string;
+  email?: string;
+  externalId?: string;
+  departmentId?: string;
+  /** With departmentId: include everyone in sub-departments, all levels down. */
+  recursive?: boolean;
+  groupId?: string;
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+const likePrefix = (s: string): string => `${s.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+
+/** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
+export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
+  const q = db<DbUserRow>('users as u').select('u.*').orderBy([{ column: 'u.created_at' }, { column: 'u.id' }]).limit(f.limit);
+  if (f.status) q.where('u.status', f.status);
+  if (f.username) q.where('u.username', f.username.toLowerCase());
+  if (f.email) q.where('u.email', f.email.toLowerCase());
+  if (f.externalId) q.where('u.external_id', f.externalId);
+  if (f.q) {
+    const p = likePrefix(f.q);
+    q.where((w) => w.where('u.username', 'like', p).orWhere('u.email', 'like', p).orWhereRaw('lower(u.display_name) like ?', [p]));
+  }
+  if (f.groupId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.user_id = u.id and gm.group_id = ?', [f.groupId!]));
+  const departmentId = f.departmentId;
+  if (departmentId) {
+    q.whereExists((e) => {
+      e.select(db.raw('1')).from('user_departments as ud').join('departments as d', 'd.id', 'ud.department_id').whereRaw('ud.user_id = u.id');
+      if (f.recursive) e.whereRaw("d.path like (select path from departments where id = ?) || '%'", [departmentId]);
+      else e.whereRaw('ud.department_id = ?', [departmentId]);
+    });
+  }
+  if (f.after) q.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  return (await q).map((r) => toUser(r as DbUserRow));
 }
 
 export async function countAdmins(db: Tx): Promise<number> {
@@ -84,4 +176,9 @@ export async function upsertPasswordCredential(db: Tx, id: string, userId: strin
     .insert({ id, user_id: userId, type: 'password', data: JSON.stringify({ hash }) })
     .onConflict(db.raw("(user_id) where type = 'password'") as unknown as string)
     .merge({ data: JSON.stringify({ hash }), updated_at: db.fn.now() });
+}
+
+/** Ends every OIDC session, grant, code and token of a user at once. */
+export async function deleteOidcStateOfAccount(db: Tx, userId: string): Promise<number> {
+  return db('oidc_payloads').where({ account_id: userId }).delete();
 }

@@ -4,72 +4,243 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
+import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { validateCustomAttributes } from './attributes.service.ts';
 import {
-  countAdmins, findPasswordCredential, findUserByLogin, insertUser, upsertPasswordCredential, type User,
+  countAdmins, deleteOidcStateOfAccount, findPasswordCredential, findUserById, findUserByLogin, findUsers, insertUser,
+  updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
 export const ADMIN_ROLES = ['super_admin', 'user_admin', 'app_admin', 'auditor'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
 
-export const createUserInput = z.object({
-  username: z.string().trim().toLowerCase().regex(/^[a-z0-9][a-z0-9._@-]{0,99}$/, 'letters, digits and . _ @ - only, 1-100 characters, starting with a letter or digit'),
-  email: z.email().trim().toLowerCase().max(254).optional(),
+const username = z.string().trim().toLowerCase().regex(/^[a-z0-9][a-z0-9._@-]{0,99}$/, 'letters, digits and . _ @ - only, 1-100 characters, starting with a letter or digit');
+const email = z.email().trim().toLowerCase().max(254);
+const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20);
+const text = (max: number) => z.string().trim().min(1).max(max);
+const locale = z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'a BCP 47 language tag such as en or zh-CN');
+
+export const createUserInput = z.strictObject({
+  username,
+  email: email.optional(),
+  emails: emails.optional(),
   password: z.string().min(PASSWORD_MIN_LENGTH, `at least ${PASSWORD_MIN_LENGTH} characters`).max(PASSWORD_MAX_LENGTH).optional(),
-  name: z.string().trim().min(1).max(200).optional(),
-  givenName: z.string().trim().min(1).max(100).optional(),
-  familyName: z.string().trim().min(1).max(100).optional(),
-  locale: z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/).optional(),
+  name: text(200).optional(),
+  givenName: text(100).optional(),
+  familyName: text(100).optional(),
+  locale: locale.optional(),
   emailVerified: z.boolean().optional(),
+  phone: text(50).optional(),
+  employeeNumber: text(100).optional(),
+  title: text(200).optional(),
+  managerId: z.uuid().optional(),
+  externalId: text(255).optional(),
+  customAttributes: z.record(z.string(), z.unknown()).optional(),
+  status: z.enum(['active', 'suspended']).optional(),
   adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
-}).strict();
-
+});
 export type CreateUserInput = z.input<typeof createUserInput>;
+
+/** PATCH semantics: absent = unchanged, null = cleared. Status changes go through lifecycle actions. */
+export const updateUserInput = z.strictObject({
+  username: username.optional(),
+  email: email.nullable().optional(),
+  emails: emails.optional(),
+  name: text(200).nullable().optional(),
+  givenName: text(100).nullable().optional(),
+  familyName: text(100).nullable().optional(),
+  locale: locale.nullable().optional(),
+  emailVerified: z.boolean().optional(),
+  phone: text(50).nullable().optional(),
+  employeeNumber: text(100).nullable().optional(),
+  title: text(200).nullable().optional(),
+  managerId: z.uuid().nullable().optional(),
+  externalId: text(255).nullable().optional(),
+  customAttributes: z.record(z.string(), z.unknown()).optional(),
+  adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
+  password: z.string().min(PASSWORD_MIN_LENGTH, `at least ${PASSWORD_MIN_LENGTH} characters`).max(PASSWORD_MAX_LENGTH).optional(),
+});
+export type UpdateUserInput = z.input<typeof updateUserInput>;
 
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || 'body';
-    throw new AppError('invalid_argument', 'request.invalid', `${field}: ${issue.message}`, { field });
+    let path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') path = [...path, ...issue.keys];
+    const field = path.join('.') || 'body';
+    throw new AppError('invalid_argument', 'request.invalid', `${field}: ${issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message}`, { field });
   }
   return parsed.data;
 }
 
+function uniqueViolation(err: unknown): never {
+  const constraint = String((err as { constraint?: string }).constraint ?? '');
+  const field = constraint.includes('email') ? 'email' : constraint.includes('external_id') ? 'externalId' : 'username';
+  throw new AppError('already_exists', `user.${field === 'externalId' ? 'external_id' : field}_taken`, `a user with this ${field} already exists`, { field });
+}
+
+/** The primary email is mirrored into `email` (used for sign-in and the email claim). */
+function reconcileEmails(primary: string | null | undefined, list: { value: string; type?: string; primary?: boolean }[] | undefined) {
+  if (list === undefined) {
+    if (primary === undefined) return {};
+    return { email: primary, emails: primary ? [{ value: primary, type: 'work', primary: true }] : [] };
+  }
+  const chosen = primary ?? list.find((e) => e.primary)?.value ?? list[0]?.value ?? null;
+  const normalised = list.map((e) => ({ ...e, primary: e.value === chosen }));
+  if (chosen && !normalised.some((e) => e.value === chosen)) normalised.unshift({ value: chosen, type: 'work', primary: true });
+  return { email: chosen, emails: normalised };
+}
+
+function splitName(name: string | null | undefined): { given: string | null; family: string | null } {
+  if (!name) return { given: null, family: null };
+  const parts = name.split(/\s+/);
+  return { given: parts[0] ?? null, family: parts.length > 1 ? parts.slice(1).join(' ') : null };
+}
+
+export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;
+export type LifecycleAction = keyof typeof LIFECYCLE_ACTIONS;
+
 export class UsersService {
   constructor(private readonly db: Knex, private readonly hasher: PasswordHasher) {}
 
-  async createUser(raw: CreateUserInput): Promise<User> {
+  async createUser(raw: CreateUserInput, actor: Actor = SYSTEM_ACTOR): Promise<User> {
     const input = parseInput(createUserInput, raw);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
     let given = input.givenName ?? null;
     let family = input.familyName ?? null;
-    if (input.name && !given && !family) {
-      const parts = input.name.split(/\s+/);
-      given = parts[0] ?? null;
-      family = parts.length > 1 ? parts.slice(1).join(' ') : null;
-    }
+    if (input.name && !given && !family) ({ given, family } = splitName(input.name));
+    const mail = reconcileEmails(input.email, input.emails);
     try {
       return await this.db.transaction(async (trx) => {
+        const customAttributes = await validateCustomAttributes(trx, input.customAttributes ?? {}, true);
+        if (input.managerId) await this.#assertManager(trx, input.managerId);
         const user = await insertUser(trx, {
           id: newId(),
           username: input.username,
-          email: input.email ?? null,
+          email: mail.email ?? null,
+          emails: mail.emails ?? [],
           email_verified: input.emailVerified ?? false,
           given_name: given,
           family_name: family,
           display_name: input.name ?? ([given, family].filter(Boolean).join(' ') || null),
           locale: input.locale ?? null,
-          status: 'active',
+          phone: input.phone ?? null,
+          employee_number: input.employeeNumber ?? null,
+          title: input.title ?? null,
+          manager_id: input.managerId ?? null,
+          external_id: input.externalId ?? null,
+          custom_attributes: customAttributes,
+          status: input.status ?? 'active',
           admin_roles: input.adminRoles ?? [],
         });
         if (hash) await upsertPasswordCredential(trx, newId(), user.id, hash);
+        const { password: _p, ...audited } = input;
+        await recordAudit(trx, actor, { action: 'user.created', targetType: 'user', targetId: user.id, changes: { ...audited, passwordSet: Boolean(hash) } });
         return user;
       });
     } catch (err) {
-      if (isUniqueViolation(err)) {
-        const field = String((err as { constraint?: string }).constraint).includes('email') ? 'email' : 'username';
-        throw new AppError('already_exists', `user.${field}_taken`, `a user with this ${field} already exists`, { field });
-      }
+      if (isUniqueViolation(err)) uniqueViolation(err);
       throw err;
+    }
+  }
+
+  async getUser(id: string): Promise<User> {
+    const user = await findUserById(this.db, id);
+    if (!user) throw new AppError('not_found', 'user.not_found', 'no user with this id');
+    return user;
+  }
+
+  listUsers(filter: UserFilter): Promise<User[]> {
+    return findUsers(this.db, filter);
+  }
+
+  /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
+  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<User> {
+    const input = parseInput(updateUserInput, raw);
+    const hash = input.password ? await this.hasher.hash(input.password) : undefined;
+    try {
+      return await this.db.transaction(async (trx) => {
+        const current = await findUserById(trx, id);
+        if (!current) throw new AppError('not_found', 'user.not_found', 'no user with this id');
+        if (expectedVersion !== undefined && current.version !== expectedVersion) {
+          throw new AppError('failed_precondition', 'user.version_mismatch', `the user changed since version ${expectedVersion} (now ${current.version})`);
+        }
+        const changes: Partial<DbUserRow> = {};
+        if (input.username !== undefined) changes.username = input.username;
+        const mail = reconcileEmails(input.email, input.emails);
+        if (mail.email !== undefined) changes.email = mail.email;
+        if (mail.emails !== undefined) changes.emails = mail.emails;
+        if (input.name !== undefined) {
+          changes.display_name = input.name;
+          if (input.givenName === undefined && input.familyName === undefined) {
+            const { given, family } = splitName(input.name);
+            changes.given_name = given;
+            changes.family_name = family;
+          }
+        }
+        if (input.givenName !== undefined) changes.given_name = input.givenName;
+        if (input.familyName !== undefined) changes.family_name = input.familyName;
+        if (input.locale !== undefined) changes.locale = input.locale;
+        if (input.emailVerified !== undefined) changes.email_verified = input.emailVerified;
+        if (input.phone !== undefined) changes.phone = input.phone;
+        if (input.employeeNumber !== undefined) changes.employee_number = input.employeeNumber;
+        if (input.title !== undefined) changes.title = input.title;
+        if (input.externalId !== undefined) changes.external_id = input.externalId;
+        if (input.adminRoles !== undefined) changes.admin_roles = input.adminRoles;
+        if (input.managerId !== undefined) {
+          if (input.managerId === id) throw new AppError('invalid_argument', 'user.self_manager', 'managerId: a user cannot be their own manager', { field: 'managerId' });
+          if (input.managerId) await this.#assertManager(trx, input.managerId);
+          changes.manager_id = input.managerId;
+        }
+        if (input.customAttributes !== undefined) {
+          changes.custom_attributes = await validateCustomAttributes(trx, { ...current.customAttributes, ...input.customAttributes }, true);
+        }
+        const updated = await updateUserById(trx, id, changes, current.version);
+        if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
+        if (hash) await upsertPasswordCredential(trx, newId(), id, hash);
+        const { password: _p, ...audited } = input;
+        await recordAudit(trx, actor, { action: 'user.updated', targetType: 'user', targetId: id, changes: { ...audited, ...(hash ? { passwordChanged: true } : {}) } });
+        return updated;
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) uniqueViolation(err);
+      throw err;
+    }
+  }
+
+  /**
+   * suspend / deprovision end every session, grant, code and refresh token of the user in the
+   * same transaction (and findAccount refuses inactive users, so nothing issued before works).
+   * reactivate restores sign-in but not the old sessions.
+   */
+  async changeStatus(id: string, action: LifecycleAction, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<User> {
+    const target: UserStatus = LIFECYCLE_ACTIONS[action];
+    return this.db.transaction(async (trx) => {
+      const current = await trx<DbUserRow>('users').where({ id }).forUpdate().first();
+      if (!current) throw new AppError('not_found', 'user.not_found', 'no user with this id');
+      if (expectedVersion !== undefined && current.version !== expectedVersion) {
+        throw new AppError('failed_precondition', 'user.version_mismatch', `the user changed since version ${expectedVersion} (now ${current.version})`);
+      }
+      if (current.status === 'deprovisioned' && target !== 'deprovisioned') {
+        throw new AppError('failed_precondition', 'user.deprovisioned', 'a deprovisioned user cannot be changed; create a new account');
+      }
+      let ended = 0;
+      if (target !== 'active') ended = await deleteOidcStateOfAccount(trx, id);
+      const updated = current.status === target
+        ? await findUserById(trx, id)
+        : await updateUserById(trx, id, { status: target, status_changed_at: new Date() });
+      await recordAudit(trx, actor, {
+        action: `user.${action === 'reactivate' ? 'reactivated' : action === 'suspend' ? 'suspended' : 'deprovisioned'}`,
+        targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended },
+      });
+      return updated!;
+    });
+  }
+
+  async #assertManager(trx: Knex.Transaction, managerId: string): Promise<void> {
+    if (!(await findUserById(trx, managerId))) {
+      throw new AppError('invalid_argument', 'user.manager_not_found', 'managerId: no user with this id', { field: 'managerId' });
     }
   }
 

@@ -42,6 +42,7 @@ export function respondWithError(ctx: Context, err: unknown, log: Logger, views:
     ctx.body = views.render(ctx, 'error.njk', known ? { messageKey: 'csrf.invalid' } : { message: status >= 500 ? undefined : message });
   } else {
     ctx.type = 'application/problem+json';
-    ctx.body = { type: 'about:blank', title: code, status, detail: message, request_id: ctx.state.requestId };
+    const field = err instanceof AppError ? err.details?.field : undefined;
+    ctx.body = { type: 'about:blank', title: code, status, detail: message, code, ...(field ? { field } : {}), request_id: ctx.state.requestId };
   }
 }

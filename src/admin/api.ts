@@ -1,0 +1,171 @@
+// A small route registry for the admin API: every route declares its zod schemas and the
+// admin roles it needs; the same declarations validate requests and generate OpenAPI 3.1,
+// so the document and the behaviour cannot drift.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import { z } from 'zod';
+import type { Context } from 'koa';
+import { AppError } from '../shared/errors.ts';
+import type { Principal } from './auth.ts';
+import type { AdminRole } from '../directory/users.service.ts';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface HandlerInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  principal: Principal;
+  /** Version from an If-Match header (W/"3" or "3"), for optimistic concurrency. */
+  ifMatch: number | undefined;
+  ctx: Context;
+}
+
+export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
+  method: Method;
+  /** koa-style path relative to /admin/api/v1, e.g. /users/:id */
+  path: string;
+  tag: string;
+  summary: string;
+  /** Any of these roles may call; super_admin always may. */
+  roles: readonly AdminRole[];
+  params?: P;
+  query?: Q;
+  body?: B;
+  response?: z.ZodType;
+  /** Success status; 204 sends no body. */
+  status?: number;
+  handler(input: HandlerInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<unknown>;
+}
+
+export const idParam = z.strictObject({ id: z.uuid() });
+
+export const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(500).optional(),
+};
+
+export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/** Opaque cursors: base64url JSON of the last row's sort key. */
+export const encodeCursor = (key: unknown[]): string => Buffer.from(JSON.stringify(key)).toString('base64url');
+export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
+  if (!cursor) return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value)) return value;
+  } catch { /* fall through */ }
+  throw new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this API', { field: 'cursor' });
+}
+
+function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  let path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') path = [...path, ...issue.keys];
+  const field = path.join('.') || where;
+  const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+  throw new AppError('invalid_argument', 'request.invalid', `${field}: ${message}`, { field, in: where });
+}
+
+function parseIfMatch(header: string): number | undefined {
+  if (!header) return undefined;
+  const m = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
+  if (!m) throw new AppError('invalid_argument', 'request.invalid_if_match', 'If-Match: expected an ETag such as W/"3"', { field: 'If-Match' });
+  return Number(m[1]);
+}
+
+export class AdminApi {
+  readonly routes: RouteDef[] = [];
+
+  add<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(def: RouteDef<P, Q, B>): void {
+    this.routes.push(def as unknown as RouteDef);
+  }
+
+  /** Mounts every route; `authenticate` resolves the caller or throws unauthenticated. */
+  router(authenticate: (ctx: Context) => Promise<Principal>, maxBodyBytes: number): Router {
+    const router = new Router();
+    router.use(bodyParser({ enableTypes: ['json'], jsonLimit: `${maxBodyBytes}b`, encoding: 'utf-8' }));
+    for (const def of this.routes) {
+      router[def.method](def.path, async (ctx) => {
+        const principal = await authenticate(ctx);
+        const allowed = principal.roles.has('super_admin') || def.roles.some((r) => principal.roles.has(r));
+        if (!allowed) {
+          throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
+        }
+        if (def.body && ['post', 'put', 'patch'].includes(def.method) && !ctx.is('application/json')) {
+          throw new AppError('invalid_argument', 'request.content_type', 'body: send application/json', { field: 'body' });
+        }
+        const input: HandlerInput<unknown, unknown, unknown> = {
+          params: def.params ? parseOrThrow(def.params, ctx.params, 'path') : {},
+          query: def.query ? parseOrThrow(def.query, ctx.query, 'query') : {},
+          body: def.body ? parseOrThrow(def.body, ctx.request.body ?? {}, 'body') : undefined,
+          principal,
+          ifMatch: parseIfMatch(ctx.get('if-match')),
+          ctx,
+        };
+        const result = await def.handler(input as never);
+        ctx.status = def.status ?? 200;
+        if (ctx.status !== 204) {
+          const version = (result as { version?: unknown } | undefined)?.version;
+          if (typeof version === 'number') ctx.set('ETag', `W/"${version}"`);
+          ctx.body = result;
+        }
+      });
+    }
+    return router;
+  }
+
+  openapi(serverUrl: string): Record<string, unknown> {
+    const schema = (s: z.ZodType, io: 'input' | 'output') => {
+      const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
+      return rest;
+    };
+    const paths: Record<string, Record<string, unknown>> = {};
+    for (const def of this.routes) {
+      const oaPath = def.path.replace(/:(\w+)/g, '{$1}');
+      const parameters: unknown[] = [];
+      for (const [where, s] of [['path', def.params], ['query', def.query]] as const) {
+        if (!s) continue;
+        const js = schema(s, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+        for (const [name, prop] of Object.entries(js.properties ?? {})) {
+          parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: prop });
+        }
+      }
+      const responses: Record<string, unknown> = {
+        [String(def.status ?? 200)]: def.status === 204
+          ? { description: 'No content' }
+          : { description: 'Success', content: def.response ? { 'application/json': { schema: schema(def.response, 'output') } } : undefined },
+        400: { $ref: '#/components/responses/Problem' },
+        401: { $ref: '#/components/responses/Problem' },
+        403: { $ref: '#/components/responses/Problem' },
+      };
+      paths[oaPath] ??= {};
+      paths[oaPath]![def.method] = {
+        tags: [def.tag],
+        summary: def.summary,
+        description: `Roles: ${['super_admin', ...def.roles].join(', ')}`,
+        parameters,
+        ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(def.body, 'input') } } } } : {}),
+        responses,
+      };
+    }
+    return {
+      openapi: '3.1.0',
+      info: { title: 'OneID admin API', version: '1' },
+      servers: [{ url: serverUrl }],
+      security: [{ bearer: [] }],
+      paths,
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (RFC 9068) issued by OneID' } },
+        responses: {
+          Problem: {
+            description: 'An error (RFC 9457 problem details)',
+            content: { 'application/problem+json': { schema: { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } } } } },
+          },
+        },
+      },
+    };
+  }
+}

@@ -1,0 +1,78 @@
+// Bearer authentication for the admin API: RFC 9068 JWT access tokens issued by OneID itself
+// for the audience <ISSUER>/api. Client credentials tokens act with their app's admin roles;
+// user tokens with the user's admin roles (and only while the user is active).
+import type { Context } from 'koa';
+import type { Knex } from 'knex';
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { AppError } from '../shared/errors.ts';
+import type { Actor } from '../audit/audit.service.ts';
+import type { AdminRole } from '../directory/users.service.ts';
+import { findUserById } from '../directory/users.repo.ts';
+
+export interface Principal {
+  kind: 'user' | 'client';
+  id: string;
+  roles: Set<AdminRole>;
+  actor: Actor;
+}
+
+const stripPrivate = ({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub }: JWK): JWK => pub;
+
+export interface AuthDeps {
+  db: Knex;
+  issuer: string;
+  audience: string;
+  loadJwks(): Promise<{ keys: JWK[] }>;
+}
+
+export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps): (ctx: Context) => Promise<Principal> {
+  let keyset: ReturnType<typeof createLocalJWKSet> | undefined;
+  let loadedAt = 0;
+  const keys = async (force: boolean) => {
+    // Reload at most every 30 s, so a key rotated in by another node is picked up.
+    if (!keyset || (force && Date.now() - loadedAt > 30000)) {
+      const jwks = await loadJwks();
+      keyset = createLocalJWKSet({ keys: jwks.keys.map(stripPrivate) });
+      loadedAt = Date.now();
+    }
+    return keyset;
+  };
+
+  const verify = async (token: string): Promise<JWTPayload> => {
+    const options = { issuer, audience, typ: 'at+jwt', algorithms: ['ES256', 'RS256'] };
+    try {
+      return (await jwtVerify(token, await keys(false), options)).payload;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_JWKS_NO_MATCHING_KEY') {
+        return (await jwtVerify(token, await keys(true), options)).payload;
+      }
+      throw err;
+    }
+  };
+
+  return async (ctx) => {
+    const header = ctx.get('authorization');
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+    if (!match) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="oneid-admin"');
+      throw new AppError('unauthenticated', 'admin.token_missing', 'a bearer access token is required');
+    }
+    let payload: JWTPayload;
+    try {
+      payload = await verify(match[1]!);
+    } catch {
+      ctx.set('WWW-Authenticate', 'Bearer realm="oneid-admin", error="invalid_token"');
+      throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+    }
+    const base = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
+    const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
+    if (clientId && payload.sub === clientId) {
+      const row = await db('apps').where({ client_id: clientId }).first<{ admin_roles: AdminRole[] } | undefined>('admin_roles');
+      if (!row) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+      return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, ...base } };
+    }
+    const user = payload.sub ? await findUserById(db, payload.sub) : undefined;
+    if (!user || user.status !== 'active') throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+    return { kind: 'user', id: user.id, roles: new Set(user.adminRoles as AdminRole[]), actor: { type: 'user', id: user.id, ...base } };
+  };
+}

@@ -1,0 +1,25 @@
+// The admin REST API under /admin/api/v1: authentication, every resource's routes, OpenAPI.
+import Router from '@koa/router';
+import type { Services } from '../services.ts';
+import { AdminApi } from './api.ts';
+import type { Principal } from './auth.ts';
+import type { Context } from 'koa';
+import { registerUserRoutes } from './users.routes.ts';
+
+export const ADMIN_API_PREFIX = '/admin/api/v1';
+
+export function buildAdminApi(services: Services): AdminApi {
+  const api = new AdminApi();
+  registerUserRoutes(api, services);
+  return api;
+}
+
+export function adminRouter(api: AdminApi, authenticate: (ctx: Context) => Promise<Principal>, issuer: string, maxBodyBytes: number): Router {
+  const router = new Router({ prefix: ADMIN_API_PREFIX });
+  const doc = api.openapi(`${issuer}${ADMIN_API_PREFIX}`);
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = doc;
+  });
+  router.use(api.router(authenticate, maxBodyBytes).routes());
+  return router;
+}

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import type { Services } from '../services.ts';
+import { AdminApi, decodeCursor, encodeCursor, idParam, page, pageQuery } from './api.ts';
+import { createUserInput, updateUserInput, LIFECYCLE_ACTIONS, type LifecycleAction } from '../directory/users.service.ts';
+import type { User } from '../directory/users.repo.ts';
+import { attributeDefinitionInput } from '../directory/attributes.service.ts';
+
+export const userResource = z.object({
+  id: z.uuid(),
+  username: z.string(),
+  email: z.string().nullable(),
+  emailVerified: z.boolean(),
+  emails: z.array(z.object({ value: z.string(), type: z.string().optional(), primary: z.boolean().optional() })),
+  name: z.string().nullable(),
+  givenName: z.string().nullable(),
+  familyName: z.string().nullable(),
+  locale: z.string().nullable(),
+  phone: z.string().nullable(),
+  employeeNumber: z.string().nullable(),
+  title: z.string().nullable(),
+  managerId: z.string().nullable(),
+  externalId: z.string().nullable(),
+  customAttributes: z.record(z.string(), z.unknown()),
+  status: z.enum(['active', 'suspended', 'deprovisioned']),
+  adminRoles: z.array(z.string()),
+  version: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const presentUser = (u: User): z.infer<typeof userResource> => ({
+  id: u.id,
+  username: u.username,
+  email: u.email,
+  emailVerified: u.emailVerified,
+  emails: u.emails,
+  name: u.displayName,
+  givenName: u.givenName,
+  familyName: u.familyName,
+  locale: u.locale,
+  phone: u.phone,
+  employeeNumber: u.employeeNumber,
+  title: u.title,
+  managerId: u.managerId,
+  externalId: u.externalId,
+  customAttributes: u.customAttributes,
+  status: u.status,
+  adminRoles: u.adminRoles,
+  version: u.version,
+  createdAt: new Date(u.createdAt).toISOString(),
+  updatedAt: new Date(u.updatedAt).toISOString(),
+});
+
+const userListQuery = z.strictObject({
+  ...pageQuery,
+  status: z.enum(['active', 'suspended', 'deprovisioned']).optional(),
+  q: z.string().min(1).max(200).optional(),
+  username: z.string().max(200).optional(),
+  email: z.string().max(254).optional(),
+  externalId: z.string().max(255).optional(),
+  departmentId: z.uuid().optional(),
+  recursive: z.enum(['true', 'false']).optional(),
+  groupId: z.uuid().optional(),
+});
+
+export function registerUserRoutes(api: AdminApi, { users, attributes }: Services): void {
+  const readers = ['user_admin', 'app_admin', 'auditor'] as const;
+
+  api.add({
+    method: 'get', path: '/users', tag: 'users', summary: 'List users (filtered and paged in SQL, oldest first)',
+    roles: readers, query: userListQuery, response: page(userResource),
+    handler: async ({ query }) => {
+      const after = decodeCursor(query.cursor);
+      const rows = await users.listUsers({
+        ...query,
+        recursive: query.recursive === 'true',
+        after: after ? { createdAt: String(after[0]), id: String(after[1]) } : undefined,
+        limit: query.limit + 1,
+      });
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      return {
+        items: items.map(presentUser),
+        next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null,
+      };
+    },
+  });
+
+  api.add({
+    method: 'post', path: '/users', tag: 'users', summary: 'Create a user', status: 201,
+    roles: ['user_admin'], body: createUserInput, response: userResource,
+    handler: async ({ body, principal, ctx }) => {
+      const user = await users.createUser(body, principal.actor);
+      ctx.set('Location', `${ctx.path}/${user.id}`);
+      return presentUser(user);
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/users/:id', tag: 'users', summary: 'Get a user', roles: readers,
+    params: idParam, response: userResource,
+    handler: async ({ params }) => presentUser(await users.getUser(params.id)),
+  });
+
+  api.add({
+    method: 'patch', path: '/users/:id', tag: 'users', summary: 'Update a user (send If-Match with the ETag to refuse stale writes: 412)',
+    roles: ['user_admin'], params: idParam, body: updateUserInput, response: userResource,
+    handler: async ({ params, body, principal, ifMatch }) => presentUser(await users.updateUser(params.id, body, principal.actor, ifMatch)),
+  });
+
+  for (const action of Object.keys(LIFECYCLE_ACTIONS) as LifecycleAction[]) {
+    api.add({
+      method: 'post', path: `/users/:id/${action}`, tag: 'users',
+      summary: action === 'reactivate' ? 'Reactivate a suspended user (sign-in works again; old sessions stay ended)'
+        : `${action === 'suspend' ? 'Suspend' : 'Deprovision'} a user: ends all sessions, grants and refresh tokens at once`,
+      roles: ['user_admin'], params: idParam, response: userResource,
+      handler: async ({ params, principal, ifMatch }) => presentUser(await users.changeStatus(params.id, action, principal.actor, ifMatch)),
+    });
+  }
+
+  const definition = z.object({ key: z.string(), type: z.string(), required: z.boolean(), enumValues: z.array(z.string()).nullable(), description: z.string().nullable() });
+  api.add({
+    method: 'get', path: '/attribute-definitions', tag: 'users', summary: 'List custom user attribute definitions',
+    roles: readers, response: z.object({ items: z.array(definition) }),
+    handler: async () => ({ items: await attributes.list() }),
+  });
+  api.add({
+    method: 'post', path: '/attribute-definitions', tag: 'users', summary: 'Define a custom user attribute', status: 201,
+    roles: ['user_admin'], body: attributeDefinitionInput, response: definition,
+    handler: async ({ body, principal }) => attributes.define(body, principal.actor),
+  });
+  api.add({
+    method: 'delete', path: '/attribute-definitions/:key', tag: 'users', summary: 'Delete an attribute definition no user carries', status: 204,
+    roles: ['user_admin'], params: z.strictObject({ key: z.string().max(63) }),
+    handler: async ({ params, principal }) => attributes.remove(params.key, principal.actor),
+  });
+}
