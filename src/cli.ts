@@ -1,57 +1,53 @@
 // The `oneid` command. JSON on stdout, logs on stderr, non-zero exit with a one-line reason.
-import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config.ts';
 import { createLogger } from './shared/logger.ts';
 import { AppError } from './shared/errors.ts';
-import { startRuntime, type Runtime } from './runtime.ts';
-import { PasswordHasher } from './credentials/password.ts';
-import { UsersService, type AdminRole } from './directory/users.service.ts';
-import { AppsService, GRANT_TYPES } from './apps/apps.service.ts';
+import { startRuntime } from './runtime.ts';
+import { createServices } from './services.ts';
+import { GRANT_TYPES } from './apps/apps.service.ts';
+import type { AdminRole } from './directory/users.service.ts';
 import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
+import { verifyAuditChain } from './audit/audit.service.ts';
+import { options, required, UsageError, type Command } from './cli/command.ts';
+import { directoryCommands, directoryUsage } from './cli/directory.commands.ts';
+import { accessCommands, accessUsage } from './cli/access.commands.ts';
 
 const USAGE = `usage:
   oneid migrate
   oneid users create --username U --email E --password P [--name "Full Name"] [--admin]
+  oneid users suspend|reactivate|deprovision --id ID
   oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
                     [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
                     [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
   oneid keys rotate
-  oneid keys list`;
+  oneid keys list
+  oneid audit verify${directoryUsage}${accessUsage}`;
 
-class UsageError extends Error {}
-
-function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T) {
-  try {
-    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
-  }
-}
-
-const required = (value: string | undefined, flag: string): string => {
-  if (!value) throw new UsageError(`missing --${flag}`);
-  return value;
+const lifecycle = (action: 'suspend' | 'reactivate' | 'deprovision'): Command => async (args, { services, actor }) => {
+  const o = options(args, { id: { type: 'string' } });
+  const user = await services.users.changeStatus(required(o.id, 'id'), action, actor);
+  return { id: user.id, username: user.username, status: user.status, version: user.version };
 };
 
-type Command = (args: string[], rt: Runtime, config: ReturnType<typeof loadConfig>) => Promise<unknown>;
-
 const commands: Record<string, Command> = {
-  'users create': async (args, rt, config) => {
+  'users create': async (args, { services, actor }) => {
     const o = options(args, {
       username: { type: 'string' }, email: { type: 'string' }, password: { type: 'string' },
       name: { type: 'string' }, admin: { type: 'boolean' },
     });
-    const users = new UsersService(rt.db, new PasswordHasher(config.password));
-    const user = await users.createUser({
+    const user = await services.users.createUser({
       username: required(o.username, 'username'),
       email: required(o.email, 'email'),
       password: required(o.password, 'password'),
       name: o.name,
       adminRoles: o.admin ? ['super_admin'] : [],
-    });
+    }, actor);
     return { id: user.id, username: user.username, email: user.email };
   },
-  'apps create': async (args, rt) => {
+  'users suspend': lifecycle('suspend'),
+  'users reactivate': lifecycle('reactivate'),
+  'users deprovision': lifecycle('deprovision'),
+  'apps create': async (args, { services, actor }) => {
     const o = options(args, {
       name: { type: 'string' },
       'redirect-uri': { type: 'string', multiple: true },
@@ -66,7 +62,7 @@ const commands: Record<string, Command> = {
     for (const g of grantTypes ?? []) {
       if (!(GRANT_TYPES as readonly string[]).includes(g)) throw new UsageError(`unknown grant type ${g}; use ${GRANT_TYPES.join(', ')}`);
     }
-    const created = await new AppsService(rt.db).createApp({
+    const created = await services.apps.createApp({
       name: required(o.name, 'name'),
       redirectUris: o['redirect-uri'] ?? [],
       postLogoutRedirectUris: o['post-logout-redirect-uri'] ?? [],
@@ -77,17 +73,28 @@ const commands: Record<string, Command> = {
       // an app open to every active user unless they ask for --access assigned.
       access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
       adminRoles: (o['admin-role'] ?? []) as AdminRole[],
-    });
+    }, actor);
     return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
   },
-  'keys rotate': async (args, rt) => {
+  'keys rotate': async (args, { rt }) => {
     options(args, {});
     return { keys: await rotateSigningKeys(rt.db, rt.masterKey) };
   },
-  'keys list': async (args, rt) => {
+  'keys list': async (args, { rt }) => {
     options(args, {});
     return { keys: await listSigningKeys(rt.db) };
   },
+  'audit verify': async (args, { rt }) => {
+    options(args, {});
+    const result = await verifyAuditChain(rt.db);
+    if (!result.ok) {
+      const b = result.firstBroken!;
+      throw new AppError('failed_precondition', 'audit.chain_broken', `audit chain broken at event seq ${b.seq} (id ${b.id}): ${b.reason}; ${result.checked} events before it verified`);
+    }
+    return result;
+  },
+  ...directoryCommands,
+  ...accessCommands,
 };
 
 async function run(argv: string[]): Promise<number> {
@@ -101,18 +108,16 @@ async function run(argv: string[]): Promise<number> {
   if (first === 'migrate') {
     options([second, ...rest].filter((a): a is string => a !== undefined), {});
     const rt = await startRuntime(config, log, 'cli');
-    try {
-      process.stdout.write(`${JSON.stringify({ applied: rt.applied })}\n`);
-      return 0;
-    } finally {
-      await rt.close();
-    }
+    await rt.close();
+    process.stdout.write(`${JSON.stringify({ applied: rt.applied })}\n`);
+    return 0;
   }
   const command = commands[`${first} ${second ?? ''}`];
   if (!command) throw new UsageError(`unknown command "${[first, second].filter(Boolean).join(' ')}"`);
   const rt = await startRuntime(config, log, 'cli');
   try {
-    const result = await command(rest, rt, config);
+    const services = createServices(rt.db, config);
+    const result = await command(rest, { rt, config, services, actor: { type: 'system', id: `cli:${process.env.USER ?? 'unknown'}` } });
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
   } finally {

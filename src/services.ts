@@ -6,6 +6,9 @@ import { UsersService } from './directory/users.service.ts';
 import { SetupService } from './directory/setup.service.ts';
 import { AppsService } from './apps/apps.service.ts';
 import { AttributesService } from './directory/attributes.service.ts';
+import { DepartmentsService } from './directory/departments.service.ts';
+import { GroupsService } from './directory/groups.service.ts';
+import { AccessService } from './access/assignments.service.ts';
 
 export interface Services {
   db: Knex;
@@ -15,6 +18,9 @@ export interface Services {
   setup: SetupService;
   apps: AppsService;
   attributes: AttributesService;
+  departments: DepartmentsService;
+  groups: GroupsService;
+  access: AccessService;
 }
 
 export function createServices(db: Knex, config: Config): Services {
@@ -28,5 +34,8 @@ export function createServices(db: Knex, config: Config): Services {
     setup: new SetupService(db, users),
     apps: new AppsService(db),
     attributes: new AttributesService(db),
+    departments: new DepartmentsService(db),
+    groups: new GroupsService(db),
+    access: new AccessService(db),
   };
 }

@@ -5,12 +5,22 @@ import { AdminApi } from './api.ts';
 import type { Principal } from './auth.ts';
 import type { Context } from 'koa';
 import { registerUserRoutes } from './users.routes.ts';
+import { registerDepartmentsRoutes } from './departments.routes.ts';
+import { registerGroupsRoutes } from './groups.routes.ts';
+import { registerAppsRoutes } from './apps.routes.ts';
+import { registerAssignmentsRoutes } from './assignments.routes.ts';
+import { registerAuditRoutes } from './audit.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
 export function buildAdminApi(services: Services): AdminApi {
   const api = new AdminApi();
   registerUserRoutes(api, services);
+  registerDepartmentsRoutes(api, services);
+  registerGroupsRoutes(api, services);
+  registerAppsRoutes(api, services);
+  registerAssignmentsRoutes(api, services);
+  registerAuditRoutes(api, services);
   return api;
 }
 

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
 import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
+import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
 import { insertApp, type App, type OidcClientSettings } from './apps.repo.ts';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -38,7 +39,7 @@ export interface CreatedApp { id: string; client_id: string; client_secret: stri
 export class AppsService {
   constructor(private readonly db: Knex) {}
 
-  async createApp(raw: CreateAppInput): Promise<CreatedApp> {
+  async createApp(raw: CreateAppInput, actor: Actor = SYSTEM_ACTOR): Promise<CreatedApp> {
     const input = parseInput(createAppInput, raw);
     const grantTypes = [...new Set(input.grantTypes ?? (input.public ? ['authorization_code', 'refresh_token'] : ['authorization_code', 'refresh_token']))];
     if (input.public && grantTypes.includes('client_credentials')) {
@@ -61,7 +62,8 @@ export class AppsService {
       application_type: customScheme ? 'native' : 'web',
     };
     const secret = input.public ? null : newSecret(32);
-    const app = await insertApp(this.db, {
+    const app = await this.db.transaction(async (trx) => {
+      const inserted = await insertApp(trx, {
       id: newId(),
       name: input.name,
       description: input.description ?? null,
@@ -73,6 +75,9 @@ export class AppsService {
       oidc,
       access: input.access,
       admin_roles: input.adminRoles,
+      });
+      await recordAudit(trx, actor, { action: 'app.created', targetType: 'app', targetId: inserted.id, changes: { ...input, clientId: inserted.clientId } });
+      return inserted;
     });
     return { id: app.id, client_id: app.clientId, client_secret: secret, app };
   }

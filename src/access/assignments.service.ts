@@ -1,0 +1,5 @@
+import type { Knex } from 'knex';
+
+export class AccessService {
+  constructor(readonly db: Knex) {}
+}

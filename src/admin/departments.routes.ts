@@ -1,0 +1,6 @@
+import type { AdminApi } from './api.ts';
+import type { Services } from '../services.ts';
+
+export function registerDepartmentsRoutes(_api: AdminApi, _services: Services): void {
+  // routes are added here
+}

@@ -1,0 +1,5 @@
+import type { Knex } from 'knex';
+
+export class DepartmentsService {
+  constructor(readonly db: Knex) {}
+}
