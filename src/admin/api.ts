@@ -58,6 +58,18 @@ export function decodeCursor(cursor: string | undefined): unknown[] | undefined 
   throw new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this API', { field: 'cursor' });
 }
 
+/** Decodes a cursor and checks its shape, so a forged cursor is a 400, never a database error. */
+export function decodeCursorAs<T extends z.ZodType>(cursor: string | undefined, shape: T): z.output<T> | undefined {
+  const value = decodeCursor(cursor);
+  if (value === undefined) return undefined;
+  const parsed = shape.safeParse(value);
+  if (!parsed.success) throw new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this API', { field: 'cursor' });
+  return parsed.data;
+}
+
+/** The usual keyset cursor: [createdAt ISO timestamp, uuid]. */
+export const createdAtIdCursor = z.tuple([z.iso.datetime({ offset: true }), z.uuid()]);
+
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;

@@ -1,6 +1,51 @@
+import { z } from 'zod';
 import type { AdminApi } from './api.ts';
+import { decodeCursorAs, encodeCursor, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
+import { findAuditEvents } from '../audit/audit.service.ts';
 
-export function registerAuditRoutes(_api: AdminApi, _services: Services): void {
-  // routes are added here
+const auditEvent = z.object({
+  id: z.uuid(),
+  seq: z.number().int(),
+  occurredAt: z.string(),
+  actorType: z.string(),
+  actorId: z.string().nullable(),
+  action: z.string(),
+  targetType: z.string().nullable(),
+  targetId: z.string().nullable(),
+  ip: z.string().nullable(),
+  userAgent: z.string().nullable(),
+  changes: z.unknown(),
+  hash: z.string(),
+});
+
+const auditQuery = z.strictObject({
+  ...pageQuery,
+  actorId: z.string().max(255).optional(),
+  actorType: z.enum(['user', 'admin_client', 'scim_client', 'system', 'anonymous']).optional(),
+  action: z.string().max(100).optional().describe('exact action, or a prefix ending in .* such as user.*'),
+  targetType: z.string().max(50).optional(),
+  targetId: z.string().max(255).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+});
+
+export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
+  api.add({
+    method: 'get', path: '/audit-events', tag: 'audit', summary: 'List audit events, newest first, filtered in SQL',
+    roles: ['auditor'], query: auditQuery, response: page(auditEvent),
+    handler: async ({ query }) => {
+      const cursor = decodeCursorAs(query.cursor, z.tuple([z.number().int().positive()]));
+      const rows = await findAuditEvents(db, {
+        actorId: query.actorId, actorType: query.actorType, action: query.action, targetType: query.targetType, targetId: query.targetId,
+        since: query.since ? new Date(query.since) : undefined,
+        until: query.until ? new Date(query.until) : undefined,
+        before: cursor ? Number(cursor[0]) : undefined,
+        limit: query.limit + 1,
+      });
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      return { items, next_cursor: rows.length > query.limit && last ? encodeCursor([last.seq]) : null };
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Services } from '../services.ts';
-import { AdminApi, decodeCursor, encodeCursor, idParam, page, pageQuery } from './api.ts';
+import { AdminApi, createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import { createUserInput, updateUserInput, LIFECYCLE_ACTIONS, type LifecycleAction } from '../directory/users.service.ts';
 import type { User } from '../directory/users.repo.ts';
 import { attributeDefinitionInput } from '../directory/attributes.service.ts';
@@ -70,11 +70,11 @@ export function registerUserRoutes(api: AdminApi, { users, attributes }: Service
     method: 'get', path: '/users', tag: 'users', summary: 'List users (filtered and paged in SQL, oldest first)',
     roles: readers, query: userListQuery, response: page(userResource),
     handler: async ({ query }) => {
-      const after = decodeCursor(query.cursor);
+      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
       const rows = await users.listUsers({
         ...query,
         recursive: query.recursive === 'true',
-        after: after ? { createdAt: String(after[0]), id: String(after[1]) } : undefined,
+        after: after ? { createdAt: after[0], id: after[1] } : undefined,
         limit: query.limit + 1,
       });
       const items = rows.slice(0, query.limit);

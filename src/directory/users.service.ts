@@ -4,7 +4,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
-import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, recordAuditNow, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
   countAdmins, deleteOidcStateOfAccount, findPasswordCredential, findUserById, findUserByLogin, findUsers, insertUser,
@@ -15,7 +15,8 @@ export const ADMIN_ROLES = ['super_admin', 'user_admin', 'app_admin', 'auditor']
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
 const username = z.string().trim().toLowerCase().regex(/^[a-z0-9][a-z0-9._@-]{0,99}$/, 'letters, digits and . _ @ - only, 1-100 characters, starting with a letter or digit');
-const email = z.email().trim().toLowerCase().max(254);
+// Trim before the format check: in z.email().trim() the format check sees the untrimmed value.
+const email = z.string().trim().toLowerCase().max(254).pipe(z.email());
 const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20);
 const text = (max: number) => z.string().trim().min(1).max(max);
 const locale = z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'a BCP 47 language tag such as en or zh-CN');
@@ -97,6 +98,8 @@ function splitName(name: string | null | undefined): { given: string | null; fam
   const parts = name.split(/\s+/);
   return { given: parts[0] ?? null, family: parts.length > 1 ? parts.slice(1).join(' ') : null };
 }
+
+export interface SignInContext { ip?: string | null; userAgent?: string | null; clientId?: string | null }
 
 export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;
 export type LifecycleAction = keyof typeof LIFECYCLE_ACTIONS;
@@ -247,24 +250,42 @@ export class UsersService {
   /**
    * Checks a username-or-email and password. Unknown users, users without a password and
    * inactive users cost the same argon2 work as a wrong password and get the same answer.
+   * With `context`, the attempt is written to the audit log (success or failure, never the password).
    */
-  async authenticate(login: string, password: string): Promise<User | undefined> {
+  async authenticate(login: string, password: string, context?: SignInContext): Promise<User | undefined> {
+    const result = await this.#checkPassword(login, password);
+    if (context) {
+      const trimmed = login.trim().slice(0, 254);
+      await recordAuditNow(this.db, result.user && result.ok
+        ? { type: 'user', id: result.user.id, ip: context.ip, userAgent: context.userAgent }
+        : { type: 'anonymous', id: null, ip: context.ip, userAgent: context.userAgent }, {
+        action: result.ok ? 'signin.succeeded' : 'signin.failed',
+        targetType: 'user',
+        targetId: result.user?.id ?? null,
+        changes: { login: trimmed, clientId: context.clientId ?? null, method: 'password', ...(result.ok ? {} : { reason: result.reason }) },
+      });
+    }
+    return result.ok ? result.user : undefined;
+  }
+
+  async #checkPassword(login: string, password: string): Promise<{ ok: boolean; user?: User; reason?: string }> {
     if (!login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH) {
       await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
-      return undefined;
+      return { ok: false, reason: 'malformed' };
     }
     const user = await findUserByLogin(this.db, login);
     const cred = user ? await findPasswordCredential(this.db, user.id) : undefined;
     if (!user || !cred?.data.hash) {
       await this.hasher.burn(password);
-      return undefined;
+      return { ok: false, user, reason: user ? 'no_password' : 'unknown_user' };
     }
     const ok = await this.hasher.verify(cred.data.hash, password);
-    if (!ok || user.status !== 'active') return undefined;
+    if (!ok) return { ok: false, user, reason: 'bad_password' };
+    if (user.status !== 'active') return { ok: false, user, reason: `user_${user.status}` };
     if (this.hasher.needsRehash(cred.data.hash)) {
       await upsertPasswordCredential(this.db, cred.id, user.id, await this.hasher.hash(password));
     }
-    return user;
+    return { ok: true, user };
   }
 
   hasAdmin(): Promise<number> {
