@@ -13,8 +13,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('status').notNullable().defaultTo('active');
     t.specificType('admin_roles', 'text[]').notNullable().defaultTo('{}').comment('super_admin, user_admin, app_admin, auditor');
     t.integer('version').notNullable().defaultTo(1).comment('bumped on every update; the SCIM ETag');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.unique(['username'], { indexName: 'users__username' });
     t.check("status in ('active','suspended','deprovisioned')", [], 'users__status');
   });
@@ -25,8 +25,8 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('user_id').notNullable().references('id').inTable('users').onDelete('CASCADE');
     t.text('type').notNullable().comment('password | webauthn | totp | recovery');
     t.jsonb('data').notNullable().comment('per-type data; for password {hash}');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.index(['user_id', 'type'], 'credentials__user_id_type');
   });
   await knex.raw("create unique index credentials__one_password on credentials (user_id) where type = 'password'");
@@ -42,8 +42,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('client_secret_hash').nullable().comment('SHA-256 (base64url) of the client secret; null for public clients');
     t.jsonb('oidc').notNullable().defaultTo('{}').comment('OIDC client metadata (redirect_uris, grant_types, ...)');
     t.integer('version').notNullable().defaultTo(1);
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
   });
 
   await knex.schema.createTable('oidc_payloads', (t) => {
@@ -70,7 +70,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('state').notNullable().comment('next (published) | current (signs) | previous (published) | retired');
     t.jsonb('public_jwk').notNullable();
     t.text('private_jwk_encrypted').notNullable().comment('AES-256-GCM with the master key');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('state_changed_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.check("state in ('next','current','previous','retired')", [], 'signing_keys__state');
   });
@@ -78,7 +78,7 @@ export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('cookie_keys', (t) => {
     t.increments('id').primary();
     t.text('key_encrypted').notNullable().comment('AES-256-GCM with the master key');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
   });
 
   await knex.schema.createTable('instance_settings', (t) => {
@@ -90,7 +90,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('token_hash').primary().comment('SHA-256 of the one-time setup link token');
     t.timestamp('expires_at', { useTz: true }).notNullable();
     t.timestamp('used_at', { useTz: true }).nullable();
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
   });
 }
 

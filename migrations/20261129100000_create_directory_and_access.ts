@@ -21,7 +21,7 @@ export async function up(knex: Knex): Promise<void> {
     t.boolean('required').notNullable().defaultTo(false);
     t.jsonb('enum_values').nullable();
     t.text('description').nullable();
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.check("type in ('string','number','boolean','date','enum')", [], 'attribute_definitions__type');
   });
 
@@ -34,8 +34,8 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('manager_id').nullable().references('id').inTable('users').onDelete('SET NULL');
     t.text('external_id').nullable();
     t.integer('version').notNullable().defaultTo(1);
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
   });
   await knex.raw('create index departments__path on departments (path text_pattern_ops)');
   await knex.raw('create index departments__parent_id on departments (parent_id)');
@@ -45,7 +45,7 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('user_id').notNullable().references('id').inTable('users').onDelete('CASCADE');
     t.uuid('department_id').notNullable().references('id').inTable('departments').onDelete('RESTRICT');
     t.boolean('is_primary').notNullable().defaultTo(false);
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.primary(['user_id', 'department_id'], { constraintName: 'user_departments__pk' });
     t.index(['department_id'], 'user_departments__department_id');
   });
@@ -57,8 +57,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('description').nullable();
     t.text('external_id').nullable();
     t.integer('version').notNullable().defaultTo(1);
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
   });
   await knex.raw('create unique index groups__name on groups (lower(name))');
   await knex.raw('create unique index groups__external_id on groups (external_id) where external_id is not null');
@@ -66,7 +66,7 @@ export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('group_members', (t) => {
     t.uuid('group_id').notNullable().references('id').inTable('groups').onDelete('CASCADE');
     t.uuid('user_id').notNullable().references('id').inTable('users').onDelete('CASCADE');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.primary(['group_id', 'user_id'], { constraintName: 'group_members__pk' });
     t.index(['user_id'], 'group_members__user_id');
   });
@@ -85,7 +85,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('key').notNullable().comment('e.g. docs.editor; appears in the roles claim');
     t.text('name').notNullable();
     t.text('description').nullable();
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.unique(['app_id', 'key'], { indexName: 'app_roles__app_id_key' });
   });
 
@@ -95,7 +95,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('principal_type').notNullable().comment('user | group | department');
     t.uuid('principal_id').notNullable();
     t.boolean('include_subdepartments').notNullable().defaultTo(false);
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());
     t.unique(['app_id', 'principal_type', 'principal_id'], { indexName: 'assignments__app_principal' });
     t.index(['principal_type', 'principal_id'], 'assignments__principal');
     t.check("principal_type in ('user','group','department')", [], 'assignments__principal_type');

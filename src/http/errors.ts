@@ -28,11 +28,12 @@ export function respondWithError(ctx: Context, err: unknown, log: Logger, views:
     status = (err as unknown as { status: number }).status;
     code = err.message;
     message = String((err as { error_description?: unknown }).error_description ?? err.message);
-  } else if (typeof (err as { status?: number }).status === 'number' && (err as { expose?: boolean }).expose) {
-    // http-errors from koa and body parsers (400, 413, 415...).
+  } else if (typeof (err as { status?: number }).status === 'number' && (err as { status: number }).status >= 400 && (err as { status: number }).status < 500) {
+    // Client errors from koa and the body parsers (malformed JSON, 413, 415...). Their own
+    // messages may echo the body, so answer with a fixed text.
     status = (err as { status: number }).status;
-    code = status === 413 ? 'request.too_large' : 'request.invalid';
-    message = (err as Error).message;
+    code = status === 413 ? 'request.too_large' : status === 415 ? 'request.content_type' : 'request.invalid';
+    message = status === 413 ? 'request body too large' : status === 415 ? 'unsupported content type' : 'body: malformed request body';
   }
   if (status >= 500) log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
   ctx.status = status;

@@ -1,0 +1,167 @@
+// UsersService on a real database with real argon2id hashing.
+import type { Knex } from 'knex';
+import { PasswordHasher } from '../../src/credentials/password.ts';
+import { UsersService } from '../../src/directory/users.service.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+
+const BASE_PARAMS = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+let mdb: MigratedDatabase;
+let db: Knex;
+let users: UsersService;
+
+beforeAll(async () => {
+  mdb = await createMigratedDatabase('oneid_test_users');
+  db = mdb.db;
+  users = new UsersService(db, new PasswordHasher(BASE_PARAMS));
+});
+
+afterAll(async () => {
+  await mdb?.close();
+});
+
+/** The AppError a promise rejects with; fails the test when it resolves. */
+async function appError(promise: Promise<unknown>): Promise<AppError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(AppError);
+  return err as AppError;
+}
+
+const storedHash = async (userId: string): Promise<string> => {
+  const row = await db('credentials').where({ user_id: userId, type: 'password' }).first(db.raw("data->>'hash' as hash"));
+  return (row as { hash: string }).hash;
+};
+
+describe('UsersService.createUser', () => {
+  it('stores username and email lower-case and splits the full name', async () => {
+    const user = await users.createUser({ username: ' Ada.Lovelace ', email: 'Ada@Example.COM', password: 'analytical-engine', name: 'Ada King Lovelace' });
+    expect(user).toMatchObject({
+      username: 'ada.lovelace', email: 'ada@example.com', givenName: 'Ada', familyName: 'King Lovelace',
+      displayName: 'Ada King Lovelace', status: 'active', adminRoles: [], emailVerified: false,
+    });
+    expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
+    const row = await db('users').where({ id: user.id }).first();
+    expect(row).toMatchObject({ username: 'ada.lovelace', email: 'ada@example.com' });
+  });
+
+  it('trims spaces around the email, as it does around the username', async () => {
+    const user = await users.createUser({ username: 'spaces', email: '  Spaces@Example.com ' });
+    expect(user.email).toBe('spaces@example.com');
+  });
+
+  it('stores the password as an argon2id hash with the configured memory cost', async () => {
+    const user = await users.createUser({ username: 'hashcheck', email: 'hashcheck@example.com', password: 'analytical-engine' });
+    const hash = await storedHash(user.id);
+    expect(hash.startsWith('$argon2id$')).toBe(true);
+    // PHC parameters, in whatever order the library writes them.
+    const params = Object.fromEntries(hash.split('$')[3]!.split(',').map((kv) => kv.split('=')));
+    expect(params).toEqual({ m: '19456', t: '2', p: '1' });
+    expect(hash).not.toContain('analytical-engine');
+  });
+
+  it('returns already_exists user.username_taken for a username taken in another case', async () => {
+    const err = await appError(users.createUser({ username: 'ADA.LOVELACE', email: 'other@example.com', password: 'analytical-engine' }));
+    expect(err).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
+    expect(await db('users').where({ email: 'other@example.com' })).toEqual([]);
+  });
+
+  it('returns already_exists user.email_taken for an email taken in another case', async () => {
+    const err = await appError(users.createUser({ username: 'countess', email: 'ADA@example.com', password: 'analytical-engine' }));
+    expect(err).toMatchObject({ kind: 'already_exists', code: 'user.email_taken' });
+    expect(await db('users').where({ username: 'countess' })).toEqual([]);
+  });
+
+  it.each([
+    ['username', { username: 'no spaces allowed', email: 'a1@example.com' }],
+    ['username', { username: '.leading-dot', email: 'a2@example.com' }],
+    ['username', { username: '', email: 'a3@example.com' }],
+    ['email', { username: 'bademail', email: 'not-an-email' }],
+    ['password', { username: 'shortpw', email: 'a4@example.com', password: 'short' }],
+    ['password', { username: 'longpw', email: 'a5@example.com', password: 'x'.repeat(257) }],
+    ['locale', { username: 'badlocale', email: 'a6@example.com', locale: 'english please' }],
+    ['adminRoles.0', { username: 'badrole', email: 'a7@example.com', adminRoles: ['god'] }],
+  ])('returns invalid_argument naming %s', async (field, input) => {
+    const err = await appError(users.createUser(input as Parameters<UsersService['createUser']>[0]));
+    expect(err.kind).toBe('invalid_argument');
+    expect(err.message.startsWith(`${field}: `)).toBe(true);
+    expect(err.details).toEqual({ field });
+    expect(await db('users').where({ email: (input as { email: string }).email })).toEqual([]);
+  });
+});
+
+describe('UsersService.authenticate', () => {
+  let ada: { id: string };
+
+  beforeAll(async () => {
+    ada = (await db('users').where({ username: 'ada.lovelace' }).first())!;
+  });
+
+  it('signs in by username and by email, in any case', async () => {
+    expect((await users.authenticate('ada.lovelace', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await users.authenticate('Ada.Lovelace', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await users.authenticate('ada@example.com', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await users.authenticate(' ADA@EXAMPLE.COM ', 'analytical-engine'))?.id).toBe(ada.id);
+  });
+
+  it('returns undefined for a wrong password', async () => {
+    expect(await users.authenticate('ada.lovelace', 'analytical-engine ')).toBeUndefined();
+    expect(await users.authenticate('ada.lovelace', 'ANALYTICAL-ENGINE')).toBeUndefined();
+    expect(await users.authenticate('ada.lovelace', '')).toBeUndefined();
+  });
+
+  it('returns undefined for an unknown user', async () => {
+    expect(await users.authenticate('charles.babbage', 'analytical-engine')).toBeUndefined();
+    expect(await users.authenticate('', 'analytical-engine')).toBeUndefined();
+  });
+
+  it('returns undefined for a user without a password', async () => {
+    await users.createUser({ username: 'nopassword', email: 'nopassword@example.com' });
+    expect(await users.authenticate('nopassword', 'anything-at-all')).toBeUndefined();
+  });
+
+  it('returns undefined for a suspended user with the right password', async () => {
+    const user = await users.createUser({ username: 'suspended', email: 'suspended@example.com', password: 'analytical-engine' });
+    expect((await users.authenticate('suspended', 'analytical-engine'))?.id).toBe(user.id);
+    await db.raw("update users set status = 'suspended' where id = ?", [user.id]);
+    expect(await users.authenticate('suspended', 'analytical-engine')).toBeUndefined();
+    expect(await users.authenticate('suspended@example.com', 'analytical-engine')).toBeUndefined();
+  });
+
+  it('prefers the account whose username matches over one whose email matches', async () => {
+    const byEmail = await users.createUser({ username: 'grace', email: 'hopper@example.com', password: 'password-of-grace' });
+    const byName = await users.createUser({ username: 'hopper@example.com', email: 'other-hopper@example.com', password: 'password-of-other' });
+    expect((await users.authenticate('hopper@example.com', 'password-of-other'))?.id).toBe(byName.id);
+    expect(await users.authenticate('hopper@example.com', 'password-of-grace')).toBeUndefined();
+    expect((await users.authenticate('grace', 'password-of-grace'))?.id).toBe(byEmail.id);
+  });
+});
+
+describe('transparent rehash', () => {
+  it('replaces a hash made with weaker parameters at the next successful sign-in', async () => {
+    const weak = new UsersService(db, new PasswordHasher(BASE_PARAMS));
+    const strong = new UsersService(db, new PasswordHasher({ ...BASE_PARAMS, timeCost: 3 }));
+    const user = await weak.createUser({ username: 'rehash', email: 'rehash@example.com', password: 'difference-engine' });
+    const original = await storedHash(user.id);
+    expect(original.startsWith('$argon2id$')).toBe(true);
+    expect(original).toContain('m=19456');
+    expect(original).toContain('t=2');
+
+    // A failed sign-in changes nothing.
+    expect(await strong.authenticate('rehash', 'wrong-password')).toBeUndefined();
+    expect(await storedHash(user.id)).toBe(original);
+
+    expect((await strong.authenticate('rehash', 'difference-engine'))?.id).toBe(user.id);
+    const upgraded = await storedHash(user.id);
+    expect(upgraded).not.toBe(original);
+    expect(upgraded.startsWith('$argon2id$')).toBe(true);
+    expect(upgraded).toContain('t=3');
+    expect(upgraded).toContain('m=19456');
+    expect(await db('credentials').where({ user_id: user.id })).toHaveLength(1);
+
+    // The password still works, and a second sign-in does not rehash again.
+    expect((await strong.authenticate('rehash@example.com', 'difference-engine'))?.id).toBe(user.id);
+    expect(await storedHash(user.id)).toBe(upgraded);
+    expect(await strong.authenticate('rehash', 'wrong-password')).toBeUndefined();
+  });
+});

@@ -1,0 +1,181 @@
+// The oidc-provider storage contract on a real database: every model in oidc_payloads,
+// clients read from the apps table.
+import type { Knex } from 'knex';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { createAdapterFactory, deleteExpiredPayloads } from '../../src/oidc/adapter.ts';
+import { AppsService } from '../../src/apps/apps.service.ts';
+import { sha256 } from '../../src/shared/ids.ts';
+import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+
+let mdb: MigratedDatabase;
+let db: Knex;
+let Adapter: new (name: string) => Adapter;
+const adapter = (model: string) => new Adapter(model);
+
+beforeAll(async () => {
+  mdb = await createMigratedDatabase('oneid_test_adapter');
+  db = mdb.db;
+  Adapter = createAdapterFactory(db);
+});
+
+afterAll(async () => {
+  await mdb?.close();
+});
+
+/** Moves a row's expiry into the past, as if its lifetime had run out. */
+const expire = (model: string, id: string) =>
+  db('oidc_payloads').where({ model, id }).update({ expires_at: db.raw("now() - interval '1 second'") });
+
+describe('upsert and find', () => {
+  it('returns what was stored, under the model it was stored for', async () => {
+    const payload: AdapterPayload = { accountId: 'acc-1', kind: 'Session', jti: 'sess-1', loginTs: 1700000000, authorizations: { c1: { sid: 's' } } };
+    await adapter('Session').upsert('sess-1', payload, 3600);
+    expect(await adapter('Session').find('sess-1')).toEqual(payload);
+    expect(await adapter('AccessToken').find('sess-1')).toBeUndefined();
+    expect(await adapter('Session').find('sess-unknown')).toBeUndefined();
+  });
+
+  it('replaces the payload on a second upsert of the same id', async () => {
+    await adapter('Grant').upsert('grant-x', { kind: 'Grant', accountId: 'a', clientId: 'c1' }, 60);
+    await adapter('Grant').upsert('grant-x', { kind: 'Grant', accountId: 'a', clientId: 'c2' }, 60);
+    expect(await adapter('Grant').find('grant-x')).toEqual({ kind: 'Grant', accountId: 'a', clientId: 'c2' });
+    expect(await db('oidc_payloads').where({ model: 'Grant', id: 'grant-x' }).count<{ count: number }[]>({ count: '*' }))
+      .toEqual([{ count: 1 }]);
+  });
+
+  it('keeps rows stored without a lifetime', async () => {
+    await adapter('Grant').upsert('grant-forever', { kind: 'Grant' }, 0);
+    expect(await adapter('Grant').find('grant-forever')).toEqual({ kind: 'Grant' });
+  });
+});
+
+describe('findByUid', () => {
+  it('finds a row by its uid within its model', async () => {
+    await adapter('Interaction').upsert('int-1', { kind: 'Interaction', uid: 'uid-abc', jti: 'int-1' }, 600);
+    expect(await adapter('Interaction').findByUid('uid-abc')).toEqual({ kind: 'Interaction', uid: 'uid-abc', jti: 'int-1' });
+    expect(await adapter('Session').findByUid('uid-abc')).toBeUndefined();
+    expect(await adapter('Interaction').findByUid('uid-other')).toBeUndefined();
+  });
+});
+
+describe('findByUserCode', () => {
+  it('finds a device code by its user code', async () => {
+    await adapter('DeviceCode').upsert('dc-1', { kind: 'DeviceCode', userCode: 'WDJB-MJHT', clientId: 'tv' }, 600);
+    expect(await adapter('DeviceCode').findByUserCode('WDJB-MJHT')).toMatchObject({ userCode: 'WDJB-MJHT', clientId: 'tv' });
+    expect(await adapter('DeviceCode').findByUserCode('XXXX-XXXX')).toBeUndefined();
+  });
+});
+
+describe('consume', () => {
+  it('marks the payload consumed with the time of consumption, in seconds', async () => {
+    await adapter('AuthorizationCode').upsert('code-1', { kind: 'AuthorizationCode', grantId: 'g-consume' }, 60);
+    expect((await adapter('AuthorizationCode').find('code-1'))!.consumed).toBeUndefined();
+    const before = Math.floor(Date.now() / 1000);
+    await adapter('AuthorizationCode').consume('code-1');
+    const found = await adapter('AuthorizationCode').find('code-1');
+    expect(found).toMatchObject({ kind: 'AuthorizationCode', grantId: 'g-consume' });
+    expect(typeof found!.consumed).toBe('number');
+    expect(found!.consumed).toBeGreaterThanOrEqual(before - 5);
+    expect(found!.consumed).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 5);
+  });
+});
+
+describe('destroy', () => {
+  it('removes the row of that model only', async () => {
+    await adapter('AccessToken').upsert('same-id', { kind: 'AccessToken' }, 60);
+    await adapter('RefreshToken').upsert('same-id', { kind: 'RefreshToken' }, 60);
+    await adapter('AccessToken').destroy('same-id');
+    expect(await adapter('AccessToken').find('same-id')).toBeUndefined();
+    expect(await adapter('RefreshToken').find('same-id')).toEqual({ kind: 'RefreshToken' });
+  });
+});
+
+describe('revokeByGrantId', () => {
+  it('removes every token and code of that grant, whatever the model, and nothing else', async () => {
+    for (const [model, id, grantId] of [
+      ['AccessToken', 'at-a', 'grant-a'], ['RefreshToken', 'rt-a', 'grant-a'], ['AuthorizationCode', 'ac-a', 'grant-a'],
+      ['AccessToken', 'at-b', 'grant-b'], ['RefreshToken', 'rt-b', 'grant-b'],
+    ] as const) {
+      await adapter(model).upsert(id, { kind: model, grantId }, 600);
+    }
+    await adapter('Session').upsert('sess-keep', { kind: 'Session', accountId: 'acc' }, 600);
+
+    await adapter('AccessToken').revokeByGrantId('grant-a');
+
+    expect(await adapter('AccessToken').find('at-a')).toBeUndefined();
+    expect(await adapter('RefreshToken').find('rt-a')).toBeUndefined();
+    expect(await adapter('AuthorizationCode').find('ac-a')).toBeUndefined();
+    expect(await adapter('AccessToken').find('at-b')).toEqual({ kind: 'AccessToken', grantId: 'grant-b' });
+    expect(await adapter('RefreshToken').find('rt-b')).toEqual({ kind: 'RefreshToken', grantId: 'grant-b' });
+    expect(await adapter('Session').find('sess-keep')).toEqual({ kind: 'Session', accountId: 'acc' });
+  });
+});
+
+describe('expiry', () => {
+  it('does not return expired rows, and deleteExpiredPayloads removes them and only them', async () => {
+    await adapter('AccessToken').upsert('at-old', { kind: 'AccessToken' }, 60);
+    await adapter('Interaction').upsert('int-old', { kind: 'Interaction', uid: 'uid-old' }, 60);
+    await adapter('DeviceCode').upsert('dc-old', { kind: 'DeviceCode', userCode: 'OLD-CODE' }, 60);
+    await adapter('AccessToken').upsert('at-live', { kind: 'AccessToken' }, 60);
+    await expire('AccessToken', 'at-old');
+    await expire('Interaction', 'int-old');
+    await expire('DeviceCode', 'dc-old');
+
+    expect(await adapter('AccessToken').find('at-old')).toBeUndefined();
+    expect(await adapter('Interaction').findByUid('uid-old')).toBeUndefined();
+    expect(await adapter('DeviceCode').findByUserCode('OLD-CODE')).toBeUndefined();
+    expect(await adapter('AccessToken').find('at-live')).toEqual({ kind: 'AccessToken' });
+
+    const total = async () => Number((await db('oidc_payloads').count<{ count: number }[]>({ count: '*' }))[0]!.count);
+    const before = await total();
+    expect(await deleteExpiredPayloads(db)).toBe(3);
+    expect(await total()).toBe(before - 3);
+    expect(await db('oidc_payloads').whereIn('id', ['at-old', 'int-old', 'dc-old'])).toEqual([]);
+    expect(await adapter('AccessToken').find('at-live')).toEqual({ kind: 'AccessToken' });
+    expect(await adapter('Grant').find('grant-forever')).toEqual({ kind: 'Grant' });
+    expect(await deleteExpiredPayloads(db)).toBe(0);
+  });
+
+  it('deletes in batches of the given size', async () => {
+    for (const id of ['e1', 'e2', 'e3']) {
+      await adapter('AccessToken').upsert(id, { kind: 'AccessToken' }, 60);
+      await expire('AccessToken', id);
+    }
+    expect(await deleteExpiredPayloads(db, 2)).toBe(2);
+    expect(await deleteExpiredPayloads(db, 2)).toBe(1);
+  });
+});
+
+describe('find for model Client', () => {
+  it('reads the apps table and exposes the SHA-256 of the secret, never the secret', async () => {
+    const created = await new AppsService(db).createApp({
+      name: 'Wiki', redirectUris: ['https://wiki.example.com/cb'], postLogoutRedirectUris: ['https://wiki.example.com/'], firstParty: true,
+    });
+    expect(created.client_secret).toBeTruthy();
+    const metadata = await adapter('Client').find(created.client_id);
+    expect(metadata).toMatchObject({
+      client_id: created.client_id,
+      client_name: 'Wiki',
+      client_secret: sha256(created.client_secret!),
+      redirect_uris: ['https://wiki.example.com/cb'],
+      post_logout_redirect_uris: ['https://wiki.example.com/'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      'urn:oneid:first_party': true,
+      'urn:oneid:app_id': created.id,
+    });
+    expect(metadata!.client_secret).not.toBe(created.client_secret);
+    expect(JSON.stringify(metadata)).not.toContain(created.client_secret!);
+    expect(await db('oidc_payloads').where({ model: 'Client' })).toEqual([]);
+  });
+
+  it('returns no secret for a public app and undefined for an unknown client_id', async () => {
+    const created = await new AppsService(db).createApp({ name: 'Mobile', redirectUris: ['com.example.app:/cb'], public: true });
+    expect(created.client_secret).toBeNull();
+    const metadata = await adapter('Client').find(created.client_id);
+    expect(metadata).toMatchObject({ client_id: created.client_id, token_endpoint_auth_method: 'none', application_type: 'native' });
+    expect(metadata).not.toHaveProperty('client_secret');
+    expect(await adapter('Client').find('no-such-client')).toBeUndefined();
+  });
+});
