@@ -11,7 +11,7 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
-  ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  ISSUER: z.url({ protocol: /^https?$/ }).refine((u) => !/[?#]/.test(u), 'must not contain a query or fragment').optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
   DATABASE_POOL_MAX: positiveInt.default(10),
   DATA_DIR: z.string().min(1).default('./data'),

@@ -27,15 +27,18 @@ export class SetupService {
 
   /** Creates the first administrator and burns the token (and every other setup token). */
   async complete(token: string, input: { username: string; email: string; name?: string; password: string }): Promise<User> {
-    const burned = await this.db('setup_tokens').where({ token_hash: sha256(token) }).whereNull('used_at')
-      .andWhere('expires_at', '>', this.db.fn.now()).update({ used_at: this.db.fn.now() });
-    if (!burned || (await countAdmins(this.db)) > 0) {
+    // Burn every open link in one statement: of two people using two links at once, the
+    // second waits on the first's row locks and then finds its own link already used.
+    // Only a valid link can burn the others (a made-up token must not lock the admin out).
+    const burned: string[] = await this.db('setup_tokens').whereNull('used_at').andWhere('expires_at', '>', this.db.fn.now())
+      .whereExists((q) => q.select(this.db.raw('1')).from('setup_tokens as t')
+        .where('t.token_hash', sha256(token)).whereNull('t.used_at').andWhere('t.expires_at', '>', this.db.fn.now()))
+      .update({ used_at: this.db.fn.now() }).returning('token_hash').then((rows) => rows.map((r: { token_hash: string }) => r.token_hash));
+    if (!burned.includes(sha256(token)) || (await countAdmins(this.db)) > 0) {
       throw new AppError('failed_precondition', 'setup.invalid_token', 'setup.invalid');
     }
     try {
-      const user = await this.users.createUser({ ...input, name: input.name || undefined, adminRoles: ['super_admin'] });
-      await this.db('setup_tokens').whereNull('used_at').update({ used_at: this.db.fn.now() });
-      return user;
+      return await this.users.createUser({ ...input, name: input.name || undefined, adminRoles: ['super_admin'] });
     } catch (err) {
       // Bad input must not burn the link: give it back so the person can correct the form.
       await this.db('setup_tokens').where({ token_hash: sha256(token) }).update({ used_at: null });
