@@ -37,10 +37,23 @@ async function main(): Promise<void> {
   cleanup.unref();
 
   let stopping = false;
+  // While stopping, responses not yet sent say Connection: close, so a kept-alive client or load
+  // balancer moves to another node and the connection ends with its response instead of idling
+  // for keepAliveTimeout (or taking new requests until the grace period cuts it).
+  const unsent = new Set<http.ServerResponse>();
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (stopping) {
+      res.setHeader('Connection', 'close');
+      return;
+    }
+    unsent.add(res);
+    res.once('close', () => unsent.delete(res));
+  });
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    for (const res of unsent) if (!res.headersSent) res.setHeader('Connection', 'close');
     clearInterval(cleanup);
     const force = setTimeout(() => {
       log.warn('grace period over, closing remaining connections');

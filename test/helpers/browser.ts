@@ -6,6 +6,11 @@ export interface Page { url: string; status: number; html: string; headers: Head
 export class Browser {
   readonly cookies = new Map<string, Map<string, string>>(); // host -> name -> value
   acceptLanguage = 'en';
+  /**
+   * Where a request really goes, with any headers a load balancer would add. Cookies and
+   * relative redirects follow the URL as written; only the connection is re-targeted.
+   */
+  route: (url: URL) => { url: URL; headers?: Record<string, string> } = (url) => ({ url });
 
   #cookieHeader(url: URL): string {
     const jar = this.cookies.get(url.host);
@@ -31,7 +36,9 @@ export class Browser {
     const cookie = this.#cookieHeader(u);
     if (cookie) headers.cookie = cookie;
     if (init.body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const res = await fetch(u, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual' });
+    const target = this.route(u);
+    Object.assign(headers, target.headers);
+    const res = await fetch(target.url, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual' });
     this.#store(u, res.headers);
     return res;
   }

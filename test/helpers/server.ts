@@ -29,7 +29,7 @@ export interface RunningServer {
 }
 
 /** Environment for a child process: the test's own settings only, nothing inherited by accident. */
-function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+export function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', LOG_LEVEL: 'info' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) base[k] = v;
   return base;
