@@ -7,6 +7,7 @@ import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
+import { canonicalHost } from './http/canonical-host.ts';
 import { errorHandler } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
@@ -49,6 +50,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   app.silent = true;
   app.use(requestContext(log, config.maxBodyBytes));
+  app.use(canonicalHost(config.issuer, config.trustProxy));
 
   const ops = new Router();
   let migrationsKnownCurrent = false;

@@ -88,6 +88,14 @@ describe('discovery and JWKS', () => {
     expect(algs.filter((a) => a === 'RS256').length).toBeGreaterThanOrEqual(2);
     expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
   });
+
+  it('advertises endpoints under ISSUER even when reached by another address', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/.well-known/openid-configuration`);
+    const meta = await res.json() as Record<string, string>;
+    expect(meta.issuer).toBe(server.url);
+    expect(meta.token_endpoint).toBe(`${server.url}/token`);
+    expect(meta.authorization_endpoint).toBe(`${server.url}/auth`);
+  });
 });
 
 describe('authorization code flow with PKCE', () => {

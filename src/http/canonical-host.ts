@@ -1,0 +1,19 @@
+// oidc-provider builds endpoint URLs (discovery, redirects to /auth/:uid, ...) from the
+// request's host. A node reached by its internal address would then advertise that address
+// under the public issuer. ISSUER is the one public identity of OneID, so every request is
+// treated as addressed to it. Behind a TLS-terminating proxy set TRUST_PROXY=true so the
+// https scheme of the issuer is honoured as well.
+import type { Middleware } from 'koa';
+
+export function canonicalHost(issuer: string, trustProxy: boolean): Middleware {
+  const url = new URL(issuer);
+  const proto = url.protocol.replace(':', '');
+  return async (ctx, next) => {
+    ctx.req.headers.host = url.host;
+    if (trustProxy) {
+      ctx.req.headers['x-forwarded-host'] = url.host;
+      ctx.req.headers['x-forwarded-proto'] = proto;
+    }
+    return next();
+  };
+}
