@@ -1,6 +1,205 @@
+import { z } from 'zod';
 import type { AdminApi } from './api.ts';
+import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
+import type { Principal } from './auth.ts';
+import { AppError } from '../shared/errors.ts';
+import type { App, AppRole } from '../apps/apps.repo.ts';
+import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
 
-export function registerAppsRoutes(_api: AdminApi, _services: Services): void {
-  // routes are added here
+/** An app as the admin API shows it: never the client secret nor its hash. */
+export const appResource = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  description: z.string().nullable(),
+  logoUrl: z.string().nullable(),
+  protocol: z.string(),
+  clientId: z.string(),
+  public: z.boolean().describe('a public client (PKCE, no client secret)'),
+  firstParty: z.boolean().describe('first-party apps skip the consent screen'),
+  access: z.enum(['assigned', 'everyone']).describe("'assigned': only users assigned to the app may sign in; 'everyone': any active user"),
+  redirectUris: z.array(z.string()),
+  postLogoutRedirectUris: z.array(z.string()),
+  grantTypes: z.array(z.string()),
+  adminRoles: z.array(z.string()),
+  version: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const presentApp = (a: App): z.infer<typeof appResource> => ({
+  id: a.id,
+  name: a.name,
+  description: a.description,
+  logoUrl: a.logoUrl,
+  protocol: a.protocol,
+  clientId: a.clientId,
+  public: a.oidc.token_endpoint_auth_method === 'none',
+  firstParty: a.firstParty,
+  access: a.access,
+  redirectUris: a.oidc.redirect_uris ?? [],
+  postLogoutRedirectUris: a.oidc.post_logout_redirect_uris ?? [],
+  grantTypes: a.oidc.grant_types ?? [],
+  adminRoles: a.adminRoles,
+  version: a.version,
+  createdAt: new Date(a.createdAt).toISOString(),
+  updatedAt: new Date(a.updatedAt).toISOString(),
+});
+
+/** The one response that carries the client secret: app creation and secret rotation. */
+const appWithSecret = appResource.extend({
+  client_id: z.string(),
+  client_secret: z.string().nullable().describe('shown once; store it now. null for public clients'),
+});
+
+export const appRoleResource = z.object({
+  id: z.uuid(),
+  appId: z.uuid(),
+  key: z.string(),
+  name: z.string(),
+  description: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+export const presentAppRole = (r: AppRole): z.infer<typeof appRoleResource> => ({
+  id: r.id, appId: r.appId, key: r.key, name: r.name, description: r.description, createdAt: new Date(r.createdAt).toISOString(),
+});
+
+const appListQuery = z.strictObject({
+  ...pageQuery,
+  q: z.string().min(1).max(200).optional().describe('prefix of the name, case-insensitive'),
+  access: z.enum(['assigned', 'everyone']).optional(),
+  firstParty: z.enum(['true', 'false']).optional(),
+  clientId: z.string().max(200).optional(),
+});
+
+const roleParams = z.strictObject({ id: z.uuid(), roleId: z.uuid() });
+
+/**
+ * An app's admin roles are what its client credentials can do in this API. Without this rule
+ * an app_admin could create (or take the secret of) an app holding super_admin and act as one:
+ * only roles the caller holds can be given to an app, and only a caller holding every role of
+ * an app can change it, rotate its secret or delete it.
+ */
+function assertMayGrant(principal: Principal, roles: readonly string[]): void {
+  if (principal.roles.has('super_admin')) return;
+  const missing = roles.filter((r) => !principal.roles.has(r as never));
+  if (missing.length) {
+    throw new AppError('permission_denied', 'app.admin_roles_forbidden', `adminRoles: you cannot give an app roles you do not hold (${missing.join(', ')})`, { field: 'adminRoles' });
+  }
+}
+
+function assertMayManage(principal: Principal, app: App): void {
+  if (principal.roles.has('super_admin')) return;
+  if (app.adminRoles.some((r) => !principal.roles.has(r as never))) {
+    throw new AppError('permission_denied', 'app.admin_roles_forbidden', 'this app holds admin roles you do not hold; only an administrator with those roles can change it');
+  }
+}
+
+export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
+  const readers = ['app_admin', 'user_admin', 'auditor'] as const;
+  const writers = ['app_admin'] as const;
+
+  api.add({
+    method: 'get', path: '/apps', tag: 'apps', summary: 'List apps (filtered and paged in SQL, oldest first)',
+    roles: readers, query: appListQuery, response: page(appResource),
+    handler: async ({ query }) => {
+      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const rows = await apps.listApps({
+        q: query.q, access: query.access, clientId: query.clientId,
+        firstParty: query.firstParty === undefined ? undefined : query.firstParty === 'true',
+        after: after ? { createdAt: after[0], id: after[1] } : undefined,
+        limit: query.limit + 1,
+      });
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null };
+    },
+  });
+
+  api.add({
+    method: 'post', path: '/apps', tag: 'apps', status: 201,
+    summary: "Register an app; the response carries the client secret, once. Apps default to access 'assigned'",
+    roles: writers, body: createAppInput, response: appWithSecret,
+    handler: async ({ body, principal, ctx }) => {
+      assertMayGrant(principal, body.adminRoles);
+      const created = await apps.createApp(body, principal.actor);
+      ctx.set('Location', `${ctx.path}/${created.id}`);
+      ctx.set('Cache-Control', 'no-store');
+      return { ...presentApp(created.app), client_id: created.client_id, client_secret: created.client_secret };
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/apps/:id', tag: 'apps', summary: 'Get an app', roles: readers,
+    params: idParam, response: appResource,
+    handler: async ({ params }) => presentApp(await apps.getApp(params.id)),
+  });
+
+  api.add({
+    method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
+    roles: writers, params: idParam, body: updateAppInput, response: appResource,
+    handler: async ({ params, body, principal, ifMatch }) => {
+      assertMayManage(principal, await apps.getApp(params.id));
+      if (body.adminRoles) assertMayGrant(principal, body.adminRoles);
+      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch));
+    },
+  });
+
+  api.add({
+    method: 'delete', path: '/apps/:id', tag: 'apps', status: 204,
+    summary: 'Delete an app with its roles and assignments; its grants and tokens end at once',
+    roles: writers, params: idParam,
+    handler: async ({ params, principal, ifMatch }) => {
+      assertMayManage(principal, await apps.getApp(params.id));
+      await apps.deleteApp(params.id, principal.actor, ifMatch);
+    },
+  });
+
+  api.add({
+    method: 'post', path: '/apps/:id/secret', tag: 'apps',
+    summary: 'Rotate the client secret: the new secret is returned once and the old one stops working at once',
+    roles: writers, params: idParam, response: appWithSecret,
+    handler: async ({ params, principal, ifMatch, ctx }) => {
+      assertMayManage(principal, await apps.getApp(params.id));
+      const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch);
+      ctx.set('Cache-Control', 'no-store');
+      return { ...presentApp(rotated.app), client_id: rotated.app.clientId, client_secret: rotated.client_secret };
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/apps/:id/roles', tag: 'app roles', summary: "List an app's roles, by key",
+    roles: readers, params: idParam, response: z.object({ items: z.array(appRoleResource) }),
+    handler: async ({ params }) => ({ items: (await apps.listRoles(params.id)).map(presentAppRole) }),
+  });
+
+  api.add({
+    method: 'post', path: '/apps/:id/roles', tag: 'app roles', summary: 'Define an app role (key such as docs.editor; 409 if the app has it)', status: 201,
+    roles: writers, params: idParam, body: createAppRoleInput, response: appRoleResource,
+    handler: async ({ params, body, principal, ctx }) => {
+      const role = await apps.createRole(params.id, body, principal.actor);
+      ctx.set('Location', `${ctx.path}/${role.id}`);
+      return presentAppRole(role);
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/apps/:id/roles/:roleId', tag: 'app roles', summary: 'Get an app role',
+    roles: readers, params: roleParams, response: appRoleResource,
+    handler: async ({ params }) => presentAppRole(await apps.getRole(params.id, params.roleId)),
+  });
+
+  api.add({
+    method: 'patch', path: '/apps/:id/roles/:roleId', tag: 'app roles', summary: 'Update an app role',
+    roles: writers, params: roleParams, body: updateAppRoleInput, response: appRoleResource,
+    handler: async ({ params, body, principal }) => presentAppRole(await apps.updateRole(params.id, params.roleId, body, principal.actor)),
+  });
+
+  api.add({
+    method: 'delete', path: '/apps/:id/roles/:roleId', tag: 'app roles', status: 204,
+    summary: 'Delete an app role; assignments that carried it lose it',
+    roles: writers, params: roleParams,
+    handler: async ({ params, principal }) => apps.deleteRole(params.id, params.roleId, principal.actor),
+  });
 }

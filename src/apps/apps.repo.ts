@@ -1,5 +1,9 @@
 import type { Tx } from '../db/knex.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids from the CLI are not validated at an edge; a malformed one simply finds nothing. */
+export const isUuid = (value: string): boolean => UUID.test(value);
+
 export interface OidcClientSettings {
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
@@ -8,6 +12,8 @@ export interface OidcClientSettings {
   token_endpoint_auth_method: string;
   application_type: 'web' | 'native';
 }
+
+export type AppAccess = 'assigned' | 'everyone';
 
 export interface DbAppRow {
   id: string;
@@ -19,7 +25,7 @@ export interface DbAppRow {
   client_id: string;
   client_secret_hash: string | null;
   oidc: OidcClientSettings;
-  access: 'assigned' | 'everyone';
+  access: AppAccess;
   admin_roles: string[];
   version: number;
   created_at: Date;
@@ -31,11 +37,12 @@ export interface App {
   name: string;
   description: string | null;
   logoUrl: string | null;
+  protocol: string;
   firstParty: boolean;
   clientId: string;
   clientSecretHash: string | null;
   oidc: OidcClientSettings;
-  access: 'assigned' | 'everyone';
+  access: AppAccess;
   adminRoles: string[];
   version: number;
   createdAt: Date;
@@ -47,6 +54,7 @@ const toApp = (r: DbAppRow): App => ({
   name: r.name,
   description: r.description,
   logoUrl: r.logo_url,
+  protocol: r.protocol,
   firstParty: r.first_party,
   clientId: r.client_id,
   clientSecretHash: r.client_secret_hash,
@@ -63,9 +71,130 @@ export async function findAppByClientId(db: Tx, clientId: string): Promise<App |
   return row ? toApp(row) : undefined;
 }
 
+export async function findAppById(db: Tx, id: string, opts: { forUpdate?: boolean } = {}): Promise<App | undefined> {
+  if (!isUuid(id)) return undefined;
+  const query = db<DbAppRow>('apps').where({ id }).first();
+  if (opts.forUpdate) query.forUpdate();
+  const row = await query;
+  return row ? toApp(row) : undefined;
+}
+
 export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'updated_at' | 'version'>): Promise<App> {
   const [inserted] = await db('apps').insert({
     ...row, oidc: JSON.stringify(row.oidc), admin_roles: db.raw('?::text[]', [row.admin_roles]),
   }).returning('*');
   return toApp(inserted as DbAppRow);
+}
+
+export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'oidc' | 'access' | 'admin_roles'>>;
+
+/**
+ * Updates columns and bumps the version. With expectedVersion, updates only if the row is
+ * still at that version; returns undefined when nothing matched.
+ */
+export async function updateAppById(db: Tx, id: string, changes: AppChanges, expectedVersion?: number): Promise<App | undefined> {
+  const values: Record<string, unknown> = { ...changes };
+  if (changes.oidc) values.oidc = JSON.stringify(changes.oidc);
+  if (changes.admin_roles) values.admin_roles = db.raw('?::text[]', [changes.admin_roles]);
+  const query = db('apps').where({ id }).update({ ...values, version: db.raw('version + 1'), updated_at: db.fn.now() }).returning('*');
+  if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
+  const [row] = await query;
+  return row ? toApp(row as DbAppRow) : undefined;
+}
+
+export async function deleteAppById(db: Tx, id: string): Promise<boolean> {
+  return (await db('apps').where({ id }).delete()) > 0;
+}
+
+export interface AppFilter {
+  /** Prefix of the name (case-insensitive). */
+  q?: string;
+  access?: AppAccess;
+  firstParty?: boolean;
+  clientId?: string;
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+const likePrefix = (s: string): string => `${s.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+
+/** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
+export async function findApps(db: Tx, f: AppFilter): Promise<App[]> {
+  const q = db<DbAppRow>('apps').select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(f.limit);
+  if (f.q) q.whereRaw('lower(name) like ?', [likePrefix(f.q)]);
+  if (f.access) q.where('access', f.access);
+  if (f.firstParty !== undefined) q.where('first_party', f.firstParty);
+  if (f.clientId) q.where('client_id', f.clientId);
+  if (f.after) q.whereRaw('(created_at, id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  return (await q).map((r) => toApp(r as DbAppRow));
+}
+
+// ---- app roles ------------------------------------------------------------------------
+
+export interface DbAppRoleRow {
+  id: string;
+  app_id: string;
+  key: string;
+  name: string;
+  description: string | null;
+  created_at: Date;
+}
+
+export interface AppRole {
+  id: string;
+  appId: string;
+  key: string;
+  name: string;
+  description: string | null;
+  createdAt: Date;
+}
+
+const toAppRole = (r: DbAppRoleRow): AppRole => ({
+  id: r.id, appId: r.app_id, key: r.key, name: r.name, description: r.description, createdAt: r.created_at,
+});
+
+/** An app's roles, ordered by key (an app has tens of roles, not thousands). */
+export async function findAppRoles(db: Tx, appId: string): Promise<AppRole[]> {
+  if (!isUuid(appId)) return [];
+  return (await db<DbAppRoleRow>('app_roles').where({ app_id: appId }).orderBy([{ column: 'key' }, { column: 'id' }])).map(toAppRole);
+}
+
+export async function findAppRoleById(db: Tx, appId: string, id: string): Promise<AppRole | undefined> {
+  if (!isUuid(appId) || !isUuid(id)) return undefined;
+  const row = await db<DbAppRoleRow>('app_roles').where({ app_id: appId, id }).first();
+  return row ? toAppRole(row) : undefined;
+}
+
+/** The roles of an app among the given ids and keys. */
+export async function findAppRolesByIdsOrKeys(db: Tx, appId: string, ids: string[], keys: string[]): Promise<AppRole[]> {
+  if (!ids.length && !keys.length) return [];
+  const rows = await db<DbAppRoleRow>('app_roles').where({ app_id: appId })
+    .andWhere((w) => {
+      if (ids.length) w.orWhereIn('id', ids);
+      if (keys.length) w.orWhereIn('key', keys);
+    });
+  return rows.map(toAppRole);
+}
+
+export async function insertAppRole(db: Tx, row: Omit<DbAppRoleRow, 'created_at'>): Promise<AppRole> {
+  const [inserted] = await db('app_roles').insert(row).returning('*');
+  return toAppRole(inserted as DbAppRoleRow);
+}
+
+export async function updateAppRoleById(db: Tx, appId: string, id: string, changes: Partial<Pick<DbAppRoleRow, 'key' | 'name' | 'description'>>): Promise<AppRole | undefined> {
+  if (!Object.keys(changes).length) return findAppRoleById(db, appId, id);
+  const [row] = await db('app_roles').where({ app_id: appId, id }).update(changes).returning('*');
+  return row ? toAppRole(row as DbAppRoleRow) : undefined;
+}
+
+export async function deleteAppRoleById(db: Tx, appId: string, id: string): Promise<boolean> {
+  return (await db('app_roles').where({ app_id: appId, id }).delete()) > 0;
+}
+
+/** Ends every grant, code and token issued to a client (used when its app is deleted). */
+export async function deleteOidcStateOfClient(db: Tx, clientId: string): Promise<number> {
+  return db('oidc_payloads')
+    .whereIn('model', ['Grant', 'AuthorizationCode', 'AccessToken', 'RefreshToken', 'ClientCredentials', 'BackchannelAuthenticationRequest', 'DeviceCode'])
+    .andWhereRaw("payload->>'clientId' = ?", [clientId])
+    .delete();
 }

@@ -2,9 +2,14 @@ import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
+import { isUniqueViolation } from '../db/errors.ts';
 import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
-import { insertApp, type App, type OidcClientSettings } from './apps.repo.ts';
+import {
+  deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
+  insertAppRole, updateAppById, updateAppRoleById,
+  type App, type AppChanges, type AppFilter, type AppRole, type OidcClientSettings,
+} from './apps.repo.ts';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 
@@ -17,68 +22,263 @@ const redirectUri = z.string().refine((value) => {
   }
 }, 'must be an absolute URL without a fragment');
 
+const appName = z.string().trim().min(1).max(200);
+const appDescription = z.string().trim().max(2000);
+const logoUrl = z.url({ protocol: /^https?$/ });
+const access = z.enum(['assigned', 'everyone']);
+
 export const createAppInput = z.object({
-  name: z.string().trim().min(1).max(200),
-  description: z.string().trim().max(2000).optional(),
-  logoUrl: z.url({ protocol: /^https?$/ }).optional(),
+  name: appName,
+  description: appDescription.optional(),
+  logoUrl: logoUrl.optional(),
   redirectUris: z.array(redirectUri).max(50).default([]),
   postLogoutRedirectUris: z.array(redirectUri).max(50).default([]),
   public: z.boolean().default(false),
   firstParty: z.boolean().default(false),
   grantTypes: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
   /** 'assigned': only users assigned to the app may sign in (the default); 'everyone': any active user. */
-  access: z.enum(['assigned', 'everyone']).default('assigned'),
+  access: access.default('assigned'),
   /** Admin API roles this app holds when it calls with client_credentials. */
   adminRoles: z.array(z.enum(ADMIN_ROLES)).default([]),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
 
+/** PATCH semantics: absent = unchanged, null = cleared. Grant types and public/confidential are fixed at creation. */
+export const updateAppInput = z.strictObject({
+  name: appName.optional(),
+  description: appDescription.nullable().optional(),
+  logoUrl: logoUrl.nullable().optional(),
+  redirectUris: z.array(redirectUri).max(50).optional(),
+  postLogoutRedirectUris: z.array(redirectUri).max(50).optional(),
+  firstParty: z.boolean().optional(),
+  access: access.optional(),
+  adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
+});
+
+export type UpdateAppInput = z.input<typeof updateAppInput>;
+
+/** Role keys appear in the `roles` claim: lower-case, no spaces, e.g. docs.editor. */
+export const APP_ROLE_KEY = /^[a-z][a-z0-9_.:-]{0,99}$/;
+const roleKey = z.string().regex(APP_ROLE_KEY, 'lower-case letters, digits and _ . : - only, 1-100 characters, starting with a letter (e.g. docs.editor)');
+
+export const createAppRoleInput = z.strictObject({
+  key: roleKey,
+  /** Defaults to the key. */
+  name: z.string().trim().min(1).max(200).optional(),
+  description: z.string().trim().max(2000).optional(),
+});
+export type CreateAppRoleInput = z.input<typeof createAppRoleInput>;
+
+export const updateAppRoleInput = z.strictObject({
+  key: roleKey.optional(),
+  name: z.string().trim().min(1).max(200).optional(),
+  description: z.string().trim().max(2000).nullable().optional(),
+});
+export type UpdateAppRoleInput = z.input<typeof updateAppRoleInput>;
+
 export interface CreatedApp { id: string; client_id: string; client_secret: string | null; app: App }
+export interface RotatedSecret { client_secret: string; app: App }
+
+const applicationType = (redirectUris: string[]): 'web' | 'native' => (redirectUris.some((u) => !/^https?:/i.test(u)) ? 'native' : 'web');
+
+const notFound = (): AppError => new AppError('not_found', 'app.not_found', 'no app with this id');
+const roleNotFound = (): AppError => new AppError('not_found', 'app_role.not_found', 'no role with this id in this app');
+const versionMismatch = (expected: number, now?: number): AppError => new AppError('failed_precondition', 'app.version_mismatch',
+  now === undefined ? 'the app changed during the update; retry' : `the app changed since version ${expected} (now ${now})`);
+
+function roleKeyTaken(err: unknown): never {
+  if (isUniqueViolation(err)) throw new AppError('already_exists', 'app_role.key_taken', 'key: this app already has a role with this key', { field: 'key' });
+  throw err;
+}
 
 export class AppsService {
   constructor(private readonly db: Knex) {}
 
   async createApp(raw: CreateAppInput, actor: Actor = SYSTEM_ACTOR): Promise<CreatedApp> {
     const input = parseInput(createAppInput, raw);
-    const grantTypes = [...new Set(input.grantTypes ?? (input.public ? ['authorization_code', 'refresh_token'] : ['authorization_code', 'refresh_token']))];
+    const grantTypes = [...new Set(input.grantTypes ?? ['authorization_code', 'refresh_token'])];
     if (input.public && grantTypes.includes('client_credentials')) {
-      throw new AppError('invalid_argument', 'app.public_client_credentials', 'grantTypes: a public app cannot use client_credentials');
+      throw new AppError('invalid_argument', 'app.public_client_credentials', 'grantTypes: a public app cannot use client_credentials', { field: 'grantTypes' });
     }
     const usesBrowser = grantTypes.includes('authorization_code');
     if (usesBrowser && input.redirectUris.length === 0) {
-      throw new AppError('invalid_argument', 'app.redirect_uri_required', 'redirectUris: at least one redirect URI is required for authorization_code');
+      throw new AppError('invalid_argument', 'app.redirect_uri_required', 'redirectUris: at least one redirect URI is required for authorization_code', { field: 'redirectUris' });
     }
     if (grantTypes.includes('refresh_token') && !usesBrowser) {
-      throw new AppError('invalid_argument', 'app.refresh_without_code', 'grantTypes: refresh_token needs authorization_code');
+      throw new AppError('invalid_argument', 'app.refresh_without_code', 'grantTypes: refresh_token needs authorization_code', { field: 'grantTypes' });
     }
-    const customScheme = input.redirectUris.some((u) => !/^https?:/i.test(u));
     const oidc: OidcClientSettings = {
       redirect_uris: input.redirectUris,
       post_logout_redirect_uris: input.postLogoutRedirectUris,
       grant_types: grantTypes,
       response_types: usesBrowser ? ['code'] : [],
       token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
-      application_type: customScheme ? 'native' : 'web',
+      application_type: applicationType(input.redirectUris),
     };
     const secret = input.public ? null : newSecret(32);
     const app = await this.db.transaction(async (trx) => {
       const inserted = await insertApp(trx, {
-      id: newId(),
-      name: input.name,
-      description: input.description ?? null,
-      logo_url: input.logoUrl ?? null,
-      protocol: 'oidc',
-      first_party: input.firstParty,
-      client_id: newSecret(18),
-      client_secret_hash: secret ? sha256(secret) : null,
-      oidc,
-      access: input.access,
-      admin_roles: input.adminRoles,
+        id: newId(),
+        name: input.name,
+        description: input.description ?? null,
+        logo_url: input.logoUrl ?? null,
+        protocol: 'oidc',
+        first_party: input.firstParty,
+        client_id: newSecret(18),
+        client_secret_hash: secret ? sha256(secret) : null,
+        oidc,
+        access: input.access,
+        admin_roles: input.adminRoles,
       });
       await recordAudit(trx, actor, { action: 'app.created', targetType: 'app', targetId: inserted.id, changes: { ...input, clientId: inserted.clientId } });
       return inserted;
     });
     return { id: app.id, client_id: app.clientId, client_secret: secret, app };
+  }
+
+  async getApp(id: string): Promise<App> {
+    const app = await findAppById(this.db, id);
+    if (!app) throw notFound();
+    return app;
+  }
+
+  listApps(filter: AppFilter): Promise<App[]> {
+    return findApps(this.db, filter);
+  }
+
+  /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
+  async updateApp(id: string, raw: UpdateAppInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<App> {
+    const input = parseInput(updateAppInput, raw);
+    return this.db.transaction(async (trx) => {
+      const current = await findAppById(trx, id);
+      if (!current) throw notFound();
+      if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
+      const changes: AppChanges = {};
+      if (input.name !== undefined) changes.name = input.name;
+      if (input.description !== undefined) changes.description = input.description || null;
+      if (input.logoUrl !== undefined) changes.logo_url = input.logoUrl;
+      if (input.firstParty !== undefined) changes.first_party = input.firstParty;
+      if (input.access !== undefined) changes.access = input.access;
+      if (input.adminRoles !== undefined) changes.admin_roles = [...new Set(input.adminRoles)];
+      if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
+        const redirectUris = input.redirectUris ?? current.oidc.redirect_uris;
+        if (current.oidc.grant_types.includes('authorization_code') && redirectUris.length === 0) {
+          throw new AppError('invalid_argument', 'app.redirect_uri_required', 'redirectUris: at least one redirect URI is required for authorization_code', { field: 'redirectUris' });
+        }
+        changes.oidc = {
+          ...current.oidc,
+          redirect_uris: redirectUris,
+          post_logout_redirect_uris: input.postLogoutRedirectUris ?? current.oidc.post_logout_redirect_uris,
+          application_type: applicationType(redirectUris),
+        };
+      }
+      const updated = await updateAppById(trx, id, changes, current.version);
+      if (!updated) throw versionMismatch(current.version);
+      await recordAudit(trx, actor, { action: 'app.updated', targetType: 'app', targetId: id, changes: input });
+      return updated;
+    });
+  }
+
+  /**
+   * Issues a new client secret and returns it once; the old one stops working at once (every
+   * node reads the client from the database on each request). Public apps have no secret.
+   */
+  async rotateSecret(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<RotatedSecret> {
+    const secret = newSecret(32);
+    const app = await this.db.transaction(async (trx) => {
+      const current = await findAppById(trx, id, { forUpdate: true });
+      if (!current) throw notFound();
+      if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
+      if (current.oidc.token_endpoint_auth_method === 'none') {
+        throw new AppError('invalid_argument', 'app.public_has_no_secret', 'this app is a public client and has no client secret');
+      }
+      const updated = await updateAppById(trx, id, { client_secret_hash: sha256(secret) }, current.version);
+      if (!updated) throw versionMismatch(current.version);
+      await recordAudit(trx, actor, { action: 'app.secret_rotated', targetType: 'app', targetId: id, changes: { clientId: current.clientId } });
+      return updated;
+    });
+    return { client_secret: secret, app };
+  }
+
+  /**
+   * Deletes the app with its roles and assignments (cascade) and ends every grant, code and
+   * token issued to it.
+   */
+  async deleteApp(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      const current = await findAppById(trx, id, { forUpdate: true });
+      if (!current) throw notFound();
+      if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
+      const ended = await deleteOidcStateOfClient(trx, current.clientId);
+      await deleteAppById(trx, id);
+      await recordAudit(trx, actor, {
+        action: 'app.deleted', targetType: 'app', targetId: id, changes: { name: current.name, clientId: current.clientId, endedOidcRecords: ended },
+      });
+    });
+  }
+
+  // ---- app roles ----------------------------------------------------------------------
+
+  async listRoles(appId: string): Promise<AppRole[]> {
+    await this.getApp(appId);
+    return findAppRoles(this.db, appId);
+  }
+
+  async getRole(appId: string, roleId: string): Promise<AppRole> {
+    const role = await findAppRoleById(this.db, appId, roleId);
+    if (!role) {
+      await this.getApp(appId);
+      throw roleNotFound();
+    }
+    return role;
+  }
+
+  async createRole(appId: string, raw: CreateAppRoleInput, actor: Actor = SYSTEM_ACTOR): Promise<AppRole> {
+    const input = parseInput(createAppRoleInput, raw);
+    try {
+      return await this.db.transaction(async (trx) => {
+        if (!(await findAppById(trx, appId))) throw notFound();
+        const role = await insertAppRole(trx, {
+          id: newId(), app_id: appId, key: input.key, name: input.name ?? input.key, description: input.description || null,
+        });
+        await recordAudit(trx, actor, { action: 'app_role.created', targetType: 'app', targetId: appId, changes: { roleId: role.id, ...input } });
+        return role;
+      });
+    } catch (err) {
+      return roleKeyTaken(err);
+    }
+  }
+
+  async updateRole(appId: string, roleId: string, raw: UpdateAppRoleInput, actor: Actor = SYSTEM_ACTOR): Promise<AppRole> {
+    const input = parseInput(updateAppRoleInput, raw);
+    try {
+      return await this.db.transaction(async (trx) => {
+        if (!(await findAppById(trx, appId))) throw notFound();
+        const changes: { key?: string; name?: string; description?: string | null } = {};
+        if (input.key !== undefined) changes.key = input.key;
+        if (input.name !== undefined) changes.name = input.name;
+        if (input.description !== undefined) changes.description = input.description || null;
+        const role = await updateAppRoleById(trx, appId, roleId, changes);
+        if (!role) throw roleNotFound();
+        await recordAudit(trx, actor, { action: 'app_role.updated', targetType: 'app', targetId: appId, changes: { roleId, ...input } });
+        return role;
+      });
+    } catch (err) {
+      return roleKeyTaken(err);
+    }
+  }
+
+  /** Deletes the role; assignments that carried it lose it (the assignment itself stays). */
+  async deleteRole(appId: string, roleId: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      const role = await findAppRoleById(trx, appId, roleId);
+      if (!role) {
+        if (!(await findAppById(trx, appId))) throw notFound();
+        throw roleNotFound();
+      }
+      await deleteAppRoleById(trx, appId, roleId);
+      await recordAudit(trx, actor, { action: 'app_role.deleted', targetType: 'app', targetId: appId, changes: { roleId, key: role.key } });
+    });
   }
 }

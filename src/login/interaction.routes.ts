@@ -20,6 +20,16 @@ interface Deps {
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/**
+ * The prompt oidc-provider raises for a signed-in user who is not entitled to an app that is
+ * open to assigned users only (the check lives in oidc/provider.ts). We show the "no access"
+ * page; its button finishes the interaction with access_denied, back to the app.
+ */
+export const APP_ACCESS_PROMPT = 'app_access';
+
+/** Scopes the consent page explains (the others are resource scopes or unknown). */
+const EXPLAINED_SCOPES = ['openid', 'profile', 'email', 'groups', 'roles', 'offline_access'];
+
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
 export function interactionRouter({ provider, users, views, log, maxBodyBytes }: Deps): Router {
@@ -69,15 +79,27 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes }:
     }, str(details.params.ui_locales) || undefined);
   };
 
+  const renderNoAccess = async (ctx: Context, details: Details): Promise<void> => {
+    const accountId = details.session?.accountId;
+    const user = accountId ? await users.getUser(accountId).catch(() => undefined) : undefined;
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.body = views.render(ctx, 'no-access.njk', {
+      uid: details.uid, appName: await appNameOf(details), username: user?.username,
+    }, str(details.params.ui_locales) || undefined);
+  };
+
   router.get('/:uid', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
     switch (details.prompt.name) {
       case 'login':
         return renderLogin(ctx, details);
+      case APP_ACCESS_PROMPT:
+        return renderNoAccess(ctx, details);
       case 'consent': {
         if (await isFirstParty(details)) return finishConsent(ctx, details);
-        const scopes = String(details.params.scope ?? '').split(' ').filter((s) => ['openid', 'profile', 'email', 'offline_access'].includes(s));
+        const scopes = String(details.params.scope ?? '').split(' ').filter((s) => EXPLAINED_SCOPES.includes(s));
         ctx.type = 'html';
         ctx.body = views.render(ctx, 'consent.njk', { uid: details.uid, appName: await appNameOf(details), scopes }, str(details.params.ui_locales) || undefined);
         return undefined;
@@ -92,7 +114,9 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes }:
     if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
     const body = ctx.request.body as Record<string, unknown>;
     const login = str(body.login).slice(0, 254);
-    const user = await users.authenticate(login, str(body.password));
+    const user = await users.authenticate(login, str(body.password), {
+      ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
+    });
     if (!user) {
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return renderLogin(ctx, details, true, login);
@@ -113,7 +137,8 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes }:
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
     await provider.interactionFinished(ctx.req, ctx.res, {
-      error: 'access_denied', error_description: 'the user cancelled the sign-in',
+      error: 'access_denied',
+      error_description: details.prompt.name === APP_ACCESS_PROMPT ? 'the user has no access to this app' : 'the user cancelled the sign-in',
     }, { mergeWithLastSubmission: false });
     ctx.respond = false;
   });

@@ -1,15 +1,18 @@
 // oidc-provider configured for OneID: PostgreSQL adapter, keys from the database,
 // accounts from the directory, JWT access tokens for resource servers (RFC 9068).
-import Provider, { errors, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
 import type { Knex } from 'knex';
 import type { JWK } from 'jose';
 import type { Config } from '../config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { safeEqual, sha256 } from '../shared/ids.ts';
 import { findUserById } from '../directory/users.repo.ts';
+import { entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
+import { recordAuditNow } from '../audit/audit.service.ts';
 import { createAdapterFactory } from './adapter.ts';
-import { claimsFor, SCOPES, CLAIMS } from './claims.ts';
+import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
+import { APP_ACCESS_PROMPT } from '../login/interaction.routes.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -22,6 +25,54 @@ export interface ProviderDeps {
 
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;
+
+/** The OneID app id behind an oidc-provider client (see clientMetadataFor in adapter.ts). */
+const appIdOf = (client: { metadata(): Record<string, unknown> } | undefined): string | undefined => {
+  const id = client?.metadata()['urn:oneid:app_id'];
+  return typeof id === 'string' ? id : undefined;
+};
+
+/** An oidc-provider Account that also answers the permission-model claims for one app. */
+interface OneIdAccount extends Account {
+  accessClaims(scopes: Set<string>): Promise<AccessClaims>;
+}
+
+/**
+ * Sign-in enforcement, in two places that together cover every way to a token:
+ *
+ * 1. At the authorization endpoint, an extra interaction-policy prompt (APP_ACCESS_PROMPT) runs
+ *    after 'login' and before 'consent' on every request with a signed-in user: fresh
+ *    interactive sign-ins, existing sessions (SSO) and existing grants alike. When the user is
+ *    not entitled to the app, its check fails with the error access_denied: with prompt=none
+ *    oidc-provider redirects access_denied to the app at once; otherwise the browser goes to
+ *    the interaction, which shows the localized 403 "no access" page whose button finishes
+ *    the interaction with access_denied. No code is issued either way.
+ * 2. At redemption, findAccount is called with the token being used (authorization code or
+ *    refresh token at the token endpoint, access token at userinfo) and ctx.oidc.client set to
+ *    the app. It answers "no such account" when the user is no longer entitled, which
+ *    oidc-provider turns into invalid_grant / invalid_token. So an assignment removed after
+ *    sign-in stops the next refresh, and a code issued a moment before cannot be redeemed.
+ *
+ * findAccount without a token (the session at the authorization endpoint) does not refuse:
+ * oidc-provider needs the account there to build the grant, and (1) decides.
+ */
+function appAccessPrompt(db: Knex): interactionPolicy.Prompt {
+  const { Prompt, Check } = interactionPolicy;
+  return new Prompt(
+    { name: APP_ACCESS_PROMPT, requestable: false },
+    new Check('not_entitled', 'the user has no access to this app', 'access_denied', async (ctx) => {
+      const accountId = ctx.oidc.session?.accountId;
+      const appId = appIdOf(ctx.oidc.client);
+      if (!accountId || !appId) return Check.NO_NEED_TO_PROMPT;
+      if ((await entitlements(db, accountId, appId)).allowed) return Check.NO_NEED_TO_PROMPT;
+      await recordAuditNow(db, { type: 'user', id: accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, {
+        action: 'signin.denied', targetType: 'app', targetId: appId,
+        changes: { clientId: ctx.oidc.client?.clientId ?? null, reason: 'not_entitled', promptNone: ctx.oidc.promptPending('none') },
+      });
+      return Check.REQUEST_PROMPT;
+    }),
+  );
+}
 
 export function createProvider({ config, db, log, jwks, cookieKeys, views }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
@@ -102,15 +153,51 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views }: Pro
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     interactions: {
+      // login, then app access (enforcement (1), see appAccessPrompt), then consent.
+      policy: (() => {
+        const policy = interactionPolicy.base();
+        policy.add(appAccessPrompt(db), policy.findIndex((p) => p.name === 'login') + 1);
+        return policy;
+      })(),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     extraClientMetadata: {
       properties: ['urn:oneid:first_party', 'urn:oneid:app_id'],
     },
-    findAccount: async (_ctx, sub): Promise<Account | undefined> => {
+    findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
       const user = await findUserById(db, sub);
       if (!user || user.status !== 'active') return undefined;
-      return { accountId: user.id, claims: async (_use, scope) => claimsFor(user, scope) };
+      const appId = appIdOf(ctx.oidc?.client);
+      let granted: Promise<Entitlements> | undefined;
+      const entitled = (): Promise<Entitlements> => {
+        granted ??= appId ? entitlements(db, user.id, appId) : Promise.resolve({ allowed: false, assigned: false, roles: [] });
+        return granted;
+      };
+      // Enforcement (2): see appAccessPrompt.
+      if (token && appId && !(await entitled()).allowed) return undefined;
+      const accessClaims = async (scopes: Set<string>): Promise<AccessClaims> => ({
+        ...(scopes.has('groups') ? { groups: await groupNamesOf(db, user.id) } : {}),
+        ...(scopes.has('roles') ? { roles: (await entitled()).roles } : {}),
+      });
+      return {
+        accountId: user.id,
+        claims: async (_use, scope) => claimsFor(user, scope, await accessClaims(scopeSet(scope))),
+        accessClaims,
+      };
+    },
+    // JWT access tokens (RFC 9068, for resource servers such as <issuer>/api) carry groups and
+    // roles too, when the authorization that the token comes from was granted those scopes.
+    extraTokenClaims: async (ctx, token) => {
+      if (!('accountId' in token) || !token.accountId || !token.resourceServer || !ctx?.oidc) return undefined;
+      const source = ctx.oidc.entities.RefreshToken ?? ctx.oidc.entities.AuthorizationCode;
+      const requested = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (source?.scopes ?? new Set<string>());
+      const scopes = scopeSet(ctx.oidc.grant?.getOIDCScopeFiltered(requested));
+      if (!scopes.has('groups') && !scopes.has('roles')) return undefined;
+      let account = ctx.oidc.account as OneIdAccount | undefined;
+      if (account?.accountId !== token.accountId || typeof account.accessClaims !== 'function') {
+        account = await configuration.findAccount!(ctx, token.accountId, token) as OneIdAccount | undefined;
+      }
+      return account ? { ...(await account.accessClaims(scopes)) } : undefined;
     },
     renderError: async (ctx, out) => {
       ctx.type = 'html';

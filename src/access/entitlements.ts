@@ -1,0 +1,112 @@
+// "What may this user do in this app": the one answer every protocol asks (OIDC claims and
+// sign-in enforcement now; SAML attributes, SCIM pushes and the portal later).
+//
+// A user reaches an app through assignments to
+//   - the user directly,
+//   - a group the user is a member of,
+//   - a department the user belongs to (primary or secondary), exactly, or
+//   - an ancestor of such a department, when that assignment includes sub-departments.
+// The user's roles in the app are the union of the roles of every matching assignment.
+// Only active users are entitled to anything. An app with access 'everyone' lets any active
+// user in; roles still come from assignments.
+//
+// Everything is one SQL statement. The ancestors of a department are the ids in its
+// materialised path ('/root/.../self/'), so "assigned to an ancestor with sub-departments"
+// is a primary-key lookup per path element, never a walk of the tree in JavaScript.
+import type { Tx } from '../db/knex.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface Entitlements {
+  /** May the user sign in to the app? */
+  allowed: boolean;
+  /** Does at least one assignment reach the user? */
+  assigned: boolean;
+  /** The app's role keys the user holds, sorted. */
+  roles: string[];
+}
+
+export interface AppEntitlements extends Entitlements { appId: string }
+
+interface Row { app_id: string; active: boolean; access: string; assigned: boolean; roles: string[] | null }
+
+/**
+ * The SQL for one user and either one app or every app. `?` bindings, in order: userId,
+ * then appId twice when one app is asked for.
+ */
+function entitlementSql(oneApp: boolean): string {
+  return `
+    with usr as (
+      select u.id from users u where u.id = ? and u.status = 'active'
+    ), principals as (
+      select 'user'::text as type, usr.id as id, false as inherited from usr
+      union all
+      select 'group', gm.group_id, false
+        from group_members gm join usr on usr.id = gm.user_id
+      union all
+      select 'department', anc.id::uuid, anc.id <> d.id::text
+        from user_departments ud
+        join usr on usr.id = ud.user_id
+        join departments d on d.id = ud.department_id
+        cross join lateral unnest(string_to_array(trim(both '/' from d.path), '/')) as anc(id)
+    ), matching as (
+      select distinct a.id, a.app_id
+        from assignments a
+        join principals p on a.principal_type = p.type and a.principal_id = p.id
+       where (not p.inherited or a.include_subdepartments)
+       ${oneApp ? 'and a.app_id = ?' : ''}
+    )
+    select ap.id as app_id,
+           ap.access,
+           exists (select 1 from usr) as active,
+           exists (select 1 from matching m where m.app_id = ap.id) as assigned,
+           (select array_agg(distinct r.key order by r.key)
+              from matching m
+              join assignment_roles ar on ar.assignment_id = m.id
+              join app_roles r on r.id = ar.app_role_id
+             where m.app_id = ap.id) as roles
+      from apps ap
+     where ${oneApp ? 'ap.id = ?' : "ap.access = 'everyone' or exists (select 1 from matching m where m.app_id = ap.id)"}
+     order by ap.name, ap.id`;
+}
+
+const toEntitlements = (r: Row): AppEntitlements => {
+  const active = Boolean(r.active);
+  const assigned = active && Boolean(r.assigned);
+  return {
+    appId: r.app_id,
+    allowed: active && (r.access === 'everyone' || assigned),
+    assigned,
+    roles: active ? (r.roles ?? []) : [],
+  };
+};
+
+const NONE: Entitlements = { allowed: false, assigned: false, roles: [] };
+
+/** The user's entitlements in one app. Unknown users and apps are entitled to nothing. */
+export async function entitlements(db: Tx, userId: string, appId: string): Promise<Entitlements> {
+  if (!UUID.test(userId) || !UUID.test(appId)) return { ...NONE };
+  const result = await db.raw(entitlementSql(true), [userId, appId, appId]);
+  const row = (result.rows as Row[])[0];
+  if (!row) return { ...NONE };
+  const { appId: _id, ...rest } = toEntitlements(row);
+  return rest;
+}
+
+/** Every app the user may sign in to, with the user's roles in each; by app name. */
+export async function entitledApps(db: Tx, userId: string): Promise<AppEntitlements[]> {
+  if (!UUID.test(userId)) return [];
+  const result = await db.raw(entitlementSql(false), [userId]);
+  return (result.rows as Row[]).map(toEntitlements).filter((e) => e.allowed);
+}
+
+/** Names of the groups the user is a member of, sorted (the `groups` claim). */
+export async function groupNamesOf(db: Tx, userId: string): Promise<string[]> {
+  if (!UUID.test(userId)) return [];
+  const rows: { name: string }[] = await db('groups as g')
+    .join('group_members as gm', 'gm.group_id', 'g.id')
+    .where('gm.user_id', userId)
+    .orderBy('g.name')
+    .select('g.name');
+  return rows.map((r) => r.name);
+}
