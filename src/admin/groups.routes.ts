@@ -1,6 +1,119 @@
-import type { AdminApi } from './api.ts';
+import { z } from 'zod';
 import type { Services } from '../services.ts';
+import { AdminApi, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
+import { presentUser, userResource } from './users.routes.ts';
+import { createGroupInput, groupMemberInput, updateGroupInput } from '../directory/groups.service.ts';
+import type { Group } from '../directory/groups.repo.ts';
 
-export function registerGroupsRoutes(_api: AdminApi, _services: Services): void {
-  // routes are added here
+export const groupResource = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  description: z.string().nullable(),
+  externalId: z.string().nullable(),
+  version: z.number().int().describe('changes on every update and every membership change'),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const presentGroup = (g: Group): z.infer<typeof groupResource> => ({
+  id: g.id,
+  name: g.name,
+  description: g.description,
+  externalId: g.externalId,
+  version: g.version,
+  createdAt: new Date(g.createdAt).toISOString(),
+  updatedAt: new Date(g.updatedAt).toISOString(),
+});
+
+const groupListQuery = z.strictObject({
+  ...pageQuery,
+  name: z.string().min(1).max(200).optional().describe('exact name, case-insensitive'),
+  q: z.string().min(1).max(200).optional().describe('name prefix, case-insensitive'),
+  externalId: z.string().min(1).max(255).optional(),
+  memberId: z.uuid().optional().describe('only groups this user is a member of'),
+});
+
+const membersQuery = z.strictObject({
+  ...pageQuery,
+  status: z.enum(['active', 'suspended', 'deprovisioned']).optional(),
+});
+
+const memberParams = z.strictObject({ id: z.uuid(), userId: z.uuid() });
+
+const nameCursor = z.tuple([z.string().max(200)]);
+const userIdCursor = z.tuple([z.uuid()]);
+
+function paged<T, R>(rows: T[], limit: number, present: (row: T) => R, key: (row: T) => unknown[]) {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items: items.map(present), next_cursor: rows.length > limit && last ? encodeCursor(key(last)) : null };
+}
+
+export function registerGroupsRoutes(api: AdminApi, { groups }: Services): void {
+  const readers = ['user_admin', 'app_admin', 'auditor'] as const;
+  const writers = ['user_admin'] as const;
+
+  api.add({
+    method: 'get', path: '/groups', tag: 'groups', summary: 'List groups (filtered and paged in SQL, by name)',
+    roles: readers, query: groupListQuery, response: page(groupResource),
+    handler: async ({ query }) => {
+      const after = decodeCursorAs(query.cursor, nameCursor);
+      const rows = await groups.listGroups({
+        name: query.name, q: query.q, externalId: query.externalId, memberId: query.memberId, afterName: after?.[0], limit: query.limit + 1,
+      });
+      return paged(rows, query.limit, presentGroup, (g) => [g.name]);
+    },
+  });
+
+  api.add({
+    method: 'post', path: '/groups', tag: 'groups', summary: 'Create a group (409 group.name_taken when the name is in use, in any case)', status: 201,
+    roles: writers, body: createGroupInput, response: groupResource,
+    handler: async ({ body, principal, ctx }) => {
+      const group = await groups.createGroup(body, principal.actor);
+      ctx.set('Location', `${ctx.path}/${group.id}`);
+      return presentGroup(group);
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/groups/:id', tag: 'groups', summary: 'Get a group', roles: readers,
+    params: idParam, response: groupResource,
+    handler: async ({ params }) => presentGroup(await groups.getGroup(params.id)),
+  });
+
+  api.add({
+    method: 'patch', path: '/groups/:id', tag: 'groups', summary: 'Update a group (If-Match with the ETag refuses stale writes: 412)',
+    roles: writers, params: idParam, body: updateGroupInput, response: groupResource,
+    handler: async ({ params, body, principal, ifMatch }) => presentGroup(await groups.updateGroup(params.id, body, principal.actor, ifMatch)),
+  });
+
+  api.add({
+    method: 'delete', path: '/groups/:id', tag: 'groups', summary: 'Delete a group with its memberships', status: 204,
+    roles: writers, params: idParam,
+    handler: async ({ params, principal, ifMatch }) => groups.deleteGroup(params.id, principal.actor, ifMatch),
+  });
+
+  api.add({
+    method: 'get', path: '/groups/:id/members', tag: 'groups', summary: 'Members of the group, by user id, paged in SQL',
+    roles: readers, params: idParam, query: membersQuery, response: page(userResource),
+    handler: async ({ params, query }) => {
+      const after = decodeCursorAs(query.cursor, userIdCursor);
+      const rows = await groups.listMembers(params.id, { status: query.status, afterUserId: after?.[0], limit: query.limit + 1 });
+      return paged(rows, query.limit, presentUser, (u) => [u.id]);
+    },
+  });
+
+  api.add({
+    method: 'post', path: '/groups/:id/members', tag: 'groups', summary: 'Add one member (one row; idempotent)', status: 204,
+    roles: writers, params: idParam, body: groupMemberInput,
+    handler: async ({ params, body, principal }) => {
+      await groups.addMember(params.id, body.userId, principal.actor);
+    },
+  });
+
+  api.add({
+    method: 'delete', path: '/groups/:id/members/:userId', tag: 'groups', summary: 'Remove one member (one row)', status: 204,
+    roles: writers, params: memberParams,
+    handler: async ({ params, principal }) => groups.removeMember(params.id, params.userId, principal.actor),
+  });
 }
