@@ -9,6 +9,17 @@ import type { Config } from '../config.ts';
 // Return int8 and numeric columns as JS numbers (counts), timestamps stay Date.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/**
+ * knex-pglite reports the command of a delete as "DEL" (from knex's method name), so knex
+ * returns the driver's response instead of the row count. Same SQL, same results: fix it here.
+ */
+class PgLiteClient extends (ClientPgLite as unknown as new (config: Knex.Config) => { processResponse(obj: unknown, runner: unknown): unknown }) {
+  override processResponse(obj: { method?: string; returning?: unknown; output?: unknown; response?: { affectedRows?: number } }, runner: unknown): unknown {
+    if ((obj.method === 'del' || obj.method === 'counter') && !obj.returning && !obj.output) return obj.response?.affectedRows ?? 0;
+    return super.processResponse(obj, runner);
+  }
+}
+
 export type Db = Knex;
 export type Tx = Knex | Knex.Transaction;
 
@@ -36,7 +47,7 @@ export function createDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' 
   const dir = path.join(config.dataDir, 'pglite');
   fs.mkdirSync(dir, { recursive: true });
   const db = knexFactory({
-    client: ClientPgLite as unknown as typeof Knex.Client,
+    client: PgLiteClient as unknown as typeof Knex.Client,
     dialect: 'postgres',
     connection: { filename: dir } as unknown as Knex.StaticConnectionConfig,
   });
