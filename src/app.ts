@@ -21,6 +21,7 @@ import { createServices, type Services } from './services.ts';
 import { adminRouter, buildAdminApi } from './admin/index.ts';
 import { bearerAuthenticator } from './admin/auth.ts';
 import { apiResource } from './oidc/provider.ts';
+import { scimRouter } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
 
 export interface AppDeps {
@@ -81,6 +82,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const authenticate = bearerAuthenticator({
     db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),
   });
+  app.use(scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes());
   app.use(adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes());
 
   app.use(mount(provider));

@@ -11,6 +11,7 @@ import { verifyAuditChain } from './audit/audit.service.ts';
 import { options, required, UsageError, type Command } from './cli/command.ts';
 import { directoryCommands, directoryUsage } from './cli/directory.commands.ts';
 import { accessCommands, accessUsage } from './cli/access.commands.ts';
+import { scimCommands, scimUsage } from './cli/scim.commands.ts';
 
 const USAGE = `usage:
   oneid migrate
@@ -21,7 +22,7 @@ const USAGE = `usage:
                     [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
   oneid keys rotate
   oneid keys list
-  oneid audit verify${directoryUsage}${accessUsage}`;
+  oneid audit verify${directoryUsage}${accessUsage}${scimUsage}`;
 
 const lifecycle = (action: 'suspend' | 'reactivate' | 'deprovision'): Command => async (args, { services, actor }) => {
   const o = options(args, { id: { type: 'string' } });
@@ -95,6 +96,7 @@ const commands: Record<string, Command> = {
   },
   ...directoryCommands,
   ...accessCommands,
+  ...scimCommands,
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@ import { AttributesService } from './directory/attributes.service.ts';
 import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
+import { ScimTokensService } from './apps/scim-tokens.service.ts';
 
 export interface Services {
   db: Knex;
@@ -21,6 +22,7 @@ export interface Services {
   departments: DepartmentsService;
   groups: GroupsService;
   access: AccessService;
+  scimTokens: ScimTokensService;
 }
 
 export function createServices(db: Knex, config: Config): Services {
@@ -37,5 +39,6 @@ export function createServices(db: Knex, config: Config): Services {
     departments: new DepartmentsService(db),
     groups: new GroupsService(db),
     access: new AccessService(db),
+    scimTokens: new ScimTokensService(db),
   };
 }

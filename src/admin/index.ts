@@ -10,6 +10,7 @@ import { registerGroupsRoutes } from './groups.routes.ts';
 import { registerAppsRoutes } from './apps.routes.ts';
 import { registerAssignmentsRoutes } from './assignments.routes.ts';
 import { registerAuditRoutes } from './audit.routes.ts';
+import { registerScimTokenRoutes } from './scim-tokens.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -21,6 +22,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerAppsRoutes(api, services);
   registerAssignmentsRoutes(api, services);
   registerAuditRoutes(api, services);
+  registerScimTokenRoutes(api, services);
   return api;
 }
 

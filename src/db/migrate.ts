@@ -2,12 +2,14 @@
 import type { Knex } from 'knex';
 import * as m20261129090000 from '../../migrations/20261129090000_create_foundation.ts';
 import * as m20261129100000 from '../../migrations/20261129100000_create_directory_and_access.ts';
+import * as m20261129130000 from '../../migrations/20261129130000_create_scim_tokens.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
 const MIGRATIONS: Record<string, Migration> = {
   '20261129090000_create_foundation': m20261129090000,
   '20261129100000_create_directory_and_access': m20261129100000,
+  '20261129130000_create_scim_tokens': m20261129130000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

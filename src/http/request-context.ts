@@ -17,7 +17,8 @@ export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
     const started = process.hrtime.bigint();
     try {
       const length = Number(ctx.get('content-length') || 0);
-      if (length > maxBodyBytes) {
+      // SCIM enforces its own (larger, for /Bulk) limit and answers in its own error format.
+      if (length > maxBodyBytes && !ctx.path.startsWith('/scim/')) {
         ctx.status = 413;
         ctx.body = { error: 'invalid_request', error_description: `request body larger than ${maxBodyBytes} bytes` };
         return;

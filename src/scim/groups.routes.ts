@@ -1,0 +1,6 @@
+import type Router from '@koa/router';
+import type { ScimDeps } from './index.ts';
+
+export function registerScimGroupRoutes(_router: Router, _deps: ScimDeps): void {
+  // routes are added here
+}

@@ -1,0 +1,98 @@
+// SCIM 2.0 service provider under /scim/v2 (RFC 7643/7644): bearer auth per provisioning
+// client, SCIM errors and content type, discovery endpoints, Users, Groups, Bulk.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context, Next } from 'koa';
+import type { Services } from '../services.ts';
+import type { Logger } from '../shared/logger.ts';
+import { SCIM_CONTENT_TYPE, ScimError, scimErrorHandler } from './errors.ts';
+import { scimResourceTypes, scimSchemas, serviceProviderConfig, SCIM_LIMITS } from './schemas.ts';
+import type { ScimRequestContext } from './types.ts';
+import { registerScimUserRoutes } from './users.routes.ts';
+import { registerScimGroupRoutes } from './groups.routes.ts';
+import { registerScimBulkRoute } from './bulk.routes.ts';
+
+export const SCIM_PREFIX = '/scim/v2';
+
+export interface ScimDeps {
+  services: Services;
+  log: Logger;
+  issuer: string;
+  maxBodyBytes: number;
+}
+
+/** The authenticated caller of a SCIM request (set by the auth middleware). */
+export const scimContext = (ctx: Context): ScimRequestContext => ctx.state.scim as ScimRequestContext;
+
+export function scimRouter(deps: ScimDeps): Router {
+  const { services, log, issuer, maxBodyBytes } = deps;
+  const baseUrl = `${issuer}${SCIM_PREFIX}`;
+  const router = new Router({ prefix: SCIM_PREFIX });
+
+  router.use(scimErrorHandler(log));
+  router.use(async (ctx, next) => {
+    await next();
+    if (ctx.body !== undefined && ctx.body !== null && ctx.status !== 304) ctx.type = SCIM_CONTENT_TYPE;
+  });
+  router.use(bodyParser({
+    enableTypes: ['json'],
+    extendTypes: { json: [SCIM_CONTENT_TYPE] },
+    jsonLimit: SCIM_LIMITS.bulkMaxPayloadSize,
+    encoding: 'utf-8',
+  }));
+
+  // Discovery is public (RFC 7644 section 4): it describes the server, nothing about people.
+  router.get('/ServiceProviderConfig', (ctx) => { ctx.body = serviceProviderConfig(baseUrl, `${issuer}/admin/api/v1/openapi.json`); });
+  // Microsoft's reference collection asks for /serviceConfiguration; answer it too.
+  router.get('/serviceConfiguration', (ctx) => { ctx.body = serviceProviderConfig(baseUrl, `${issuer}/admin/api/v1/openapi.json`); });
+  router.get('/Schemas', (ctx) => {
+    const resources = scimSchemas(baseUrl);
+    ctx.body = { schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: resources.length, itemsPerPage: resources.length, startIndex: 1, Resources: resources };
+  });
+  router.get('/Schemas/:id', (ctx) => {
+    const found = scimSchemas(baseUrl).find((s) => s.id === ctx.params.id);
+    if (!found) throw new ScimError(404, `no schema ${ctx.params.id}`);
+    ctx.body = found;
+  });
+  router.get('/ResourceTypes', (ctx) => {
+    const resources = scimResourceTypes(baseUrl);
+    ctx.body = { schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: resources.length, itemsPerPage: resources.length, startIndex: 1, Resources: resources };
+  });
+  router.get('/ResourceTypes/:id', (ctx) => {
+    const found = scimResourceTypes(baseUrl).find((s) => s.id === ctx.params.id);
+    if (!found) throw new ScimError(404, `no resource type ${ctx.params.id}`);
+    ctx.body = found;
+  });
+
+  // Everything else needs a provisioning token.
+  const authenticate = async (ctx: Context, next: Next) => {
+    const match = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'));
+    const client = match ? await services.scimTokens.authenticate(match[1]!) : undefined;
+    if (!client) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="oneid-scim"');
+      throw new ScimError(401, match ? 'the bearer token is invalid or revoked' : 'a bearer token is required');
+    }
+    const scim: ScimRequestContext = {
+      client,
+      actor: { type: 'scim_client', id: client.tokenId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null },
+      baseUrl,
+    };
+    ctx.state.scim = scim;
+    return next();
+  };
+
+  const api = new Router();
+  api.use(authenticate);
+  api.all('/Me', () => {
+    throw new ScimError(501, '/Me needs a user\'s own access token; OneID issues SCIM tokens to provisioning clients only');
+  });
+  registerScimUserRoutes(api, deps);
+  registerScimGroupRoutes(api, deps);
+  registerScimBulkRoute(api, deps);
+  router.use(api.routes());
+  router.all('/{*rest}', () => {
+    throw new ScimError(404, 'no such SCIM endpoint');
+  });
+  void maxBodyBytes;
+  return router;
+}
