@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
 import { canonicalHost } from './http/canonical-host.ts';
+import { SignInThrottle } from './http/signin-throttle.ts';
 import { errorHandler } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
@@ -75,7 +76,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
 
   app.use(errorHandler(log, views));
   const own = new Router();
-  own.use(interactionRouter({ provider, users, views, log, maxBodyBytes: config.maxBodyBytes }).routes());
+  own.use(interactionRouter({
+    provider, users, views, log, maxBodyBytes: config.maxBodyBytes,
+    throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
+  }).routes());
   own.use(setupRouter(setup, views, config.maxBodyBytes).routes());
   app.use(own.routes());
 

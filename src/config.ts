@@ -23,6 +23,9 @@ const schema = z.object({
   SESSION_TTL_SECONDS: positiveInt.default(14 * 24 * 3600),
   ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
   REFRESH_TOKEN_TTL_SECONDS: positiveInt.default(30 * 24 * 3600),
+  SIGNIN_MAX_FAILURES: positiveInt.default(10),
+  SIGNIN_MAX_FAILURES_PER_IP: positiveInt.default(100),
+  SIGNIN_LOCK_SECONDS: positiveInt.default(900),
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
@@ -45,6 +48,9 @@ export interface Config {
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   password: { memoryCost: number; timeCost: number; parallelism: number };
+  signinMaxFailures: number;
+  signinMaxFailuresPerIp: number;
+  signinLockSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +98,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionTtlSeconds: v.SESSION_TTL_SECONDS,
     accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL_SECONDS,
+    signinMaxFailures: v.SIGNIN_MAX_FAILURES,
+    signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
+    signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
   };
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { UsersService } from '../directory/users.service.ts';
 import type { Views } from './views.ts';
 import { csrf } from '../http/csrf.ts';
+import type { SignInThrottle } from '../http/signin-throttle.ts';
 
 interface Deps {
   provider: Provider;
@@ -16,6 +17,7 @@ interface Deps {
   views: Views;
   log: Logger;
   maxBodyBytes: number;
+  throttle: SignInThrottle;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -32,7 +34,7 @@ const EXPLAINED_SCOPES = ['openid', 'profile', 'email', 'groups', 'roles', 'offl
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
-export function interactionRouter({ provider, users, views, log, maxBodyBytes }: Deps): Router {
+export function interactionRouter({ provider, users, views, log, maxBodyBytes, throttle }: Deps): Router {
   const router = new Router({ prefix: '/interaction' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
   router.use(async (ctx, next) => {
@@ -72,10 +74,15 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes }:
     ctx.respond = false;
   };
 
-  const renderLogin = async (ctx: Context, details: Details, failed = false, login = ''): Promise<void> => {
+  const renderLogin = async (ctx: Context, details: Details, failed = false, login = '', retryAfter = 0): Promise<void> => {
     ctx.type = 'html';
+    if (retryAfter > 0) {
+      ctx.status = 429;
+      ctx.set('Retry-After', String(retryAfter));
+    }
     ctx.body = views.render(ctx, 'login.njk', {
       uid: details.uid, appName: await appNameOf(details), failed, login: login || str(details.params.login_hint),
+      retryMinutes: retryAfter > 0 ? Math.max(1, Math.ceil(retryAfter / 60)) : 0,
     }, str(details.params.ui_locales) || undefined);
   };
 
@@ -114,13 +121,22 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes }:
     if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
     const body = ctx.request.body as Record<string, unknown>;
     const login = str(body.login).slice(0, 254);
+    // Too many recent failures for this account name or this address: refuse before any
+    // password work, without saying whether the account exists.
+    const retryAfter = await throttle.retryAfter(login, ctx.ip);
+    if (retryAfter > 0) {
+      log.info({ requestId: ctx.state.requestId, event: 'signin.throttled' }, 'sign-in throttled');
+      return renderLogin(ctx, details, false, login, retryAfter);
+    }
     const user = await users.authenticate(login, str(body.password), {
       ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
     });
     if (!user) {
+      await throttle.failed(login, ctx.ip);
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return renderLogin(ctx, details, true, login);
     }
+    await throttle.succeeded(login);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
     await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: user.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
     ctx.respond = false;

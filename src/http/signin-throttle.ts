@@ -1,0 +1,62 @@
+// Slows down password guessing: failed sign-ins are counted per account name and per client
+// IP in PostgreSQL (rate-limiter-flexible's Postgres store), shared by every node.
+import type { Knex } from 'knex';
+import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+
+export interface ThrottleLimits {
+  /** Failures allowed per account name in the window before it is locked for the window. */
+  perLogin: number;
+  /** Failures allowed per IP address in the window. */
+  perIp: number;
+  windowSeconds: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleLimits = { perLogin: 10, perIp: 100, windowSeconds: 15 * 60 };
+
+/**
+ * The store speaks node-postgres ({text, values} with $n placeholders); route it through our
+ * knex instance so it works the same on PostgreSQL and on the embedded database.
+ */
+function knexStore(db: Knex) {
+  return {
+    query: async ({ text, values = [] }: { text: string; values?: unknown[] }) => {
+      const bindings: unknown[] = [];
+      const sql = text.replace(/\$(\d+)/g, (_m, n: string) => {
+        bindings.push(values[Number(n) - 1]);
+        return '?';
+      });
+      const result = (await db.raw(sql, bindings as Knex.RawBinding[])) as { rows?: unknown[] };
+      const rows = result.rows ?? [];
+      return { rows, rowCount: rows.length };
+    },
+  };
+}
+
+export class SignInThrottle {
+  readonly #byLogin: RateLimiterPostgres;
+  readonly #byIp: RateLimiterPostgres;
+
+  constructor(db: Knex, limits: ThrottleLimits = DEFAULT_THROTTLE) {
+    const common = { storeClient: knexStore(db), storeType: 'pool', tableName: 'rate_limits', tableCreated: true, duration: limits.windowSeconds, clearExpiredByTimeout: false };
+    this.#byLogin = new RateLimiterPostgres({ ...common, keyPrefix: 'signin_login', points: limits.perLogin, blockDuration: limits.windowSeconds });
+    this.#byIp = new RateLimiterPostgres({ ...common, keyPrefix: 'signin_ip', points: limits.perIp, blockDuration: limits.windowSeconds });
+  }
+
+  /** Seconds to wait before another attempt is allowed, or 0. */
+  async retryAfter(login: string, ip: string): Promise<number> {
+    const [a, b] = await Promise.all([this.#byLogin.get(login.trim().toLowerCase()), this.#byIp.get(ip)]);
+    const blocked = [a, b].filter((r): r is RateLimiterRes => Boolean(r) && r!.remainingPoints <= 0);
+    return blocked.length ? Math.max(...blocked.map((r) => Math.ceil(r.msBeforeNext / 1000))) : 0;
+  }
+
+  async failed(login: string, ip: string): Promise<void> {
+    await Promise.all([
+      this.#byLogin.consume(login.trim().toLowerCase(), 1).catch(() => undefined),
+      this.#byIp.consume(ip, 1).catch(() => undefined),
+    ]);
+  }
+
+  async succeeded(login: string): Promise<void> {
+    await this.#byLogin.delete(login.trim().toLowerCase()).catch(() => undefined);
+  }
+}
