@@ -13,7 +13,7 @@ import { errorHandler } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
-import { createProvider } from './oidc/provider.ts';
+import { createProvider, unavailableAsRetryable } from './oidc/provider.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
 import type { MasterKey } from './keys/master-key.ts';
 import type { UsersService } from './directory/users.service.ts';
@@ -89,6 +89,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes());
   app.use(adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes());
 
+  app.use(unavailableAsRetryable());
   app.use(mount(provider));
   return { app, provider, services, users, setup };
 }

@@ -7,3 +7,21 @@ export function mapDbError(err: unknown, code: string, message: string): never {
 }
 
 export const isUniqueViolation = (err: unknown): boolean => (err as { code?: string }).code === '23505';
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000', '08003', '08006', '08001', '08004', // connection exceptions
+  '53300', // too_many_connections
+]);
+
+/** True when an error means "the database cannot be reached right now" (answer 503, retry). */
+export function isDbUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (e.name === 'KnexTimeoutError') return true;
+  return typeof e.message === 'string' && /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(e.message);
+}

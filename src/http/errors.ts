@@ -2,6 +2,7 @@
 // the error page for browsers. Never a stack trace; 500s are logged with the request id.
 import type { Context, Middleware } from 'koa';
 import { AppError, HTTP_STATUS } from '../shared/errors.ts';
+import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Views } from '../login/views.ts';
 
@@ -19,7 +20,12 @@ export function respondWithError(ctx: Context, err: unknown, log: Logger, views:
   let status = 500;
   let code = 'internal';
   let message = 'internal error';
-  if (err instanceof AppError) {
+  if (isDbUnavailable(err)) {
+    status = 503;
+    code = 'unavailable';
+    message = 'the service is temporarily unavailable; try again shortly';
+    ctx.set('Retry-After', '2');
+  } else if (err instanceof AppError) {
     status = HTTP_STATUS[err.kind];
     code = err.code;
     message = err.message;
@@ -35,7 +41,8 @@ export function respondWithError(ctx: Context, err: unknown, log: Logger, views:
     code = status === 413 ? 'request.too_large' : status === 415 ? 'request.content_type' : 'request.invalid';
     message = status === 413 ? 'request body too large' : status === 415 ? 'unsupported content type' : 'body: malformed request body';
   }
-  if (status >= 500) log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
+  if (status === 503) log.warn({ err: (err as Error).message, requestId: ctx.state.requestId }, 'database unavailable');
+  else if (status >= 500) log.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
   ctx.status = status;
   if (ctx.accepts('html', 'json') === 'html' && !ctx.path.startsWith('/admin/api')) {
     ctx.type = 'html';

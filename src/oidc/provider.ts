@@ -4,6 +4,8 @@ import Provider, { errors, interactionPolicy, type Configuration, type KoaContex
 import type { Knex } from 'knex';
 import type { JWK } from 'jose';
 import type { Config } from '../config.ts';
+import type { Middleware } from 'koa';
+import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { safeEqual, sha256 } from '../shared/ids.ts';
 import { findUserById } from '../directory/users.repo.ts';
@@ -218,6 +220,12 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views }: Pro
   };
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (isDbUnavailable(err)) {
+      // Answered as 503 by unavailableAsRetryable (below), so clients retry instead of failing hard.
+      ctx.state.dbUnavailable = true;
+      log.warn({ err: err.message, requestId: ctx.state?.requestId }, 'database unavailable');
+      return;
+    }
     log.error({ err, requestId: ctx.state?.requestId }, 'oidc provider server error');
   });
   for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error']) {
@@ -226,4 +234,17 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views }: Pro
     });
   }
   return provider;
+}
+
+/** Wraps the provider: a request that failed because the database is unreachable gets 503. */
+export function unavailableAsRetryable(): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (!ctx.state.dbUnavailable) return;
+    ctx.status = 503;
+    ctx.set('Retry-After', '2');
+    if (ctx.response.is('json')) {
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; try again shortly' };
+    }
+  };
 }

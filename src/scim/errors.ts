@@ -2,6 +2,7 @@
 // right status and scimType; detail always present; never a stack trace.
 import type { Context, Middleware } from 'koa';
 import { AppError, HTTP_STATUS } from '../shared/errors.ts';
+import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { ScimFilterError, type ScimErrorType } from './filter.ts';
 
@@ -23,7 +24,10 @@ export function toScimError(err: unknown, log: Logger, requestId: string | undef
   let status = 500;
   let scimType: string | undefined;
   let detail = 'internal error';
-  if (err instanceof ScimError) {
+  if (isDbUnavailable(err)) {
+    status = 503;
+    detail = 'the service is temporarily unavailable; try again shortly';
+  } else if (err instanceof ScimError) {
     status = err.status;
     scimType = err.scimType;
     detail = err.detail;
@@ -41,7 +45,8 @@ export function toScimError(err: unknown, log: Logger, requestId: string | undef
     detail = status === 413 ? 'request body too large' : status === 415 ? 'unsupported content type' : 'the request body is not valid JSON';
     if (status === 400) scimType = 'invalidSyntax';
   }
-  if (status >= 500) log.error({ err, requestId }, 'unhandled SCIM error');
+  if (status === 503) log.warn({ err: (err as Error).message, requestId }, 'database unavailable');
+  else if (status >= 500) log.error({ err, requestId }, 'unhandled SCIM error');
   return { status, body: { schemas: [SCIM_ERROR_SCHEMA], status: String(status), ...(scimType ? { scimType } : {}), detail } };
 }
 
