@@ -4,6 +4,7 @@ import * as m20261129090000 from '../../migrations/20261129090000_create_foundat
 import * as m20261129100000 from '../../migrations/20261129100000_create_directory_and_access.ts';
 import * as m20261129130000 from '../../migrations/20261129130000_create_scim_tokens.ts';
 import * as m20261129140000 from '../../migrations/20261129140000_create_rate_limits.ts';
+import * as m20261130090000 from '../../migrations/20261130090000_alter_users_for_scim.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -12,6 +13,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261129100000_create_directory_and_access': m20261129100000,
   '20261129130000_create_scim_tokens': m20261129130000,
   '20261129140000_create_rate_limits': m20261129140000,
+  '20261130090000_alter_users_for_scim': m20261130090000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

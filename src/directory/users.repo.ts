@@ -19,6 +19,8 @@ export interface DbUserRow {
   title: string | null;
   manager_id: string | null;
   custom_attributes: Record<string, unknown>;
+  /** Attributes a SCIM client sent that OneID does not model, kept for that client (opaque here). */
+  scim_attributes: Record<string, unknown>;
   external_id: string | null;
   status: UserStatus;
   status_changed_at: Date | null;
@@ -43,6 +45,7 @@ export interface User {
   title: string | null;
   managerId: string | null;
   customAttributes: Record<string, unknown>;
+  scimAttributes: Record<string, unknown>;
   externalId: string | null;
   status: UserStatus;
   adminRoles: string[];
@@ -66,6 +69,7 @@ export const toUser = (r: DbUserRow): User => ({
   title: r.title ?? null,
   managerId: r.manager_id ?? null,
   customAttributes: r.custom_attributes ?? {},
+  scimAttributes: r.scim_attributes ?? {},
   externalId: r.external_id ?? null,
   status: r.status,
   adminRoles: r.admin_roles,
@@ -91,12 +95,13 @@ export async function findUserByLogin(db: Tx, login: string): Promise<User | und
 }
 
 type InsertableUser = Pick<DbUserRow, 'id' | 'username' | 'email' | 'email_verified' | 'given_name' | 'family_name' | 'display_name' | 'locale' | 'status' | 'admin_roles'>
-  & Partial<Pick<DbUserRow, 'emails' | 'phone' | 'employee_number' | 'title' | 'manager_id' | 'custom_attributes' | 'external_id'>>;
+  & Partial<Pick<DbUserRow, 'emails' | 'phone' | 'employee_number' | 'title' | 'manager_id' | 'custom_attributes' | 'scim_attributes' | 'external_id'>>;
 
 const jsonColumns = (row: Partial<DbUserRow>): Record<string, unknown> => ({
   ...row,
   ...(row.emails !== undefined ? { emails: JSON.stringify(row.emails) } : {}),
   ...(row.custom_attributes !== undefined ? { custom_attributes: JSON.stringify(row.custom_attributes) } : {}),
+  ...(row.scim_attributes !== undefined ? { scim_attributes: JSON.stringify(row.scim_attributes) } : {}),
 });
 
 export async function insertUser(db: Tx, row: InsertableUser): Promise<User> {
@@ -117,6 +122,21 @@ export async function updateUserById(db: Tx, id: string, changes: Partial<DbUser
   if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
   const [row] = await query;
   return row ? toUser(row as DbUserRow) : undefined;
+}
+
+/**
+ * Bumps the version (the ETag) of a user whose representation changed through another table
+ * (e.g. their primary department), so that caches and If-Match see the change.
+ */
+export async function bumpUserVersion(db: Tx, id: string): Promise<User | undefined> {
+  return updateUserById(db, id, {});
+}
+
+/** Whether another account than `exceptId` signs in with this (lower-case) email. */
+export async function isEmailTaken(db: Tx, email: string, exceptId?: string): Promise<boolean> {
+  const q = db('users').where({ email }).first('id');
+  if (exceptId) q.whereNot({ id: exceptId });
+  return Boolean(await q);
 }
 
 export interface UserFilter {

@@ -8,7 +8,7 @@ import { recordAudit, recordAuditNow, SYSTEM_ACTOR, type Actor } from '../audit/
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
   countAdmins, deleteOidcStateOfAccount, findPasswordCredential, findUserById, findUserByLogin, findUsers, insertUser,
-  updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserFilter, type UserStatus,
+  isEmailTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
 export const ADMIN_ROLES = ['super_admin', 'user_admin', 'app_admin', 'auditor'] as const;
@@ -63,6 +63,34 @@ export const updateUserInput = z.strictObject({
 });
 export type UpdateUserInput = z.input<typeof updateUserInput>;
 
+/**
+ * A write by a provisioning client (SCIM). The client states every attribute itself, so nothing
+ * is derived (a display name is not split into given and family name). Its email list may hold
+ * values that are not addresses (RFC 7643: "SHOULD" be addresses) and addresses that other
+ * accounts also list; the primary one (else the first) becomes the sign-in email only when it
+ * is an address that no other account signs in with, otherwise the account has no sign-in email
+ * (the person signs in by username). `scimAttributes` replaces the stored SCIM attributes that
+ * OneID does not model; it is opaque to the directory.
+ */
+export interface ProvisionedWrite {
+  scimAttributes?: Record<string, unknown>;
+}
+
+const provisionedEmails = z.array(z.strictObject({
+  value: z.string().trim().min(1).max(254).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed'),
+  type: z.string().max(50).optional(),
+  primary: z.boolean().optional(),
+})).max(20);
+const createProvisionedUserInput = createUserInput.extend({ emails: provisionedEmails.optional() });
+const updateProvisionedUserInput = updateUserInput.extend({ emails: provisionedEmails.optional() });
+const SCIM_ATTRIBUTES_MAX_BYTES = 65536;
+
+function checkScimAttributes(attrs: Record<string, unknown> | undefined): void {
+  if (attrs !== undefined && Buffer.byteLength(JSON.stringify(attrs)) > SCIM_ATTRIBUTES_MAX_BYTES) {
+    throw new AppError('invalid_argument', 'user.scim_attributes_too_large', `scimAttributes: at most ${SCIM_ATTRIBUTES_MAX_BYTES} bytes of JSON`, { field: 'scimAttributes' });
+  }
+}
+
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
@@ -93,6 +121,28 @@ function reconcileEmails(primary: string | null | undefined, list: { value: stri
   return { email: chosen, emails: normalised };
 }
 
+/** Addresses are stored lower-case; other values as sent. At most one primary (the first flagged). */
+export function normaliseProvisionedEmails(list: UserEmail[]): UserEmail[] {
+  let primarySeen = false;
+  return list.map((e) => {
+    const lower = e.value.toLowerCase();
+    const value = email.safeParse(lower).success ? lower : e.value;
+    const out: UserEmail = { value };
+    if (e.type !== undefined) out.type = e.type;
+    if (e.primary !== undefined) {
+      out.primary = e.primary && !primarySeen;
+      if (e.primary) primarySeen = true;
+    }
+    return out;
+  });
+}
+
+async function provisionedSignInEmail(trx: Knex.Transaction, list: UserEmail[], userId: string | undefined): Promise<string | null> {
+  const chosen = (list.find((e) => e.primary) ?? list[0])?.value;
+  if (!chosen || !email.safeParse(chosen).success || chosen !== chosen.toLowerCase()) return null;
+  return (await isEmailTaken(trx, chosen, userId)) ? null : chosen;
+}
+
 function splitName(name: string | null | undefined): { given: string | null; family: string | null } {
   if (!name) return { given: null, family: null };
   const parts = name.split(/\s+/);
@@ -107,15 +157,21 @@ export type LifecycleAction = keyof typeof LIFECYCLE_ACTIONS;
 export class UsersService {
   constructor(private readonly db: Knex, private readonly hasher: PasswordHasher) {}
 
-  async createUser(raw: CreateUserInput, actor: Actor = SYSTEM_ACTOR): Promise<User> {
-    const input = parseInput(createUserInput, raw);
+  /** With `provisioned`, the write follows the rules of ProvisionedWrite (SCIM). */
+  async createUser(raw: CreateUserInput, actor: Actor = SYSTEM_ACTOR, provisioned?: ProvisionedWrite): Promise<User> {
+    const input = parseInput(provisioned ? createProvisionedUserInput : createUserInput, raw);
+    checkScimAttributes(provisioned?.scimAttributes);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
     let given = input.givenName ?? null;
     let family = input.familyName ?? null;
-    if (input.name && !given && !family) ({ given, family } = splitName(input.name));
-    const mail = reconcileEmails(input.email, input.emails);
+    if (input.name && !given && !family && !provisioned) ({ given, family } = splitName(input.name));
+    let mail: { email?: string | null; emails?: UserEmail[] } = reconcileEmails(input.email, input.emails);
     try {
       return await this.db.transaction(async (trx) => {
+        if (provisioned && input.emails && input.email === undefined) {
+          const emails = normaliseProvisionedEmails(input.emails);
+          mail = { email: await provisionedSignInEmail(trx, emails, undefined), emails };
+        }
         const customAttributes = await validateCustomAttributes(trx, input.customAttributes ?? {}, true);
         if (input.managerId) await this.#assertManager(trx, input.managerId);
         const user = await insertUser(trx, {
@@ -134,12 +190,16 @@ export class UsersService {
           manager_id: input.managerId ?? null,
           external_id: input.externalId ?? null,
           custom_attributes: customAttributes,
+          ...(provisioned?.scimAttributes ? { scim_attributes: provisioned.scimAttributes } : {}),
           status: input.status ?? 'active',
           admin_roles: input.adminRoles ?? [],
         });
         if (hash) await upsertPasswordCredential(trx, newId(), user.id, hash);
         const { password: _p, ...audited } = input;
-        await recordAudit(trx, actor, { action: 'user.created', targetType: 'user', targetId: user.id, changes: { ...audited, passwordSet: Boolean(hash) } });
+        await recordAudit(trx, actor, {
+          action: 'user.created', targetType: 'user', targetId: user.id,
+          changes: { ...audited, passwordSet: Boolean(hash), ...(provisioned?.scimAttributes ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}) },
+        });
         return user;
       });
     } catch (err) {
@@ -159,8 +219,9 @@ export class UsersService {
   }
 
   /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
-  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<User> {
-    const input = parseInput(updateUserInput, raw);
+  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite): Promise<User> {
+    const input = parseInput(provisioned ? updateProvisionedUserInput : updateUserInput, raw);
+    checkScimAttributes(provisioned?.scimAttributes);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
     try {
       return await this.db.transaction(async (trx) => {
@@ -171,12 +232,16 @@ export class UsersService {
         }
         const changes: Partial<DbUserRow> = {};
         if (input.username !== undefined) changes.username = input.username;
-        const mail = reconcileEmails(input.email, input.emails);
+        let mail: { email?: string | null; emails?: UserEmail[] } = reconcileEmails(input.email, input.emails);
+        if (provisioned && input.emails && input.email === undefined) {
+          const emails = normaliseProvisionedEmails(input.emails);
+          mail = { email: await provisionedSignInEmail(trx, emails, id), emails };
+        }
         if (mail.email !== undefined) changes.email = mail.email;
         if (mail.emails !== undefined) changes.emails = mail.emails;
         if (input.name !== undefined) {
           changes.display_name = input.name;
-          if (input.givenName === undefined && input.familyName === undefined) {
+          if (input.givenName === undefined && input.familyName === undefined && !provisioned) {
             const { given, family } = splitName(input.name);
             changes.given_name = given;
             changes.family_name = family;
@@ -199,11 +264,18 @@ export class UsersService {
         if (input.customAttributes !== undefined) {
           changes.custom_attributes = await validateCustomAttributes(trx, { ...current.customAttributes, ...input.customAttributes }, true);
         }
+        if (provisioned?.scimAttributes !== undefined) changes.scim_attributes = provisioned.scimAttributes;
         const updated = await updateUserById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
         if (hash) await upsertPasswordCredential(trx, newId(), id, hash);
         const { password: _p, ...audited } = input;
-        await recordAudit(trx, actor, { action: 'user.updated', targetType: 'user', targetId: id, changes: { ...audited, ...(hash ? { passwordChanged: true } : {}) } });
+        await recordAudit(trx, actor, {
+          action: 'user.updated', targetType: 'user', targetId: id,
+          changes: {
+            ...audited, ...(hash ? { passwordChanged: true } : {}),
+            ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
+          },
+        });
         return updated;
       });
     } catch (err) {
@@ -236,6 +308,41 @@ export class UsersService {
       await recordAudit(trx, actor, {
         action: `user.${action === 'reactivate' ? 'reactivated' : action === 'suspend' ? 'suspended' : 'deprovisioned'}`,
         targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended },
+      });
+      return updated!;
+    });
+  }
+
+  /**
+   * Deprovisions a user and frees what identifies them for a new account: the username becomes
+   * `deprovisioned.<id>`, and the sign-in email, the email list and the externalId are cleared
+   * (the old values are in the audit event). Like changeStatus('deprovision') it ends every
+   * session, grant, code and refresh token in the same transaction; the id and the audit history
+   * stay. Used by SCIM DELETE, after which a client may create the same userName again.
+   */
+  async deprovisionAndRelease(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<User> {
+    return this.db.transaction(async (trx) => {
+      const current = await trx<DbUserRow>('users').where({ id }).forUpdate().first();
+      if (!current) throw new AppError('not_found', 'user.not_found', 'no user with this id');
+      if (expectedVersion !== undefined && current.version !== expectedVersion) {
+        throw new AppError('failed_precondition', 'user.version_mismatch', `the user changed since version ${expectedVersion} (now ${current.version})`);
+      }
+      const ended = await deleteOidcStateOfAccount(trx, id);
+      const updated = await updateUserById(trx, id, {
+        status: 'deprovisioned',
+        ...(current.status !== 'deprovisioned' ? { status_changed_at: new Date() } : {}),
+        username: `deprovisioned.${id}`,
+        email: null,
+        emails: [],
+        external_id: null,
+      });
+      await recordAudit(trx, actor, {
+        action: 'user.deprovisioned', targetType: 'user', targetId: id,
+        changes: {
+          status: { from: current.status, to: 'deprovisioned' },
+          endedOidcRecords: ended,
+          released: { username: current.username, email: current.email, emails: current.emails, externalId: current.external_id },
+        },
       });
       return updated!;
     });

@@ -36,7 +36,9 @@ export function scimRouter(deps: ScimDeps): Router {
   });
   router.use(bodyParser({
     enableTypes: ['json'],
-    extendTypes: { json: [SCIM_CONTENT_TYPE] },
+    // @koa/bodyparser merges this list into its defaults index by index (lodash merge), so a
+    // one-element list would replace application/json; name both (scim+json is a default too).
+    extendTypes: { json: ['application/json', SCIM_CONTENT_TYPE] },
     jsonLimit: SCIM_LIMITS.bulkMaxPayloadSize,
     encoding: 'utf-8',
   }));
