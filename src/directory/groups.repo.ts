@@ -1,6 +1,7 @@
 // Flat groups of users. Membership is one row per (group, user): adding or removing a member
 // touches that row only, so a 100,000-member group costs the same as a small one.
 import type { Tx } from '../db/knex.ts';
+import { subtreePattern } from './departments.repo.ts';
 import { isUuid, toUser, type DbUserRow, type User, type UserStatus } from './users.repo.ts';
 
 export interface DbGroupRow {
@@ -120,4 +121,98 @@ export async function findGroupMembers(db: Tx, m: GroupMembersQuery): Promise<Us
   if (m.status) q.where('u.status', m.status);
   if (m.afterUserId) q.where('gm.user_id', '>', m.afterUserId);
   return ((await q) as DbUserRow[]).map(toUser);
+}
+
+// --- Set-based membership changes (SCIM PATCH/PUT/Bulk): each statement touches only the rows
+// that change, whatever the size of the group. "Visible" users are those not deprovisioned; with
+// a scope (a department path), only users with a department in that subtree count as visible.
+
+/** SQL condition "user `alias` is visible": not deprovisioned and, with a scope, in the subtree. */
+function visibleUser(alias: string, scopePath: string | null | undefined): { sql: string; bindings: string[] } {
+  const active = `${alias}.status <> 'deprovisioned'`;
+  if (!scopePath) return { sql: active, bindings: [] };
+  return {
+    sql: `${active} and exists (select 1 from user_departments scope_ud join departments scope_d on scope_d.id = scope_ud.department_id
+      where scope_ud.user_id = ${alias}.id and scope_d.path like ? escape '\\')`,
+    bindings: [subtreePattern(scopePath)],
+  };
+}
+
+/** Which of `ids` are visible users (see above). Non-uuid strings are simply not found. */
+export async function findVisibleUserIds(db: Tx, ids: readonly string[], scopePath?: string | null): Promise<Set<string>> {
+  const wanted = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
+  if (!wanted.length) return new Set();
+  const visible = visibleUser('u', scopePath);
+  const rows: { id: string }[] = await db('users as u').select('u.id').whereRaw('u.id = any(?::uuid[])', [wanted]).andWhereRaw(visible.sql, visible.bindings);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Inserts the membership rows that do not exist yet; returns the user ids actually inserted. */
+export async function insertGroupMembers(db: Tx, groupId: string, userIds: readonly string[]): Promise<string[]> {
+  if (!userIds.length) return [];
+  const rows: { user_id: string }[] = (await db.raw(
+    `insert into group_members (group_id, user_id)
+       select ?::uuid, wanted.id from (select distinct unnest(?::uuid[]) as id) wanted
+     on conflict (group_id, user_id) do nothing
+     returning user_id`,
+    [groupId, [...userIds]],
+  )).rows;
+  return rows.map((r) => r.user_id);
+}
+
+/**
+ * Deletes the membership rows of `userIds` (any status; with a scope, only users in the
+ * subtree); returns the user ids actually deleted.
+ */
+export async function deleteGroupMembers(db: Tx, groupId: string, userIds: readonly string[], scopePath?: string | null): Promise<string[]> {
+  const ids = [...new Set(userIds.filter(isUuid))];
+  if (!ids.length) return [];
+  const q = db('group_members as gm').where('gm.group_id', groupId).whereRaw('gm.user_id = any(?::uuid[])', [ids]);
+  if (scopePath) {
+    q.whereExists((e) => e.select(db.raw('1')).from('user_departments as scope_ud').join('departments as scope_d', 'scope_d.id', 'scope_ud.department_id')
+      .whereRaw("scope_ud.user_id = gm.user_id and scope_d.path like ? escape '\\'", [subtreePattern(scopePath)]));
+  }
+  const rows: { user_id: string }[] = await q.delete().returning('gm.user_id');
+  return rows.map((r) => r.user_id);
+}
+
+/**
+ * Deletes every membership of a visible user (see above) whose id is not in `keepIds`, with an
+ * anti-join on the given set (hashed, not a per-row scan of the list); returns the deleted ids.
+ * Memberships of deprovisioned users, and with a scope those of users outside it, are kept.
+ */
+export async function deleteGroupMembersExcept(db: Tx, groupId: string, keepIds: readonly string[], scopePath?: string | null): Promise<string[]> {
+  const visible = visibleUser('u', scopePath);
+  const rows: { user_id: string }[] = (await db.raw(
+    `delete from group_members gm using users u
+      where gm.group_id = ? and u.id = gm.user_id and ${visible.sql}
+        and not exists (select 1 from unnest(?::uuid[]) as keep(id) where keep.id = gm.user_id)
+      returning gm.user_id`,
+    [groupId, ...visible.bindings, [...new Set(keepIds.filter(isUuid))]],
+  )).rows;
+  return rows.map((r) => r.user_id);
+}
+
+export interface GroupMemberView {
+  groupId: string;
+  userId: string;
+  /** The user's display name, else "given family", else the username. */
+  display: string;
+}
+
+/**
+ * The visible members (not deprovisioned; with a scope, only users with a department in that
+ * subtree) of several groups in ONE query, ordered by group and user id: a page of groups costs
+ * one query, never one per group.
+ */
+export async function findMembersOfGroups(db: Tx, groupIds: readonly string[], scopePath?: string | null): Promise<GroupMemberView[]> {
+  if (!groupIds.length) return [];
+  const visible = visibleUser('u', scopePath);
+  const rows: { group_id: string; user_id: string; display: string }[] = await db('group_members as gm')
+    .join('users as u', 'u.id', 'gm.user_id')
+    .select('gm.group_id', 'gm.user_id', db.raw("coalesce(nullif(u.display_name, ''), nullif(trim(concat_ws(' ', u.given_name, u.family_name)), ''), u.username) as display"))
+    .whereRaw('gm.group_id = any(?::uuid[])', [[...groupIds]])
+    .andWhereRaw(visible.sql, visible.bindings)
+    .orderBy([{ column: 'gm.group_id' }, { column: 'gm.user_id' }]);
+  return rows.map((r) => ({ groupId: r.group_id, userId: r.user_id, display: r.display }));
 }

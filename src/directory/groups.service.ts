@@ -12,6 +12,7 @@ import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
   countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
+  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers,
 } from './groups.repo.ts';
 
 const name = z.string().trim().min(1).max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
@@ -55,6 +56,49 @@ function uniqueViolation(err: unknown): never {
 }
 
 const isForeignKeyViolation = (err: unknown): boolean => (err as { code?: string }).code === '23503';
+
+/**
+ * One step of a multi-step group change (applied in order, in one transaction). Member steps are
+ * set-based: each touches only the membership rows that change.
+ */
+export type GroupChange =
+  | { kind: 'set'; name?: string; externalId?: string | null }
+  /** Adds users who are not members yet; every id must be a visible user (see GroupChangeOptions). */
+  | { kind: 'addMembers'; userIds: string[] }
+  /** Removes these members; ids of visible users who are not members are ignored, unknown ids are an error. */
+  | { kind: 'removeMembers'; userIds: string[] }
+  /** Makes the visible members exactly this set (removes the others, adds the missing). */
+  | { kind: 'replaceMembers'; userIds: string[] }
+  /** Removes every visible member. */
+  | { kind: 'removeAllMembers' };
+
+export interface GroupChangeOptions {
+  /** The group must be at one of these versions, else failed_precondition (HTTP 412). */
+  expectedVersions?: number[];
+  /**
+   * A department path ('/root/.../dept/'): only users with a department in this subtree may be
+   * added or removed; anyone else counts as an unknown user, and set-wide steps (replace, remove
+   * all) leave their memberships alone. Without it, every user who is not deprovisioned.
+   */
+  memberScope?: string | null;
+}
+
+export interface GroupChangeResult {
+  group: Group;
+  /** Net membership changes (a user removed and added back in the same request is in neither). */
+  added: string[];
+  removed: string[];
+  changed: boolean;
+}
+
+/** A request that changes more members than this writes one group.members_changed audit event instead of one event per member. */
+export const MEMBER_AUDIT_EVENTS_LIMIT = 100;
+
+const unknownUsers = (code: string, ids: string[]): AppError => new AppError(
+  'invalid_argument', code,
+  `members: no user with id ${ids.slice(0, 5).map((id) => JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id)).join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`,
+  { field: 'members', userIds: ids.slice(0, 100) },
+);
 
 export class GroupsService {
   constructor(readonly db: Knex) {}
@@ -172,6 +216,137 @@ export class GroupsService {
   async countMembers(groupId: string): Promise<number> {
     await this.getGroup(groupId);
     return countGroupMembers(this.db, groupId);
+  }
+
+  /**
+   * Creates a group with its first members in one transaction (SCIM POST /Groups). Every member
+   * id must be a visible user; otherwise nothing is written.
+   */
+  async createGroupWithMembers(raw: CreateGroupInput, userIds: string[], actor: Actor = SYSTEM_ACTOR, opts: Pick<GroupChangeOptions, 'memberScope'> = {}): Promise<Group> {
+    const input = parseInput(createGroupInput, raw);
+    try {
+      return await this.db.transaction(async (trx) => {
+        const group = await insertGroup(trx, { id: newId(), name: input.name, description: input.description ?? null, external_id: input.externalId ?? null });
+        await recordAudit(trx, actor, { action: 'group.created', targetType: 'group', targetId: group.id, changes: { ...input } });
+        if (!userIds.length) return group;
+        const wanted = await this.#assertVisible(trx, userIds, opts.memberScope, 'group.member_user_not_found');
+        const added = await insertGroupMembers(trx, group.id, wanted);
+        await this.#auditMembers(trx, actor, group.id, added, []);
+        return group;
+      });
+    } catch (err) {
+      return uniqueViolation(err);
+    }
+  }
+
+  /**
+   * Applies several changes to a group atomically (SCIM PATCH and PUT): attributes and members,
+   * in order, with one version bump and the audit events in the same transaction. Nothing is
+   * written when any step fails.
+   */
+  async changeGroup(id: string, changes: GroupChange[], actor: Actor = SYSTEM_ACTOR, opts: GroupChangeOptions = {}): Promise<GroupChangeResult> {
+    try {
+      return await this.db.transaction(async (trx) => {
+        const current = await findGroupById(trx, id, 'update');
+        if (!current) throw notFound();
+        if (opts.expectedVersions && !opts.expectedVersions.includes(current.version)) {
+          throw new AppError('failed_precondition', 'group.version_mismatch', `the group is at version ${current.version}, not ${opts.expectedVersions.join(' or ')}`);
+        }
+        const net = new Map<string, 'added' | 'removed'>();
+        const track = (ids: string[], what: 'added' | 'removed') => {
+          for (const userId of ids) {
+            if (net.get(userId) && net.get(userId) !== what) net.delete(userId);
+            else net.set(userId, what);
+          }
+        };
+        let rowsTouched = false;
+        let name = current.name;
+        let externalId = current.externalId;
+        for (const change of changes) {
+          switch (change.kind) {
+            case 'set': {
+              const input = parseInput(updateGroupInput, { name: change.name, externalId: change.externalId });
+              if (input.name !== undefined) name = input.name;
+              if (input.externalId !== undefined) externalId = input.externalId;
+              break;
+            }
+            case 'addMembers': {
+              const wanted = await this.#assertVisible(trx, change.userIds, opts.memberScope, 'group.member_user_not_found');
+              const added = await insertGroupMembers(trx, id, wanted);
+              track(added, 'added');
+              rowsTouched ||= added.length > 0;
+              break;
+            }
+            case 'removeMembers': {
+              const removed = await deleteGroupMembers(trx, id, change.userIds, opts.memberScope);
+              const gone = new Set(removed);
+              const rest = [...new Set(change.userIds.map((u) => u.toLowerCase()))].filter((u) => !gone.has(u));
+              if (rest.length) await this.#assertVisible(trx, rest, opts.memberScope, 'group.removed_user_not_found');
+              track(removed, 'removed');
+              rowsTouched ||= removed.length > 0;
+              break;
+            }
+            case 'replaceMembers': {
+              const wanted = await this.#assertVisible(trx, change.userIds, opts.memberScope, 'group.member_user_not_found');
+              const removed = await deleteGroupMembersExcept(trx, id, wanted, opts.memberScope);
+              const added = await insertGroupMembers(trx, id, wanted);
+              track(removed, 'removed');
+              track(added, 'added');
+              rowsTouched ||= removed.length > 0 || added.length > 0;
+              break;
+            }
+            case 'removeAllMembers': {
+              const removed = await deleteGroupMembersExcept(trx, id, [], opts.memberScope);
+              track(removed, 'removed');
+              rowsTouched ||= removed.length > 0;
+              break;
+            }
+          }
+        }
+        const columns: Partial<DbGroupRow> = {};
+        const audited: Record<string, unknown> = {};
+        if (name !== current.name) {
+          columns.name = name;
+          audited.name = { from: current.name, to: name };
+        }
+        if (externalId !== current.externalId) {
+          columns.external_id = externalId;
+          audited.externalId = { from: current.externalId, to: externalId };
+        }
+        const added = [...net].filter(([, what]) => what === 'added').map(([userId]) => userId);
+        const removed = [...net].filter(([, what]) => what === 'removed').map(([userId]) => userId);
+        if (!rowsTouched && Object.keys(columns).length === 0) return { group: current, added, removed, changed: false };
+        const updated = await updateGroupById(trx, id, columns, current.version);
+        if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
+        if (Object.keys(audited).length) await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
+        await this.#auditMembers(trx, actor, id, added, removed);
+        return { group: updated, added, removed, changed: true };
+      });
+    } catch (err) {
+      return uniqueViolation(err);
+    }
+  }
+
+  /** The distinct, lower-cased ids, all of them visible users; otherwise invalid_argument `code` naming the others. */
+  async #assertVisible(trx: Knex.Transaction, userIds: string[], scope: string | null | undefined, code: string): Promise<string[]> {
+    const wanted = [...new Set(userIds.map((u) => u.toLowerCase()))];
+    const found = await findVisibleUserIds(trx, wanted, scope);
+    const missing = [...new Set(userIds.filter((u) => !found.has(u.toLowerCase())))];
+    if (missing.length) throw unknownUsers(code, missing);
+    return wanted;
+  }
+
+  /** Member changes keep the admin API's events (one per member) unless a request changes very many at once. */
+  async #auditMembers(trx: Knex.Transaction, actor: Actor, groupId: string, added: string[], removed: string[]): Promise<void> {
+    if (added.length + removed.length > MEMBER_AUDIT_EVENTS_LIMIT) {
+      await recordAudit(trx, actor, {
+        action: 'group.members_changed', targetType: 'group', targetId: groupId,
+        changes: { addedCount: added.length, removedCount: removed.length, added, removed },
+      });
+      return;
+    }
+    for (const userId of added) await recordAudit(trx, actor, { action: 'group.member_added', targetType: 'group', targetId: groupId, changes: { userId } });
+    for (const userId of removed) await recordAudit(trx, actor, { action: 'group.member_removed', targetType: 'group', targetId: groupId, changes: { userId } });
   }
 }
 

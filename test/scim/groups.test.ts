@@ -1,0 +1,348 @@
+// SCIM Groups on a real, migrated PostgreSQL database, below HTTP: the set-based membership
+// changes added to GroupsService for SCIM (one transaction, only changed rows, audit with the
+// SCIM client), the PATCH interpreter, and the reads (filter, sort, paging, members of a page in
+// one query, excludedAttributes=members without loading members).
+import type { Knex } from 'knex';
+import { loadConfig } from '../../src/config.ts';
+import { createServices, type Services } from '../../src/services.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { MEMBER_AUDIT_EVENTS_LIMIT } from '../../src/directory/groups.service.ts';
+import type { Actor } from '../../src/audit/audit.service.ts';
+import type { ScimDeps } from '../../src/scim/index.ts';
+import type { ScimRequestContext } from '../../src/scim/types.ts';
+import { ScimError } from '../../src/scim/errors.ts';
+import { ScimFilterError } from '../../src/scim/filter.ts';
+import { createScimGroupOps, planGroupPatch } from '../../src/scim/groups.resource.ts';
+import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+
+const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
+const UNKNOWN = '7f1b7e2a-4a5b-4c7d-8e9f-0a1b2c3d4e5f';
+
+let mdb: MigratedDatabase;
+let db: Knex;
+let services: Services;
+let ops: ReturnType<typeof createScimGroupOps>;
+const actor: Actor = { type: 'scim_client', id: 'token-under-test' };
+const rc: ScimRequestContext = {
+  client: { tokenId: 'token-under-test', name: 'Okta', departmentId: null, departmentPath: null },
+  actor,
+  baseUrl: 'https://id.example.com/scim/v2',
+};
+
+beforeAll(async () => {
+  mdb = await createMigratedDatabase('oneid_test_scim_groups');
+  db = mdb.db;
+  services = createServices(db, loadConfig({ NODE_ENV: 'test' }));
+  const deps: ScimDeps = { services, log: createLogger('silent'), issuer: 'https://id.example.com', maxBodyBytes: 100 * 1024 };
+  ops = createScimGroupOps(deps);
+});
+
+afterAll(async () => {
+  await mdb?.close();
+});
+
+let seq = 0;
+const person = async (extra: Record<string, unknown> = {}) => services.users.createUser({ username: `scim-member-${(seq += 1)}`, ...extra });
+let gseq = 0;
+const group = async (members: string[] = []) => services.groups.createGroupWithMembers({ name: `SCIM group ${(gseq += 1)}` }, members, actor);
+
+const memberRows = async (groupId: string) => {
+  const rows: { user_id: string; created_at: Date }[] = await db('group_members').where({ group_id: groupId }).select('user_id', 'created_at');
+  return new Map(rows.map((r) => [r.user_id, new Date(r.created_at).getTime()]));
+};
+const versionOf = async (groupId: string) => (await services.groups.getGroup(groupId)).version;
+const auditOf = (groupId: string) => db('audit_events').where({ target_type: 'group', target_id: groupId }).orderBy('seq');
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e);
+}
+
+/** Counts the SQL statements run while `fn` runs. */
+async function countQueries(fn: () => Promise<unknown>): Promise<string[]> {
+  const seen: string[] = [];
+  const listener = (q: { sql: string }) => { seen.push(q.sql); };
+  db.on('query', listener);
+  try {
+    await fn();
+  } finally {
+    db.removeListener('query', listener);
+  }
+  return seen;
+}
+
+describe('GroupsService.changeGroup', () => {
+  it('adds and removes members in one transaction, bumps the version once and audits each member with the SCIM client', async () => {
+    const [a, b, c] = [await person(), await person(), await person()];
+    const g = await group([a.id]);
+    const before = (await auditOf(g.id)).length;
+    const { group: updated, added, removed } = await services.groups.changeGroup(g.id, [
+      { kind: 'addMembers', userIds: [b.id, c.id, a.id] },
+      { kind: 'removeMembers', userIds: [a.id] },
+    ], actor);
+    expect(updated.version).toBe(g.version + 1);
+    expect(added.sort()).toEqual([b.id, c.id].sort());
+    expect(removed).toEqual([a.id]);
+    expect([...(await memberRows(g.id)).keys()].sort()).toEqual([b.id, c.id].sort());
+    const events = (await auditOf(g.id)).slice(before);
+    expect(events.map((e) => e.action).sort()).toEqual(['group.member_added', 'group.member_added', 'group.member_removed']);
+    for (const e of events) expect(e).toMatchObject({ actor_type: 'scim_client', actor_id: 'token-under-test' });
+  });
+
+  it('writes nothing, not even the valid members, when one id is unknown', async () => {
+    const [a, b] = [await person(), await person()];
+    const g = await group([a.id]);
+    const events = (await auditOf(g.id)).length;
+    const err = await rejection(services.groups.changeGroup(g.id, [
+      { kind: 'set', name: `${g.name} renamed` },
+      { kind: 'addMembers', userIds: [b.id, UNKNOWN, 'string id 1'] },
+    ], actor));
+    expect(err).toBeInstanceOf(AppError);
+    expect(err).toMatchObject({ kind: 'invalid_argument', code: 'group.member_user_not_found' });
+    expect((err as AppError).message).toContain(UNKNOWN);
+    expect((err as AppError).message).toContain('string id 1');
+    expect([...(await memberRows(g.id)).keys()]).toEqual([a.id]);
+    expect(await versionOf(g.id)).toBe(g.version);
+    expect((await services.groups.getGroup(g.id)).name).toBe(g.name);
+    expect(await auditOf(g.id)).toHaveLength(events);
+  });
+
+  it('replaces the member set by touching only the rows that change', async () => {
+    const [a, b, c, d] = [await person(), await person(), await person(), await person()];
+    const g = await group([a.id, b.id, c.id]);
+    const before = await memberRows(g.id);
+    await new Promise((r) => setTimeout(r, 20));
+    const { added, removed } = await services.groups.changeGroup(g.id, [{ kind: 'replaceMembers', userIds: [b.id, c.id, d.id, d.id] }], actor);
+    expect(added).toEqual([d.id]);
+    expect(removed).toEqual([a.id]);
+    const after = await memberRows(g.id);
+    expect([...after.keys()].sort()).toEqual([b.id, c.id, d.id].sort());
+    // b and c were not rewritten: their rows keep their creation time.
+    expect(after.get(b.id)).toBe(before.get(b.id));
+    expect(after.get(c.id)).toBe(before.get(c.id));
+    expect(after.get(d.id)).toBeGreaterThan(before.get(b.id)!);
+  });
+
+  it('is a no-op without a version bump when nothing changes', async () => {
+    const a = await person();
+    const g = await group([a.id]);
+    const result = await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [a.id] }, { kind: 'set', name: g.name }], actor);
+    expect(result.changed).toBe(false);
+    expect(await versionOf(g.id)).toBe(g.version);
+  });
+
+  it('checks If-Match versions inside the transaction', async () => {
+    const g = await group();
+    const err = await rejection(services.groups.changeGroup(g.id, [{ kind: 'set', name: 'stale write' }], actor, { expectedVersions: [g.version + 5] }));
+    expect(err).toMatchObject({ kind: 'failed_precondition', code: 'group.version_mismatch' });
+    const ok = await services.groups.changeGroup(g.id, [{ kind: 'set', name: `${g.name} v2` }], actor, { expectedVersions: [7, g.version] });
+    expect(ok.group.version).toBe(g.version + 1);
+  });
+
+  it('leaves deprovisioned members alone on replace and remove-all, and refuses to add them', async () => {
+    const [a, gone] = [await person(), await person()];
+    const g = await group([a.id, gone.id]);
+    await services.users.changeStatus(gone.id, 'deprovision', actor);
+    await services.groups.changeGroup(g.id, [{ kind: 'removeAllMembers' }], actor);
+    expect([...(await memberRows(g.id)).keys()]).toEqual([gone.id]);
+    const err = await rejection(services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [gone.id] }], actor));
+    expect(err).toMatchObject({ code: 'group.member_user_not_found' });
+    // Removing the hidden membership by id still works (it is a row of this group).
+    await services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [gone.id] }], actor);
+    expect((await memberRows(g.id)).size).toBe(0);
+  });
+
+  it('limits a department-scoped client to users of its subtree', async () => {
+    const root = await services.departments.createDepartment({ name: `Scoped root ${seq}` });
+    const child = await services.departments.createDepartment({ name: 'Scoped child', parentId: root.id });
+    const other = await services.departments.createDepartment({ name: `Elsewhere ${seq}` });
+    const [inside, outside, outsider2] = [await person(), await person(), await person()];
+    await services.departments.addMember(child.id, { userId: inside.id, primary: true });
+    await services.departments.addMember(other.id, { userId: outside.id, primary: true });
+    const g = await group([outsider2.id]);
+    const scope = { memberScope: root.path };
+
+    await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [inside.id] }], actor, scope);
+    const addOutside = await rejection(services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [outside.id] }], actor, scope));
+    expect(addOutside).toMatchObject({ code: 'group.member_user_not_found' });
+    const removeOutside = await rejection(services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [outsider2.id] }], actor, scope));
+    expect(removeOutside).toMatchObject({ code: 'group.removed_user_not_found' });
+    // A scoped replace or remove-all leaves members outside the subtree where they are.
+    await services.groups.changeGroup(g.id, [{ kind: 'replaceMembers', userIds: [] }], actor, scope);
+    expect([...(await memberRows(g.id)).keys()]).toEqual([outsider2.id]);
+  });
+
+  it('records one group.members_changed event when a request changes very many members', async () => {
+    const ids: string[] = (await db.raw(
+      `insert into users (id, username) select gen_random_uuid(), 'many-' || n from generate_series(1, ?) n returning id`, [MEMBER_AUDIT_EVENTS_LIMIT + 1],
+    )).rows.map((r: { id: string }) => r.id);
+    const g = await group();
+    const before = (await auditOf(g.id)).length;
+    await services.groups.changeGroup(g.id, [{ kind: 'replaceMembers', userIds: ids }], actor);
+    const events = (await auditOf(g.id)).slice(before);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ action: 'group.members_changed', actor_type: 'scim_client', changes: { addedCount: ids.length, removedCount: 0 } });
+    expect(events[0].changes.added.sort()).toEqual([...ids].sort());
+  });
+});
+
+describe('GroupsService.createGroupWithMembers', () => {
+  it('creates nothing when a member is unknown', async () => {
+    const err = await rejection(services.groups.createGroupWithMembers({ name: 'Never created' }, [(await person()).id, UNKNOWN], actor));
+    expect(err).toMatchObject({ code: 'group.member_user_not_found' });
+    expect(await db('groups').whereRaw('lower(name) = ?', ['never created']).first()).toBeUndefined();
+  });
+});
+
+describe('planGroupPatch', () => {
+  const patch = (...Operations: unknown[]) => ({ schemas: [PATCH], Operations });
+
+  it('reads the Entra forms: capitalised ops, remove with a value list, members[value eq]', () => {
+    const plan = planGroupPatch(patch(
+      { op: 'Add', path: 'members', value: [{ value: 'a' }] },
+      { op: 'Remove', path: 'members', value: [{ value: 'b' }, { value: 'c' }] },
+      { op: 'remove', path: 'members[value eq "d"]' },
+      { op: 'Replace', path: 'displayName', value: 'Renamed' },
+      { op: 'Replace', path: 'externalId', value: 'ext-1' },
+    ));
+    expect(plan.changes).toEqual([
+      { kind: 'addMembers', userIds: ['a'] },
+      { kind: 'removeMembers', userIds: ['b', 'c'] },
+      { kind: 'removeMembers', userIds: ['d'] },
+      { kind: 'set', name: 'Renamed' },
+      { kind: 'set', externalId: 'ext-1' },
+    ]);
+  });
+
+  it('reads the Okta forms: path-less replace with the id in the value, replace of the member set, remove all', () => {
+    const plan = planGroupPatch(patch(
+      { op: 'replace', value: { id: 'ignored', displayName: 'Okta name', schemas: [GROUP] } },
+      { op: 'replace', path: 'members', value: [{ value: 'x', display: 'X' }] },
+      { op: 'remove', path: 'members' },
+      { op: 'add', value: { members: [{ value: 'y' }] } },
+      { op: 'remove', path: 'urn:ietf:params:scim:schemas:core:2.0:Group:externalId' },
+    ));
+    expect(plan.changes).toEqual([
+      { kind: 'set', name: 'Okta name' },
+      { kind: 'replaceMembers', userIds: ['x'] },
+      { kind: 'removeAllMembers' },
+      { kind: 'addMembers', userIds: ['y'] },
+      { kind: 'set', externalId: null },
+    ]);
+  });
+
+  it.each([
+    ['no PatchOp schema', 'invalidSyntax', { Operations: [{ op: 'add', path: 'members', value: [] }] }],
+    ['no operations', 'invalidSyntax', patch()],
+    ['an unknown op', 'invalidSyntax', patch({ op: 'move', path: 'members' })],
+    ['remove without a path', 'noTarget', patch({ op: 'remove' })],
+    ['a read-only path', 'mutability', patch({ op: 'replace', path: 'id', value: 'x' })],
+    ['a member sub-attribute', 'mutability', patch({ op: 'replace', path: 'members[value eq "x"].display', value: 'y' })],
+    ['an unknown attribute', 'invalidPath', patch({ op: 'add', path: 'nickName', value: 'x' })],
+    ['a malformed value filter', 'invalidPath', patch({ op: 'remove', path: 'members[value eq]' })],
+    ['a bare string as members', 'invalidValue', patch({ op: 'add', path: 'members', value: 'string id 1' })],
+    ['a member of type Group', 'invalidValue', patch({ op: 'add', path: 'members', value: [{ value: 'g', type: 'Group' }] })],
+    ['removing displayName', 'invalidValue', patch({ op: 'remove', path: 'displayName' })],
+    ['a non-string displayName', 'invalidValue', patch({ op: 'replace', value: { displayName: 42 } })],
+  ] as [string, string, unknown][])('refuses %s with 400 %s', (_what, scimType, body) => {
+    let err: unknown;
+    try { planGroupPatch(body); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ScimError);
+    expect(err).toMatchObject({ status: 400, scimType });
+  });
+});
+
+describe('SCIM group operations', () => {
+  it('PATCH removes members matched by any filter on the member, and unknown ids by value are noTarget', async () => {
+    const [ann, bob] = [await person({ name: 'Ann Filtered' }), await person({ name: 'Bob Kept' })];
+    const g = await group([ann.id, bob.id]);
+    const res = await ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'members[display sw "ann"]' }] }, rc);
+    expect(res).toMatchObject({ status: 204, etag: `W/"${g.version + 1}"` });
+    expect([...(await memberRows(g.id)).keys()]).toEqual([bob.id]);
+    const err = await rejection(ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${UNKNOWN}"]` }] }, rc));
+    expect(err).toMatchObject({ status: 400, scimType: 'noTarget' });
+    // A known user who is not a member: nothing to do, and no error (idempotent, like a repeated add).
+    expect(await ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${ann.id}"]` }] }, rc)).toMatchObject({ status: 204 });
+  });
+
+  it('maps domain errors to SCIM errors: uniqueness on displayName, 404 for unknown and malformed ids', async () => {
+    const g = await group();
+    expect(await rejection(ops.create({ schemas: [GROUP], displayName: g.name.toUpperCase() }, rc))).toMatchObject({ status: 409, scimType: 'uniqueness' });
+    for (const id of [UNKNOWN, 'not-a-uuid']) {
+      expect(await rejection(ops.replace(id, { schemas: [GROUP], displayName: 'x' }, rc))).toMatchObject({ status: 404 });
+      expect(await rejection(ops.patch(id, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'members' }] }, rc))).toMatchObject({ status: 404 });
+      expect(await rejection(ops.remove(id, rc))).toMatchObject({ status: 404 });
+      expect(await rejection(ops.reader.get(id, rc))).toMatchObject({ status: 404 });
+    }
+    expect(await rejection(ops.create({ schemas: [GROUP], displayName: 'x'.repeat(300) }, rc))).toMatchObject({ status: 400, scimType: 'invalidValue', detail: expect.stringMatching(/^displayName:/) });
+  });
+});
+
+describe('SCIM group reads', () => {
+  let ids: string[];
+  let members: string[];
+
+  beforeAll(async () => {
+    await db('groups').delete();
+    members = [(await person({ name: 'Listed One' })).id, (await person()).id];
+    ids = [];
+    for (const [i, name] of ['delta', 'Alpha', 'charlie', 'Bravo', 'echo'].entries()) {
+      ids.push((await services.groups.createGroupWithMembers({ name, externalId: `ext-${i}` }, i % 2 === 0 ? members : [members[0]!], actor)).id);
+    }
+  });
+
+  const names = (list: Record<string, unknown>) => (list.Resources as { displayName: string }[]).map((r) => r.displayName);
+
+  it('filters, sorts and pages in SQL with 1-based, stable paging', async () => {
+    const sorted = await ops.reader.list({ sortBy: 'displayName' }, rc);
+    expect(names(sorted)).toEqual(['Alpha', 'Bravo', 'charlie', 'delta', 'echo']);
+    const desc = await ops.reader.list({ sortBy: 'urn:ietf:params:scim:schemas:core:2.0:Group:displayName', sortOrder: 'descending' }, rc);
+    expect(names(desc)).toEqual(['echo', 'delta', 'charlie', 'Bravo', 'Alpha']);
+    const page2 = await ops.reader.list({ sortBy: 'displayName', startIndex: 2, count: 2 }, rc);
+    expect(page2).toMatchObject({ totalResults: 5, startIndex: 2, itemsPerPage: 2 });
+    expect(names(page2)).toEqual(['Bravo', 'charlie']);
+    // Default order: creation order, whatever the names.
+    expect(names(await ops.reader.list({}, rc))).toEqual(['delta', 'Alpha', 'charlie', 'Bravo', 'echo']);
+    expect(names(await ops.reader.list({ filter: 'displayName eq "ALPHA"' }, rc))).toEqual(['Alpha']);
+    expect(names(await ops.reader.list({ filter: 'externalId eq ext-3' }, rc))).toEqual(['Bravo']);
+    expect(names(await ops.reader.list({ filter: `members[value eq "${members[1]}"]`, sortBy: 'displayName' }, rc))).toEqual(['charlie', 'delta', 'echo']);
+    const none = await ops.reader.list({ count: 0, filter: 'displayName sw "a"' }, rc);
+    expect(none).toMatchObject({ totalResults: 1, itemsPerPage: 0, Resources: [] });
+    expect(await ops.reader.list({ startIndex: 99 }, rc)).toMatchObject({ totalResults: 5, itemsPerPage: 0, startIndex: 99 });
+    expect(await ops.reader.list({ startIndex: -3, count: 100000 }, rc)).toMatchObject({ startIndex: 1, itemsPerPage: 5 });
+  });
+
+  it('loads the members of a whole page in one query, and none with excludedAttributes=members', async () => {
+    let list: Record<string, unknown> = {};
+    const withMembers = await countQueries(async () => { list = await ops.reader.list({ sortBy: 'displayName' }, rc); });
+    expect(withMembers.filter((sql) => /group_members/.test(sql))).toHaveLength(1);
+    expect(withMembers).toHaveLength(3); // count, page, members
+    const alpha = (list.Resources as Record<string, unknown>[])[0]!;
+    expect(alpha.members).toEqual([{ value: members[0], display: 'Listed One', $ref: `${rc.baseUrl}/Users/${members[0]}`, type: 'User' }]);
+
+    let slim: Record<string, unknown> = {};
+    const without = await countQueries(async () => { slim = await ops.reader.list({ excludedAttributes: ['members'] }, rc); });
+    expect(without.some((sql) => /group_members/.test(sql))).toBe(false);
+    expect((slim.Resources as Record<string, unknown>[]).every((r) => !('members' in r) && 'displayName' in r && 'meta' in r)).toBe(true);
+    const onlyName = await countQueries(() => ops.reader.list({ attributes: ['displayName'] }, rc));
+    expect(onlyName.some((sql) => /group_members/.test(sql))).toBe(false);
+  });
+
+  it('does not show deprovisioned users as members', async () => {
+    const gone = await person();
+    const g = await services.groups.createGroupWithMembers({ name: 'With a leaver' }, [gone.id, members[0]!], actor);
+    await services.users.changeStatus(gone.id, 'deprovision', actor);
+    const { body } = await ops.reader.get(g.id, rc);
+    expect((body.members as { value: string }[]).map((m) => m.value)).toEqual([members[0]]);
+    await services.groups.deleteGroup(g.id, actor);
+  });
+
+  it('answers bad list parameters with 400', async () => {
+    expect(await rejection(ops.reader.list({ sortBy: 'members' }, rc))).toMatchObject({ status: 400, scimType: 'invalidValue' });
+    expect(await rejection(ops.reader.list({ sortBy: 'displayName', sortOrder: 'sideways' }, rc))).toMatchObject({ status: 400, scimType: 'invalidValue' });
+    const bad = await rejection(ops.reader.list({ filter: 'nickName eq "x"' }, rc));
+    expect(bad).toBeInstanceOf(ScimFilterError);
+    expect(bad).toMatchObject({ status: 400, scimType: 'invalidFilter' });
+  });
+});
