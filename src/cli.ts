@@ -7,7 +7,7 @@ import { createServices } from './services.ts';
 import { GRANT_TYPES } from './apps/apps.service.ts';
 import type { AdminRole } from './directory/users.service.ts';
 import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
-import { verifyAuditChain } from './audit/audit.service.ts';
+import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.service.ts';
 import { options, required, UsageError, type Command } from './cli/command.ts';
 import { directoryCommands, directoryUsage } from './cli/directory.commands.ts';
 import { accessCommands, accessUsage } from './cli/access.commands.ts';
@@ -87,6 +87,7 @@ const commands: Record<string, Command> = {
   },
   'audit verify': async (args, { rt }) => {
     options(args, {});
+    await chainAllPendingAuditEvents(rt.db);
     const result = await verifyAuditChain(rt.db);
     if (!result.ok) {
       const b = result.firstBroken!;

@@ -6,6 +6,7 @@ import { startRuntime } from './runtime.ts';
 import { buildApp } from './app.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { AppError } from './shared/errors.ts';
+import { chainPendingAuditEvents } from './audit/audit.service.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,6 +32,17 @@ async function main(): Promise<void> {
     process.stderr.write(`\nNo administrator exists yet. Create the first one in your browser (one-time link, valid 24 hours):\n  ${config.issuer}/setup?token=${token}\n\n`);
   }
 
+  // Link new audit events into the hash chain shortly after they commit (one node at a time).
+  let chaining = false;
+  const chainer = setInterval(() => {
+    if (chaining) return;
+    chaining = true;
+    chainPendingAuditEvents(db)
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'audit chaining failed; will retry'))
+      .finally(() => { chaining = false; });
+  }, 250);
+  chainer.unref();
+
   const cleanup = setInterval(() => {
     deleteExpiredPayloads(db).catch((err: unknown) => log.warn({ err }, 'expired payload cleanup failed'));
   }, 10 * 60 * 1000);
@@ -55,6 +67,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
     for (const res of unsent) if (!res.headersSent) res.setHeader('Connection', 'close');
     clearInterval(cleanup);
+    clearInterval(chainer);
     const force = setTimeout(() => {
       log.warn('grace period over, closing remaining connections');
       server.closeAllConnections();

@@ -16,7 +16,7 @@ const auditEvent = z.object({
   ip: z.string().nullable(),
   userAgent: z.string().nullable(),
   changes: z.unknown(),
-  hash: z.string(),
+  hash: z.string().nullable().describe('null for a fraction of a second after commit, until the event is chained'),
 });
 
 const auditQuery = z.strictObject({

@@ -1,6 +1,9 @@
 // Append-only, hash-chained audit log. Every event is written in the transaction of the
-// change it records; each carries the hash of the previous event, so any edit or deletion
-// of a past row breaks the chain at that point and `oneid audit verify` names it.
+// change it records (a plain insert: writers never wait for each other). Shortly after
+// commit, the chainer (chainPendingAuditEvents, run by every node about every quarter
+// second, one at a time through an advisory lock) gives each new event its chain position,
+// the hash of the event before it and its own hash. Any later edit or deletion of a chained
+// row breaks the chain at that point, and `oneid audit verify` names it.
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { newId } from '../shared/ids.ts';
@@ -26,6 +29,11 @@ export interface AuditEntry {
 
 export const GENESIS_HASH = '0'.repeat(64);
 const CHAIN_LOCK = 727002;
+
+const chainFieldsOf = (r: DbAuditRow): ChainFields => ({
+  id: r.id, occurred_at: new Date(r.occurred_at).toISOString(), actor_type: r.actor_type, actor_id: r.actor_id,
+  action: r.action, target_type: r.target_type, target_id: r.target_id, ip: r.ip, user_agent: r.user_agent, changes: r.changes,
+});
 
 /** JSON with object keys sorted at every level, so the same data always hashes the same. */
 export function canonicalJson(value: unknown): string {
@@ -63,13 +71,8 @@ export function redactChanges(value: unknown): unknown {
   return value instanceof Date ? value.toISOString() : value;
 }
 
-/**
- * Appends one event. Must run inside the caller's transaction: the advisory lock orders
- * writers cluster-wide and is released at commit, so the chain never forks.
- */
+/** Appends one event, inside the caller's transaction; it is chained shortly after commit. */
 export async function recordAudit(trx: Knex.Transaction, actor: Actor, entry: AuditEntry): Promise<void> {
-  await trx.raw('select pg_advisory_xact_lock(?)', [CHAIN_LOCK]);
-  const last = await trx('audit_events').select('hash').orderBy('seq', 'desc').first<{ hash: string } | undefined>();
   const fields: ChainFields = {
     id: newId(),
     occurred_at: new Date().toISOString(),
@@ -82,13 +85,51 @@ export async function recordAudit(trx: Knex.Transaction, actor: Actor, entry: Au
     user_agent: actor.userAgent ? actor.userAgent.slice(0, 512) : null,
     changes: entry.changes ? redactChanges(entry.changes) : null,
   };
-  const prevHash = last?.hash ?? GENESIS_HASH;
-  await trx('audit_events').insert({
-    ...fields,
-    changes: fields.changes === null ? null : JSON.stringify(fields.changes),
-    prev_hash: prevHash,
-    hash: eventHash(prevHash, fields),
+  await trx('audit_events').insert({ ...fields, changes: fields.changes === null ? null : JSON.stringify(fields.changes) });
+}
+
+/**
+ * Links committed, unchained events into the chain, oldest first, in batches. Only one
+ * chainer runs at a time (cluster-wide); the others return 0 at once. Events of transactions
+ * still open are invisible here and are chained by a later pass, after the ones before them.
+ */
+export async function chainPendingAuditEvents(db: Knex, batch = 2000): Promise<number> {
+  return db.transaction(async (trx) => {
+    const lock = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [CHAIN_LOCK]);
+    if (!(lock.rows?.[0]?.locked ?? lock[0]?.locked)) return 0;
+    const rows: DbAuditRow[] = await trx('audit_events').whereNull('chain_pos').orderBy('seq').limit(batch);
+    if (!rows.length) return 0;
+    const last = await trx('audit_events').whereNotNull('chain_pos').orderBy('chain_pos', 'desc')
+      .first<{ hash: string; chain_pos: number } | undefined>('hash', 'chain_pos');
+    let prevHash = last?.hash ?? GENESIS_HASH;
+    let pos = Number(last?.chain_pos ?? 0);
+    const updates: { seq: number; pos: number; prev: string; hash: string }[] = [];
+    for (const r of rows) {
+      pos += 1;
+      const hash = eventHash(prevHash, chainFieldsOf(r));
+      updates.push({ seq: Number(r.seq), pos, prev: prevHash, hash });
+      prevHash = hash;
+    }
+    await trx.raw(
+      `update audit_events a set chain_pos = u.pos, prev_hash = u.prev, hash = u.hash
+         from (select unnest(?::bigint[]) as seq, unnest(?::bigint[]) as pos, unnest(?::text[]) as prev, unnest(?::text[]) as hash) u
+        where a.seq = u.seq`,
+      [updates.map((u) => u.seq), updates.map((u) => u.pos), updates.map((u) => u.prev), updates.map((u) => u.hash)],
+    );
+    return rows.length;
   });
+}
+
+/** Chains until nothing is pending (used before verification and by tests). */
+export async function chainAllPendingAuditEvents(db: Knex): Promise<void> {
+  for (let i = 0; i < 10000; i += 1) {
+    const chained = await chainPendingAuditEvents(db);
+    if (chained === 0) {
+      const pending = await db('audit_events').whereNull('chain_pos').first('seq');
+      if (!pending) return;
+      await new Promise((r) => setTimeout(r, 50)); // another node holds the chainer lock
+    }
+  }
 }
 
 /** Convenience for callers without a transaction of their own (sign-in events). */
@@ -108,10 +149,11 @@ export interface AuditEvent {
   ip: string | null;
   userAgent: string | null;
   changes: unknown;
-  hash: string;
+  /** null until the chainer has linked the event (a fraction of a second after commit). */
+  hash: string | null;
 }
 
-interface DbAuditRow extends Omit<ChainFields, 'occurred_at'> { seq: number; occurred_at: Date; prev_hash: string; hash: string }
+interface DbAuditRow extends Omit<ChainFields, 'occurred_at'> { seq: number; occurred_at: Date; chain_pos: number | null; prev_hash: string | null; hash: string | null }
 
 const toEvent = (r: DbAuditRow): AuditEvent => ({
   seq: Number(r.seq), id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), actorType: r.actor_type, actorId: r.actor_id,
@@ -150,31 +192,32 @@ export async function findAuditEvents(db: Tx, q: AuditQuery): Promise<AuditEvent
 export interface VerifyResult {
   ok: boolean;
   checked: number;
+  /** Events committed but not chained yet (verify chains them first when asked to). */
+  pending: number;
   firstBroken?: { seq: number; id: string; reason: string };
 }
 
-/** Walks the chain in order, in batches, and names the first event whose link is broken. */
+/** Walks the chain in chain order, in batches, and names the first event whose link is broken. */
 export async function verifyAuditChain(db: Tx, batch = 5000): Promise<VerifyResult> {
   let prevHash = GENESIS_HASH;
   let checked = 0;
   let after = 0;
+  let expectedPos = 1;
+  const [{ count: pending }] = await db('audit_events').whereNull('chain_pos').count<{ count: number }[]>({ count: '*' }) as [{ count: number }];
   for (;;) {
-    const rows: DbAuditRow[] = await db('audit_events').where('seq', '>', after).orderBy('seq').limit(batch);
-    if (!rows.length) return { ok: true, checked };
+    const rows: DbAuditRow[] = await db('audit_events').whereNotNull('chain_pos').andWhere('chain_pos', '>', after).orderBy('chain_pos').limit(batch);
+    if (!rows.length) return { ok: true, checked, pending: Number(pending) };
     for (const r of rows) {
-      const seq = Number(r.seq);
-      const fields: ChainFields = {
-        id: r.id, occurred_at: new Date(r.occurred_at).toISOString(), actor_type: r.actor_type, actor_id: r.actor_id,
-        action: r.action, target_type: r.target_type, target_id: r.target_id, ip: r.ip, user_agent: r.user_agent, changes: r.changes,
-      };
+      const pos = Number(r.chain_pos);
       let reason: string | undefined;
-      // seq may have gaps (a rolled-back transaction consumes a sequence value); the links are what count.
-      if (r.prev_hash !== prevHash) reason = 'prev_hash does not match the hash of the event before it (an event was removed or altered)';
-      else if (eventHash(prevHash, fields) !== r.hash) reason = 'the event content does not match its hash (the row was altered)';
-      if (reason) return { ok: false, checked, firstBroken: { seq, id: r.id, reason } };
-      prevHash = r.hash;
+      if (pos !== expectedPos) reason = `the event at chain position ${expectedPos} is missing (found ${pos})`;
+      else if (r.prev_hash !== prevHash) reason = 'prev_hash does not match the hash of the event before it (an event was removed or altered)';
+      else if (eventHash(prevHash, chainFieldsOf(r)) !== r.hash) reason = 'the event content does not match its hash (the row was altered)';
+      if (reason) return { ok: false, checked, pending: Number(pending), firstBroken: { seq: Number(r.seq), id: r.id, reason } };
+      prevHash = r.hash!;
       checked += 1;
-      after = seq;
+      after = pos;
+      expectedPos = pos + 1;
     }
   }
 }

@@ -5,6 +5,7 @@ import * as m20261129100000 from '../../migrations/20261129100000_create_directo
 import * as m20261129130000 from '../../migrations/20261129130000_create_scim_tokens.ts';
 import * as m20261129140000 from '../../migrations/20261129140000_create_rate_limits.ts';
 import * as m20261130090000 from '../../migrations/20261130090000_alter_users_for_scim.ts';
+import * as m20261130100000 from '../../migrations/20261130100000_alter_audit_events_async_chain.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261129130000_create_scim_tokens': m20261129130000,
   '20261129140000_create_rate_limits': m20261129140000,
   '20261130090000_alter_users_for_scim': m20261130090000,
+  '20261130100000_alter_audit_events_async_chain': m20261130100000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
