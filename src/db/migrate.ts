@@ -6,6 +6,7 @@ import * as m20261129130000 from '../../migrations/20261129130000_create_scim_to
 import * as m20261129140000 from '../../migrations/20261129140000_create_rate_limits.ts';
 import * as m20261130090000 from '../../migrations/20261130090000_alter_users_for_scim.ts';
 import * as m20261130100000 from '../../migrations/20261130100000_alter_audit_events_async_chain.ts';
+import * as m20261130110000 from '../../migrations/20261130110000_alter_groups_for_scim.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261129140000_create_rate_limits': m20261129140000,
   '20261130090000_alter_users_for_scim': m20261130090000,
   '20261130100000_alter_audit_events_async_chain': m20261130100000,
+  '20261130110000_alter_groups_for_scim': m20261130110000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -147,15 +147,34 @@ export async function findVisibleUserIds(db: Tx, ids: readonly string[], scopePa
   return new Set(rows.map((r) => r.id));
 }
 
-/** Inserts the membership rows that do not exist yet; returns the user ids actually inserted. */
-export async function insertGroupMembers(db: Tx, groupId: string, userIds: readonly string[]): Promise<string[]> {
+/**
+ * Inserts the membership rows that do not exist yet, with the label a client gave a member
+ * (`labels`, by lower-cased user id) where there is one; returns the user ids actually inserted.
+ * Existing rows, and their labels, are left alone.
+ */
+export async function insertGroupMembers(db: Tx, groupId: string, userIds: readonly string[], labels?: ReadonlyMap<string, string>): Promise<string[]> {
   if (!userIds.length) return [];
+  const ids = [...new Set(userIds)];
   const rows: { user_id: string }[] = (await db.raw(
-    `insert into group_members (group_id, user_id)
-       select ?::uuid, wanted.id from (select distinct unnest(?::uuid[]) as id) wanted
+    `insert into group_members (group_id, user_id, display_label)
+       select ?::uuid, wanted.id, wanted.label from unnest(?::uuid[], ?::text[]) as wanted(id, label)
      on conflict (group_id, user_id) do nothing
      returning user_id`,
-    [groupId, [...userIds]],
+    // null labels are bound as SQL nulls inside the text[] (knex's types only know arrays of one type).
+    [groupId, ids, ids.map((id) => labels?.get(id) ?? null) as unknown as string[]],
+  )).rows;
+  return rows.map((r) => r.user_id);
+}
+
+/** Sets the labels of existing members where they differ (a SCIM PUT may); returns the user ids relabelled. */
+export async function relabelGroupMembers(db: Tx, groupId: string, labels: ReadonlyMap<string, string>): Promise<string[]> {
+  if (!labels.size) return [];
+  const rows: { user_id: string }[] = (await db.raw(
+    `update group_members gm set display_label = l.label
+       from unnest(?::uuid[], ?::text[]) as l(id, label)
+      where gm.group_id = ? and gm.user_id = l.id and gm.display_label is distinct from l.label
+      returning gm.user_id`,
+    [[...labels.keys()], [...labels.values()], groupId],
   )).rows;
   return rows.map((r) => r.user_id);
 }
@@ -193,10 +212,14 @@ export async function deleteGroupMembersExcept(db: Tx, groupId: string, keepIds:
   return rows.map((r) => r.user_id);
 }
 
+/** SQL for a user's label: display name, else "given family", else the username. */
+export const USER_LABEL_SQL = (alias: string): string =>
+  `coalesce(nullif(${alias}.display_name, ''), nullif(trim(concat_ws(' ', ${alias}.given_name, ${alias}.family_name)), ''), ${alias}.username)`;
+
 export interface GroupMemberView {
   groupId: string;
   userId: string;
-  /** The user's display name, else "given family", else the username. */
+  /** The label a SCIM client gave the membership, else the user's display name, else "given family", else the username. */
   display: string;
 }
 
@@ -210,7 +233,7 @@ export async function findMembersOfGroups(db: Tx, groupIds: readonly string[], s
   const visible = visibleUser('u', scopePath);
   const rows: { group_id: string; user_id: string; display: string }[] = await db('group_members as gm')
     .join('users as u', 'u.id', 'gm.user_id')
-    .select('gm.group_id', 'gm.user_id', db.raw("coalesce(nullif(u.display_name, ''), nullif(trim(concat_ws(' ', u.given_name, u.family_name)), ''), u.username) as display"))
+    .select('gm.group_id', 'gm.user_id', db.raw(`coalesce(nullif(gm.display_label, ''), ${USER_LABEL_SQL('u')}) as display`))
     .whereRaw('gm.group_id = any(?::uuid[])', [[...groupIds]])
     .andWhereRaw(visible.sql, visible.bindings)
     .orderBy([{ column: 'gm.group_id' }, { column: 'gm.user_id' }]);

@@ -12,7 +12,7 @@ import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
   countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
-  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers,
+  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, relabelGroupMembers,
 } from './groups.repo.ts';
 
 const name = z.string().trim().min(1).max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
@@ -48,8 +48,6 @@ const userNotFound = (): AppError => new AppError('not_found', 'user.not_found',
 
 function uniqueViolation(err: unknown): never {
   if (isUniqueViolation(err)) {
-    const constraint = String((err as { constraint?: string }).constraint ?? '');
-    if (constraint.includes('external_id')) throw new AppError('already_exists', 'group.external_id_taken', 'externalId: a group with this externalId already exists', { field: 'externalId' });
     throw new AppError('already_exists', 'group.name_taken', 'name: a group with this name already exists', { field: 'name' });
   }
   throw err;
@@ -63,12 +61,18 @@ const isForeignKeyViolation = (err: unknown): boolean => (err as { code?: string
  */
 export type GroupChange =
   | { kind: 'set'; name?: string; externalId?: string | null }
-  /** Adds users who are not members yet; every id must be a visible user (see GroupChangeOptions). */
-  | { kind: 'addMembers'; userIds: string[] }
-  /** Removes these members; ids of visible users who are not members are ignored, unknown ids are an error. */
+  /**
+   * Adds visible users (see GroupChangeOptions) who are not members yet, with the labels given
+   * (by lower-cased user id) for the new rows; ids of no visible user are skipped (see `ignored`).
+   */
+  | { kind: 'addMembers'; userIds: string[]; labels?: ReadonlyMap<string, string> }
+  /** Removes these members; ids that are no member (or no visible user) are a no-op. */
   | { kind: 'removeMembers'; userIds: string[] }
-  /** Makes the visible members exactly this set (removes the others, adds the missing). */
-  | { kind: 'replaceMembers'; userIds: string[] }
+  /**
+   * Makes the visible members exactly the visible users among these ids (removes the others, adds
+   * the missing), and sets the labels given on the members that stay.
+   */
+  | { kind: 'replaceMembers'; userIds: string[]; labels?: ReadonlyMap<string, string> }
   /** Removes every visible member. */
   | { kind: 'removeAllMembers' };
 
@@ -88,17 +92,14 @@ export interface GroupChangeResult {
   /** Net membership changes (a user removed and added back in the same request is in neither). */
   added: string[];
   removed: string[];
+  /** Ids that were to be added but name no visible user: skipped, and recorded in the audit log. */
+  ignored: string[];
   changed: boolean;
 }
 
 /** A request that changes more members than this writes one group.members_changed audit event instead of one event per member. */
 export const MEMBER_AUDIT_EVENTS_LIMIT = 100;
 
-const unknownUsers = (code: string, ids: string[]): AppError => new AppError(
-  'invalid_argument', code,
-  `members: no user with id ${ids.slice(0, 5).map((id) => JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id)).join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`,
-  { field: 'members', userIds: ids.slice(0, 100) },
-);
 
 export class GroupsService {
   constructor(readonly db: Knex) {}
@@ -222,16 +223,18 @@ export class GroupsService {
    * Creates a group with its first members in one transaction (SCIM POST /Groups). Every member
    * id must be a visible user; otherwise nothing is written.
    */
-  async createGroupWithMembers(raw: CreateGroupInput, userIds: string[], actor: Actor = SYSTEM_ACTOR, opts: Pick<GroupChangeOptions, 'memberScope'> = {}): Promise<Group> {
+  async createGroupWithMembers(
+    raw: CreateGroupInput, userIds: string[], actor: Actor = SYSTEM_ACTOR, opts: Pick<GroupChangeOptions, 'memberScope'> & { labels?: ReadonlyMap<string, string> } = {},
+  ): Promise<Group> {
     const input = parseInput(createGroupInput, raw);
     try {
       return await this.db.transaction(async (trx) => {
         const group = await insertGroup(trx, { id: newId(), name: input.name, description: input.description ?? null, external_id: input.externalId ?? null });
         await recordAudit(trx, actor, { action: 'group.created', targetType: 'group', targetId: group.id, changes: { ...input } });
         if (!userIds.length) return group;
-        const wanted = await this.#assertVisible(trx, userIds, opts.memberScope, 'group.member_user_not_found');
-        const added = await insertGroupMembers(trx, group.id, wanted);
-        await this.#auditMembers(trx, actor, group.id, added, []);
+        const { visible, ignored } = await this.#visible(trx, userIds, opts.memberScope);
+        const added = await insertGroupMembers(trx, group.id, visible, opts.labels);
+        await this.#auditMembers(trx, actor, group.id, added, [], ignored);
         return group;
       });
     } catch (err) {
@@ -260,6 +263,7 @@ export class GroupsService {
           }
         };
         let rowsTouched = false;
+        const ignored = new Set<string>();
         let name = current.name;
         let externalId = current.externalId;
         for (const change of changes) {
@@ -271,28 +275,29 @@ export class GroupsService {
               break;
             }
             case 'addMembers': {
-              const wanted = await this.#assertVisible(trx, change.userIds, opts.memberScope, 'group.member_user_not_found');
-              const added = await insertGroupMembers(trx, id, wanted);
+              const { visible, ignored: skipped } = await this.#visible(trx, change.userIds, opts.memberScope);
+              for (const userId of skipped) ignored.add(userId);
+              const added = await insertGroupMembers(trx, id, visible, change.labels);
               track(added, 'added');
               rowsTouched ||= added.length > 0;
               break;
             }
             case 'removeMembers': {
-              const removed = await deleteGroupMembers(trx, id, change.userIds, opts.memberScope);
-              const gone = new Set(removed);
-              const rest = [...new Set(change.userIds.map((u) => u.toLowerCase()))].filter((u) => !gone.has(u));
-              if (rest.length) await this.#assertVisible(trx, rest, opts.memberScope, 'group.removed_user_not_found');
+              const removed = await deleteGroupMembers(trx, id, change.userIds.map((u) => u.toLowerCase()), opts.memberScope);
               track(removed, 'removed');
               rowsTouched ||= removed.length > 0;
               break;
             }
             case 'replaceMembers': {
-              const wanted = await this.#assertVisible(trx, change.userIds, opts.memberScope, 'group.member_user_not_found');
-              const removed = await deleteGroupMembersExcept(trx, id, wanted, opts.memberScope);
-              const added = await insertGroupMembers(trx, id, wanted);
+              const { visible, ignored: skipped } = await this.#visible(trx, change.userIds, opts.memberScope);
+              for (const userId of skipped) ignored.add(userId);
+              const removed = await deleteGroupMembersExcept(trx, id, visible, opts.memberScope);
+              const added = await insertGroupMembers(trx, id, visible, change.labels);
+              const keptLabels = new Map([...(change.labels ?? [])].filter(([userId]) => visible.includes(userId) && !added.includes(userId)));
+              const relabelled = await relabelGroupMembers(trx, id, keptLabels);
               track(removed, 'removed');
               track(added, 'added');
-              rowsTouched ||= removed.length > 0 || added.length > 0;
+              rowsTouched ||= removed.length > 0 || added.length > 0 || relabelled.length > 0;
               break;
             }
             case 'removeAllMembers': {
@@ -315,29 +320,42 @@ export class GroupsService {
         }
         const added = [...net].filter(([, what]) => what === 'added').map(([userId]) => userId);
         const removed = [...net].filter(([, what]) => what === 'removed').map(([userId]) => userId);
-        if (!rowsTouched && Object.keys(columns).length === 0) return { group: current, added, removed, changed: false };
+        if (!rowsTouched && Object.keys(columns).length === 0) {
+          await this.#auditMembers(trx, actor, id, [], [], [...ignored]);
+          return { group: current, added, removed, ignored: [...ignored], changed: false };
+        }
         const updated = await updateGroupById(trx, id, columns, current.version);
         if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
         if (Object.keys(audited).length) await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
-        await this.#auditMembers(trx, actor, id, added, removed);
-        return { group: updated, added, removed, changed: true };
+        await this.#auditMembers(trx, actor, id, added, removed, [...ignored]);
+        return { group: updated, added, removed, ignored: [...ignored], changed: true };
       });
     } catch (err) {
       return uniqueViolation(err);
     }
   }
 
-  /** The distinct, lower-cased ids, all of them visible users; otherwise invalid_argument `code` naming the others. */
-  async #assertVisible(trx: Knex.Transaction, userIds: string[], scope: string | null | undefined, code: string): Promise<string[]> {
+  /**
+   * The distinct, lower-cased ids split into visible users and the rest (unknown, deprovisioned,
+   * outside the scope, or not a user id at all). Provisioning clients routinely send members
+   * OneID does not have (not provisioned yet, or out of their scope): those are skipped rather
+   * than failing the whole request, and the audit log says which.
+   */
+  async #visible(trx: Knex.Transaction, userIds: string[], scope: string | null | undefined): Promise<{ visible: string[]; ignored: string[] }> {
     const wanted = [...new Set(userIds.map((u) => u.toLowerCase()))];
     const found = await findVisibleUserIds(trx, wanted, scope);
-    const missing = [...new Set(userIds.filter((u) => !found.has(u.toLowerCase())))];
-    if (missing.length) throw unknownUsers(code, missing);
-    return wanted;
+    const ignored = [...new Set(userIds.filter((u) => !found.has(u.toLowerCase())))];
+    return { visible: wanted.filter((u) => found.has(u)), ignored };
   }
 
   /** Member changes keep the admin API's events (one per member) unless a request changes very many at once. */
-  async #auditMembers(trx: Knex.Transaction, actor: Actor, groupId: string, added: string[], removed: string[]): Promise<void> {
+  async #auditMembers(trx: Knex.Transaction, actor: Actor, groupId: string, added: string[], removed: string[], ignored: string[] = []): Promise<void> {
+    if (ignored.length) {
+      await recordAudit(trx, actor, {
+        action: 'group.members_ignored', targetType: 'group', targetId: groupId,
+        changes: { count: ignored.length, userIds: ignored.slice(0, MEMBER_AUDIT_EVENTS_LIMIT).map((id) => (id.length > 64 ? `${id.slice(0, 64)}...` : id)) },
+      });
+    }
     if (added.length + removed.length > MEMBER_AUDIT_EVENTS_LIMIT) {
       await recordAudit(trx, actor, {
         action: 'group.members_changed', targetType: 'group', targetId: groupId,

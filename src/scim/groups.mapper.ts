@@ -4,8 +4,10 @@
 // Attribute names are case-insensitive and may carry the Group schema URN. On write, unknown
 // attributes are ignored (RFC 7644 section 3.3 allows it; schemas.ts says so) and so are
 // read-only ones (id, meta; RFC 7644 section 3.5.1). Members are users only: `value` is the
-// user's id; `display`, `$ref` and anything else a client sends with a member are ignored, since
-// OneID renders `display` from the user's own name (the directory is the source of truth).
+// user's id. A member's `display` is immutable (RFC 7643 section 2.4): a client may give it when
+// it adds the member (or replaces the group), and OneID keeps it as that membership's label;
+// without one, `display` is the user's own name. `$ref` and anything else sent with a member are
+// ignored.
 import type { Group, GroupMemberView } from '../directory/groups.repo.ts';
 import { SCIM_GROUP_SCHEMA } from './filter-sql.ts';
 import { ScimError } from './errors.ts';
@@ -95,16 +97,33 @@ export function readExternalId(value: unknown): string | null {
   return value.trim() === '' ? null : value;
 }
 
+/** Member references read from a request: user ids, and the labels given for some of them. */
+export interface MemberRefs {
+  ids: string[];
+  /** members[].display (or displayName, as Microsoft's reference client sends it), by lower-cased user id. */
+  labels: Map<string, string>;
+}
+
+const MAX_LABEL_LENGTH = 256;
+
 /**
- * Member references: an array of objects with a string `value` (a single object is accepted as
- * a list of one). A `type` other than User is refused (OneID groups hold users, not groups).
+ * Member references: a list of objects with a string `value` (the user's id). A single object is
+ * read as a list of one, and a bare string as a member's `value` (Microsoft's reference client
+ * sends `"value": "string id 1"`). A `type` other than User is refused: OneID groups hold users,
+ * not groups.
  */
-export function readMemberIds(value: unknown, where = 'members'): string[] {
-  const list = isObject(value) ? [value] : value;
+export function readMembers(value: unknown, where = 'members'): MemberRefs {
+  const list = isObject(value) || typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list)) {
     throw new ScimError(400, `${where}: must be a list of members such as [{"value": "<user id>"}], not ${show(value)}`, 'invalidValue');
   }
-  return list.map((item, i) => {
+  const refs: MemberRefs = { ids: [], labels: new Map() };
+  list.forEach((item, i) => {
+    if (typeof item === 'string') {
+      if (item.trim() === '') throw new ScimError(400, `${where}[${i}]: a member's user id must not be empty`, 'invalidValue');
+      refs.ids.push(item.trim());
+      return;
+    }
     if (!isObject(item)) throw new ScimError(400, `${where}[${i}]: must be an object such as {"value": "<user id>"}, not ${show(item)}`, 'invalidValue');
     const attrs = attributesOf(item);
     const id = attrs.get('value');
@@ -113,14 +132,21 @@ export function readMemberIds(value: unknown, where = 'members'): string[] {
     if (type !== undefined && type !== null && (typeof type !== 'string' || type.toLowerCase() !== 'user')) {
       throw new ScimError(400, `${where}[${i}].type: OneID groups contain users only, not ${show(type)}`, 'invalidValue');
     }
-    return id.trim();
+    const label = attrs.get('display') ?? attrs.get('displayname');
+    if (label !== undefined && label !== null) {
+      if (typeof label !== 'string') throw new ScimError(400, `${where}[${i}].display: must be a string`, 'invalidValue');
+      if (label.length > MAX_LABEL_LENGTH) throw new ScimError(400, `${where}[${i}].display: must be at most ${MAX_LABEL_LENGTH} characters`, 'invalidValue');
+      if (label.trim() !== '') refs.labels.set(id.trim().toLowerCase(), label.trim());
+    }
+    refs.ids.push(id.trim());
   });
+  return refs;
 }
 
 export interface GroupBody {
   displayName: string;
   externalId: string | null;
-  memberIds: string[];
+  members: MemberRefs;
 }
 
 /** A full Group from a POST or PUT body (PUT: absent externalId and members mean "none"). */
@@ -133,7 +159,7 @@ export function readGroupBody(body: unknown): GroupBody {
   return {
     displayName: readDisplayName(attrs.get('displayname')),
     externalId: readExternalId(attrs.get('externalid')),
-    memberIds: members === undefined || members === null ? [] : readMemberIds(members),
+    members: members === undefined || members === null ? { ids: [], labels: new Map() } : readMembers(members),
   };
 }
 

@@ -24,14 +24,15 @@
 // subtree where they are, consistent with what it sees. Known gap: a members[value eq "id"]
 // list filter is evaluated over all membership rows (index-friendly), so it also matches a
 // group through a deprovisioned or out-of-scope member that the response does not show.
-// Unknown member ids: 400 invalidValue on add/replace/create, 400 noTarget on remove; in both
-// cases nothing is written. Removing a known user who is not a member is a no-op (idempotent, as
-// adding a member twice is).
+// Member ids that name no user the client may see (not provisioned yet, deprovisioned, outside
+// its scope, or no id at all) are skipped on add/replace/create, and the audit log records them
+// (group.members_ignored); the rest of the request applies. Removing someone who is not a member
+// is a no-op, as adding a member twice is: provisioning clients retry, and both are idempotent.
 import type { Knex } from 'knex';
 import type { ScimDeps } from './index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { GroupChange } from '../directory/groups.service.ts';
-import { findGroupById, findMembersOfGroups, toGroup, type DbGroupRow, type Group } from '../directory/groups.repo.ts';
+import { findGroupById, findMembersOfGroups, toGroup, USER_LABEL_SQL, type DbGroupRow, type Group } from '../directory/groups.repo.ts';
 import { isUuid } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
 import { parseAttrPath, parseScimFilter, ScimFilterError, type AttrPath, type ScimFilter } from './filter.ts';
@@ -40,7 +41,7 @@ import { parseAttributeList, projectResource } from './projection.ts';
 import { LIST_RESPONSE_SCHEMA, PATCH_OP_SCHEMA, SCIM_LIMITS, SEARCH_REQUEST_SCHEMA } from './schemas.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
 import {
-  attributeKey, attributesOf, groupLocation, isObject, membersRequested, readDisplayName, readExternalId, readGroupBody, readMemberIds, renderGroup,
+  attributeKey, attributesOf, groupLocation, isObject, membersRequested, readDisplayName, readExternalId, readGroupBody, readMembers, renderGroup,
 } from './groups.mapper.ts';
 
 const FILTER_OPTIONS = { allowUnquotedValues: true };
@@ -53,10 +54,7 @@ export function toScimGroupError(err: unknown, id?: string): unknown {
   switch (err.code) {
     case 'group.not_found': return new ScimError(404, id ? `no group with id ${JSON.stringify(id)}` : 'no such group');
     case 'group.name_taken': return new ScimError(409, 'displayName: a group with this displayName already exists (compared case-insensitively)', 'uniqueness');
-    case 'group.external_id_taken': return new ScimError(409, 'externalId: a group with this externalId already exists', 'uniqueness');
     case 'group.version_mismatch': return new ScimError(412, `If-Match: ${err.message}`);
-    case 'group.member_user_not_found': return new ScimError(400, err.message, 'invalidValue');
-    case 'group.removed_user_not_found': return new ScimError(400, err.message, 'noTarget');
     case 'request.invalid':
       if (err.details?.field === 'name') return new ScimError(400, err.message.replace(/^name:/, 'displayName:'), 'invalidValue');
       return new ScimError(400, err.message, 'invalidValue');
@@ -214,7 +212,7 @@ const MEMBER_FILTER_MAPPING: ScimResourceMapping = {
     type: { type: 'string', caseExact: false, sql: "'User'" },
     display: {
       type: 'string', caseExact: false,
-      sql: "(select coalesce(nullif(mu.display_name, ''), nullif(trim(concat_ws(' ', mu.given_name, mu.family_name)), ''), mu.username) from users mu where mu.id = {alias}.user_id)",
+      sql: `coalesce(nullif({alias}.display_label, ''), (select ${USER_LABEL_SQL('mu')} from users mu where mu.id = {alias}.user_id))`,
     },
   },
 };
@@ -317,8 +315,8 @@ export function planGroupPatch(body: unknown): PlannedPatch {
         if (key === 'displayname') set.name = readDisplayName(v, `${where}.value.displayName`);
         else if (key === 'externalid') set.externalId = readExternalId(v);
         else if (key === 'members') {
-          const ids = v === null ? [] : readMemberIds(v, `${where}.value.members`);
-          changes.push(kind === 'add' ? { kind: 'addMembers', userIds: ids } : { kind: 'replaceMembers', userIds: ids });
+          const refs = v === null ? { ids: [], labels: new Map<string, string>() } : readMembers(v, `${where}.value.members`);
+          changes.push({ kind: kind === 'add' ? 'addMembers' : 'replaceMembers', userIds: refs.ids, labels: refs.labels });
         }
         // id (Okta sends it), meta, schemas and unknown attributes are ignored, as on POST/PUT.
       }
@@ -356,12 +354,12 @@ export function planGroupPatch(body: unknown): PlannedPatch {
           return;
         }
         if (kind === 'remove') {
-          changes.push(hasValue ? { kind: 'removeMembers', userIds: readMemberIds(value, `${where}.value`) } : { kind: 'removeAllMembers' });
+          changes.push(hasValue ? { kind: 'removeMembers', userIds: readMembers(value, `${where}.value`).ids } : { kind: 'removeAllMembers' });
           return;
         }
         if (!hasValue) throw new ScimError(400, `${where}.value: the members to ${kind} are required`, 'invalidValue');
-        const ids = readMemberIds(value, `${where}.value`);
-        changes.push(kind === 'add' ? { kind: 'addMembers', userIds: ids } : { kind: 'replaceMembers', userIds: ids });
+        const refs = readMembers(value, `${where}.value`);
+        changes.push({ kind: kind === 'add' ? 'addMembers' : 'replaceMembers', userIds: refs.ids, labels: refs.labels });
         return;
       }
       default:
@@ -396,7 +394,7 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
     create: (body, rc) => mapErrors(undefined, async () => {
       const input = readGroupBody(body);
       const group = await services.groups.createGroupWithMembers(
-        { name: input.displayName, externalId: input.externalId }, input.memberIds, rc.actor, { memberScope: scopeOf(rc) },
+        { name: input.displayName, externalId: input.externalId }, input.members.ids, rc.actor, { memberScope: scopeOf(rc), labels: input.members.labels },
       );
       return full(group, rc, 201);
     }),
@@ -407,7 +405,7 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
       const versions = expectedVersions(ifMatch);
       const { group } = await services.groups.changeGroup(id, [
         { kind: 'set', name: input.displayName, externalId: input.externalId },
-        { kind: 'replaceMembers', userIds: input.memberIds },
+        { kind: 'replaceMembers', userIds: input.members.ids, labels: input.members.labels },
       ], rc.actor, { memberScope: scopeOf(rc), ...(versions ? { expectedVersions: versions } : {}) });
       return full(group, rc, 200);
     }),

@@ -68,7 +68,7 @@ export function scimSchemas(baseUrl: string): Attr[] {
         attr('id', 'string', { caseExact: true, mutability: 'readOnly', returned: 'always', uniqueness: 'server' }),
         attr('externalId', 'string', { caseExact: true }),
         attr('displayName', 'string', { required: true, uniqueness: 'server' }),
-        multi('members', sub('members', [['value', 'string', { mutability: 'immutable' }], ['$ref', 'reference', { mutability: 'immutable', referenceTypes: ['User'] }], ['display', 'string', { mutability: 'readOnly' }], ['type', 'string', { canonicalValues: ['User'] }]])),
+        multi('members', sub('members', [['value', 'string', { mutability: 'immutable' }], ['$ref', 'reference', { mutability: 'immutable', referenceTypes: ['User'] }], ['display', 'string', { mutability: 'immutable' }], ['type', 'string', { canonicalValues: ['User'] }]])),
       ],
       meta: meta(SCIM_GROUP_SCHEMA),
     },

@@ -61,9 +61,10 @@ describe('GroupsService.createGroup', () => {
     expect(await db('groups').whereRaw('lower(name) = ?', ['engineers'])).toHaveLength(1);
   });
 
-  it('returns already_exists group.external_id_taken for a taken externalId', async () => {
-    const err = await appError(groups.createGroup({ name: 'Other', externalId: 'hr-eng' }, actor));
-    expect(err).toMatchObject({ kind: 'already_exists', code: 'group.external_id_taken', details: { field: 'externalId' } });
+  it('lets two groups share an externalId (it belongs to the provisioning client; RFC 7643 gives it no uniqueness)', async () => {
+    const other = await groups.createGroup({ name: 'Other', externalId: 'hr-eng' }, actor);
+    expect(other.externalId).toBe('hr-eng');
+    expect((await groups.listGroups({ externalId: 'hr-eng', limit: 10 })).map((g) => g.name).sort()).toEqual(['Engineers', 'Other']);
   });
 
   it.each([

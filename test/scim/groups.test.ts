@@ -90,22 +90,53 @@ describe('GroupsService.changeGroup', () => {
     for (const e of events) expect(e).toMatchObject({ actor_type: 'scim_client', actor_id: 'token-under-test' });
   });
 
-  it('writes nothing, not even the valid members, when one id is unknown', async () => {
+  it('skips ids that name no user, applies the rest, and audits what it skipped', async () => {
+    const [a, b] = [await person(), await person()];
+    const g = await group([a.id]);
+    const before = (await auditOf(g.id)).length;
+    const result = await services.groups.changeGroup(g.id, [
+      { kind: 'set', name: `${g.name} renamed` },
+      { kind: 'addMembers', userIds: [b.id, UNKNOWN, 'string id 1'] },
+    ], actor);
+    expect(result).toMatchObject({ changed: true, added: [b.id] });
+    expect(result.ignored.sort()).toEqual([UNKNOWN, 'string id 1'].sort());
+    expect([...(await memberRows(g.id)).keys()].sort()).toEqual([a.id, b.id].sort());
+    expect((await services.groups.getGroup(g.id)).name).toBe(`${g.name} renamed`);
+    const events = (await auditOf(g.id)).slice(before);
+    const ignored = events.find((e) => e.action === 'group.members_ignored');
+    expect(ignored).toMatchObject({ actor_type: 'scim_client', changes: { count: 2 } });
+    expect(ignored.changes.userIds.sort()).toEqual([UNKNOWN, 'string id 1'].sort());
+  });
+
+  it('writes nothing when any step of the change fails', async () => {
     const [a, b] = [await person(), await person()];
     const g = await group([a.id]);
     const events = (await auditOf(g.id)).length;
     const err = await rejection(services.groups.changeGroup(g.id, [
-      { kind: 'set', name: `${g.name} renamed` },
-      { kind: 'addMembers', userIds: [b.id, UNKNOWN, 'string id 1'] },
+      { kind: 'addMembers', userIds: [b.id] },
+      { kind: 'removeMembers', userIds: [a.id] },
+      { kind: 'set', name: '' },
     ], actor));
     expect(err).toBeInstanceOf(AppError);
-    expect(err).toMatchObject({ kind: 'invalid_argument', code: 'group.member_user_not_found' });
-    expect((err as AppError).message).toContain(UNKNOWN);
-    expect((err as AppError).message).toContain('string id 1');
+    expect(err).toMatchObject({ kind: 'invalid_argument' });
     expect([...(await memberRows(g.id)).keys()]).toEqual([a.id]);
     expect(await versionOf(g.id)).toBe(g.version);
-    expect((await services.groups.getGroup(g.id)).name).toBe(g.name);
     expect(await auditOf(g.id)).toHaveLength(events);
+  });
+
+  it('keeps the label a client gives a new member, leaves it on a repeated add, and changes it on replace', async () => {
+    const [a, b] = [await person({ name: 'Ann Label' }), await person({ name: 'Bob Label' })];
+    const g = await group();
+    await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [a.id, b.id], labels: new Map([[a.id, 'VP']]) }], actor);
+    const shown = async () => new Map(((await ops.reader.get(g.id, rc)).body.members as { value: string; display: string }[]).map((m) => [m.value, m.display]));
+    expect(await shown()).toEqual(new Map([[a.id, 'VP'], [b.id, 'Bob Label']]));
+    const again = await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [a.id], labels: new Map([[a.id, 'Other']]) }], actor);
+    expect(again.changed).toBe(false);
+    expect((await shown()).get(a.id)).toBe('VP');
+    const replaced = await services.groups.changeGroup(g.id, [{ kind: 'replaceMembers', userIds: [a.id, b.id], labels: new Map([[a.id, 'SVP']]) }], actor);
+    expect(replaced).toMatchObject({ changed: true, added: [], removed: [] });
+    expect(replaced.group.version).toBe(again.group.version + 1);
+    expect(await shown()).toEqual(new Map([[a.id, 'SVP'], [b.id, 'Bob Label']]));
   });
 
   it('replaces the member set by touching only the rows that change', async () => {
@@ -140,14 +171,14 @@ describe('GroupsService.changeGroup', () => {
     expect(ok.group.version).toBe(g.version + 1);
   });
 
-  it('leaves deprovisioned members alone on replace and remove-all, and refuses to add them', async () => {
+  it('leaves deprovisioned members alone on replace and remove-all, and does not add them', async () => {
     const [a, gone] = [await person(), await person()];
     const g = await group([a.id, gone.id]);
     await services.users.changeStatus(gone.id, 'deprovision', actor);
     await services.groups.changeGroup(g.id, [{ kind: 'removeAllMembers' }], actor);
     expect([...(await memberRows(g.id)).keys()]).toEqual([gone.id]);
-    const err = await rejection(services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [gone.id] }], actor));
-    expect(err).toMatchObject({ code: 'group.member_user_not_found' });
+    const skipped = await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [gone.id] }], actor);
+    expect(skipped).toMatchObject({ changed: false, ignored: [gone.id] });
     // Removing the hidden membership by id still works (it is a row of this group).
     await services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [gone.id] }], actor);
     expect((await memberRows(g.id)).size).toBe(0);
@@ -164,10 +195,11 @@ describe('GroupsService.changeGroup', () => {
     const scope = { memberScope: root.path };
 
     await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [inside.id] }], actor, scope);
-    const addOutside = await rejection(services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [outside.id] }], actor, scope));
-    expect(addOutside).toMatchObject({ code: 'group.member_user_not_found' });
-    const removeOutside = await rejection(services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [outsider2.id] }], actor, scope));
-    expect(removeOutside).toMatchObject({ code: 'group.removed_user_not_found' });
+    const addOutside = await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [outside.id] }], actor, scope);
+    expect(addOutside).toMatchObject({ changed: false, ignored: [outside.id] });
+    const removeOutside = await services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [outsider2.id] }], actor, scope);
+    expect(removeOutside).toMatchObject({ changed: false, removed: [] });
+    expect([...(await memberRows(g.id)).keys()].sort()).toEqual([inside.id, outsider2.id].sort());
     // A scoped replace or remove-all leaves members outside the subtree where they are.
     await services.groups.changeGroup(g.id, [{ kind: 'replaceMembers', userIds: [] }], actor, scope);
     expect([...(await memberRows(g.id)).keys()]).toEqual([outsider2.id]);
@@ -188,10 +220,17 @@ describe('GroupsService.changeGroup', () => {
 });
 
 describe('GroupsService.createGroupWithMembers', () => {
-  it('creates nothing when a member is unknown', async () => {
-    const err = await rejection(services.groups.createGroupWithMembers({ name: 'Never created' }, [(await person()).id, UNKNOWN], actor));
-    expect(err).toMatchObject({ code: 'group.member_user_not_found' });
-    expect(await db('groups').whereRaw('lower(name) = ?', ['never created']).first()).toBeUndefined();
+  it('creates the group with the known members and audits the unknown ones it skipped', async () => {
+    const known = await person();
+    const g = await services.groups.createGroupWithMembers({ name: 'Partly known' }, [known.id, UNKNOWN], actor);
+    expect([...(await memberRows(g.id)).keys()]).toEqual([known.id]);
+    expect((await auditOf(g.id)).map((e) => e.action).sort()).toEqual(['group.created', 'group.member_added', 'group.members_ignored']);
+  });
+
+  it('creates nothing when the group itself is invalid', async () => {
+    const err = await rejection(services.groups.createGroupWithMembers({ name: '' }, [(await person()).id], actor));
+    expect(err).toMatchObject({ kind: 'invalid_argument' });
+    expect(await db('groups').where({ name: '' }).first()).toBeUndefined();
   });
 });
 
@@ -207,7 +246,7 @@ describe('planGroupPatch', () => {
       { op: 'Replace', path: 'externalId', value: 'ext-1' },
     ));
     expect(plan.changes).toEqual([
-      { kind: 'addMembers', userIds: ['a'] },
+      { kind: 'addMembers', userIds: ['a'], labels: new Map() },
       { kind: 'removeMembers', userIds: ['b', 'c'] },
       { kind: 'removeMembers', userIds: ['d'] },
       { kind: 'set', name: 'Renamed' },
@@ -225,11 +264,18 @@ describe('planGroupPatch', () => {
     ));
     expect(plan.changes).toEqual([
       { kind: 'set', name: 'Okta name' },
-      { kind: 'replaceMembers', userIds: ['x'] },
+      { kind: 'replaceMembers', userIds: ['x'], labels: new Map([['x', 'X']]) },
       { kind: 'removeAllMembers' },
-      { kind: 'addMembers', userIds: ['y'] },
+      { kind: 'addMembers', userIds: ['y'], labels: new Map() },
       { kind: 'set', externalId: null },
     ]);
+  });
+
+  it('reads a bare string, or a list of strings, as member ids (as Microsoft\'s reference client sends them)', () => {
+    expect(planGroupPatch(patch({ op: 'add', path: 'members', value: 'string id 1' })).changes)
+      .toEqual([{ kind: 'addMembers', userIds: ['string id 1'], labels: new Map() }]);
+    expect(planGroupPatch(patch({ op: 'add', path: 'members', value: ['a', { value: 'b', displayName: 'Bee' }] })).changes)
+      .toEqual([{ kind: 'addMembers', userIds: ['a', 'b'], labels: new Map([['b', 'Bee']]) }]);
   });
 
   it.each([
@@ -241,7 +287,8 @@ describe('planGroupPatch', () => {
     ['a member sub-attribute', 'mutability', patch({ op: 'replace', path: 'members[value eq "x"].display', value: 'y' })],
     ['an unknown attribute', 'invalidPath', patch({ op: 'add', path: 'nickName', value: 'x' })],
     ['a malformed value filter', 'invalidPath', patch({ op: 'remove', path: 'members[value eq]' })],
-    ['a bare string as members', 'invalidValue', patch({ op: 'add', path: 'members', value: 'string id 1' })],
+    ['a member without a value', 'invalidValue', patch({ op: 'add', path: 'members', value: [{ display: 'no id' }] })],
+    ['a member label that is not a string', 'invalidValue', patch({ op: 'add', path: 'members', value: [{ value: 'x', display: 7 }] })],
     ['a member of type Group', 'invalidValue', patch({ op: 'add', path: 'members', value: [{ value: 'g', type: 'Group' }] })],
     ['removing displayName', 'invalidValue', patch({ op: 'remove', path: 'displayName' })],
     ['a non-string displayName', 'invalidValue', patch({ op: 'replace', value: { displayName: 42 } })],
@@ -254,14 +301,14 @@ describe('planGroupPatch', () => {
 });
 
 describe('SCIM group operations', () => {
-  it('PATCH removes members matched by any filter on the member, and unknown ids by value are noTarget', async () => {
+  it('PATCH removes members matched by any filter on the member; removing a non-member is a no-op', async () => {
     const [ann, bob] = [await person({ name: 'Ann Filtered' }), await person({ name: 'Bob Kept' })];
     const g = await group([ann.id, bob.id]);
     const res = await ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'members[display sw "ann"]' }] }, rc);
     expect(res).toMatchObject({ status: 204, etag: `W/"${g.version + 1}"` });
     expect([...(await memberRows(g.id)).keys()]).toEqual([bob.id]);
-    const err = await rejection(ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${UNKNOWN}"]` }] }, rc));
-    expect(err).toMatchObject({ status: 400, scimType: 'noTarget' });
+    const unknown = await ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${UNKNOWN}"]` }] }, rc);
+    expect(unknown).toMatchObject({ status: 204, etag: `W/"${g.version + 1}"` });
     // A known user who is not a member: nothing to do, and no error (idempotent, like a repeated add).
     expect(await ops.patch(g.id, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${ann.id}"]` }] }, rc)).toMatchObject({ status: 204 });
   });
