@@ -1,11 +1,17 @@
 // Server-rendered pages: nunjucks with auto-escaping, one place that picks the locale.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
 import type { Context } from 'koa';
 import { pickLocale, translate, type Locale } from './i18n.ts';
 
-const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
+/** views/ at the project root: two levels up from src/login, three from the build's dist/src/login. */
+const VIEWS_DIR = ((): string => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '../../views'), path.resolve(here, '../../../views')];
+  return candidates.find((dir) => fs.existsSync(path.join(dir, 'error.njk'))) ?? candidates[0]!;
+})();
 
 export class Views {
   readonly #env: nunjucks.Environment;

@@ -35,10 +35,11 @@ export function childEnv(env: Record<string, string | undefined>): NodeJS.Proces
   return base;
 }
 
-export async function startServer(env: Record<string, string | undefined>, opts: { timeoutMs?: number } = {}): Promise<RunningServer> {
+/** Starts OneID from its TypeScript sources (tsx), or with `entry` from the build (`['dist/src/main.js']`). */
+export async function startServer(env: Record<string, string | undefined>, opts: { timeoutMs?: number; entry?: string[] } = {}): Promise<RunningServer> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const url = env.ISSUER ?? `http://localhost:${port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, opts.entry ?? ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: childEnv({ ...env, PORT: String(port), ISSUER: url, HOST: '127.0.0.1' }),
     stdio: ['ignore', 'pipe', 'pipe'],
