@@ -19,11 +19,25 @@ import type { MasterKey } from './keys/master-key.ts';
 import type { UsersService } from './directory/users.service.ts';
 import type { SetupService } from './directory/setup.service.ts';
 import { createServices, type Services } from './services.ts';
-import { adminRouter, buildAdminApi } from './admin/index.ts';
+import { ADMIN_API_PREFIX, adminRouter, buildAdminApi } from './admin/index.ts';
 import { bearerAuthenticator } from './admin/auth.ts';
 import { apiResource } from './oidc/provider.ts';
-import { scimRouter } from './scim/index.ts';
+import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
+
+/** `prefix` itself or anything below it. */
+const under = (prefix: string) => (path: string): boolean => path === prefix || path.startsWith(`${prefix}/`);
+
+/**
+ * Runs a router only for the paths it serves: the OIDC endpoints (token, userinfo, ...) at the
+ * end of the chain then skip the route matching of every router before them.
+ */
+function onlyFor(serves: (path: string) => boolean, middleware: (ctx: never, next: Koa.Next) => unknown): Koa.Middleware {
+  return async (ctx, next) => {
+    if (serves(ctx.path)) await middleware(ctx as never, next);
+    else await next();
+  };
+}
 
 export interface AppDeps {
   config: Config;
@@ -72,22 +86,20 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
       ctx.body = { status: 'not_ready', reason: 'database unreachable' };
     }
   });
-  app.use(ops.routes());
+  app.use(onlyFor((path) => path === '/healthz' || path === '/readyz', ops.routes()));
 
   app.use(errorHandler(log, views));
-  const own = new Router();
-  own.use(interactionRouter({
+  app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes,
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
-  }).routes());
-  own.use(setupRouter(setup, views, config.maxBodyBytes).routes());
-  app.use(own.routes());
+  }).routes()));
+  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
 
   const authenticate = bearerAuthenticator({
     db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),
   });
-  app.use(scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes());
-  app.use(adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes());
+  app.use(onlyFor(under(SCIM_PREFIX), scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes()));
+  app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(unavailableAsRetryable());
   app.use(mount(provider));
