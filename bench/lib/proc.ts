@@ -1,0 +1,166 @@
+// Child processes pinned to one core, and what /proc says about them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+
+export interface Pinned {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Spawns `node <args>` through `taskset -c <cpu>`; taskset execs node, so the pid is node's. */
+export function spawnPinned(cpu: number, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; stdin?: boolean }): Pinned {
+  const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...args], {
+    cwd: opts.cwd, env: opts.env, stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    exited,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Runs a pinned node process to completion, feeding `input` on stdin; returns its stdout's last line as JSON. */
+export async function runPinnedJson<T>(cpu: number, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; input?: string }): Promise<T> {
+  const p = spawnPinned(cpu, args, { ...opts, stdin: true });
+  let stdout = '';
+  p.child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  p.child.stdin!.end(opts.input ?? '');
+  const code = await p.exited;
+  const last = stdout.trim().split('\n').pop() ?? '';
+  if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}:\n${p.output().slice(-3000)}`);
+  return JSON.parse(last) as T;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `url` every `everyMs` until it answers 200; returns the milliseconds since `since`. */
+export async function waitFor200(url: string, p: Pinned, since: number, timeoutMs = 60000, everyMs = 10): Promise<number> {
+  for (;;) {
+    if (p.child.exitCode !== null) throw new Error(`process exited with ${p.child.exitCode} before ${url} answered:\n${p.output().slice(-3000)}`);
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.status === 200) return performance.now() - since;
+    } catch { /* not listening yet */ }
+    if (performance.now() - since > timeoutMs) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms:\n${p.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function waitForLine(p: Pinned, pattern: RegExp, timeoutMs = 30000): Promise<RegExpExecArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = pattern.exec(p.output());
+    if (m) return m;
+    if (p.child.exitCode !== null) throw new Error(`process exited with ${p.child.exitCode}:\n${p.output().slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${p.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const statusField = (pid: number, field: string): number => {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+/** Resident set size now, MB. */
+export const rssMb = (pid: number): number => statusField(pid, 'VmRSS');
+/** Peak resident set size (since start or the last resetPeakRss), MB. */
+export const peakRssMb = (pid: number): number => statusField(pid, 'VmHWM');
+
+/** Resets VmHWM (writing 5 to clear_refs, Linux >= 4.0). Returns false where not allowed. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const TICK = 100; // USER_HZ; 100 on every Linux we run on.
+
+/** CPU seconds a process (or one of its threads, by tid) has used so far, in user space and in the kernel. */
+export function cpuTimes(pid: number, tid?: number): { user: number; sys: number } {
+  try {
+    const stat = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / TICK, sys: Number(fields[12]) / TICK }; // utime, stime (fields 14 and 15)
+  } catch {
+    return { user: 0, sys: 0 };
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
+}
+
+/** CPU seconds used so far by every PostgreSQL backend serving `database`, by pid. */
+export function postgresCpu(database: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.startsWith('postgres: ') && cmd.includes(` ${database} `)) out.set(Number(entry), cpuSeconds(Number(entry)));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU seconds the database's backends used between two postgresCpu snapshots. */
+export function postgresCpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
+  return total;
+}
+
+/** Machine-wide CPU seconds so far (all cores): busy (user, nice, system, irq, softirq) and steal. */
+export function machineCpu(): { busy: number; steal: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+  return { busy: (user + nice + system + irq + softirq) / TICK, steal: steal / TICK };
+}
+
+/** Load average over the last minute and the CPUs of this machine. */
+export function machine(): { cpus: string; cores: number; memoryGb: number; load1: number; kernel: string } {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
+  const cores = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
+  const mem = Number(/^MemTotal:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+  const load1 = Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  return { cpus: model, cores, memoryGb: Math.round(mem / 1024 / 1024 * 10) / 10, load1, kernel };
+}

@@ -1,0 +1,99 @@
+// Database round trips per operation: exact counts that no machine noise can blur.
+// A separate OneID process runs with DEBUG=knex:query (knex prints every statement it sends,
+// BEGIN/COMMIT included); we do each operation once, one step at a time, and count.
+import http from 'node:http';
+import { basicAuth, FORM, request } from './http.ts';
+import { signIn, type WebApp } from './signin.ts';
+import { spawnPinned, waitFor200 } from './proc.ts';
+
+export interface QueryCount {
+  operation: string;
+  queries: number;
+  /** Statements in order, shortened. */
+  statements: string[];
+  /** For multi-request operations: queries per HTTP request. */
+  steps?: { step: string; queries: number }[];
+}
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+
+export async function countQueries(opts: {
+  root: string; cpu: number; env: NodeJS.ProcessEnv; base: string;
+  service: { clientId: string; clientSecret: string }; web: WebApp; user: { login: string; password: string };
+}): Promise<QueryCount[]> {
+  const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query' } });
+  const statements: string[] = [];
+  let partial = '';
+  let rawPending = false;
+  p.child.stderr!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const at = line.indexOf(' knex:query ');
+      if (at !== -1) {
+        const text = line.slice(at + 12).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
+        statements.push(text.slice(0, 120));
+        rawPending = text === '';
+      } else if (rawPending && line.trim()) {
+        // A raw statement that starts with a newline: its text follows on the next lines.
+        statements[statements.length - 1] = `(raw) ${line.trim().replace(/\s+/g, ' ')} ...`.slice(0, 120);
+        rawPending = false;
+      }
+    }
+  });
+  try {
+    await waitFor200(`${opts.base}/readyz`, p, performance.now());
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const base = opts.base;
+    const tokenPost = (body: string, client: { clientId: string; clientSecret: string }) => request(agent, new URL('/token', base), {
+      method: 'POST', body, headers: { 'content-type': FORM, accept: 'application/json', authorization: basicAuth(client.clientId, client.clientSecret) },
+    });
+    const ops: { name: string; run: (onStep: (s: string) => Promise<void>) => Promise<unknown> }[] = [];
+    let refreshToken = '';
+    let accessToken = '';
+    ops.push({ name: 'client_credentials token', run: () => tokenPost('grant_type=client_credentials', opts.service) });
+    ops.push({
+      name: 'password sign-in (full flow)',
+      run: async (onStep) => {
+        const r = await signIn(base, agent, opts.web, opts.user.login, opts.user.password, onStep);
+        refreshToken = r.tokens.refresh_token ?? '';
+        accessToken = r.tokens.access_token;
+      },
+    });
+    ops.push({
+      name: 'refresh token rotation',
+      run: async () => {
+        const r = await tokenPost(`grant_type=refresh_token&refresh_token=${encodeURIComponent(refreshToken)}`, opts.web);
+        refreshToken = (JSON.parse(r.body) as { refresh_token: string }).refresh_token;
+      },
+    });
+    ops.push({ name: 'userinfo', run: () => request(agent, new URL('/me', base), { headers: { authorization: `Bearer ${accessToken}` } }) });
+    ops.push({ name: 'discovery', run: () => request(agent, new URL('/.well-known/openid-configuration', base)) });
+    ops.push({ name: 'JWKS', run: () => request(agent, new URL('/jwks', base)) });
+
+    // Once to warm up (lazy loads, caches), then counted.
+    for (const op of ops) await op.run(async () => undefined);
+    await settle();
+    const counts: QueryCount[] = [];
+    for (const op of ops) {
+      const from = statements.length;
+      const steps: { step: string; queries: number }[] = [];
+      let stepFrom = from;
+      let current: string | undefined;
+      await op.run(async (step) => {
+        await settle();
+        if (current) steps.push({ step: current, queries: statements.length - stepFrom });
+        current = step;
+        stepFrom = statements.length;
+      });
+      await settle();
+      if (current) steps.push({ step: current, queries: statements.length - stepFrom });
+      counts.push({ operation: op.name, queries: statements.length - from, statements: statements.slice(from), ...(steps.length ? { steps } : {}) });
+    }
+    agent.destroy();
+    return counts;
+  } finally {
+    await p.stop();
+  }
+}
