@@ -7,6 +7,7 @@ import * as m20261129140000 from '../../migrations/20261129140000_create_rate_li
 import * as m20261130090000 from '../../migrations/20261130090000_alter_users_for_scim.ts';
 import * as m20261130100000 from '../../migrations/20261130100000_alter_audit_events_async_chain.ts';
 import * as m20261130110000 from '../../migrations/20261130110000_alter_groups_for_scim.ts';
+import * as m20261130120000 from '../../migrations/20261130120000_add_users_visible_order_index.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261130090000_alter_users_for_scim': m20261130090000,
   '20261130100000_alter_audit_events_async_chain': m20261130100000,
   '20261130110000_alter_groups_for_scim': m20261130110000,
+  '20261130120000_add_users_visible_order_index': m20261130120000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

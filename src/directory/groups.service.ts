@@ -246,14 +246,21 @@ export class GroupsService {
    * Applies several changes to a group atomically (SCIM PATCH and PUT): attributes and members,
    * in order, with one version bump and the audit events in the same transaction. Nothing is
    * written when any step fails.
+   *
+   * Concurrent changes to one group serialise on its row (the version bump). A change that
+   * only adds or removes members, without If-Match, takes that lock last: the membership rows
+   * are written first (their foreign key only share-locks the group row, which does not block
+   * other member writes), so the lock is held for the bump, the audit rows and the commit
+   * only. Renames and If-Match need the row as it is, so they lock it first.
    */
   async changeGroup(id: string, changes: GroupChange[], actor: Actor = SYSTEM_ACTOR, opts: GroupChangeOptions = {}): Promise<GroupChangeResult> {
+    const membersOnly = !opts.expectedVersions && changes.every((c) => c.kind !== 'set');
     try {
       return await this.db.transaction(async (trx) => {
-        const current = await findGroupById(trx, id, 'update');
-        if (!current) throw notFound();
-        if (opts.expectedVersions && !opts.expectedVersions.includes(current.version)) {
-          throw new AppError('failed_precondition', 'group.version_mismatch', `the group is at version ${current.version}, not ${opts.expectedVersions.join(' or ')}`);
+        const locked = membersOnly ? undefined : await findGroupById(trx, id, 'update');
+        if (!membersOnly && !locked) throw notFound();
+        if (locked && opts.expectedVersions && !opts.expectedVersions.includes(locked.version)) {
+          throw new AppError('failed_precondition', 'group.version_mismatch', `the group is at version ${locked.version}, not ${opts.expectedVersions.join(' or ')}`);
         }
         const net = new Map<string, 'added' | 'removed'>();
         const track = (ids: string[], what: 'added' | 'removed') => {
@@ -264,8 +271,8 @@ export class GroupsService {
         };
         let rowsTouched = false;
         const ignored = new Set<string>();
-        let name = current.name;
-        let externalId = current.externalId;
+        let name = locked?.name;
+        let externalId = locked?.externalId;
         for (const change of changes) {
           switch (change.kind) {
             case 'set': {
@@ -310,27 +317,33 @@ export class GroupsService {
         }
         const columns: Partial<DbGroupRow> = {};
         const audited: Record<string, unknown> = {};
-        if (name !== current.name) {
+        if (locked && name !== locked.name) {
           columns.name = name;
-          audited.name = { from: current.name, to: name };
+          audited.name = { from: locked.name, to: name };
         }
-        if (externalId !== current.externalId) {
+        if (locked && externalId !== locked.externalId) {
           columns.external_id = externalId;
-          audited.externalId = { from: current.externalId, to: externalId };
+          audited.externalId = { from: locked.externalId, to: externalId };
         }
         const added = [...net].filter(([, what]) => what === 'added').map(([userId]) => userId);
         const removed = [...net].filter(([, what]) => what === 'removed').map(([userId]) => userId);
         if (!rowsTouched && Object.keys(columns).length === 0) {
+          const group = locked ?? await findGroupById(trx, id);
+          if (!group) throw notFound();
           await this.#auditMembers(trx, actor, id, [], [], [...ignored]);
-          return { group: current, added, removed, ignored: [...ignored], changed: false };
+          return { group, added, removed, ignored: [...ignored], changed: false };
         }
-        const updated = await updateGroupById(trx, id, columns, current.version);
+        // Locked first: the row must still be at the version read. Members only: bump whatever it is now.
+        const updated = await updateGroupById(trx, id, columns, locked?.version);
+        if (!updated && !locked) throw notFound();
         if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
         if (Object.keys(audited).length) await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
         await this.#auditMembers(trx, actor, id, added, removed, [...ignored]);
         return { group: updated, added, removed, ignored: [...ignored], changed: true };
       });
     } catch (err) {
+      // Members only: a member row for a group that does not exist (any more) fails its foreign key.
+      if (membersOnly && isForeignKeyViolation(err)) throw notFound();
       return uniqueViolation(err);
     }
   }

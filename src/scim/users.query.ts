@@ -125,13 +125,16 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   // under the RFC parses and means exactly the same; only filters the RFC rejects are affected.
   if (params.filter !== undefined) applyScimFilter(base, params.filter, USER_FILTER_MAPPING, 'u', { allowUnquotedValues: true });
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
-  const [counted] = (await base.clone().count({ count: '*' })) as { count: number | string }[];
-  const total = Number(counted?.count ?? 0);
-  if (params.count === 0 || total < params.startIndex) return { total, records: [] };
-  // Sort and page on the narrow rows first; join the rest for the page only.
+  const counting = base.clone().count({ count: '*' }) as Promise<{ count: number | string }[]>;
+  // Sort and page on the narrow rows first (an index-only scan for the default order, see
+  // users__visible_created_at_id); join the rest for the page only. The page and the count do not
+  // depend on each other: on a pool they run at the same time.
   const ids = base.clone().select('u.id').orderByRaw(orderBy).offset(params.startIndex - 1).limit(params.count);
-  const rows = (await recordsQuery(db, ids, orderBy)) as RecordRow[];
-  return { total, records: rows.map(toRecord) };
+  const [[counted], rows] = await Promise.all([
+    counting,
+    params.count === 0 ? [] : recordsQuery(db, ids, orderBy) as Promise<RecordRow[]>,
+  ]);
+  return { total: Number(counted?.count ?? 0), records: rows.map(toRecord) };
 }
 
 /** The user with this id if the client may see it (for manager references). */

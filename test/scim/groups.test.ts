@@ -163,6 +163,24 @@ describe('GroupsService.changeGroup', () => {
     expect(await versionOf(g.id)).toBe(g.version);
   });
 
+  it('answers not found for member changes to a group that does not exist, and writes nothing', async () => {
+    const a = await person();
+    for (const change of [{ kind: 'addMembers', userIds: [a.id] }, { kind: 'removeMembers', userIds: [a.id] }, { kind: 'replaceMembers', userIds: [a.id] }] as const) {
+      expect(await rejection(services.groups.changeGroup(UNKNOWN, [change], actor))).toMatchObject({ kind: 'not_found', code: 'group.not_found' });
+    }
+    expect(await db('group_members').where({ user_id: a.id })).toHaveLength(0);
+  });
+
+  it('applies concurrent member changes to one group without losing any, one version each', async () => {
+    const people = await Promise.all(Array.from({ length: 12 }, () => person()));
+    const g = await group();
+    const results = await Promise.all(people.map((p) => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [p.id] }], actor)));
+    expect(results.every((r) => r.changed)).toBe(true);
+    expect(new Set(results.map((r) => r.group.version)).size).toBe(people.length);
+    expect((await memberRows(g.id)).size).toBe(people.length);
+    expect(await versionOf(g.id)).toBe(g.version + people.length);
+  });
+
   it('checks If-Match versions inside the transaction', async () => {
     const g = await group();
     const err = await rejection(services.groups.changeGroup(g.id, [{ kind: 'set', name: 'stale write' }], actor, { expectedVersions: [g.version + 5] }));
