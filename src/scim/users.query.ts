@@ -125,7 +125,11 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   // under the RFC parses and means exactly the same; only filters the RFC rejects are affected.
   if (params.filter !== undefined) applyScimFilter(base, params.filter, USER_FILTER_MAPPING, 'u', { allowUnquotedValues: true });
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
-  const counting = base.clone().count({ count: '*' }) as Promise<{ count: number | string }[]>;
+  // Everyone a client without a scope may see, unfiltered: the count the users table's triggers
+  // keep (visible_user_counts); otherwise counted.
+  const counting = (params.filter === undefined && !scopePath
+    ? db('visible_user_counts').select(db.raw('coalesce(sum(delta), 0) as count'))
+    : base.clone().count({ count: '*' })) as Promise<{ count: number | string }[]>;
   // Sort and page on the narrow rows first (an index-only scan for the default order, see
   // users__visible_created_at_id); join the rest for the page only. The page and the count do not
   // depend on each other: on a pool they run at the same time.

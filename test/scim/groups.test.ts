@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createServices, type Services } from '../../src/services.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { AppError } from '../../src/shared/errors.ts';
-import { MEMBER_AUDIT_EVENTS_LIMIT } from '../../src/directory/groups.service.ts';
+import { MEMBER_AUDIT_EVENTS_LIMIT, type GroupChange } from '../../src/directory/groups.service.ts';
 import type { Actor } from '../../src/audit/audit.service.ts';
 import type { ScimDeps } from '../../src/scim/index.ts';
 import type { ScimRequestContext } from '../../src/scim/types.ts';
@@ -165,7 +165,8 @@ describe('GroupsService.changeGroup', () => {
 
   it('answers not found for member changes to a group that does not exist, and writes nothing', async () => {
     const a = await person();
-    for (const change of [{ kind: 'addMembers', userIds: [a.id] }, { kind: 'removeMembers', userIds: [a.id] }, { kind: 'replaceMembers', userIds: [a.id] }] as const) {
+    const changes: GroupChange[] = [{ kind: 'addMembers', userIds: [a.id] }, { kind: 'removeMembers', userIds: [a.id] }, { kind: 'replaceMembers', userIds: [a.id] }];
+    for (const change of changes) {
       expect(await rejection(services.groups.changeGroup(UNKNOWN, [change], actor))).toMatchObject({ kind: 'not_found', code: 'group.not_found' });
     }
     expect(await db('group_members').where({ user_id: a.id })).toHaveLength(0);
