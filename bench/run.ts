@@ -272,6 +272,10 @@ async function main(): Promise<void> {
   const env = nodeEnv({
     DATABASE_URL: dbUrl.toString(), ONEID_MASTER_KEY: randomBytes(32).toString('base64url'),
     ISSUER: base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: settings.logLevel,
+    // As `npm start` sizes it for a process on one core (max(2, CPUs)): each libuv thread that has
+    // run an argon2id hash keeps its 19 MiB work area for the next one (returning it to the system
+    // would cost a third of the hash rate), so threads beyond the cores only hold memory.
+    UV_THREADPOOL_SIZE: '2',
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   const oneidArgs = [
