@@ -17,10 +17,10 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { freePort } from '../test/helpers/server.ts';
 
 /** The part of newman's API used here (newman ships no types). */
 interface NewmanRunSummary { run: { stats: Record<'requests' | 'assertions', { total?: number; failed?: number }> } }
@@ -63,16 +63,6 @@ export interface ConformanceReport {
 
 // -- a OneID to test, unless SCIM_URL is given ---------------------------------------------------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Target { scimUrl: string; token: string; stop(): Promise<void> }
 

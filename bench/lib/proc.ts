@@ -1,7 +1,6 @@
 // Child processes pinned to one core, and what /proc says about them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 
 export interface Pinned {
   child: ChildProcess;
@@ -52,16 +51,8 @@ export async function runPinnedJson<T>(cpu: number, args: string[], opts: { cwd:
   return JSON.parse(last) as T;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A port nobody listens on (the tests' helper). */
+export { freePort } from '../../test/helpers/server.ts';
 
 /** Polls `url` every `everyMs` until it answers 200; returns the milliseconds since `since`. */
 export async function waitFor200(url: string, p: Pinned, since: number, timeoutMs = 60000, everyMs = 10): Promise<number> {
