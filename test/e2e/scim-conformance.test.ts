@@ -1,5 +1,5 @@
 // Microsoft's SCIM reference collection, run by newman through `npm run conformance:scim`
-// (scripts/conformance-scim.ts: a fresh database, a OneID server on a port, a SCIM token from
+// (test/conformance/scim.ts: a fresh database, a OneID server on a port, a SCIM token from
 // the CLI), folders "Endpoint tests" through "Teardown garbage".
 //
 // Every assertion must pass (issue #4). Where OneID reads the collection's requests leniently,
@@ -29,7 +29,7 @@ beforeAll(async () => {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
   for (const key of ['TEST_DATABASE_URL', 'DATABASE_URL']) if (process.env[key]) env[key] = process.env[key];
   ({ code: exitCode, output } = await new Promise<{ code: number; output: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'scripts/conformance-scim.ts', '--quiet', '--report', file], { cwd: ROOT, env, timeout: 240000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', 'test/conformance/scim.ts', '--quiet', '--report', file], { cwd: ROOT, env, timeout: 240000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: `${stdout}${stderr}` });
     });
   }));

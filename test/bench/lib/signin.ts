@@ -25,7 +25,7 @@ export interface SignInResult {
 
 const b64url = (b: Buffer): string => b.toString('base64url');
 
-/** Called before each HTTP request of the flow (bench/lib/queries.ts counts database queries per step). */
+/** Called before each HTTP request of the flow (test/bench/lib/queries.ts counts database queries per step). */
 export type StepHook = (step: string) => Promise<void>;
 
 /** "/interaction/abc123/login" -> "/interaction/:uid/login" */

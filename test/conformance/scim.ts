@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { freePort } from '../test/helpers/server.ts';
+import { freePort } from '../helpers/server.ts';
 
 /** The part of newman's API used here (newman ships no types). */
 interface NewmanRunSummary { run: { stats: Record<'requests' | 'assertions', { total?: number; failed?: number }> } }
@@ -29,7 +29,7 @@ interface Newman {
 }
 const newman = createRequire(import.meta.url)('newman') as Newman;
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const COLLECTION = path.resolve(ROOT, '../shared/conformance/scim/ms-scim-reference.postman.json');
 export const FOLDERS = [
   'Endpoint tests', 'User tests', 'Group tests', 'ComplexAttribute tests',

@@ -52,7 +52,7 @@ export async function runPinnedJson<T>(cpu: number, args: string[], opts: { cwd:
 }
 
 /** A port nobody listens on (the tests' helper). */
-export { freePort } from '../../test/helpers/server.ts';
+export { freePort } from '../../helpers/server.ts';
 
 /** Polls `url` every `everyMs` until it answers 200; returns the milliseconds since `since`. */
 export async function waitFor200(url: string, p: Pinned, since: number, timeoutMs = 60000, everyMs = 10): Promise<number> {

@@ -1,7 +1,7 @@
 // Summarises a V8 CPU profile (from `BENCH_CPU_PROF=1 npm run bench`, or node --cpu-prof):
 // self time by package / OneID file, the top functions by self time, and the inclusive time of
 // OneID's own functions. Usage:
-//   node --import tsx bench/profile.ts bench/results/<file>.cpuprofile [top] [fromUs toUs] [operations]
+//   node --import tsx test/bench/profile.ts test/bench/results/<file>.cpuprofile [top] [fromUs toUs] [operations]
 // fromUs/toUs restrict it to one measured window (run.ts prints them; monotonic clock, µs);
 // with the number of operations in that window, times are also shown in µs per operation.
 import fs from 'node:fs';
@@ -17,7 +17,7 @@ const toUs = process.argv[5] ? Number(process.argv[5]) : Infinity;
 const operations = process.argv[6] ? Number(process.argv[6]) : undefined;
 process.stdout.on('error', () => process.exit(0)); // piped into head
 if (!file) {
-  process.stderr.write('usage: node --import tsx bench/profile.ts <file.cpuprofile> [top]\n');
+  process.stderr.write('usage: node --import tsx test/bench/profile.ts <file.cpuprofile> [top]\n');
   process.exit(2);
 }
 const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;

@@ -4,13 +4,13 @@
 // core (taskset -c 0) with NODE_ENV=production and LOG_LEVEL=warn; every load generator and this
 // script run on the load core (taskset -c 1). Each scenario is measured next to its ceiling
 // (bare oidc-provider, argon2id on one core, bare koa) so the machine's noise cancels in the ratio.
-// Prints one table, writes bench/results/latest.json. Not part of `npm test`: CI times nothing.
+// Prints one table, writes test/bench/results/latest.json. Not part of `npm test`: CI times nothing.
 //
 // Settings (env): BENCH_DURATION_S (10) and BENCH_WARMUP_S (2) per measurement,
 // BENCH_CONNECTIONS (16) for fixed-request scenarios, BENCH_SIGNIN_USERS (8) virtual users signing in,
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
-// V8 CPU profile of the OneID process into bench/results/ (slows OneID down: for diagnosis only),
+// V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
 // BENCH_ONLY=1,3 to run some scenarios only, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
@@ -22,9 +22,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Knex } from 'knex';
-import { loadConfig } from '../src/config.ts';
-import { createDb } from '../src/db/knex.ts';
-import { createServices } from '../src/services.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createDb } from '../../src/db/knex.ts';
+import { createServices } from '../../src/services.ts';
 import {
   cpuSeconds, cpuTimes, freePort, machine, machineCpu, peakRssMb, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
   spawnPinned, waitFor200, waitForLine,
@@ -34,10 +34,10 @@ import { countQueries, type QueryCount } from './lib/queries.ts';
 import { clientCredentials, passwordSignIn, readEndpoints, refreshRotation } from './scenarios/oidc.ts';
 import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RESULTS = path.join(ROOT, 'bench', 'results');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
-/** In order. Scenario 5 (SCIM) is the extension point: see bench/scenarios/scim.ts. */
+/** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
 const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim];
 
 const num = (name: string, fallback: number): number => {
@@ -318,7 +318,7 @@ async function main(): Promise<void> {
         });
         cleanups.push(() => p.stop());
         await waitForLine(p, /listening \d+/);
-        if (settings.cpuProfile) log(`ceiling ${name}: pid ${p.pid} (its CPU profile: bench/results/CPU.*.${p.pid}.0.*.cpuprofile)`);
+        if (settings.cpuProfile) log(`ceiling ${name}: pid ${p.pid} (its CPU profile: test/bench/results/CPU.*.${p.pid}.0.*.cpuprofile)`);
         return { base: `http://127.0.0.1:${cport}`, pid: p.pid };
       })());
     }
@@ -342,19 +342,19 @@ async function main(): Promise<void> {
     users,
     cli: (args) => cli(args, env),
     log,
-    load: async (target: Server, job: Job) => (await runMeasured(settings.loadCpu, 'bench/lib/load.ts', loadEnv, JSON.stringify(job), {
+    load: async (target: Server, job: Job) => (await runMeasured(settings.loadCpu, 'test/bench/lib/load.ts', loadEnv, JSON.stringify(job), {
       pid: target.pid,
       what: job.kind === 'http' ? `${job.method} ${job.path}` : job.kind === 'steps' ? job.steps.map((st) => `${st.method} ${st.path}`).join(', ') : job.kind,
       ...(target.pid === server.pid ? { oneidPid: server.pid, database: databaseName } : {}),
     })).measured,
     prepareTokens: async (count: number) => {
       const job: Job = { kind: 'prepare', base, app: ctx.apps.web, users, count, connections: settings.signinUsers };
-      const p = await runMeasured(settings.loadCpu, 'bench/lib/load.ts', loadEnv, JSON.stringify(job), {});
+      const p = await runMeasured(settings.loadCpu, 'test/bench/lib/load.ts', loadEnv, JSON.stringify(job), {});
       return (p.result as unknown as { tokens: { access_token: string; refresh_token?: string }[] }).tokens;
     },
-    bareProvider: () => startCeiling('oidc-provider', 'bench/baselines/oidc-provider.ts', { BENCH_CLIENT_ID: 'bench', BENCH_CLIENT_SECRET: 'bench-secret' }),
-    koaHello: () => startCeiling('koa', 'bench/baselines/koa-hello.ts'),
-    argon2Ceiling: async (concurrency: number) => (await runMeasured(settings.serverCpu, 'bench/baselines/argon2.ts', nodeEnv({
+    bareProvider: () => startCeiling('oidc-provider', 'test/bench/baselines/oidc-provider.ts', { BENCH_CLIENT_ID: 'bench', BENCH_CLIENT_SECRET: 'bench-secret' }),
+    koaHello: () => startCeiling('koa', 'test/bench/baselines/koa-hello.ts'),
+    argon2Ceiling: async (concurrency: number) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/argon2.ts', nodeEnv({
       BENCH_CONCURRENCY: String(concurrency), BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
     }), '', { what: 'argon2id verify' })).measured,
   };
@@ -414,10 +414,10 @@ async function main(): Promise<void> {
   const failed = rows.filter((r) => r.pass === false).map((r) => r.id);
   process.stdout.write(failed.length ? `\nFAIL: ${failed.join(', ')}\n` : '\nAll measured goals met.\n');
   if (profile) {
-    process.stdout.write(`CPU profile of OneID: bench/results/${profile}; per measured window:\n`);
+    process.stdout.write(`CPU profile of OneID: test/bench/results/${profile}; per measured window:\n`);
     for (const w of profileWindows) {
-      const file = w.pid === server.pid ? `bench/results/${profile}` : `bench/results/CPU.*.${w.pid}.0.*.cpuprofile`;
-      process.stdout.write(`  node --import tsx bench/profile.ts ${file} 25 ${w.fromUs} ${w.toUs}   # ${w.pid === server.pid ? 'OneID' : `pid ${w.pid}`}: ${w.what}\n`);
+      const file = w.pid === server.pid ? `test/bench/results/${profile}` : `test/bench/results/CPU.*.${w.pid}.0.*.cpuprofile`;
+      process.stdout.write(`  node --import tsx test/bench/profile.ts ${file} 25 ${w.fromUs} ${w.toUs}   # ${w.pid === server.pid ? 'OneID' : `pid ${w.pid}`}: ${w.what}\n`);
     }
   }
 
@@ -431,10 +431,10 @@ async function main(): Promise<void> {
     rows,
     databaseStatementsPerOperation: queryCounts,
     table: tbl,
-    ...(profile ? { cpuProfile: `bench/results/${profile}`, profileWindows } : {}),
+    ...(profile ? { cpuProfile: `test/bench/results/${profile}`, profileWindows } : {}),
   };
   fs.writeFileSync(path.join(RESULTS, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
-  process.stdout.write('Written: bench/results/latest.json\n');
+  process.stdout.write('Written: test/bench/results/latest.json\n');
 }
 
 async function seedUsers(env: NodeJS.ProcessEnv, count: number): Promise<{ login: string; password: string }[]> {

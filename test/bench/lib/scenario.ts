@@ -1,4 +1,4 @@
-// What a bench scenario is, and what run.ts gives it. Scenarios live in bench/scenarios/;
+// What a bench scenario is, and what run.ts gives it. Scenarios live in test/bench/scenarios/;
 // run.ts lists them in order. A scenario without `measure` is printed as "not yet measured".
 import type { Job, LoadResult } from './load.ts';
 import type { WebApp } from './signin.ts';
