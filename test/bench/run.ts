@@ -11,6 +11,7 @@
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
 // V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
+// BENCH_UV_THREADPOOL_SIZE (2, as npm start sizes it for one core) for OneID's libuv pool,
 // BENCH_ONLY=1,3 to run some scenarios only, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
@@ -275,7 +276,7 @@ async function main(): Promise<void> {
     // As `npm start` sizes it for a process on one core (max(2, CPUs)): each libuv thread that has
     // run an argon2id hash keeps its 19 MiB work area for the next one (returning it to the system
     // would cost a third of the hash rate), so threads beyond the cores only hold memory.
-    UV_THREADPOOL_SIZE: '2',
+    UV_THREADPOOL_SIZE: process.env.BENCH_UV_THREADPOOL_SIZE ?? '2',
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   const oneidArgs = [
