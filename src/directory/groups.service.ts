@@ -100,7 +100,6 @@ export interface GroupChangeResult {
 /** A request that changes more members than this writes one group.members_changed audit event instead of one event per member. */
 export const MEMBER_AUDIT_EVENTS_LIMIT = 100;
 
-
 export class GroupsService {
   constructor(readonly db: Knex) {}
 
@@ -220,8 +219,8 @@ export class GroupsService {
   }
 
   /**
-   * Creates a group with its first members in one transaction (SCIM POST /Groups). Every member
-   * id must be a visible user; otherwise nothing is written.
+   * Creates a group with its first members in one transaction (SCIM POST /Groups). Ids that name
+   * no visible user are skipped and audited (group.members_ignored), as in changeGroup.
    */
   async createGroupWithMembers(
     raw: CreateGroupInput, userIds: string[], actor: Actor = SYSTEM_ACTOR, opts: Pick<GroupChangeOptions, 'memberScope'> & { labels?: ReadonlyMap<string, string> } = {},
@@ -300,7 +299,9 @@ export class GroupsService {
               for (const userId of skipped) ignored.add(userId);
               const removed = await deleteGroupMembersExcept(trx, id, visible, opts.memberScope);
               const added = await insertGroupMembers(trx, id, visible, change.labels);
-              const keptLabels = new Map([...(change.labels ?? [])].filter(([userId]) => visible.includes(userId) && !added.includes(userId)));
+              const stays = new Set(visible);
+              for (const userId of added) stays.delete(userId);
+              const keptLabels = new Map([...(change.labels ?? [])].filter(([userId]) => stays.has(userId)));
               const relabelled = await relabelGroupMembers(trx, id, keptLabels);
               track(removed, 'removed');
               track(added, 'added');
