@@ -76,6 +76,26 @@ function appAccessPrompt(db: Knex): interactionPolicy.Prompt {
   );
 }
 
+/**
+ * Resource indicators (RFC 8707) for OneID's one resource server, `<issuer>/api`: a
+ * client_credentials request without `resource` gets it, and its access tokens are ES256 JWTs
+ * (RFC 9068). Exported so that the bench's bare-library ceiling issues exactly the same tokens.
+ */
+export function apiResourceIndicators(api: string, accessTokenTtlSeconds: number): NonNullable<Configuration['features']>['resourceIndicators'] {
+  return {
+    enabled: true,
+    defaultResource: async (ctx, _client, oneOf) => {
+      if (oneOf) return oneOf;
+      return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials' ? api : undefined;
+    },
+    useGrantedResource: async () => true,
+    getResourceServerInfo: async (_ctx, resourceIndicator) => {
+      if (resourceIndicator !== api) throw new errors.InvalidTarget();
+      return { scope: 'api', audience: api, accessTokenTTL: accessTokenTtlSeconds, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+    },
+  };
+}
+
 export function createProvider({ config, db, log, jwks, cookieKeys, views }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
 
@@ -119,24 +139,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views }: Pro
           ctx.body = views.render(ctx, 'logged-out.njk', { clientName: ctx.oidc.client?.clientName });
         },
       },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: async (ctx, _client, oneOf) => {
-          if (oneOf) return oneOf;
-          return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials' ? api : undefined;
-        },
-        useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== api) throw new errors.InvalidTarget();
-          return {
-            scope: 'api',
-            audience: api,
-            accessTokenTTL: config.accessTokenTtlSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'ES256' } },
-          };
-        },
-      },
+      resourceIndicators: apiResourceIndicators(api, config.accessTokenTtlSeconds),
     },
     pkce: {
       // Public clients must use PKCE; S256 is the only method oidc-provider 9 accepts.

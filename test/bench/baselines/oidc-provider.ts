@@ -7,7 +7,8 @@
 // env: PORT, ISSUER, BENCH_CLIENT_ID, BENCH_CLIENT_SECRET
 import http from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
-import Provider, { errors, type Configuration } from 'oidc-provider';
+import Provider, { type Configuration } from 'oidc-provider';
+import { apiResourceIndicators } from '../../../src/oidc/provider.ts';
 
 const port = Number(process.env.PORT ?? 0);
 const issuer = process.env.ISSUER ?? `http://127.0.0.1:${port}`;
@@ -31,18 +32,8 @@ const configuration: Configuration = {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    resourceIndicators: {
-      enabled: true,
-      defaultResource: async (ctx, _client, oneOf) => {
-        if (oneOf) return oneOf;
-        return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials' ? api : undefined;
-      },
-      useGrantedResource: async () => true,
-      getResourceServerInfo: async (_ctx, resourceIndicator) => {
-        if (resourceIndicator !== api) throw new errors.InvalidTarget();
-        return { scope: 'api', audience: api, accessTokenTTL: 3600, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
-      },
-    },
+    // The same resource server and token format as OneID's (src/oidc/provider.ts).
+    resourceIndicators: apiResourceIndicators(api, 3600),
   },
   ttl: { ClientCredentials: 3600 },
 };
