@@ -14,6 +14,7 @@
 // materialised path ('/root/.../self/'), so "assigned to an ancestor with sub-departments"
 // is a primary-key lookup per path element, never a walk of the tree in JavaScript.
 import type { Tx } from '../db/knex.ts';
+import { toUser, type DbUserRow, type User } from '../directory/users.repo.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -32,12 +33,26 @@ interface Row { app_id: string; active: boolean; access: string; assigned: boole
 
 /**
  * The SQL for one user and either one app or every app. `?` bindings, in order: userId,
- * then appId twice when one app is asked for.
+ * then appId twice when one app is asked for. With `account`, one row only when the user is
+ * active: the user's columns and the entitlement as ent_access, ent_assigned, ent_roles.
  */
-function entitlementSql(oneApp: boolean): string {
+function entitlementSql(oneApp: boolean, account = false): string {
+  const tail = account
+    ? `select usr.*, ap.access as ent_access,
+           exists (select 1 from matching m where m.app_id = ap.id) as ent_assigned,
+           ${ROLES_SQL} as ent_roles
+      from usr left join apps ap on ap.id = ?`
+    : `select ap.id as app_id,
+           ap.access,
+           exists (select 1 from usr) as active,
+           exists (select 1 from matching m where m.app_id = ap.id) as assigned,
+           ${ROLES_SQL} as roles
+      from apps ap
+     where ${oneApp ? 'ap.id = ?' : "ap.access = 'everyone' or exists (select 1 from matching m where m.app_id = ap.id)"}
+     order by ap.name, ap.id`;
   return `
     with usr as (
-      select u.id from users u where u.id = ? and u.status = 'active'
+      select ${account ? 'u.*' : 'u.id'} from users u where u.id = ? and u.status = 'active'
     ), principals as (
       select 'user'::text as type, usr.id as id, false as inherited from usr
       union all
@@ -56,19 +71,15 @@ function entitlementSql(oneApp: boolean): string {
        where (not p.inherited or a.include_subdepartments)
        ${oneApp ? 'and a.app_id = ?' : ''}
     )
-    select ap.id as app_id,
-           ap.access,
-           exists (select 1 from usr) as active,
-           exists (select 1 from matching m where m.app_id = ap.id) as assigned,
-           (select array_agg(distinct r.key order by r.key)
+    ${tail}`;
+}
+
+/** The app's role keys among the matching assignments (for the app row `ap`). */
+const ROLES_SQL = `(select array_agg(distinct r.key order by r.key)
               from matching m
               join assignment_roles ar on ar.assignment_id = m.id
               join app_roles r on r.id = ar.app_role_id
-             where m.app_id = ap.id) as roles
-      from apps ap
-     where ${oneApp ? 'ap.id = ?' : "ap.access = 'everyone' or exists (select 1 from matching m where m.app_id = ap.id)"}
-     order by ap.name, ap.id`;
-}
+             where m.app_id = ap.id)`;
 
 const toEntitlements = (r: Row): AppEntitlements => {
   const active = Boolean(r.active);
@@ -91,6 +102,23 @@ export async function entitlements(db: Tx, userId: string, appId: string): Promi
   if (!row) return { ...NONE };
   const { appId: _id, ...rest } = toEntitlements(row);
   return rest;
+}
+
+/**
+ * An active user and their entitlements in one app, in one statement (what every token
+ * redemption asks: the token endpoint and userinfo). Undefined when the user is unknown or not
+ * active.
+ */
+export async function activeUserWithEntitlements(db: Tx, userId: string, appId: string): Promise<{ user: User; entitlements: Entitlements } | undefined> {
+  if (!UUID.test(userId) || !UUID.test(appId)) return undefined;
+  const result = await db.raw(entitlementSql(true, true), [userId, appId, appId]);
+  const row = (result.rows as (DbUserRow & { ent_access: string | null; ent_assigned: boolean; ent_roles: string[] | null })[])[0];
+  if (!row) return undefined;
+  const assigned = Boolean(row.ent_assigned);
+  return {
+    user: toUser(row),
+    entitlements: { allowed: row.ent_access === 'everyone' || (row.ent_access !== null && assigned), assigned, roles: row.ent_roles ?? [] },
+  };
 }
 
 /** Every app the user may sign in to, with the user's roles in each; by app name. */

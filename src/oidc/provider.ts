@@ -8,8 +8,8 @@ import type { Middleware } from 'koa';
 import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { safeEqual, sha256 } from '../shared/ids.ts';
-import { findUserById } from '../directory/users.repo.ts';
-import { entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
+import { findUserById, type User } from '../directory/users.repo.ts';
+import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
@@ -170,18 +170,26 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views }: Pro
       properties: ['urn:oneid:first_party', 'urn:oneid:app_id'],
     },
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
-      const user = await findUserById(db, sub);
-      if (!user || user.status !== 'active') return undefined;
       const appId = appIdOf(ctx.oidc?.client);
+      let user: User | undefined;
       let granted: Promise<Entitlements> | undefined;
+      if (token && appId) {
+        // Enforcement (2), see appAccessPrompt: the user and their access to this app in one statement.
+        const found = await activeUserWithEntitlements(db, sub, appId);
+        if (!found || !found.entitlements.allowed) return undefined;
+        ({ user } = found);
+        granted = Promise.resolve(found.entitlements);
+      } else {
+        user = await findUserById(db, sub);
+        if (!user || user.status !== 'active') return undefined;
+      }
+      const userId = user.id;
       const entitled = (): Promise<Entitlements> => {
-        granted ??= appId ? entitlements(db, user.id, appId) : Promise.resolve({ allowed: false, assigned: false, roles: [] });
+        granted ??= appId ? entitlements(db, userId, appId) : Promise.resolve({ allowed: false, assigned: false, roles: [] });
         return granted;
       };
-      // Enforcement (2): see appAccessPrompt.
-      if (token && appId && !(await entitled()).allowed) return undefined;
       const accessClaims = async (scopes: Set<string>): Promise<AccessClaims> => ({
-        ...(scopes.has('groups') ? { groups: await groupNamesOf(db, user.id) } : {}),
+        ...(scopes.has('groups') ? { groups: await groupNamesOf(db, userId) } : {}),
         ...(scopes.has('roles') ? { roles: (await entitled()).roles } : {}),
       });
       return {

@@ -6,7 +6,8 @@ import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
 import { AccessService } from '../../src/access/assignments.service.ts';
-import { entitledApps, entitlements, groupNamesOf } from '../../src/access/entitlements.ts';
+import { activeUserWithEntitlements, entitledApps, entitlements, groupNamesOf } from '../../src/access/entitlements.ts';
+import { findUserById } from '../../src/directory/users.repo.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -203,6 +204,31 @@ describe('entitlements(user, app)', () => {
     expect(await entitlements(db, randomUUID(), app)).toEqual({ allowed: false, assigned: false, roles: [] });
     expect(await entitlements(db, await newUser(), randomUUID())).toEqual({ allowed: false, assigned: false, roles: [] });
     expect(await entitlements(db, 'not-a-uuid', app)).toEqual({ allowed: false, assigned: false, roles: [] });
+  });
+});
+
+describe('activeUserWithEntitlements(user, app)', () => {
+  it('answers exactly what findUserById and entitlements answer, in one statement, for active users only', async () => {
+    const [assignedApp, openApp] = [await newApp(['a.role', 'b.role']), await newApp(['o.role'], 'everyone')];
+    const [direct, viaGroup, plain, suspended] = [await newUser(), await newUser(), await newUser(), await newUser()];
+    await access.createAssignment(assignedApp, { principalType: 'user', principalId: direct, roleKeys: ['a.role'] });
+    await access.createAssignment(assignedApp, { principalType: 'group', principalId: await newGroup('Combined', [viaGroup, direct]), roleKeys: ['b.role'] });
+    await access.createAssignment(openApp, { principalType: 'user', principalId: viaGroup, roleKeys: ['o.role'] });
+    await users.changeStatus(suspended, 'suspend');
+    for (const app of [assignedApp, openApp, randomUUID()]) {
+      for (const user of [direct, viaGroup, plain]) {
+        let statements = 0;
+        const count = () => { statements += 1; };
+        db.on('query', count);
+        const combined = await activeUserWithEntitlements(db, user, app);
+        db.removeListener('query', count);
+        expect(statements).toBe(1);
+        expect(combined).toEqual({ user: await findUserById(db, user), entitlements: await entitlements(db, user, app) });
+      }
+      expect(await activeUserWithEntitlements(db, suspended, app)).toBeUndefined();
+      expect(await activeUserWithEntitlements(db, randomUUID(), app)).toBeUndefined();
+    }
+    expect((await activeUserWithEntitlements(db, direct, assignedApp))?.entitlements).toEqual({ allowed: true, assigned: true, roles: ['a.role', 'b.role'] });
   });
 });
 
