@@ -96,6 +96,20 @@ export async function insertGroupMember(db: Tx, groupId: string, userId: string)
   return rows.length > 0;
 }
 
+/**
+ * A user's groups are part of the user as SCIM shows it (the read-only `groups` attribute), so
+ * a membership change is a change of the user too: their version (the SCIM ETag) moves on.
+ */
+export async function bumpUserVersions(db: Tx, userIds: readonly string[]): Promise<void> {
+  if (!userIds.length) return;
+  await db.raw('update users set version = version + 1 where id = any(?::uuid[])', [[...userIds]]);
+}
+
+/** As bumpUserVersions, for every member of a group (its name, shown in their `groups`, changes, or it goes). */
+export async function bumpMemberVersions(db: Tx, groupId: string): Promise<void> {
+  await db.raw('update users u set version = u.version + 1 from group_members gm where gm.group_id = ? and u.id = gm.user_id', [groupId]);
+}
+
 /** Deletes one membership row; false when there was none. */
 export async function deleteGroupMember(db: Tx, groupId: string, userId: string): Promise<boolean> {
   // returning(): the embedded PGlite driver does not report a plain delete's row count.

@@ -12,7 +12,7 @@ import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
   countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
-  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, relabelGroupMembers,
+  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions,
 } from './groups.repo.ts';
 
 const name = z.string().trim().min(1).max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
@@ -152,6 +152,7 @@ export class GroupsService {
         if (Object.keys(changes).length === 0) return current;
         const updated = await updateGroupById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
+        if (changes.name !== undefined) await bumpMemberVersions(trx, id);
         await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
         return updated;
       });
@@ -168,6 +169,7 @@ export class GroupsService {
       assertVersion(current, expectedVersion);
       const members = await countGroupMembers(trx, id);
       const assignments = await deleteAssignmentsOfPrincipal(trx, 'group', id);
+      await bumpMemberVersions(trx, id);
       await deleteGroupById(trx, id);
       await recordAudit(trx, actor, {
         action: 'group.deleted', targetType: 'group', targetId: id,
@@ -185,6 +187,7 @@ export class GroupsService {
         if (!(await findUserById(trx, userId))) throw userNotFound();
         const inserted = await insertGroupMember(trx, groupId, userId);
         if (!inserted) return { groupId, userId, changed: false };
+        await bumpUserVersions(trx, [userId]);
         await updateGroupById(trx, groupId, {});
         await recordAudit(trx, actor, { action: 'group.member_added', targetType: 'group', targetId: groupId, changes: { userId } });
         return { groupId, userId, changed: true };
@@ -202,6 +205,7 @@ export class GroupsService {
       if (!(await findGroupById(trx, groupId))) throw notFound();
       const removed = isUuid(userId) && await deleteGroupMember(trx, groupId, userId);
       if (!removed) throw new AppError('not_found', 'group.member_not_found', 'this user is not a member of this group', { field: 'userId' });
+      await bumpUserVersions(trx, [userId]);
       await updateGroupById(trx, groupId, {});
       await recordAudit(trx, actor, { action: 'group.member_removed', targetType: 'group', targetId: groupId, changes: { userId } });
     });
@@ -233,6 +237,7 @@ export class GroupsService {
         if (!userIds.length) return group;
         const { visible, ignored } = await this.#visible(trx, userIds, opts.memberScope);
         const added = await insertGroupMembers(trx, group.id, visible, opts.labels);
+        await bumpUserVersions(trx, added);
         await this.#auditMembers(trx, actor, group.id, added, [], ignored);
         return group;
       });
@@ -334,6 +339,9 @@ export class GroupsService {
           await this.#auditMembers(trx, actor, id, [], [], [...ignored]);
           return { group, added, removed, ignored: [...ignored], changed: false };
         }
+        // Each user whose membership changed, and on a rename every member, shows a new `groups`.
+        if (columns.name !== undefined) await bumpMemberVersions(trx, id);
+        await bumpUserVersions(trx, columns.name !== undefined ? removed : [...added, ...removed]);
         // Locked first: the row must still be at the version read. Members only: bump whatever it is now.
         const updated = await updateGroupById(trx, id, columns, locked?.version);
         if (!updated && !locked) throw notFound();

@@ -239,6 +239,36 @@ describe('ETags', () => {
   });
 });
 
+describe("a user's ETag", () => {
+  it('changes when their groups change (a member added, removed, the group renamed), so If-None-Match never hides new groups', async () => {
+    const ann = await person('Ann Etag');
+    const etagOf = async () => {
+      const res = await scim(okta, 'GET', `/Users/${ann.id}`);
+      expect(res.status).toBe(200);
+      return { etag: res.headers.get('etag')!, groups: (res.body.groups ?? []).map((g: { display: string }) => g.display) };
+    };
+    const before = await etagOf();
+    const g = (await scim(okta, 'POST', '/Groups', { schemas: [GROUP], displayName: 'Etag watchers' })).body;
+    expect((await scim(okta, 'PATCH', `/Groups/${g.id}`, patchOp({ op: 'add', path: 'members', value: [{ value: ann.id }] }))).status).toBe(204);
+    const added = await etagOf();
+    expect(added.etag).not.toBe(before.etag);
+    expect(added.groups).toEqual(['Etag watchers']);
+    const stale = await scim(okta, 'GET', `/Users/${ann.id}`, undefined, { 'if-none-match': before.etag });
+    expect(stale.status).toBe(200);
+    expect((await scim(okta, 'GET', `/Users/${ann.id}`, undefined, { 'if-none-match': added.etag })).status).toBe(304);
+
+    expect((await scim(okta, 'PATCH', `/Groups/${g.id}`, patchOp({ op: 'replace', path: 'displayName', value: 'Etag renamed' }))).status).toBe(204);
+    const renamed = await etagOf();
+    expect(renamed.etag).not.toBe(added.etag);
+    expect(renamed.groups).toEqual(['Etag renamed']);
+
+    expect((await scim(okta, 'PATCH', `/Groups/${g.id}`, patchOp({ op: 'remove', path: `members[value eq "${ann.id}"]` }))).status).toBe(204);
+    const removed = await etagOf();
+    expect(removed.etag).not.toBe(renamed.etag);
+    expect(removed.groups).toEqual([]);
+  });
+});
+
 describe('a department-scoped token', () => {
   it('sees, adds and removes only people of its subtree; anyone else is skipped like an unknown user', async () => {
     const dept = (await admin.call('POST', '/departments', { name: 'Scoped Sales' })).body;
