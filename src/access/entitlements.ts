@@ -29,7 +29,7 @@ export interface Entitlements {
 
 export interface AppEntitlements extends Entitlements { appId: string }
 
-interface Row { app_id: string; active: boolean; access: string; assigned: boolean; roles: string[] | null }
+interface Row { app_id: string; active: boolean; access: string | null; assigned: boolean; roles: string[] | null }
 
 /**
  * The SQL for one user and either one app or every app. `?` bindings, in order: userId,
@@ -114,11 +114,8 @@ export async function activeUserWithEntitlements(db: Tx, userId: string, appId: 
   const result = await db.raw(entitlementSql(true, true), [userId, appId, appId]);
   const row = (result.rows as (DbUserRow & { ent_access: string | null; ent_assigned: boolean; ent_roles: string[] | null })[])[0];
   if (!row) return undefined;
-  const assigned = Boolean(row.ent_assigned);
-  return {
-    user: toUser(row),
-    entitlements: { allowed: row.ent_access === 'everyone' || (row.ent_access !== null && assigned), assigned, roles: row.ent_roles ?? [] },
-  };
+  const { appId: _id, ...granted } = toEntitlements({ app_id: appId, active: true, access: row.ent_access, assigned: row.ent_assigned, roles: row.ent_roles });
+  return { user: toUser(row), entitlements: granted };
 }
 
 /** Every app the user may sign in to, with the user's roles in each; by app name. */

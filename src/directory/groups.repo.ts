@@ -2,7 +2,7 @@
 // touches that row only, so a 100,000-member group costs the same as a small one.
 import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from './departments.repo.ts';
-import { isUuid, toUser, type DbUserRow, type User, type UserStatus } from './users.repo.ts';
+import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow, type User, type UserStatus } from './users.repo.ts';
 
 export interface DbGroupRow {
   id: string;
@@ -225,10 +225,6 @@ export async function deleteGroupMembersExcept(db: Tx, groupId: string, keepIds:
   )).rows;
   return rows.map((r) => r.user_id);
 }
-
-/** SQL for a user's label: display name, else "given family", else the username. */
-export const USER_LABEL_SQL = (alias: string): string =>
-  `coalesce(nullif(${alias}.display_name, ''), nullif(trim(concat_ws(' ', ${alias}.given_name, ${alias}.family_name)), ''), ${alias}.username)`;
 
 export interface GroupMemberView {
   groupId: string;

@@ -81,6 +81,10 @@ export const toUser = (r: DbUserRow): User => ({
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string): boolean => UUID.test(value);
 
+/** SQL for a user's label: display name, else "given family", else the username. */
+export const USER_LABEL_SQL = (alias: string): string =>
+  `coalesce(nullif(${alias}.display_name, ''), nullif(trim(concat_ws(' ', ${alias}.given_name, ${alias}.family_name)), ''), ${alias}.username)`;
+
 export async function findUserById(db: Tx, id: string): Promise<User | undefined> {
   if (!isUuid(id)) return undefined;
   const row = await db<DbUserRow>('users').where({ id }).first();

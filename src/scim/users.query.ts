@@ -8,7 +8,7 @@
 import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from '../directory/departments.repo.ts';
-import { isUuid, toUser, type DbUserRow } from '../directory/users.repo.ts';
+import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
 import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, USER_FILTER_MAPPING } from './filter-sql.ts';
 import type { ScimListParams } from './scim-list.ts';
@@ -44,7 +44,7 @@ function recordsQuery(db: Tx, ids: Knex.QueryBuilder, orderBy: string): Knex.Que
       'u.*',
       'pd.id as scim_department_id', 'pd.name as scim_department_name', 'pd.path as scim_department_path',
       'm.id as scim_manager_id',
-      db.raw("coalesce(m.display_name, nullif(concat_ws(' ', m.given_name, m.family_name), ''), m.username) as scim_manager_display"),
+      db.raw(`${USER_LABEL_SQL('m')} as scim_manager_display`),
       db.raw(`(select coalesce(json_agg(json_build_object('id', g.id, 'name', g.name) order by lower(g.name), g.id), '[]'::json)
         from group_members gm join groups g on g.id = gm.group_id where gm.user_id = u.id) as scim_groups`),
     )

@@ -1,7 +1,7 @@
-// `npm start` runs the compiled build (dist/, from `npm run build`): the TypeScript loader is
-// not in the production process. This checks that the build compiles and that what it produces
-// serves: migrations at start, the setup page (views found from dist/), discovery and a token.
-import { execFile } from 'node:child_process';
+// `npm start` builds (prestart: `npm run build`) and runs the compiled server from dist/, with
+// no TypeScript loader in the production process. This runs `npm start` itself and checks what
+// it serves: migrations at start, the setup page (views found from dist/), discovery and a token.
+import fs from 'node:fs';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { ROOT, runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 
@@ -10,15 +10,9 @@ let server: RunningServer;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`npm run build failed:\n${stdout}${stderr}`));
-      else resolve();
-    });
-  });
   database = await createTestDatabase('oneid_test_build');
   env = { DATABASE_URL: database.url, ONEID_MASTER_KEY: testMasterKey() };
-  server = await startServer(env, { entry: ['dist/src/main.js'] });
+  server = await startServer(env, { command: { file: 'npm', args: ['start', '--silent'] }, timeoutMs: 150000 });
 }, 180000);
 
 afterAll(async () => {
@@ -27,6 +21,11 @@ afterAll(async () => {
 });
 
 describe('the compiled build (npm start)', () => {
+  it('was built into dist/', () => {
+    expect(fs.existsSync(`${ROOT}/dist/src/main.js`)).toBe(true);
+    expect(fs.existsSync(`${ROOT}/dist/src/login/views.js`)).toBe(true);
+  });
+
   it('starts, migrates, and prints a setup link whose page renders', async () => {
     const link = /(http:\/\/localhost:\d+\/setup\?token=[\w-]+)/.exec(server.output())?.[1];
     expect(link).toBeDefined();

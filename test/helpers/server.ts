@@ -35,15 +35,23 @@ export function childEnv(env: Record<string, string | undefined>): NodeJS.Proces
   return base;
 }
 
-/** Starts OneID from its TypeScript sources (tsx), or with `entry` from the build (`['dist/src/main.js']`). */
-export async function startServer(env: Record<string, string | undefined>, opts: { timeoutMs?: number; entry?: string[] } = {}): Promise<RunningServer> {
+/**
+ * Starts OneID from its TypeScript sources (tsx), or with `command` the way an operator does
+ * (e.g. `npm start`: npm, a shell and node, in a process group of their own that stop() signals).
+ */
+export async function startServer(
+  env: Record<string, string | undefined>, opts: { timeoutMs?: number; command?: { file: string; args: string[] } } = {},
+): Promise<RunningServer> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const url = env.ISSUER ?? `http://localhost:${port}`;
-  const child = spawn(process.execPath, opts.entry ?? ['--import', 'tsx', 'src/main.ts'], {
+  const group = opts.command !== undefined;
+  const child = spawn(opts.command?.file ?? process.execPath, opts.command?.args ?? ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: childEnv({ ...env, PORT: String(port), ISSUER: url, HOST: '127.0.0.1' }),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
   });
+  const signal = (sig: NodeJS.Signals) => (group ? process.kill(-child.pid!, sig) : child.kill(sig));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -52,7 +60,7 @@ export async function startServer(env: Record<string, string | undefined>, opts:
   for (;;) {
     if (child.exitCode !== null) throw new Error(`OneID exited with ${child.exitCode}:\n${out}`);
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
+      signal('SIGKILL');
       throw new Error(`OneID did not become ready:\n${out}`);
     }
     try {
@@ -66,8 +74,8 @@ export async function startServer(env: Record<string, string | undefined>, opts:
     port,
     process: child,
     output: () => out,
-    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
+    stop: async (sig: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null) signal(sig);
       return exited;
     },
   };
