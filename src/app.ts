@@ -4,6 +4,8 @@ import Router from '@koa/router';
 import mount from 'koa-mount';
 import type { Knex } from 'knex';
 import type Provider from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
+import { ClientCache } from './apps/client-cache.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
@@ -50,6 +52,8 @@ export interface OneIdApp {
   app: Koa;
   provider: Provider;
   services: Services;
+  /** Started listening for app changes; close it on shutdown. */
+  clients: ClientCache<AdapterPayload>;
   users: UsersService;
   setup: SetupService;
 }
@@ -59,8 +63,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const services = createServices(db, config);
   const { users, setup } = services;
   const cookieKeys = await loadCookieKeys(db, masterKey);
+  const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
+  await clients.start();
   const provider = createProvider({
-    config, db, log, views, cookieKeys, jwks: await loadProviderJwks(db, masterKey),
+    config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey),
   });
 
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -103,5 +109,5 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
 
   app.use(unavailableAsRetryable());
   app.use(mount(provider));
-  return { app, provider, services, users, setup };
+  return { app, provider, services, users, setup, clients };
 }

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const runtime = await startRuntime(config, log, 'server');
   const { db } = runtime;
-  const { app, setup } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+  const { app, setup, clients } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
 
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 5000;
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     force.unref();
     server.close(() => {
-      runtime.close().then(() => {
+      clients.close().then(() => runtime.close()).then(() => {
         log.info('stopped');
         log.flush();
         process.exitCode = 0;

@@ -15,6 +15,7 @@
 // is a primary-key lookup per path element, never a walk of the tree in JavaScript.
 import type { Tx } from '../db/knex.ts';
 import { toUser, type DbUserRow, type User } from '../directory/users.repo.ts';
+import { run, statement } from '../db/prepared.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -92,13 +93,17 @@ const toEntitlements = (r: Row): AppEntitlements => {
   };
 };
 
+// Planning this query costs PostgreSQL about ten times more than running it: the one-app forms,
+// asked at every sign-in, token and userinfo call, are prepared statements (see db/prepared.ts).
+const ONE_APP = statement('entitlements_one_app', entitlementSql(true));
+const ACCOUNT_ONE_APP = statement('account_entitlements_one_app', entitlementSql(true, true));
+
 const NONE: Entitlements = { allowed: false, assigned: false, roles: [] };
 
 /** The user's entitlements in one app. Unknown users and apps are entitled to nothing. */
 export async function entitlements(db: Tx, userId: string, appId: string): Promise<Entitlements> {
   if (!UUID.test(userId) || !UUID.test(appId)) return { ...NONE };
-  const result = await db.raw(entitlementSql(true), [userId, appId, appId]);
-  const row = (result.rows as Row[])[0];
+  const [row] = await run<Row>(db, ONE_APP, [userId, appId, appId]);
   if (!row) return { ...NONE };
   const { appId: _id, ...rest } = toEntitlements(row);
   return rest;
@@ -111,8 +116,7 @@ export async function entitlements(db: Tx, userId: string, appId: string): Promi
  */
 export async function activeUserWithEntitlements(db: Tx, userId: string, appId: string): Promise<{ user: User; entitlements: Entitlements } | undefined> {
   if (!UUID.test(userId) || !UUID.test(appId)) return undefined;
-  const result = await db.raw(entitlementSql(true, true), [userId, appId, appId]);
-  const row = (result.rows as (DbUserRow & { ent_access: string | null; ent_assigned: boolean; ent_roles: string[] | null })[])[0];
+  const [row] = await run<DbUserRow & { ent_access: string | null; ent_assigned: boolean; ent_roles: string[] | null }>(db, ACCOUNT_ONE_APP, [userId, appId, appId]);
   if (!row) return undefined;
   const { appId: _id, ...granted } = toEntitlements({ app_id: appId, active: true, access: row.ent_access, assigned: row.ent_assigned, roles: row.ent_roles });
   return { user: toUser(row), entitlements: granted };

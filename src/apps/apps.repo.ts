@@ -1,4 +1,6 @@
 import type { Tx } from '../db/knex.ts';
+import { run, statement } from '../db/prepared.ts';
+import { appChanged } from './client-cache.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids from the CLI are not validated at an edge; a malformed one simply finds nothing. */
@@ -66,8 +68,11 @@ const toApp = (r: DbAppRow): App => ({
   updatedAt: r.updated_at,
 });
 
+// Every OIDC request with a client reads it: a prepared statement (see db/prepared.ts).
+const BY_CLIENT_ID = statement('app_by_client_id', 'select * from apps where client_id = ?');
+
 export async function findAppByClientId(db: Tx, clientId: string): Promise<App | undefined> {
-  const row = await db<DbAppRow>('apps').where({ client_id: clientId }).first();
+  const [row] = await run<DbAppRow>(db, BY_CLIENT_ID, [clientId]);
   return row ? toApp(row) : undefined;
 }
 
@@ -83,6 +88,7 @@ export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'upda
   const [inserted] = await db('apps').insert({
     ...row, oidc: JSON.stringify(row.oidc), admin_roles: db.raw('?::text[]', [row.admin_roles]),
   }).returning('*');
+  appChanged(db, row.client_id);
   return toApp(inserted as DbAppRow);
 }
 
@@ -99,11 +105,15 @@ export async function updateAppById(db: Tx, id: string, changes: AppChanges, exp
   const query = db('apps').where({ id }).update({ ...values, version: db.raw('version + 1'), updated_at: db.fn.now() }).returning('*');
   if (expectedVersion !== undefined) query.andWhere({ version: expectedVersion });
   const [row] = await query;
-  return row ? toApp(row as DbAppRow) : undefined;
+  if (!row) return undefined;
+  appChanged(db, (row as DbAppRow).client_id);
+  return toApp(row as DbAppRow);
 }
 
 export async function deleteAppById(db: Tx, id: string): Promise<boolean> {
-  return (await db('apps').where({ id }).delete()) > 0;
+  const deleted: { client_id: string }[] = await db('apps').where({ id }).delete().returning('client_id');
+  for (const { client_id: clientId } of deleted) appChanged(db, clientId);
+  return deleted.length > 0;
 }
 
 export interface AppFilter {

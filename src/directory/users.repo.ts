@@ -1,4 +1,5 @@
 import type { Tx } from '../db/knex.ts';
+import { run, statement } from '../db/prepared.ts';
 
 export type UserStatus = 'active' | 'suspended' | 'deprovisioned';
 
@@ -85,9 +86,12 @@ export const isUuid = (value: string): boolean => UUID.test(value);
 export const USER_LABEL_SQL = (alias: string): string =>
   `coalesce(nullif(${alias}.display_name, ''), nullif(trim(concat_ws(' ', ${alias}.given_name, ${alias}.family_name)), ''), ${alias}.username)`;
 
+// Read on sign-in and by oidc-provider's findAccount: a prepared statement (see db/prepared.ts).
+const BY_ID = statement('user_by_id', 'select * from users where id = ?');
+
 export async function findUserById(db: Tx, id: string): Promise<User | undefined> {
   if (!isUuid(id)) return undefined;
-  const row = await db<DbUserRow>('users').where({ id }).first();
+  const [row] = await run<DbUserRow>(db, BY_ID, [id]);
   return row ? toUser(row) : undefined;
 }
 

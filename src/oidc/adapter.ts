@@ -1,8 +1,10 @@
 // oidc-provider storage adapter: every model in one PostgreSQL table (oidc_payloads).
 // Clients are not stored here: they are read from the apps table.
 import type { Knex } from 'knex';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import { findAppByClientId, type App } from '../apps/apps.repo.ts';
+import { run, runCount, statement } from '../db/prepared.ts';
+import type { ClientCache } from '../apps/client-cache.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -28,7 +30,75 @@ interface DbOidcPayloadRow {
   consumed_at: Date | null;
 }
 
-export function createAdapterFactory(db: Knex): new (name: string) => Adapter {
+// Every call of the token, userinfo and sign-in endpoints runs these: prepared statements (see db/prepared.ts).
+const UPSERT = statement('oidc_upsert', `
+  insert into oidc_payloads (model, id, payload, uid, grant_id, user_code, account_id, expires_at)
+  values (?, ?, ?, ?, ?, ?, ?, ?)
+  on conflict (model, id) do update set payload = excluded.payload, uid = excluded.uid, grant_id = excluded.grant_id,
+    user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at`);
+const live = 'and (expires_at is null or expires_at > now())';
+const FIND = {
+  id: statement('oidc_find_id', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and id = ? ${live}`),
+  uid: statement('oidc_find_uid', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and uid = ? ${live} limit 1`),
+  user_code: statement('oidc_find_user_code', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and user_code = ? ${live} limit 1`),
+};
+// A token's grant and session, read with the token: oidc-provider asks for both next whenever it
+// finds an access token, refresh token or code (userinfo, refresh, code exchange, introspection).
+const FIND_TOKEN = statement('oidc_find_token', `
+  select t.payload, t.expires_at, t.consumed_at,
+         g.payload as grant_payload, g.consumed_at as grant_consumed_at,
+         s.payload as session_payload, s.consumed_at as session_consumed_at
+    from oidc_payloads t
+    left join oidc_payloads g on g.model = 'Grant' and g.id = t.grant_id and (g.expires_at is null or g.expires_at > now())
+    left join oidc_payloads s on s.model = 'Session' and s.uid = t.payload->>'sessionUid' and (s.expires_at is null or s.expires_at > now())
+   where t.model = ? and t.id = ? and (t.expires_at is null or t.expires_at > now())`);
+const TOKEN_MODELS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
+interface DbTokenRow extends DbOidcPayloadRow {
+  grant_payload: AdapterPayload | null;
+  grant_consumed_at: Date | null;
+  session_payload: AdapterPayload | null;
+  session_consumed_at: Date | null;
+}
+
+const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): AdapterPayload =>
+  consumedAt ? { ...payload, consumed: Math.floor(new Date(consumedAt).getTime() / 1000) } : payload;
+
+/**
+ * What a token lookup read along with the token, for the rest of the same request: read once
+ * (taken out when used), dropped when this request writes the same row. Keys: `Grant <id>`,
+ * `Session uid <uid>`. Lives on the request's koa context, which oidc-provider keeps in an
+ * AsyncLocalStorage (Provider.ctx); outside a provider request there is none.
+ */
+type Prefetched = Map<string, AdapterPayload | undefined>;
+function prefetched(create: boolean): Prefetched | undefined {
+  const ctx = (Provider as unknown as { ctx?: { state: { oidcPrefetch?: Prefetched } } }).ctx;
+  if (!ctx) return undefined;
+  if (create) ctx.state.oidcPrefetch ??= new Map();
+  return ctx.state.oidcPrefetch;
+}
+function takePrefetched(key: string): { value: AdapterPayload | undefined } | undefined {
+  const map = prefetched(false);
+  if (!map?.has(key)) return undefined;
+  const value = map.get(key);
+  map.delete(key);
+  return { value };
+}
+function forget(model: string, id: string, payload?: AdapterPayload): void {
+  const map = prefetched(false);
+  if (!map?.size) return;
+  if (model === 'Grant') map.delete(`Grant ${id}`);
+  if (model === 'Session') {
+    if (payload?.uid) map.delete(`Session uid ${payload.uid}`);
+    else for (const key of [...map.keys()]) if (key.startsWith('Session ')) map.delete(key);
+  }
+}
+
+const DESTROY = statement('oidc_destroy', 'delete from oidc_payloads where model = ? and id = ?');
+const CONSUME = statement('oidc_consume', 'update oidc_payloads set consumed_at = now() where model = ? and id = ?');
+const REVOKE_GRANT = statement('oidc_revoke_grant', 'delete from oidc_payloads where grant_id = ?');
+
+/** `clients`: where read clients are kept between requests (see apps/client-cache.ts). */
+export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPayload>): new (name: string) => Adapter {
   return class PostgresAdapter implements Adapter {
     readonly name: string;
 
@@ -37,56 +107,71 @@ export function createAdapterFactory(db: Knex): new (name: string) => Adapter {
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      const row = {
-        model: this.name,
-        id,
-        payload: JSON.stringify(payload),
-        uid: payload.uid ?? null,
-        grant_id: payload.grantId ?? null,
-        user_code: payload.userCode ?? null,
-        account_id: payload.accountId ?? null,
-        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-      };
-      await db('oidc_payloads').insert(row).onConflict(['model', 'id']).merge(['payload', 'uid', 'grant_id', 'user_code', 'account_id', 'expires_at']);
+      forget(this.name, id, payload);
+      await runCount(db, UPSERT, [
+        this.name, id, JSON.stringify(payload), payload.uid ?? null, payload.grantId ?? null, payload.userCode ?? null,
+        payload.accountId ?? null, expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      ]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.name === 'Client') {
-        const app = await findAppByClientId(db, id);
-        return app && app.oidc ? clientMetadataFor(app) : undefined;
+        return clients.get(id, async () => {
+          const app = await findAppByClientId(db, id);
+          return app && app.oidc ? clientMetadataFor(app) : undefined;
+        });
       }
-      return this.#findBy({ id });
+      if (TOKEN_MODELS.has(this.name)) return this.#findToken(id);
+      if (this.name === 'Grant') {
+        const taken = takePrefetched(`Grant ${id}`);
+        if (taken) return taken.value;
+      }
+      return this.#findBy('id', id);
     }
 
     findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.#findBy({ uid });
+      if (this.name === 'Session') {
+        const taken = takePrefetched(`Session uid ${uid}`);
+        if (taken) return Promise.resolve(taken.value);
+      }
+      return this.#findBy('uid', uid);
+    }
+
+    async #findToken(id: string): Promise<AdapterPayload | undefined> {
+      const [row] = await run<DbTokenRow>(db, FIND_TOKEN, [this.name, id]);
+      if (!row) return undefined;
+      const map = prefetched(true);
+      if (map) {
+        const { grantId, sessionUid } = row.payload as { grantId?: unknown; sessionUid?: unknown };
+        if (typeof grantId === 'string') map.set(`Grant ${grantId}`, row.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed_at) : undefined);
+        if (typeof sessionUid === 'string') map.set(`Session uid ${sessionUid}`, row.session_payload ? withConsumed(row.session_payload, row.session_consumed_at) : undefined);
+      }
+      return withConsumed(row.payload, row.consumed_at);
     }
 
     findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.#findBy({ user_code: userCode });
+      return this.#findBy('user_code', userCode);
     }
 
-    async #findBy(where: Record<string, string>): Promise<AdapterPayload | undefined> {
-      const row: DbOidcPayloadRow | undefined = await db('oidc_payloads')
-        .select('payload', 'expires_at', 'consumed_at')
-        .where({ model: this.name, ...where })
-        .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
-        .first();
-      if (!row) return undefined;
-      return row.consumed_at ? { ...row.payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : row.payload;
+    async #findBy(key: keyof typeof FIND, value: string): Promise<AdapterPayload | undefined> {
+      const [row] = await run<DbOidcPayloadRow>(db, FIND[key], [this.name, value]);
+      return row ? withConsumed(row.payload, row.consumed_at) : undefined;
     }
 
     async destroy(id: string): Promise<void> {
-      await db('oidc_payloads').where({ model: this.name, id }).delete();
+      forget(this.name, id);
+      await runCount(db, DESTROY, [this.name, id]);
     }
 
     async consume(id: string): Promise<void> {
-      await db('oidc_payloads').where({ model: this.name, id }).update({ consumed_at: db.fn.now() });
+      forget(this.name, id);
+      await runCount(db, CONSUME, [this.name, id]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      forget('Grant', grantId);
       // Every token and code of a grant goes, whatever its model.
-      await db('oidc_payloads').where({ grant_id: grantId }).delete();
+      await runCount(db, REVOKE_GRANT, [grantId]);
     }
   };
 }
@@ -96,5 +181,6 @@ export async function deleteExpiredPayloads(db: Knex, batch = 5000): Promise<num
   const result = await db.raw(
     `delete from oidc_payloads where ctid in (
        select ctid from oidc_payloads where expires_at < now() limit ?)`, [batch]);
-  return (result as { rowCount?: number }).rowCount ?? 0;
+  const { rowCount, affectedRows } = result as { rowCount?: number | null; affectedRows?: number };
+  return rowCount ?? affectedRows ?? 0;
 }

@@ -1,6 +1,6 @@
 // oidc-provider configured for OneID: PostgreSQL adapter, keys from the database,
 // accounts from the directory, JWT access tokens for resource servers (RFC 9068).
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
 import type { Knex } from 'knex';
 import type { JWK } from 'jose';
 import type { Config } from '../config.ts';
@@ -12,6 +12,7 @@ import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
 import { createAdapterFactory } from './adapter.ts';
+import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
 import { APP_ACCESS_PROMPT } from '../login/interaction.routes.ts';
@@ -23,6 +24,7 @@ export interface ProviderDeps {
   jwks: { keys: JWK[] };
   cookieKeys: string[];
   views: Views;
+  clients: ClientCache<AdapterPayload>;
 }
 
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
@@ -96,11 +98,11 @@ export function apiResourceIndicators(api: string, accessTokenTtlSeconds: number
   };
 }
 
-export function createProvider({ config, db, log, jwks, cookieKeys, views }: ProviderDeps): Provider {
+export function createProvider({ config, db, log, jwks, cookieKeys, views, clients }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db),
+    adapter: createAdapterFactory(db, clients),
     clients: [],
     jwks: jwks as Configuration['jwks'],
     cookies: {

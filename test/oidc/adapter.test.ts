@@ -5,20 +5,26 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { createAdapterFactory, deleteExpiredPayloads } from '../../src/oidc/adapter.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
 import { sha256 } from '../../src/shared/ids.ts';
+import { ClientCache } from '../../src/apps/client-cache.ts';
+import { pino } from 'pino';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
 let mdb: MigratedDatabase;
 let db: Knex;
 let Adapter: new (name: string) => Adapter;
+let clients: ClientCache<AdapterPayload>;
 const adapter = (model: string) => new Adapter(model);
 
 beforeAll(async () => {
   mdb = await createMigratedDatabase('oneid_test_adapter');
   db = mdb.db;
-  Adapter = createAdapterFactory(db);
+  clients = new ClientCache<AdapterPayload>({ databaseUrl: mdb.database.url, log: pino({ level: 'silent' }) });
+  await clients.start();
+  Adapter = createAdapterFactory(db, clients);
 });
 
 afterAll(async () => {
+  await clients?.close();
   await mdb?.close();
 });
 
@@ -177,5 +183,73 @@ describe('find for model Client', () => {
     expect(metadata).toMatchObject({ client_id: created.client_id, token_endpoint_auth_method: 'none', application_type: 'native' });
     expect(metadata).not.toHaveProperty('client_secret');
     expect(await adapter('Client').find('no-such-client')).toBeUndefined();
+  });
+});
+
+describe('a token read with its grant and session', () => {
+  // oidc-provider keeps the request's koa context in this AsyncLocalStorage (Provider.ctx).
+  const inRequest = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const { default: als } = await import('oidc-provider/lib/helpers/als.js' as string) as { default: { run<R>(store: unknown, f: () => R): R } };
+    return als.run({ state: {} }, fn);
+  };
+  let statements = 0;
+  const reads = () => statements;
+  beforeAll(() => { db.on('query', () => { statements += 1; }); });
+
+  beforeAll(async () => {
+    await adapter('Grant').upsert('g-pre', { kind: 'Grant', accountId: 'acc-p', clientId: 'c1', openid: { scope: 'openid' } }, 60);
+    await adapter('Session').upsert('s-pre', { kind: 'Session', uid: 'uid-pre', accountId: 'acc-p' }, 60);
+    await adapter('AccessToken').upsert('at-pre', { kind: 'AccessToken', grantId: 'g-pre', sessionUid: 'uid-pre', accountId: 'acc-p' }, 60);
+    await adapter('AccessToken').upsert('at-nogrant', { kind: 'AccessToken', grantId: 'g-gone', sessionUid: 'uid-gone', accountId: 'acc-p' }, 60);
+  });
+
+  it('answers the next lookups of that grant and session in the same request without a statement', async () => {
+    await inRequest(async () => {
+      expect(await adapter('AccessToken').find('at-pre')).toMatchObject({ grantId: 'g-pre' });
+      const before = reads();
+      expect(await adapter('Grant').find('g-pre')).toEqual({ kind: 'Grant', accountId: 'acc-p', clientId: 'c1', openid: { scope: 'openid' } });
+      expect(await adapter('Session').findByUid('uid-pre')).toEqual({ kind: 'Session', uid: 'uid-pre', accountId: 'acc-p' });
+      expect(reads()).toBe(before);
+      // Used once: a second lookup reads the database again.
+      expect(await adapter('Grant').find('g-pre')).toMatchObject({ clientId: 'c1' });
+      expect(reads()).toBe(before + 1);
+    });
+  });
+
+  it('answers a grant and session that do not exist (any more) as missing', async () => {
+    await inRequest(async () => {
+      await adapter('AccessToken').find('at-nogrant');
+      const before = reads();
+      expect(await adapter('Grant').find('g-gone')).toBeUndefined();
+      expect(await adapter('Session').findByUid('uid-gone')).toBeUndefined();
+      expect(reads()).toBe(before);
+    });
+  });
+
+  it('never answers from what was read before this request wrote the same grant or session', async () => {
+    await inRequest(async () => {
+      await adapter('AccessToken').find('at-pre');
+      await adapter('Grant').upsert('g-pre', { kind: 'Grant', accountId: 'acc-p', clientId: 'c2' }, 60);
+      await adapter('Session').destroy('s-pre');
+      expect(await adapter('Grant').find('g-pre')).toMatchObject({ clientId: 'c2' });
+      expect(await adapter('Session').findByUid('uid-pre')).toBeUndefined();
+    });
+  });
+
+  it('shares nothing between requests, nor with work outside a request', async () => {
+    await adapter('Session').upsert('s-pre', { kind: 'Session', uid: 'uid-pre', accountId: 'acc-p' }, 60);
+    await inRequest(() => adapter('AccessToken').find('at-pre'));
+    await adapter('Grant').upsert('g-pre', { kind: 'Grant', accountId: 'acc-p', clientId: 'c3' }, 60);
+    const before = reads();
+    await inRequest(async () => { expect(await adapter('Grant').find('g-pre')).toMatchObject({ clientId: 'c3' }); });
+    expect(await adapter('Session').findByUid('uid-pre')).toMatchObject({ uid: 'uid-pre' });
+    expect(reads()).toBe(before + 2);
+  });
+
+  it('marks a consumed token as consumed, as a plain lookup does', async () => {
+    await adapter('RefreshToken').upsert('rt-pre', { kind: 'RefreshToken', grantId: 'g-pre', sessionUid: 'uid-pre' }, 60);
+    await adapter('RefreshToken').consume('rt-pre');
+    const found = await inRequest(() => adapter('RefreshToken').find('rt-pre'));
+    expect(found?.consumed).toEqual(expect.any(Number));
   });
 });

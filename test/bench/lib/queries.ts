@@ -1,6 +1,6 @@
 // Database round trips per operation: exact counts that no machine noise can blur.
-// A separate OneID process runs with DEBUG=knex:query (knex prints every statement it sends,
-// BEGIN/COMMIT included); we do each operation once, one step at a time, and count.
+// A separate OneID process runs with DEBUG=knex:query,oneid:sql (knex prints every statement it
+// sends, BEGIN/COMMIT included; db/prepared.ts the prepared statements it sends past knex); we do each operation once, one step at a time, and count.
 import http from 'node:http';
 import { basicAuth, FORM, request } from './http.ts';
 import { signIn, type WebApp } from './signin.ts';
@@ -21,8 +21,9 @@ export async function countQueries(opts: {
   root: string; cpu: number; env: NodeJS.ProcessEnv; base: string;
   service: { clientId: string; clientSecret: string }; web: WebApp; user: { login: string; password: string };
 }): Promise<QueryCount[]> {
-  const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query' } });
+  const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query,oneid:sql' } });
   const statements: string[] = [];
+  const chainer = new Set<string>();
   let partial = '';
   let rawPending = false;
   p.child.stderr!.on('data', (d: Buffer) => {
@@ -30,9 +31,18 @@ export async function countQueries(opts: {
     const lines = partial.split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) {
-      const at = line.indexOf(' knex:query ');
-      if (at !== -1) {
-        const text = line.slice(at + 12).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
+      const tag = [' knex:query ', ' oneid:sql '].find((t) => line.includes(t));
+      if (tag) {
+        const text = line.slice(line.indexOf(tag) + tag.length).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
+        // The audit chainer's transactions (main.ts, every 250 ms) belong to no operation: its
+        // BEGIN is taken back when its next statement turns out to be the chainer's lock.
+        const trx = /\s(trx\d+)$/.exec(text)?.[1];
+        if (trx && chainer.has(trx)) continue;
+        if (trx && text.startsWith('select pg_try_advisory_xact_lock') && statements.lastIndexOf(`BEGIN; ${trx}`) !== -1) {
+          chainer.add(trx);
+          statements.splice(statements.lastIndexOf(`BEGIN; ${trx}`), 1);
+          continue;
+        }
         statements.push(text.slice(0, 120));
         rawPending = text === '';
       } else if (rawPending && line.trim()) {
