@@ -16,6 +16,7 @@ import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { createProvider, unavailableAsRetryable } from './oidc/provider.ts';
+import { publishedDocuments } from './oidc/published-documents.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
 import type { MasterKey } from './keys/master-key.ts';
 import type { UsersService } from './directory/users.service.ts';
@@ -73,6 +74,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.silent = true;
   app.use(requestContext(log, config.maxBodyBytes));
   app.use(canonicalHost(config.issuer, config.trustProxy));
+  app.use(publishedDocuments());
 
   const ops = new Router();
   let migrationsKnownCurrent = false;

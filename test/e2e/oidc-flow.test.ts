@@ -98,6 +98,58 @@ describe('discovery and JWKS', () => {
   });
 });
 
+describe('discovery and JWKS answered from memory', () => {
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => fetch(`${server.url}${path}`, { method, headers });
+
+  it('gives the same document, type and open CORS on every request, as oidc-provider built it', async () => {
+    for (const [path, type] of [['/.well-known/openid-configuration', 'application/json'], ['/jwks', 'application/jwk-set+json']] as const) {
+      const first = await get(path);
+      const firstBody = await first.text();
+      const again = await get(path, { origin: 'https://spa.example.com' });
+      expect(again.status).toBe(200);
+      expect(await again.text()).toBe(firstBody);
+      expect(again.headers.get('content-type')).toContain(type);
+      expect(again.headers.get('access-control-allow-origin')).toBe('https://spa.example.com');
+      expect(again.headers.get('vary')).toMatch(/origin/i);
+      expect(again.headers.get('x-request-id')).toBeTruthy();
+      expect(again.headers.get('x-content-type-options')).toBe('nosniff');
+      expect((await get(path)).headers.get('access-control-allow-origin')).toBe('*');
+      const head = await get(path, {}, 'HEAD');
+      expect(head.status).toBe(200);
+      expect(await head.text()).toBe('');
+    }
+  });
+
+  it('leaves other methods to oidc-provider: a CORS preflight is answered, a POST refused', async () => {
+    const preflight = await get('/jwks', { origin: 'https://spa.example.com', 'access-control-request-method': 'GET' }, 'OPTIONS');
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('GET');
+    expect((await get('/.well-known/openid-configuration', {}, 'POST')).status).toBe(404);
+  });
+});
+
+describe('clients changed by another process', () => {
+  it('a secret rotated with the CLI is the only one the running server accepts, at once', async () => {
+    const created = await runCli(['apps', 'create', '--name', 'Rotated batch', '--grant-types', 'client_credentials'], env);
+    const app = created.json as { id: string; client_id: string; client_secret: string };
+    const token = (secret: string) => fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${app.client_id}:${secret}`).toString('base64')}` },
+      body: 'grant_type=client_credentials',
+    });
+    expect((await token(app.client_secret)).status).toBe(200); // read once, now in the server's cache
+    const rotated = await runCli(['apps', 'rotate-secret', '--id', app.id], env);
+    expect(rotated.code).toBe(0);
+    const refused = await token(app.client_secret);
+    expect(refused.status).toBe(401);
+    expect(await refused.json()).toMatchObject({ error: 'invalid_client' });
+    expect((await token((rotated.json as { client_secret: string }).client_secret)).status).toBe(200);
+
+    expect((await runCli(['apps', 'delete', '--id', app.id], env)).code).toBe(0);
+    expect((await token((rotated.json as { client_secret: string }).client_secret)).status).toBe(401);
+  });
+});
+
 describe('authorization code flow with PKCE', () => {
   it('signs a user in, with consent for a third-party app, and returns verified claims', async () => {
     const config = await rp(webApp);
