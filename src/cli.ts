@@ -20,6 +20,7 @@ const USAGE = `usage:
   oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
                     [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
                     [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
+                    [--id-token-alg RS256|ES256]
   oneid keys rotate
   oneid keys list
   oneid audit verify${directoryUsage}${accessUsage}${scimUsage}`;
@@ -58,6 +59,7 @@ const commands: Record<string, Command> = {
       'grant-types': { type: 'string' },
       access: { type: 'string' },
       'admin-role': { type: 'string', multiple: true },
+      'id-token-alg': { type: 'string' },
     });
     const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
     for (const g of grantTypes ?? []) {
@@ -74,6 +76,7 @@ const commands: Record<string, Command> = {
       // an app open to every active user unless they ask for --access assigned.
       access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
       adminRoles: (o['admin-role'] ?? []) as AdminRole[],
+      ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
     }, actor);
     return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
   },

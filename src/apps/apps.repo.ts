@@ -13,7 +13,13 @@ export interface OidcClientSettings {
   response_types: string[];
   token_endpoint_auth_method: string;
   application_type: 'web' | 'native';
+  /** Absent on apps created before it could be chosen: RS256, the OpenID Connect default. */
+  id_token_signed_response_alg?: IdTokenSigningAlg;
 }
+
+/** How an app's ID tokens are signed. RS256 is what every relying party must accept; ES256 signs about 15 times faster. */
+export const ID_TOKEN_SIGNING_ALGS = ['RS256', 'ES256'] as const;
+export type IdTokenSigningAlg = (typeof ID_TOKEN_SIGNING_ALGS)[number];
 
 export type AppAccess = 'assigned' | 'everyone';
 

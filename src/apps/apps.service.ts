@@ -8,7 +8,7 @@ import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts
 import {
   deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
   insertAppRole, updateAppById, updateAppRoleById,
-  type App, type AppChanges, type AppFilter, type AppRole, type OidcClientSettings,
+  ID_TOKEN_SIGNING_ALGS, type App, type AppChanges, type AppFilter, type AppRole, type OidcClientSettings,
 } from './apps.repo.ts';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -40,6 +40,8 @@ export const createAppInput = z.object({
   access: access.default('assigned'),
   /** Admin API roles this app holds when it calls with client_credentials. */
   adminRoles: z.array(z.enum(ADMIN_ROLES)).default([]),
+  /** How the app's ID tokens are signed: RS256 (default, every relying party accepts it) or ES256. */
+  idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).default('RS256'),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -54,6 +56,7 @@ export const updateAppInput = z.strictObject({
   firstParty: z.boolean().optional(),
   access: access.optional(),
   adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
+  idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -115,6 +118,7 @@ export class AppsService {
       response_types: usesBrowser ? ['code'] : [],
       token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
       application_type: applicationType(input.redirectUris),
+      id_token_signed_response_alg: input.idTokenSigningAlg,
     };
     const secret = input.public ? null : newSecret(32);
     const app = await this.db.transaction(async (trx) => {
@@ -161,13 +165,14 @@ export class AppsService {
       if (input.firstParty !== undefined) changes.first_party = input.firstParty;
       if (input.access !== undefined) changes.access = input.access;
       if (input.adminRoles !== undefined) changes.admin_roles = [...new Set(input.adminRoles)];
+      if (input.idTokenSigningAlg !== undefined) changes.oidc = { ...current.oidc, id_token_signed_response_alg: input.idTokenSigningAlg };
       if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
         const redirectUris = input.redirectUris ?? current.oidc.redirect_uris;
         if (current.oidc.grant_types.includes('authorization_code') && redirectUris.length === 0) {
           throw new AppError('invalid_argument', 'app.redirect_uri_required', 'redirectUris: at least one redirect URI is required for authorization_code', { field: 'redirectUris' });
         }
         changes.oidc = {
-          ...current.oidc,
+          ...(changes.oidc ?? current.oidc),
           redirect_uris: redirectUris,
           post_logout_redirect_uris: input.postLogoutRedirectUris ?? current.oidc.post_logout_redirect_uris,
           application_type: applicationType(redirectUris),
@@ -182,7 +187,8 @@ export class AppsService {
 
   /**
    * Issues a new client secret and returns it once; the old one stops working at once (every
-   * node reads the client from the database on each request). Public apps have no secret.
+   * node forgets its cached copy of the client when the change commits, see client-cache.ts).
+   * Public apps have no secret.
    */
   async rotateSecret(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<RotatedSecret> {
     const secret = newSecret(32);

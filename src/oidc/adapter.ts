@@ -19,6 +19,7 @@ export function clientMetadataFor(app: App): AdapterPayload {
     response_types: app.oidc.response_types,
     token_endpoint_auth_method: app.oidc.token_endpoint_auth_method,
     application_type: app.oidc.application_type,
+    id_token_signed_response_alg: app.oidc.id_token_signed_response_alg ?? 'RS256',
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
   } as AdapterPayload;

@@ -12,7 +12,7 @@
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
 // V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
 // BENCH_UV_THREADPOOL_SIZE (2, as npm start sizes it for one core) for OneID's libuv pool,
-// BENCH_ONLY=1,3 to run some scenarios only, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
+// BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
 import { execFile, execFileSync } from 'node:child_process';
@@ -60,6 +60,7 @@ const settings = {
   userPool: 16,
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   only: process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',').map((s) => s.trim()) : undefined,
+  idTokenAlg: process.env.BENCH_ID_TOKEN_ALG || 'ES256',
   oneidEntry: process.env.BENCH_ONEID_ENTRY ? [process.env.BENCH_ONEID_ENTRY] : ['dist/src/main.js'],
 };
 const ADMIN_DATABASE_URL = process.env.BENCH_ADMIN_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -304,8 +305,10 @@ async function main(): Promise<void> {
   log('seeding apps (CLI) and users (users service)');
   const service = await cli(['apps', 'create', '--name', 'bench service', '--grant-types', 'client_credentials'], env);
   const redirectUri = 'https://app.bench.example/callback';
+  // ID tokens signed as the ceilings sign their tokens (ES256); BENCH_ID_TOKEN_ALG=RS256 measures
+  // the default instead (an RS256 signature costs about 1 ms of CPU here, ES256 about 0.06 ms).
   const web = await cli(['apps', 'create', '--name', 'bench web', '--redirect-uri', redirectUri, '--first-party',
-    '--grant-types', 'authorization_code,refresh_token'], env);
+    '--grant-types', 'authorization_code,refresh_token', '--id-token-alg', settings.idTokenAlg], env);
   const users = await seedUsers(env, settings.userPool);
 
   const ceilings = new Map<string, Promise<Server>>();
@@ -403,7 +406,7 @@ async function main(): Promise<void> {
 
   const tbl = table(rows);
   process.stdout.write(`\nOneID bench — ${startedAt.toISOString()} — ${machineAtStart.cores} x ${machineAtStart.cpus}, ${machineAtStart.memoryGb} GB, Linux ${machineAtStart.kernel}, Node ${process.version}\n`);
-  process.stdout.write(`OneID on CPU ${settings.serverCpu} (taskset), load generator on CPU ${settings.loadCpu}; PostgreSQL unpinned on the same machine; ${settings.durationS} s per measurement after ${settings.warmupS} s warm-up; load average ${machineAtStart.load1} at start, ${machineAtEnd.load1} at end\n\n`);
+  process.stdout.write(`OneID on CPU ${settings.serverCpu} (taskset), load generator on CPU ${settings.loadCpu}; PostgreSQL unpinned on the same machine; ${settings.durationS} s per measurement after ${settings.warmupS} s warm-up; load average ${machineAtStart.load1} at start, ${machineAtEnd.load1} at end; the web app's ID tokens ${settings.idTokenAlg}\n\n`);
   process.stdout.write(`${tbl}\n\nDiagnostics:\n${diagnostics(rows)}\n`);
   if (queryCounts.length) {
     process.stdout.write('\nDatabase statements per operation (BEGIN/COMMIT included):\n');

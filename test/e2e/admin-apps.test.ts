@@ -56,7 +56,7 @@ describe('POST /admin/api/v1/apps', () => {
     const created = await createApp({ description: 'Team documents', logoUrl: 'https://docs.example/logo.png' });
     expect(created).toMatchObject({
       name: 'Docs', description: 'Team documents', access: 'assigned', firstParty: false, public: false,
-      redirectUris: [REDIRECT], grantTypes: ['authorization_code', 'refresh_token'], adminRoles: [], version: 1,
+      redirectUris: [REDIRECT], grantTypes: ['authorization_code', 'refresh_token'], adminRoles: [], idTokenSigningAlg: 'RS256', version: 1,
     });
     expect(created.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(created.clientId).toBe(created.client_id);
@@ -167,6 +167,19 @@ describe('PATCH /admin/api/v1/apps/:id', () => {
     expect(unknown.body.field).toBe('clientSecret');
     expect((await appAdmin.call('PATCH', `/apps/${app.id}`, { redirectUris: [] })).status).toBe(400);
     expect((await appAdmin.call('PATCH', '/apps/00000000-0000-4000-8000-000000000000', { name: 'Ghost' })).status).toBe(404);
+  });
+
+  it('changes how ID tokens are signed, together with other settings, and refuses algorithms OneID does not offer', async () => {
+    const app = await createApp();
+    const changed = await appAdmin.call('PATCH', `/apps/${app.id}`, { idTokenSigningAlg: 'ES256', redirectUris: [REDIRECT, 'https://docs.example/cb3'] });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ idTokenSigningAlg: 'ES256', redirectUris: [REDIRECT, 'https://docs.example/cb3'] });
+    for (const alg of ['HS256', 'none', 'es256']) {
+      const refused = await appAdmin.call('PATCH', `/apps/${app.id}`, { idTokenSigningAlg: alg });
+      expect(refused.status).toBe(400);
+      expect(refused.body.field).toBe('idTokenSigningAlg');
+    }
+    expect((await appAdmin.call('GET', `/apps/${app.id}`)).body.idTokenSigningAlg).toBe('ES256');
   });
 });
 

@@ -252,6 +252,30 @@ describe('refresh tokens', () => {
   });
 });
 
+describe('ID token signing algorithm per app', () => {
+  it('signs with ES256 when the app asks for it, at sign-in and at refresh', async () => {
+    const created = await runCli(['apps', 'create', '--name', 'Fast', '--redirect-uri', REDIRECT, '--first-party', '--id-token-alg', 'ES256'], env);
+    expect(created.code).toBe(0);
+    const app = created.json as { id: string; client_id: string; client_secret: string };
+    expect((await runCli(['apps', 'get', '--id', app.id], env)).json).toMatchObject({ id_token_alg: 'ES256' });
+    // openid-client checks the signature against the JWKS and refuses any other alg than the one registered.
+    const config = await client.discovery(new URL(server.url), app.client_id, { id_token_signed_response_alg: 'ES256' },
+      client.ClientSecretBasic(app.client_secret), { execute: [client.allowInsecureRequests] });
+    client.enableNonRepudiationChecks(config);
+    const { tokens } = await signIn(config);
+    expect(decodeProtectedHeader(tokens.id_token!).alg).toBe('ES256');
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(decodeProtectedHeader(refreshed.id_token!).alg).toBe('ES256');
+    expect(refreshed.claims()!.sub).toBe(user.id);
+  });
+
+  it('refuses an algorithm OneID does not offer for ID tokens', async () => {
+    const refused = await runCli(['apps', 'create', '--name', 'Weak', '--redirect-uri', REDIRECT, '--id-token-alg', 'HS256'], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/idTokenSigningAlg/);
+  });
+});
+
 describe('client_credentials, introspection, revocation', () => {
   it('issues RFC 9068 JWT access tokens that verify against the JWKS', async () => {
     const config = await rp(serviceApp);
