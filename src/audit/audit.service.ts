@@ -72,7 +72,7 @@ export function redactChanges(value: unknown): unknown {
 }
 
 /** Appends one event, inside the caller's transaction; it is chained shortly after commit. */
-export async function recordAudit(trx: Knex.Transaction, actor: Actor, entry: AuditEntry): Promise<void> {
+export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
   const fields: ChainFields = {
     id: newId(),
     occurred_at: new Date().toISOString(),
@@ -132,9 +132,9 @@ export async function chainAllPendingAuditEvents(db: Knex): Promise<void> {
   }
 }
 
-/** Convenience for callers without a transaction of their own (sign-in events). */
+/** For callers without a transaction of their own (sign-in events): one insert, atomic by itself. */
 export function recordAuditNow(db: Knex, actor: Actor, entry: AuditEntry): Promise<void> {
-  return db.transaction((trx) => recordAudit(trx, actor, entry));
+  return recordAudit(db, actor, entry);
 }
 
 export interface AuditEvent {

@@ -95,11 +95,26 @@ export async function findUserById(db: Tx, id: string): Promise<User | undefined
   return row ? toUser(row) : undefined;
 }
 
-/** Looks a user up by username or email (both stored lower-case). */
-export async function findUserByLogin(db: Tx, login: string): Promise<User | undefined> {
+// Every password sign-in: the user by username or email (both stored lower-case; a username
+// match wins) and their password credential, in one prepared statement.
+const BY_LOGIN_WITH_PASSWORD = statement('user_by_login_with_password', `
+  select u.*, c.id as password_credential_id, c.data as password_credential_data
+    from users u
+    left join credentials c on c.user_id = u.id and c.type = 'password'
+   where u.username = ? or u.email = ?
+   order by (u.username = ?) desc
+   limit 1`);
+
+/** The user a sign-in names, with their password credential when they have one. */
+export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow } | undefined> {
   const key = login.trim().toLowerCase();
-  const row = await db<DbUserRow>('users').where({ username: key }).orWhere({ email: key }).orderByRaw('(username = ?) desc', [key]).first();
-  return row ? toUser(row) : undefined;
+  const [row] = await run<DbUserRow & { password_credential_id: string | null; password_credential_data: DbCredentialRow['data'] | null }>(
+    db, BY_LOGIN_WITH_PASSWORD, [key, key, key]);
+  if (!row) return undefined;
+  const password = row.password_credential_id
+    ? { id: row.password_credential_id, user_id: row.id, type: 'password', data: row.password_credential_data ?? {} }
+    : undefined;
+  return { user: toUser(row), ...(password ? { password } : {}) };
 }
 
 type InsertableUser = Pick<DbUserRow, 'id' | 'username' | 'email' | 'email_verified' | 'given_name' | 'family_name' | 'display_name' | 'locale' | 'status' | 'admin_roles'>
@@ -194,10 +209,6 @@ export async function countAdmins(db: Tx): Promise<number> {
 }
 
 export interface DbCredentialRow { id: string; user_id: string; type: string; data: { hash?: string } }
-
-export async function findPasswordCredential(db: Tx, userId: string): Promise<DbCredentialRow | undefined> {
-  return db<DbCredentialRow>('credentials').where({ user_id: userId, type: 'password' }).first();
-}
 
 export async function upsertPasswordCredential(db: Tx, id: string, userId: string, hash: string): Promise<void> {
   await db('credentials')

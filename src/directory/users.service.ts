@@ -7,7 +7,7 @@ import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '.
 import { recordAudit, recordAuditNow, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
-  countAdmins, deleteOidcStateOfAccount, findPasswordCredential, findUserById, findUserByLogin, findUsers, insertUser,
+  countAdmins, deleteOidcStateOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
   isEmailTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
@@ -380,8 +380,9 @@ export class UsersService {
       await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
       return { ok: false, reason: 'malformed' };
     }
-    const user = await findUserByLogin(this.db, login);
-    const cred = user ? await findPasswordCredential(this.db, user.id) : undefined;
+    const found = await findUserByLoginWithPassword(this.db, login);
+    const user = found?.user;
+    const cred = found?.password;
     if (!user || !cred?.data.hash) {
       await this.hasher.burn(password);
       return { ok: false, user, reason: user ? 'no_password' : 'unknown_user' };

@@ -42,11 +42,18 @@ export class SignInThrottle {
     this.#byIp = new RateLimiterPostgres({ ...common, keyPrefix: 'signin_ip', points: limits.perIp, blockDuration: limits.windowSeconds });
   }
 
-  /** Seconds to wait before another attempt is allowed, or 0. */
-  async retryAfter(login: string, ip: string): Promise<number> {
+  /**
+   * Before an attempt: `retryAfter`, the seconds to wait before another attempt is allowed (0:
+   * go ahead), and whether failures are counted against this account name (only then does a
+   * success have a count to clear).
+   */
+  async check(login: string, ip: string): Promise<{ retryAfter: number; loginFailures: boolean }> {
     const [a, b] = await Promise.all([this.#byLogin.get(login.trim().toLowerCase()), this.#byIp.get(ip)]);
     const blocked = [a, b].filter((r): r is RateLimiterRes => Boolean(r) && r!.remainingPoints <= 0);
-    return blocked.length ? Math.max(...blocked.map((r) => Math.ceil(r.msBeforeNext / 1000))) : 0;
+    return {
+      retryAfter: blocked.length ? Math.max(...blocked.map((r) => Math.ceil(r.msBeforeNext / 1000))) : 0,
+      loginFailures: Boolean(a && a.consumedPoints > 0),
+    };
   }
 
   async failed(login: string, ip: string): Promise<void> {

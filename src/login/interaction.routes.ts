@@ -123,7 +123,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     const login = str(body.login).slice(0, 254);
     // Too many recent failures for this account name or this address: refuse before any
     // password work, without saying whether the account exists.
-    const retryAfter = await throttle.retryAfter(login, ctx.ip);
+    const { retryAfter, loginFailures } = await throttle.check(login, ctx.ip);
     if (retryAfter > 0) {
       log.info({ requestId: ctx.state.requestId, event: 'signin.throttled' }, 'sign-in throttled');
       return renderLogin(ctx, details, false, login, retryAfter);
@@ -136,7 +136,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return renderLogin(ctx, details, true, login);
     }
-    await throttle.succeeded(login);
+    if (loginFailures) await throttle.succeeded(login);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
     await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: user.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
     ctx.respond = false;

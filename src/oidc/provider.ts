@@ -168,6 +168,27 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       })(),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
+    // First-party apps skip consent. Their grant is made here, as oidc-provider resumes the
+    // authorization after sign-in, covering what the app asks for (the scopes, claims and resource
+    // scopes the consent prompt would otherwise find missing), instead of in an extra round trip
+    // through the consent interaction. Native apps still pass through it: oidc-provider requires
+    // an interaction for them, which then finishes by itself (login/interaction.routes.ts).
+    loadExistingGrant: async (ctx) => {
+      const { client, account, session } = ctx.oidc;
+      const grantId = ctx.oidc.result?.consent?.grantId || (client && session?.grantIdFor(client.clientId));
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (!client || !account || !client.metadata()['urn:oneid:first_party']) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
+      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
+      const requested = [...ctx.oidc.requestParamScopes];
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const scopes = requested.filter((scope) => server.scopes.has(scope));
+        if (scopes.length) grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      await grant.save();
+      return grant;
+    },
     extraClientMetadata: {
       properties: ['urn:oneid:first_party', 'urn:oneid:app_id'],
     },
