@@ -379,12 +379,16 @@ async function main(): Promise<void> {
     }
   }
 
-  log('idle after load (5 s)');
+  // An idle node after the load: V8 gives its grown heap back only after some quiet time (its
+  // memory reducer), so the figure that counts is the one a minute later; the 5 s one is shown too.
+  log('idle after load (60 s)');
   await sleep(5000);
+  const rssSoonAfterLoad = rssMb(server.pid);
+  await sleep(55_000);
   const idleRssAfterLoad = rssMb(server.pid);
   const peakUnderLoad = Math.max(0, ...rows.map((r) => r.oneid?.peakRssMb ?? 0));
   rows.push(
-    { id: 'M1', scenario: `idle RSS (after start ${fmt(idleRssAfterStart)} MB / after load ${fmt(idleRssAfterLoad)} MB)`, value: fmt(Math.max(idleRssAfterStart, idleRssAfterLoad)), goal: '<= 150 MB', pass: Math.max(idleRssAfterStart, idleRssAfterLoad) <= 150 },
+    { id: 'M1', scenario: `idle RSS (after start ${fmt(idleRssAfterStart)} MB / 60 s after load ${fmt(idleRssAfterLoad)} MB; 5 s after: ${fmt(rssSoonAfterLoad)} MB)`, value: fmt(Math.max(idleRssAfterStart, idleRssAfterLoad)), goal: '<= 150 MB', pass: Math.max(idleRssAfterStart, idleRssAfterLoad) <= 150 },
     { id: 'M2', scenario: 'peak RSS under load (all scenarios)', value: fmt(peakUnderLoad), goal: '<= 300 MB', pass: peakUnderLoad > 0 && peakUnderLoad <= 300 },
     { id: 'S1', scenario: `ready after start on PostgreSQL: ${fmt(readyMs)} ms`, goal: '<= 2000 ms', pass: readyMs <= 2000 },
   );
@@ -431,7 +435,7 @@ async function main(): Promise<void> {
     machine: { ...machineAtStart, node: process.version, loadAtEnd: machineAtEnd.load1 },
     settings: { ...settings, oneid: { NODE_ENV: 'production', LOG_LEVEL: settings.logLevel, databasePoolMax: 10 } },
     startup: { readyMs, firstStartWithMigrationsMs: firstReadyMs },
-    memory: { idleRssAfterStartMb: idleRssAfterStart, idleRssAfterLoadMb: idleRssAfterLoad, peakUnderLoadMb: peakUnderLoad },
+    memory: { idleRssAfterStartMb: idleRssAfterStart, rss5sAfterLoadMb: rssSoonAfterLoad, idleRssAfterLoadMb: idleRssAfterLoad, peakUnderLoadMb: peakUnderLoad },
     rows,
     databaseStatementsPerOperation: queryCounts,
     table: tbl,
