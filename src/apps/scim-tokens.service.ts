@@ -6,6 +6,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
 import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
 import { parseInput } from '../directory/users.service.ts';
+import { runQuery } from '../db/prepared.ts';
 
 export const createScimTokenInput = z.strictObject({
   name: z.string().trim().min(1).max(200),
@@ -74,9 +75,11 @@ export class ScimTokensService {
    */
   async authenticate(secret: string): Promise<ScimClient | undefined> {
     if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 200) return undefined;
-    const row = await this.db('scim_tokens as t').leftJoin('departments as d', 'd.id', 't.department_id')
-      .where('t.token_hash', sha256(secret)).whereNull('t.revoked_at')
-      .first<{ id: string; name: string; department_id: string | null; path: string | null; last_used_at: Date | null } | undefined>('t.id', 't.name', 't.department_id', 'd.path', 't.last_used_at');
+    // Every SCIM request: a prepared statement (see db/prepared.ts).
+    const [row] = await runQuery<{ id: string; name: string; department_id: string | null; path: string | null; last_used_at: Date | null }>(this.db,
+      this.db('scim_tokens as t').leftJoin('departments as d', 'd.id', 't.department_id')
+        .where('t.token_hash', sha256(secret)).whereNull('t.revoked_at')
+        .select('t.id', 't.name', 't.department_id', 'd.path', 't.last_used_at').limit(1));
     if (!row) return undefined;
     if (!row.last_used_at || Date.now() - new Date(row.last_used_at).getTime() > 60000) {
       await this.db('scim_tokens').where({ id: row.id }).update({ last_used_at: this.db.fn.now() });

@@ -13,6 +13,7 @@ import { ScimError } from './errors.ts';
 import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, USER_FILTER_MAPPING } from './filter-sql.ts';
 import type { ScimListParams } from './scim-list.ts';
 import type { ScimUserRecord } from './users.mapper.ts';
+import { runQuery } from '../db/prepared.ts';
 
 /** `users as u` limited to what a client with this scope (a department path, or null) may see. */
 export function visibleUsersQuery(db: Tx, scopePath: string | null): Knex.QueryBuilder {
@@ -67,7 +68,7 @@ function toRecord(r: RecordRow): ScimUserRecord {
 /** One user as the client sees it, or undefined (unknown id, malformed id, deprovisioned, out of scope). */
 export async function findScimUser(db: Tx, id: string, scopePath: string | null): Promise<ScimUserRecord | undefined> {
   if (!isUuid(id)) return undefined;
-  const rows = (await recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id'), 'u.id')) as RecordRow[];
+  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id'), 'u.id'));
   return rows[0] && toRecord(rows[0]);
 }
 
@@ -127,16 +128,16 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
   // Everyone a client without a scope may see, unfiltered: the count the users table's triggers
   // keep (visible_user_counts); otherwise counted.
-  const counting = (params.filter === undefined && !scopePath
+  const counting = runQuery<{ count: number | string }>(db, params.filter === undefined && !scopePath
     ? db('visible_user_counts').select(db.raw('coalesce(sum(delta), 0) as count'))
-    : base.clone().count({ count: '*' })) as Promise<{ count: number | string }[]>;
+    : base.clone().count({ count: '*' }));
   // Sort and page on the narrow rows first (an index-only scan for the default order, see
   // users__visible_created_at_id); join the rest for the page only. The page and the count do not
   // depend on each other: on a pool they run at the same time.
   const ids = base.clone().select('u.id').orderByRaw(orderBy).offset(params.startIndex - 1).limit(params.count);
   const [[counted], rows] = await Promise.all([
     counting,
-    params.count === 0 ? [] : recordsQuery(db, ids, orderBy) as Promise<RecordRow[]>,
+    params.count === 0 ? [] : runQuery<RecordRow>(db, recordsQuery(db, ids, orderBy)),
   ]);
   return { total: Number(counted?.count ?? 0), records: rows.map(toRecord) };
 }
