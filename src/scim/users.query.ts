@@ -34,25 +34,24 @@ interface RecordRow extends DbUserRow {
   scim_groups: { id: string; name: string }[] | string | null;
 }
 
+// A user as SCIM shows it: the user's row with their primary department, manager and groups.
+const RECORD_COLUMNS = `u.*,
+  pd.id as scim_department_id, pd.name as scim_department_name, pd.path as scim_department_path,
+  m.id as scim_manager_id, ${USER_LABEL_SQL('m')} as scim_manager_display,
+  (select coalesce(json_agg(json_build_object('id', g.id, 'name', g.name) order by lower(g.name), g.id), '[]'::json)
+     from group_members gm join groups g on g.id = gm.group_id where gm.user_id = u.id) as scim_groups`;
+const RECORD_JOINS = `
+  left join lateral (select d.id, d.name, d.path from user_departments pud join departments d on d.id = pud.department_id
+                      where pud.user_id = u.id and pud.is_primary limit 1) pd on true
+  left join users m on m.id = u.manager_id and m.status <> 'deprovisioned'`;
+
 /**
- * The users whose ids `ids` selects (a subquery with column `id`), with their primary department,
- * manager and groups joined: the joins and the groups subquery run only for these rows.
+ * The users whose ids `ids` selects (a subquery with column `id`), as records: the joins and the
+ * groups subquery run only for these rows.
  */
-function recordsQuery(db: Tx, ids: Knex.QueryBuilder, orderBy: string): Knex.QueryBuilder {
-  return db.from(ids.as('page'))
-    .join('users as u', 'u.id', 'page.id')
-    .select(
-      'u.*',
-      'pd.id as scim_department_id', 'pd.name as scim_department_name', 'pd.path as scim_department_path',
-      'm.id as scim_manager_id',
-      db.raw(`${USER_LABEL_SQL('m')} as scim_manager_display`),
-      db.raw(`(select coalesce(json_agg(json_build_object('id', g.id, 'name', g.name) order by lower(g.name), g.id), '[]'::json)
-        from group_members gm join groups g on g.id = gm.group_id where gm.user_id = u.id) as scim_groups`),
-    )
-    .joinRaw(`left join lateral (select d.id, d.name, d.path from user_departments pud join departments d on d.id = pud.department_id
-      where pud.user_id = u.id and pud.is_primary limit 1) pd on true`)
-    .joinRaw("left join users m on m.id = u.manager_id and m.status <> 'deprovisioned'")
-    .orderByRaw(orderBy);
+function recordsQuery(db: Tx, ids: Knex.QueryBuilder, orderBy?: string): Knex.QueryBuilder {
+  const q = db.from(ids.as('page')).join('users as u', 'u.id', 'page.id').select(db.raw(RECORD_COLUMNS)).joinRaw(RECORD_JOINS);
+  return orderBy ? q.orderByRaw(orderBy) : q;
 }
 
 function toRecord(r: RecordRow): ScimUserRecord {
@@ -68,7 +67,7 @@ function toRecord(r: RecordRow): ScimUserRecord {
 /** One user as the client sees it, or undefined (unknown id, malformed id, deprovisioned, out of scope). */
 export async function findScimUser(db: Tx, id: string, scopePath: string | null): Promise<ScimUserRecord | undefined> {
   if (!isUuid(id)) return undefined;
-  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id'), 'u.id'));
+  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id')));
   return rows[0] && toRecord(rows[0]);
 }
 
@@ -128,16 +127,24 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
   // Everyone a client without a scope may see, unfiltered: the count the users table's triggers
   // keep (visible_user_counts); otherwise counted.
-  const counting = runQuery<{ count: number | string }>(db, params.filter === undefined && !scopePath
+  const countQuery = params.filter === undefined && !scopePath
     ? db('visible_user_counts').select(db.raw('coalesce(sum(delta), 0) as count'))
-    : base.clone().count({ count: '*' }));
+    : base.clone().count({ count: '*' });
   // Sort and page on the narrow rows first (an index-only scan for the default order, see
   // users__visible_created_at_id); join the rest for the page only. The page and the count do not
   // depend on each other: on a pool they run at the same time.
-  const ids = base.clone().select('u.id').orderByRaw(orderBy).offset(params.startIndex - 1).limit(params.count);
+  // The first page (every lookup by filter: Entra and Okta look a user up before each change) is a
+  // prepared statement named after its shape (see db/prepared.ts), its page size written into the
+  // SQL: planning the page costs PostgreSQL four times running it. Later pages are planned for
+  // their offset every time: a generic plan cannot know the offset and may read the whole table.
+  const first = params.startIndex === 1;
+  const ids = base.clone().select('u.id').orderByRaw(orderBy);
+  if (first) ids.limit(params.count, { skipBinding: true });
+  else ids.offset(params.startIndex - 1).limit(params.count);
+  const select = <R>(q: Knex.QueryBuilder): Promise<R[]> => (first ? runQuery<R>(db, q) : q as unknown as Promise<R[]>);
   const [[counted], rows] = await Promise.all([
-    counting,
-    params.count === 0 ? [] : runQuery<RecordRow>(db, recordsQuery(db, ids, orderBy)),
+    select<{ count: number | string }>(countQuery),
+    params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, orderBy)),
   ]);
   return { total: Number(counted?.count ?? 0), records: rows.map(toRecord) };
 }

@@ -436,6 +436,7 @@ describe('list', () => {
     for (const m of made.slice(0, 4)) await services.groups.addMember(g.id, m.id, actor);
     const queries = await countQueries(() => byTag({ count: '100' }));
     expect(queries).toHaveLength(2);
+    expect(await countQueries(() => byTag({ count: '2', startIndex: '2' }))).toHaveLength(2);
     const page = await byTag();
     expect(page.Resources[0].groups).toEqual([{ value: g.id, $ref: `${BASE}/Groups/${g.id}`, display: g.name, type: 'direct' }]);
     const lookup = await countQueries(() => list({ filter: `userName eq "${tag}-bob"` }));
