@@ -39,6 +39,10 @@ const appIdOf = (client: { metadata(): Record<string, unknown> } | undefined): s
 /** An oidc-provider Account that also answers the permission-model claims for one app. */
 interface OneIdAccount extends Account {
   accessClaims(scopes: Set<string>): Promise<AccessClaims>;
+  /** The app the account was read for (the request's client), if any. */
+  appId?: string;
+  /** The user's entitlements in that app (read with the user). */
+  entitled(): Promise<Entitlements>;
 }
 
 /**
@@ -68,7 +72,10 @@ function appAccessPrompt(db: Knex): interactionPolicy.Prompt {
       const accountId = ctx.oidc.session?.accountId;
       const appId = appIdOf(ctx.oidc.client);
       if (!accountId || !appId) return Check.NO_NEED_TO_PROMPT;
-      if ((await entitlements(db, accountId, appId)).allowed) return Check.NO_NEED_TO_PROMPT;
+      // The account oidc-provider loaded for this request read the entitlements with the user.
+      const account = ctx.oidc.account as OneIdAccount | undefined;
+      const known = account?.accountId === accountId && account.appId === appId ? account.entitled() : undefined;
+      if ((await (known ?? entitlements(db, accountId, appId))).allowed) return Check.NO_NEED_TO_PROMPT;
       await recordAuditNow(db, { type: 'user', id: accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, {
         action: 'signin.denied', targetType: 'app', targetId: appId,
         changes: { clientId: ctx.oidc.client?.clientId ?? null, reason: 'not_entitled', promptNone: ctx.oidc.promptPending('none') },
@@ -196,10 +203,12 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       const appId = appIdOf(ctx.oidc?.client);
       let user: User | undefined;
       let granted: Promise<Entitlements> | undefined;
-      if (token && appId) {
-        // Enforcement (2), see appAccessPrompt: the user and their access to this app in one statement.
+      if (appId) {
+        // The user and their access to this app in one statement. With a token: enforcement (2),
+        // see appAccessPrompt. Without (the session at the authorization endpoint): the account
+        // is not refused, and the access check of (1) reads the answer from it.
         const found = await activeUserWithEntitlements(db, sub, appId);
-        if (!found || !found.entitlements.allowed) return undefined;
+        if (!found || (token && !found.entitlements.allowed)) return undefined;
         ({ user } = found);
         granted = Promise.resolve(found.entitlements);
       } else {
@@ -219,6 +228,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         accountId: user.id,
         claims: async (_use, scope) => claimsFor(user, scope, await accessClaims(scopeSet(scope))),
         accessClaims,
+        appId,
+        entitled,
       };
     },
     // JWT access tokens (RFC 9068, for resource servers such as <issuer>/api) carry groups and

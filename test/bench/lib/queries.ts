@@ -36,6 +36,7 @@ export async function countQueries(opts: {
         const text = line.slice(line.indexOf(tag) + tag.length).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
         // The audit chainer's transactions (main.ts, every 250 ms) belong to no operation: its
         // BEGIN is taken back when its next statement turns out to be the chainer's lock.
+        if (text.startsWith('update audit_events a set chain_pos')) continue; // the chainer's, however printed
         const trx = /\s(trx\d+)$/.exec(text)?.[1];
         if (trx && chainer.has(trx)) continue;
         if (trx && text.startsWith('select pg_try_advisory_xact_lock') && statements.lastIndexOf(`BEGIN; ${trx}`) !== -1) {
