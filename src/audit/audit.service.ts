@@ -71,7 +71,7 @@ export function redactChanges(value: unknown): unknown {
   return value instanceof Date ? value.toISOString() : value;
 }
 
-/** Appends one event, inside the caller's transaction; it is chained shortly after commit. */
+/** Appends one event, inside the caller's transaction (or on its own); it is chained shortly after commit. */
 export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
   const fields: ChainFields = {
     id: newId(),

@@ -69,11 +69,22 @@ describe('client cache', () => {
     expect(counter.count()).toBe(0);
   });
 
-  it("serves this process's own change at once: a rotated secret is the only one accepted", async () => {
-    const created = await apps.createApp({ name: 'Rotating', redirectUris: ['https://rotating.example.com/cb'] });
-    expect((await clientAdapter.find(created.client_id))!.client_secret).toBe(sha256(created.client_secret!));
-    const rotated = await apps.rotateSecret(created.id);
-    expect((await clientAdapter.find(created.client_id))!.client_secret).toBe(sha256(rotated.client_secret));
+  it("serves this process's own change at once, without waiting for the notification: a rotated secret is the only one accepted", async () => {
+    // A cache that hears no notifications (as on the embedded database): only this process's writes reach it.
+    const deaf = new ClientCache<AdapterPayload>({ log });
+    const adapter = new (createAdapterFactory(db, deaf))('Client');
+    try {
+      const created = await apps.createApp({ name: 'Rotating', redirectUris: ['https://rotating.example.com/cb'] });
+      expect((await adapter.find(created.client_id))!.client_secret).toBe(sha256(created.client_secret!));
+      const rotated = await apps.rotateSecret(created.id);
+      expect((await adapter.find(created.client_id))!.client_secret).toBe(sha256(rotated.client_secret));
+      await apps.updateApp(created.id, { name: 'Rotated' });
+      expect((await adapter.find(created.client_id))!.client_name).toBe('Rotated');
+      await apps.deleteApp(created.id);
+      expect(await adapter.find(created.client_id)).toBeUndefined();
+    } finally {
+      await deaf.close();
+    }
   });
 
   it('forgets a client that another connection changed, as soon as the notification arrives', async () => {
