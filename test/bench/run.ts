@@ -12,7 +12,7 @@
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
 // V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
 // BENCH_UV_THREADPOOL_SIZE (2, as npm start sizes it for one core) for OneID's libuv pool,
-// BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
+// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 (the median ratio counts), BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
 import { execFile, execFileSync } from 'node:child_process';
@@ -51,6 +51,7 @@ const num = (name: string, fallback: number): number => {
 
 const settings = {
   durationS: num('BENCH_DURATION_S', 10),
+  rounds: Math.max(1, Math.round(num('BENCH_ROUNDS', 3))),
   warmupS: num('BENCH_WARMUP_S', 2),
   connections: num('BENCH_CONNECTIONS', 16),
   signinUsers: num('BENCH_SIGNIN_USERS', 8),
@@ -334,6 +335,7 @@ async function main(): Promise<void> {
     root: ROOT,
     durationS: settings.durationS,
     warmupS: settings.warmupS,
+    rounds: settings.rounds,
     connections: settings.connections,
     signinUsers: settings.signinUsers,
     oneid: { base, pid: server.pid },

@@ -62,6 +62,8 @@ export interface BenchContext {
   root: string;
   durationS: number;
   warmupS: number;
+  /** Scenarios measured as a ratio to their ceiling run this many OneID/ceiling pairs (median ratio). */
+  rounds: number;
   /** Concurrent connections / virtual users for the fixed-request scenarios. */
   connections: number;
   /** Virtual users for the sign-in scenario. */
