@@ -106,7 +106,7 @@ async function execute<R>(db: Tx, st: Statement, values: readonly unknown[]): Pr
  * Statements named after their SQL text that each connection keeps prepared: the most recently
  * used ones, so that filters of every shape (SCIM) cannot fill a database session's memory.
  */
-export const QUERY_STATEMENTS_PER_CONNECTION = 100;
+const QUERY_STATEMENTS_PER_CONNECTION = 100;
 const preparedQueries = new WeakMap<pg.Client, Map<string, true>>();
 
 /**

@@ -37,11 +37,12 @@ const UPSERT = statement('oidc_upsert', `
   values (?, ?, ?, ?, ?, ?, ?, ?)
   on conflict (model, id) do update set payload = excluded.payload, uid = excluded.uid, grant_id = excluded.grant_id,
     user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at`);
-const live = 'and (expires_at is null or expires_at > now())';
+/** The row (of the table or alias `t`) has not expired. */
+const live = (t = 'oidc_payloads'): string => `(${t}.expires_at is null or ${t}.expires_at > now())`;
 const FIND = {
-  id: statement('oidc_find_id', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and id = ? ${live}`),
-  uid: statement('oidc_find_uid', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and uid = ? ${live} limit 1`),
-  user_code: statement('oidc_find_user_code', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and user_code = ? ${live} limit 1`),
+  id: statement('oidc_find_id', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and id = ? and ${live()}`),
+  uid: statement('oidc_find_uid', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and uid = ? and ${live()} limit 1`),
+  user_code: statement('oidc_find_user_code', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and user_code = ? and ${live()} limit 1`),
 };
 // A token's grant and session, read with the token: oidc-provider asks for both next whenever it
 // finds an access token, refresh token or code (userinfo, refresh, code exchange, introspection).
@@ -50,9 +51,9 @@ const FIND_TOKEN = statement('oidc_find_token', `
          g.payload as grant_payload, g.consumed_at as grant_consumed_at,
          s.payload as session_payload, s.consumed_at as session_consumed_at
     from oidc_payloads t
-    left join oidc_payloads g on g.model = 'Grant' and g.id = t.grant_id and (g.expires_at is null or g.expires_at > now())
-    left join oidc_payloads s on s.model = 'Session' and s.uid = t.payload->>'sessionUid' and (s.expires_at is null or s.expires_at > now())
-   where t.model = ? and t.id = ? and (t.expires_at is null or t.expires_at > now())`);
+    left join oidc_payloads g on g.model = 'Grant' and g.id = t.grant_id and ${live('g')}
+    left join oidc_payloads s on s.model = 'Session' and s.uid = t.payload->>'sessionUid' and ${live('s')}
+   where t.model = ? and t.id = ? and ${live('t')}`);
 const TOKEN_MODELS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 interface DbTokenRow extends DbOidcPayloadRow {
   grant_payload: AdapterPayload | null;
@@ -97,6 +98,8 @@ function forget(model: string, id: string, payload?: AdapterPayload): void {
 const DESTROY = statement('oidc_destroy', 'delete from oidc_payloads where model = ? and id = ?');
 const CONSUME = statement('oidc_consume', 'update oidc_payloads set consumed_at = now() where model = ? and id = ?');
 const REVOKE_GRANT = statement('oidc_revoke_grant', 'delete from oidc_payloads where grant_id = ?');
+const DELETE_EXPIRED = statement('oidc_delete_expired', `
+  delete from oidc_payloads where ctid in (select ctid from oidc_payloads where expires_at < now() limit ?)`);
 
 /** `clients`: where read clients are kept between requests (see apps/client-cache.ts). */
 export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPayload>): new (name: string) => Adapter {
@@ -178,10 +181,6 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
 }
 
 /** Deletes expired rows. Returns how many went. Run periodically by every node (cheap, idempotent). */
-export async function deleteExpiredPayloads(db: Knex, batch = 5000): Promise<number> {
-  const result = await db.raw(
-    `delete from oidc_payloads where ctid in (
-       select ctid from oidc_payloads where expires_at < now() limit ?)`, [batch]);
-  const { rowCount, affectedRows } = result as { rowCount?: number | null; affectedRows?: number };
-  return rowCount ?? affectedRows ?? 0;
+export function deleteExpiredPayloads(db: Knex, batch = 5000): Promise<number> {
+  return runCount(db, DELETE_EXPIRED, [batch]);
 }

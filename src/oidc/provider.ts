@@ -41,8 +41,8 @@ interface OneIdAccount extends Account {
   accessClaims(scopes: Set<string>): Promise<AccessClaims>;
   /** The app the account was read for (the request's client), if any. */
   appId?: string;
-  /** The user's entitlements in that app (read with the user). */
-  entitled(): Promise<Entitlements>;
+  /** The user's entitlements in that app, read with the user (none without an app). */
+  entitlements: Entitlements;
 }
 
 /**
@@ -74,8 +74,8 @@ function appAccessPrompt(db: Knex): interactionPolicy.Prompt {
       if (!accountId || !appId) return Check.NO_NEED_TO_PROMPT;
       // The account oidc-provider loaded for this request read the entitlements with the user.
       const account = ctx.oidc.account as OneIdAccount | undefined;
-      const known = account?.accountId === accountId && account.appId === appId ? account.entitled() : undefined;
-      if ((await (known ?? entitlements(db, accountId, appId))).allowed) return Check.NO_NEED_TO_PROMPT;
+      const known = account?.accountId === accountId && account.appId === appId ? account.entitlements : undefined;
+      if ((known ?? await entitlements(db, accountId, appId)).allowed) return Check.NO_NEED_TO_PROMPT;
       await recordAuditNow(db, { type: 'user', id: accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, {
         action: 'signin.denied', targetType: 'app', targetId: appId,
         changes: { clientId: ctx.oidc.client?.clientId ?? null, reason: 'not_entitled', promptNone: ctx.oidc.promptPending('none') },
@@ -202,34 +202,29 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
       const appId = appIdOf(ctx.oidc?.client);
       let user: User | undefined;
-      let granted: Promise<Entitlements> | undefined;
+      let granted: Entitlements = { allowed: false, assigned: false, roles: [] };
       if (appId) {
         // The user and their access to this app in one statement. With a token: enforcement (2),
         // see appAccessPrompt. Without (the session at the authorization endpoint): the account
         // is not refused, and the access check of (1) reads the answer from it.
         const found = await activeUserWithEntitlements(db, sub, appId);
         if (!found || (token && !found.entitlements.allowed)) return undefined;
-        ({ user } = found);
-        granted = Promise.resolve(found.entitlements);
+        ({ user, entitlements: granted } = found);
       } else {
         user = await findUserById(db, sub);
         if (!user || user.status !== 'active') return undefined;
       }
       const userId = user.id;
-      const entitled = (): Promise<Entitlements> => {
-        granted ??= appId ? entitlements(db, userId, appId) : Promise.resolve({ allowed: false, assigned: false, roles: [] });
-        return granted;
-      };
       const accessClaims = async (scopes: Set<string>): Promise<AccessClaims> => ({
         ...(scopes.has('groups') ? { groups: await groupNamesOf(db, userId) } : {}),
-        ...(scopes.has('roles') ? { roles: (await entitled()).roles } : {}),
+        ...(scopes.has('roles') ? { roles: granted.roles } : {}),
       });
       return {
         accountId: user.id,
         claims: async (_use, scope) => claimsFor(user, scope, await accessClaims(scopeSet(scope))),
         accessClaims,
         appId,
-        entitled,
+        entitlements: granted,
       };
     },
     // JWT access tokens (RFC 9068, for resource servers such as <issuer>/api) carry groups and

@@ -11,11 +11,13 @@ const PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
 interface Document { body: Buffer; type: string }
 
 export function publishedDocuments(): Middleware {
-  // Keyed by origin as well: oidc-provider writes its endpoint URLs from the request's scheme and host.
+  // Keyed by scheme and host as well: oidc-provider writes its endpoint URLs from them. The host
+  // is always ISSUER's (canonicalHost runs first), so there are at most two entries per path. (Not
+  // ctx.origin: in koa 3 that is the client's Origin header, which anyone may set to anything.)
   const built = new Map<string, Document>();
   return async (ctx, next) => {
     if (!PATHS.has(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
-    const key = `${ctx.origin}${ctx.path}`;
+    const key = `${ctx.protocol}://${ctx.host}${ctx.path}`;
     const doc = built.get(key);
     if (!doc) {
       await next();

@@ -133,10 +133,12 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   // Sort and page on the narrow rows first (an index-only scan for the default order, see
   // users__visible_created_at_id); join the rest for the page only. The page and the count do not
   // depend on each other: on a pool they run at the same time.
-  // The first page (every lookup by filter: Entra and Okta look a user up before each change) is a
-  // prepared statement named after its shape (see db/prepared.ts), its page size written into the
-  // SQL: planning the page costs PostgreSQL four times running it. Later pages are planned for
-  // their offset every time: a generic plan cannot know the offset and may read the whole table.
+  //
+  // The first page (every lookup by filter: Entra and Okta look a user up before each change) and
+  // its count are prepared statements named after their shape (see db/prepared.ts), the page size
+  // (an integer from 0 to 1000, see scim-list.ts) written into the SQL: planning the page costs
+  // PostgreSQL four times running it. Later pages are planned for their offset every time: a
+  // generic plan cannot know the offset and may read the whole table.
   const first = params.startIndex === 1;
   const ids = base.clone().select('u.id').orderByRaw(orderBy);
   if (first) ids.limit(params.count, { skipBinding: true });

@@ -184,8 +184,11 @@ describe('authorization code flow with PKCE', () => {
   });
 
   it('skips consent for first-party apps', async () => {
-    const { tokens } = await signIn(await rp(firstPartyApp));
+    const { tokens, browser } = await signIn(await rp(firstPartyApp));
     expect(tokens.claims()!.sub).toBe(user.id);
+    // Straight from the password back to the app: no second interaction (consent) on the way.
+    const login = browser.visited.findIndex((v) => v.method === 'POST' && new URL(v.url).pathname.endsWith('/login'));
+    expect(browser.visited.slice(login + 1).map((v) => new URL(v.url).pathname.replace(/[^/]{20,}/g, ':uid'))).toEqual(['/auth/:uid']);
   });
 
   it('requires PKCE from public clients and redirects the error only to the registered URI', async () => {

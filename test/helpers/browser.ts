@@ -6,6 +6,8 @@ export interface Page { url: string; status: number; html: string; headers: Head
 export class Browser {
   readonly cookies = new Map<string, Map<string, string>>(); // host -> name -> value
   acceptLanguage = 'en';
+  /** Every request made, in order: method and URL as written. */
+  readonly visited: { method: string; url: string }[] = [];
   /**
    * Where a request really goes, with any headers a load balancer would add. Cookies and
    * relative redirects follow the URL as written; only the connection is re-targeted.
@@ -32,6 +34,7 @@ export class Browser {
   /** One request, no redirect following. */
   async request(url: string, init: { method?: string; body?: URLSearchParams; headers?: Record<string, string> } = {}): Promise<Response> {
     const u = new URL(url);
+    this.visited.push({ method: init.method ?? 'GET', url });
     const headers: Record<string, string> = { 'accept': 'text/html', 'accept-language': this.acceptLanguage, ...init.headers };
     const cookie = this.#cookieHeader(u);
     if (cookie) headers.cookie = cookie;
