@@ -5,6 +5,7 @@ import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import { findAppByClientId, type App } from '../apps/apps.repo.ts';
 import { run, runCount, statement } from '../db/prepared.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
+import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -72,11 +73,13 @@ const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): Adapter
  * AsyncLocalStorage (Provider.ctx); outside a provider request there is none.
  */
 type Prefetched = Map<string, AdapterPayload | undefined>;
+type RequestState = WithPendingWrites & { oidcPrefetch?: Prefetched };
+const requestState = (): RequestState | undefined => (Provider as unknown as { ctx?: { state: RequestState } }).ctx?.state;
 function prefetched(create: boolean): Prefetched | undefined {
-  const ctx = (Provider as unknown as { ctx?: { state: { oidcPrefetch?: Prefetched } } }).ctx;
-  if (!ctx) return undefined;
-  if (create) ctx.state.oidcPrefetch ??= new Map();
-  return ctx.state.oidcPrefetch;
+  const state = requestState();
+  if (!state) return undefined;
+  if (create) state.oidcPrefetch ??= new Map();
+  return state.oidcPrefetch;
 }
 function takePrefetched(key: string): { value: AdapterPayload | undefined } | undefined {
   const map = prefetched(false);
@@ -112,13 +115,20 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       forget(this.name, id, payload);
-      await runCount(db, UPSERT, [
-        this.name, id, JSON.stringify(payload), payload.uid ?? null, payload.grantId ?? null, payload.userCode ?? null,
-        payload.accountId ?? null, expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-      ]);
+      const pending = requestState()?.oidcWrites;
+      if (pending) return pending.upsert(this.name, id, payload, expiresIn);
+      const c = payloadColumns(payload, expiresIn);
+      await runCount(db, UPSERT, [this.name, id, JSON.stringify(payload), c.uid, c.grant_id, c.user_code, c.account_id, c.expires_at]);
+    }
+
+    /** Before anything else touches the table: this request's recorded writes (request-writes.ts). */
+    async #sendPending(when: (pending: PendingWrites) => boolean): Promise<void> {
+      const pending = requestState()?.oidcWrites;
+      if (pending?.size && when(pending)) await pending.flush(db);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      await this.#sendPending((pending) => pending.has(this.name, id));
       if (this.name === 'Client') {
         return clients.get(id, async () => {
           const app = await findAppByClientId(db, id);
@@ -133,10 +143,11 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
       return this.#findBy('id', id);
     }
 
-    findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      await this.#sendPending(() => true);
       if (this.name === 'Session') {
         const taken = takePrefetched(`Session uid ${uid}`);
-        if (taken) return Promise.resolve(taken.value);
+        if (taken) return taken.value;
       }
       return this.#findBy('uid', uid);
     }
@@ -153,7 +164,8 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
       return withConsumed(row.payload, row.consumed_at);
     }
 
-    findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      await this.#sendPending(() => true);
       return this.#findBy('user_code', userCode);
     }
 
@@ -164,16 +176,20 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
 
     async destroy(id: string): Promise<void> {
       forget(this.name, id);
+      await this.#sendPending(() => true);
       await runCount(db, DESTROY, [this.name, id]);
     }
 
     async consume(id: string): Promise<void> {
       forget(this.name, id);
+      const pending = requestState()?.oidcWrites;
+      if (pending) return pending.consume(this.name, id);
       await runCount(db, CONSUME, [this.name, id]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       forget('Grant', grantId);
+      await this.#sendPending(() => true);
       // Every token and code of a grant goes, whatever its model.
       await runCount(db, REVOKE_GRANT, [grantId]);
     }

@@ -27,6 +27,9 @@ export interface ProviderDeps {
   clients: ClientCache<AdapterPayload>;
 }
 
+/** The token endpoint, whose writes are sent together at the end of each request (request-writes.ts). */
+export const TOKEN_PATH = '/token';
+
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;
 
@@ -111,6 +114,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
     clients: [],
+    routes: { token: TOKEN_PATH },
     jwks: jwks as Configuration['jwks'],
     cookies: {
       keys: cookieKeys,

@@ -255,6 +255,35 @@ describe('refresh tokens', () => {
   });
 });
 
+describe('redeeming the same grant at the same moment', () => {
+  // Each request reads the token unconsumed; only one may commit its new tokens (request-writes.ts).
+  const settle = async (attempts: Promise<unknown>[]) => {
+    const outcomes = await Promise.allSettled(attempts);
+    const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    for (const r of refused) expect(r.reason).toMatchObject({ error: 'invalid_grant' });
+    return outcomes.length - refused.length;
+  };
+
+  it('gives new tokens to exactly one of several simultaneous refreshes with one refresh token', async () => {
+    const config = await rp(firstPartyApp);
+    for (let round = 0; round < 3; round += 1) {
+      const { tokens } = await signIn(config);
+      expect(await settle(Array.from({ length: 6 }, () => client.refreshTokenGrant(config, tokens.refresh_token!)))).toBe(1);
+    }
+  });
+
+  it('exchanges an authorization code for tokens exactly once when it is sent several times at once', async () => {
+    const config = await rp(firstPartyApp);
+    const started = await startSignIn(config);
+    const page = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+    expect(page.url.startsWith(REDIRECT)).toBe(true);
+    const exchange = () => client.authorizationCodeGrant(config, new URL(page.url), {
+      pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
+    });
+    expect(await settle(Array.from({ length: 6 }, exchange))).toBe(1);
+  });
+});
+
 describe('ID token signing algorithm per app', () => {
   it('signs with ES256 when the app asks for it, at sign-in and at refresh', async () => {
     const created = await runCli(['apps', 'create', '--name', 'Fast', '--redirect-uri', REDIRECT, '--first-party', '--id-token-alg', 'ES256'], env);

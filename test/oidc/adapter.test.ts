@@ -6,6 +6,7 @@ import { createAdapterFactory, deleteExpiredPayloads } from '../../src/oidc/adap
 import { AppsService } from '../../src/apps/apps.service.ts';
 import { sha256 } from '../../src/shared/ids.ts';
 import { ClientCache } from '../../src/apps/client-cache.ts';
+import { PendingWrites, isAlreadyConsumed } from '../../src/oidc/request-writes.ts';
 import { pino } from 'pino';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -251,5 +252,100 @@ describe('a token read with its grant and session', () => {
     await adapter('RefreshToken').consume('rt-pre');
     const found = await inRequest(() => adapter('RefreshToken').find('rt-pre'));
     expect(found?.consumed).toEqual(expect.any(Number));
+  });
+});
+
+describe("a token request's writes, sent together (request-writes.ts)", () => {
+  const inTokenRequest = async <T>(writes: PendingWrites, fn: () => Promise<T>): Promise<T> => {
+    const { default: als } = await import('oidc-provider/lib/helpers/als.js' as string) as { default: { run<R>(store: unknown, f: () => R): R } };
+    return als.run({ state: { oidcWrites: writes } }, fn);
+  };
+  let statements = 0;
+  beforeAll(() => { db.on('query', () => { statements += 1; }); });
+  const row = (model: string, id: string) => db('oidc_payloads').where({ model, id }).first();
+
+  it('records a rotation without a statement, then writes it with one', async () => {
+    await adapter('RefreshToken').upsert('rt-old', { kind: 'RefreshToken', grantId: 'g-w', accountId: 'acc-w' }, 60);
+    const writes = new PendingWrites();
+    const before = statements;
+    await inTokenRequest(writes, async () => {
+      await adapter('RefreshToken').consume('rt-old');
+      await adapter('RefreshToken').upsert('rt-new', { kind: 'RefreshToken', grantId: 'g-w', accountId: 'acc-w' }, 60);
+      await adapter('AccessToken').upsert('at-new', { kind: 'AccessToken', grantId: 'g-w', accountId: 'acc-w' }, 60);
+    });
+    expect(statements).toBe(before);
+    expect(await row('RefreshToken', 'rt-new')).toBeUndefined();
+    expect((await row('RefreshToken', 'rt-old')).consumed_at).toBeNull();
+    const beforeFlush = statements;
+    await writes.flush(db);
+    expect(statements).toBe(beforeFlush + 1);
+    expect(writes.size).toBe(0);
+    expect((await row('RefreshToken', 'rt-old')).consumed_at).not.toBeNull();
+    expect(await row('RefreshToken', 'rt-new')).toMatchObject({ grant_id: 'g-w', account_id: 'acc-w', consumed_at: null });
+    expect(await row('AccessToken', 'at-new')).toMatchObject({ grant_id: 'g-w' });
+    expect((await row('AccessToken', 'at-new')).expires_at.getTime()).toBeGreaterThan(Date.now() + 50_000);
+  });
+
+  it('writes nothing when a token to consume was consumed by someone else meanwhile', async () => {
+    await adapter('AuthorizationCode').upsert('code-raced', { kind: 'AuthorizationCode', grantId: 'g-r' }, 60);
+    const writes = new PendingWrites();
+    await inTokenRequest(writes, async () => {
+      await adapter('AuthorizationCode').consume('code-raced');
+      await adapter('AccessToken').upsert('at-raced', { kind: 'AccessToken', grantId: 'g-r' }, 60);
+    });
+    await adapter('AuthorizationCode').consume('code-raced'); // the other request
+    const err = await writes.flush(db).catch((e: unknown) => e);
+    expect(isAlreadyConsumed(err)).toBe(true);
+    expect(await row('AccessToken', 'at-raced')).toBeUndefined();
+  });
+
+  it('lets exactly one of two requests redeeming the same token at once win', async () => {
+    await adapter('RefreshToken').upsert('rt-twice', { kind: 'RefreshToken', grantId: 'g-t' }, 60);
+    const attempt = async (n: number) => {
+      const writes = new PendingWrites();
+      await inTokenRequest(writes, async () => {
+        await adapter('RefreshToken').consume('rt-twice');
+        await adapter('RefreshToken').upsert(`rt-twice-${n}`, { kind: 'RefreshToken', grantId: 'g-t' }, 60);
+      });
+      return writes.flush(db).then(() => 'won', (e: unknown) => (isAlreadyConsumed(e) ? 'lost' : e));
+    };
+    const outcomes = await Promise.all([1, 2, 3, 4].map(attempt));
+    expect(outcomes.filter((o) => o === 'won')).toHaveLength(1);
+    expect(outcomes.filter((o) => o === 'lost')).toHaveLength(3);
+    expect(await db('oidc_payloads').where({ model: 'RefreshToken' }).whereLike('id', 'rt-twice-%').count<{ count: number }[]>({ count: '*' }))
+      .toEqual([{ count: 1 }]);
+  });
+
+  it('refuses to consume an expired token', async () => {
+    await adapter('RefreshToken').upsert('rt-expired-w', { kind: 'RefreshToken' }, 60);
+    await expire('RefreshToken', 'rt-expired-w');
+    const writes = new PendingWrites();
+    await inTokenRequest(writes, () => adapter('RefreshToken').consume('rt-expired-w'));
+    expect(isAlreadyConsumed(await writes.flush(db).catch((e: unknown) => e))).toBe(true);
+  });
+
+  it('stores a row created and consumed by the same request as consumed', async () => {
+    const writes = new PendingWrites();
+    await inTokenRequest(writes, async () => {
+      await adapter('AuthorizationCode').upsert('code-both', { kind: 'AuthorizationCode' }, 60);
+      await adapter('AuthorizationCode').consume('code-both');
+    });
+    await writes.flush(db);
+    expect((await row('AuthorizationCode', 'code-both')).consumed_at).not.toBeNull();
+    expect((await adapter('AuthorizationCode').find('code-both'))?.consumed).toEqual(expect.any(Number));
+  });
+
+  it('sends pending writes before reading one of them, and before a destroy or revoke', async () => {
+    const writes = new PendingWrites();
+    await inTokenRequest(writes, async () => {
+      await adapter('Grant').upsert('g-own', { kind: 'Grant', clientId: 'own' }, 60);
+      expect(await adapter('Grant').find('g-own')).toEqual({ kind: 'Grant', clientId: 'own' });
+      expect(writes.size).toBe(0);
+      await adapter('AccessToken').upsert('at-own', { kind: 'AccessToken', grantId: 'g-own' }, 60);
+      await adapter('Grant').revokeByGrantId('g-own');
+      expect(writes.size).toBe(0);
+    });
+    // The token was written before the revocation, so the revocation took it too.
+    expect(await row('AccessToken', 'at-own')).toBeUndefined();
   });
 });

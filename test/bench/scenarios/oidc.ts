@@ -98,7 +98,17 @@ export const refreshRotation: Scenario = {
       });
     };
     const rounds = await pairedRounds(ctx, '3: refresh rotation on OneID / client_credentials on the bare oidc-provider', rotate, () => bareClientCredentials(ctx));
-    return [ratioRow('3', 'refresh token rotation', rounds, 'bare oidc-provider client_credentials', 0.5, '>= 50% of ceiling')];
+    // A diagnostic, not the goal: the same rotation (and ES256 ID token) on the bare library, in memory.
+    ctx.log('3: refresh rotation on the bare oidc-provider (diagnostic)');
+    const bare = await ctx.bareProvider();
+    const minted = await (await fetch(`${bare.base}/bench/refresh-tokens?n=${ctx.connections * 3}`)).json() as string[];
+    const reference = await ctx.load(bare, {
+      kind: 'refresh', base: bare.base, ...common(ctx), refreshTokens: minted, client: { clientId: 'bench-web', clientSecret: 'bench-web-secret' },
+    });
+    return [{
+      ...ratioRow('3', 'refresh token rotation', rounds, 'bare oidc-provider client_credentials', 0.5, '>= 50% of ceiling'),
+      reference: { name: 'bare oidc-provider refresh rotation', ...reference },
+    }];
   },
 };
 

@@ -1,0 +1,133 @@
+// A token request's writes, sent together at its end: one statement, one transaction, one commit.
+//
+// At the token endpoint oidc-provider consumes the code or refresh token it redeems and then
+// saves the new tokens, each a separate adapter call. Sent one by one, a refresh cost three
+// commits (each waiting for the WAL flush), and a crash or a lost connection between them left
+// the client with its old token burnt and no new one. Here the adapter (adapter.ts) only records
+// them, and `requestWrites` applies them with oidc_apply_writes (migration
+// 20261130150000) once the response is ready:
+//   - all or nothing: a request that fails writes nothing, so the client can simply retry;
+//   - a consume takes only a token nobody consumed yet. Two requests redeeming the same refresh
+//     token or code at the same moment used to both read it unconsumed and both get tokens; now
+//     exactly one commits and the other gets invalid_grant, as a replay would.
+// Reads of a row this request has pending, and every other kind of write (destroy, revoke), send
+// the pending writes first, so the request always sees its own writes in order.
+import type { Middleware } from 'koa';
+import type { AdapterPayload } from 'oidc-provider';
+import type { Tx } from '../db/knex.ts';
+import { run, statement } from '../db/prepared.ts';
+import { isDbUnavailable } from '../db/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+
+/** Raised by oidc_apply_writes when a token to consume was already consumed (or is gone). */
+const ALREADY_CONSUMED = 'OI001';
+
+const APPLY = statement('oidc_apply_writes', 'select oidc_apply_writes(?::jsonb)');
+
+interface UpsertRow {
+  model: string;
+  id: string;
+  payload: AdapterPayload;
+  uid: string | null;
+  grant_id: string | null;
+  user_code: string | null;
+  account_id: string | null;
+  expires_at: string | null;
+  consumed: boolean;
+}
+
+/** The columns of an oidc_payloads row written for a payload that expires in `expiresIn` seconds. */
+export function payloadColumns(payload: AdapterPayload, expiresIn: number): Omit<UpsertRow, 'model' | 'id' | 'payload' | 'consumed'> {
+  return {
+    uid: payload.uid ?? null,
+    grant_id: payload.grantId ?? null,
+    user_code: payload.userCode ?? null,
+    account_id: payload.accountId ?? null,
+    expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000).toISOString() : null,
+  };
+}
+
+const key = (model: string, id: string): string => `${model} ${id}`;
+
+/** The writes one request has recorded and not yet sent. */
+export class PendingWrites {
+  readonly #upserts = new Map<string, UpsertRow>();
+  readonly #consumes = new Map<string, { model: string; id: string }>();
+
+  get size(): number {
+    return this.#upserts.size + this.#consumes.size;
+  }
+
+  has(model: string, id: string): boolean {
+    const k = key(model, id);
+    return this.#upserts.has(k) || this.#consumes.has(k);
+  }
+
+  upsert(model: string, id: string, payload: AdapterPayload, expiresIn: number): void {
+    const k = key(model, id);
+    // A row consumed earlier in this request stays consumed, as it would in the table.
+    const consumed = this.#consumes.delete(k) || (this.#upserts.get(k)?.consumed ?? false);
+    this.#upserts.set(k, { model, id, payload, ...payloadColumns(payload, expiresIn), consumed });
+  }
+
+  consume(model: string, id: string): void {
+    const k = key(model, id);
+    const created = this.#upserts.get(k);
+    if (created) created.consumed = true;
+    else this.#consumes.set(k, { model, id });
+  }
+
+  /**
+   * Sends everything recorded (one statement) and forgets it. Rejects with an error whose code is
+   * OI001 when a consume lost a race; then nothing was written.
+   */
+  async flush(db: Tx): Promise<void> {
+    if (!this.size) return;
+    const writes = { consume: [...this.#consumes.values()], upsert: [...this.#upserts.values()] };
+    this.#consumes.clear();
+    this.#upserts.clear();
+    await run(db, APPLY, [JSON.stringify(writes)]);
+  }
+}
+
+/** Where the adapter finds the current request's pending writes (koa's ctx.state). */
+export interface WithPendingWrites { oidcWrites?: PendingWrites }
+
+export const isAlreadyConsumed = (err: unknown): boolean => (err as { code?: string } | undefined)?.code === ALREADY_CONSUMED;
+
+/**
+ * Collects the writes of requests to `path` (the token endpoint) and sends them once the
+ * response is ready: only when it is a success, so that a refused request writes nothing. Put it
+ * in front of the provider, after unavailableAsRetryable (a lost database becomes 503).
+ */
+export function requestWrites(db: Tx, log: Logger, path: string): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    const writes = new PendingWrites();
+    (ctx.state as WithPendingWrites).oidcWrites = writes;
+    try {
+      await next();
+    } finally {
+      // Later adapter calls (none are expected) write at once again.
+      delete (ctx.state as WithPendingWrites).oidcWrites;
+    }
+    if (ctx.status < 200 || ctx.status >= 300 || !writes.size) return;
+    try {
+      await writes.flush(db);
+    } catch (err) {
+      if (isAlreadyConsumed(err)) {
+        log.info({ requestId: ctx.state.requestId }, 'oidc request refused: the code or refresh token was redeemed by a concurrent request');
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
+        return;
+      }
+      if (isDbUnavailable(err)) {
+        // unavailableAsRetryable makes it a 503; the tokens that were not stored are not shown.
+        ctx.state.dbUnavailable = true;
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; try again shortly' };
+        return;
+      }
+      throw err;
+    }
+  };
+}
