@@ -1,14 +1,15 @@
 import type { Knex } from 'knex';
 
-// A token request's writes to oidc_payloads in one statement and one transaction
-// (src/oidc/request-writes.ts): the tokens and codes it consumes, then the rows it writes.
+// A request's writes to oidc_payloads in one statement and one transaction
+// (src/oidc/request-writes.ts): the tokens and codes it consumes, the rows it deletes, then the
+// rows it writes.
 // A consume only takes a live row that nobody consumed yet; when any consume finds none (the
 // same refresh token or code redeemed by a request running at the same moment), the function
 // raises SQLSTATE OI001 and nothing of the request is written.
 //
-// `writes` is {"consume": [{model, id}], "upsert": [{model, id, payload, uid, grant_id,
-// user_code, account_id, expires_at, consumed}]}; an upsert with consumed = true is written
-// consumed (a row created and consumed by the same request).
+// `writes` is {"consume": [{model, id}], "destroy": [{model, id}], "upsert": [{model, id, payload,
+// uid, grant_id, user_code, account_id, expires_at, consumed}]}, each row in one list at most; an
+// upsert with consumed = true is written consumed (a row created and consumed by the same request).
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     create function oidc_apply_writes(writes jsonb) returns void language plpgsql as $$
@@ -16,8 +17,8 @@ export async function up(knex: Knex): Promise<void> {
       c record;
       taken integer;
     begin
-      -- One primary-key update per token (a request consumes one): a join with the whole list
-      -- could be planned, once per connection and while the table is still small, as a scan.
+      -- One primary-key statement per row (a request has a few): a join with the whole list could
+      -- be planned, once per connection and while the table is still small, as a scan.
       for c in select * from jsonb_to_recordset(coalesce(writes->'consume', '[]'::jsonb)) as r(model text, id text) loop
         update oidc_payloads set consumed_at = now()
          where model = c.model and id = c.id and consumed_at is null and (expires_at is null or expires_at > now());
@@ -26,6 +27,9 @@ export async function up(knex: Knex): Promise<void> {
           -- The message names the model only: a token's id is the token.
           raise exception 'oidc: a % to consume was already consumed or is gone', c.model using errcode = 'OI001';
         end if;
+      end loop;
+      for c in select * from jsonb_to_recordset(coalesce(writes->'destroy', '[]'::jsonb)) as r(model text, id text) loop
+        delete from oidc_payloads where model = c.model and id = c.id;
       end loop;
       insert into oidc_payloads (model, id, payload, uid, grant_id, user_code, account_id, expires_at, consumed_at)
       select u.model, u.id, u.payload, u.uid, u.grant_id, u.user_code, u.account_id, u.expires_at,

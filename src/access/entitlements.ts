@@ -33,6 +33,32 @@ export interface AppEntitlements extends Entitlements { appId: string }
 interface Row { app_id: string; active: boolean; access: string | null; assigned: boolean; roles: string[] | null }
 
 /**
+ * The CTEs `principals` and `matching` for the user of a CTE `usr` (one row, or none when the user
+ * is not active): everything the user is, and the assignments that reach them, of the one app
+ * `appIdSql` when given.
+ */
+function assignmentCtes(appIdSql?: string): string {
+  return `principals as (
+      select 'user'::text as type, usr.id as id, false as inherited from usr
+      union all
+      select 'group', gm.group_id, false
+        from group_members gm join usr on usr.id = gm.user_id
+      union all
+      select 'department', anc.id::uuid, anc.id <> d.id::text
+        from user_departments ud
+        join usr on usr.id = ud.user_id
+        join departments d on d.id = ud.department_id
+        cross join lateral unnest(string_to_array(trim(both '/' from d.path), '/')) as anc(id)
+    ), matching as (
+      select distinct a.id, a.app_id
+        from assignments a
+        join principals p on a.principal_type = p.type and a.principal_id = p.id
+       where (not p.inherited or a.include_subdepartments)
+       ${appIdSql ? `and a.app_id = ${appIdSql}` : ''}
+    )`;
+}
+
+/**
  * The SQL for one user and either one app or every app. `?` bindings, in order: userId,
  * then appId twice when one app is asked for. With `account`, one row only when the user is
  * active: the user's columns and the entitlement as ent_access, ent_assigned, ent_roles.
@@ -54,24 +80,7 @@ function entitlementSql(oneApp: boolean, account = false): string {
   return `
     with usr as (
       select ${account ? 'u.*' : 'u.id'} from users u where u.id = ? and u.status = 'active'
-    ), principals as (
-      select 'user'::text as type, usr.id as id, false as inherited from usr
-      union all
-      select 'group', gm.group_id, false
-        from group_members gm join usr on usr.id = gm.user_id
-      union all
-      select 'department', anc.id::uuid, anc.id <> d.id::text
-        from user_departments ud
-        join usr on usr.id = ud.user_id
-        join departments d on d.id = ud.department_id
-        cross join lateral unnest(string_to_array(trim(both '/' from d.path), '/')) as anc(id)
-    ), matching as (
-      select distinct a.id, a.app_id
-        from assignments a
-        join principals p on a.principal_type = p.type and a.principal_id = p.id
-       where (not p.inherited or a.include_subdepartments)
-       ${oneApp ? 'and a.app_id = ?' : ''}
-    )
+    ), ${assignmentCtes(oneApp ? '?' : undefined)}
     ${tail}`;
 }
 
@@ -81,6 +90,52 @@ const ROLES_SQL = `(select array_agg(distinct r.key order by r.key)
               join assignment_roles ar on ar.assignment_id = m.id
               join app_roles r on r.id = ar.app_role_id
              where m.app_id = ap.id)`;
+
+/**
+ * For a statement that reads an oidc-provider token as the CTE `tok` (an oidc_payloads row), the
+ * token's account in the app of its client, read with it: CTEs to put after `tok`, and columns
+ * account_app_id, account_user (the active user as JSON, else null), account_access,
+ * account_assigned and account_roles. Read back with accountFromTokenRow.
+ *
+ * The user and the app are found by key through scalar subqueries, so that even a plan made
+ * while the tables were small (a prepared statement's plan lives as long as its connection) is
+ * a primary-key lookup, not a scan joined with the token.
+ */
+export const TOKEN_ACCOUNT_SQL = {
+  ctes: `usr as (
+      -- Account ids are user ids (uuid); anything else finds nobody.
+      select u.* from users u
+       where u.id = (select case when tok.account_id ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then tok.account_id::uuid end from tok)
+         and u.status = 'active'
+    ), ap as (
+      select a.id, a.access from apps a where a.client_id = (select tok.payload->>'clientId' from tok)
+    ), ${assignmentCtes('(select ap.id from ap)')}`,
+  columns: `(select ap.id from ap) as account_app_id,
+      (select to_jsonb(usr) from usr) as account_user,
+      (select ap.access from ap) as account_access,
+      exists (select 1 from matching) as account_assigned,
+      (select ${ROLES_SQL} from ap) as account_roles`,
+};
+
+export interface TokenAccountColumns {
+  account_app_id: string | null;
+  account_user: (Omit<DbUserRow, 'created_at' | 'updated_at' | 'status_changed_at'> & Record<'created_at' | 'updated_at' | 'status_changed_at', string | null>) | null;
+  account_access: string | null;
+  account_assigned: boolean;
+  account_roles: string[] | null;
+}
+
+/** The account read with a token (TOKEN_ACCOUNT_SQL): the active user and their entitlements in the app, if any. */
+export function accountFromTokenRow(row: TokenAccountColumns): { appId: string; user: User; entitlements: Entitlements } | undefined {
+  if (!row.account_app_id || !row.account_user) return undefined;
+  const u = row.account_user;
+  const date = (v: string | null) => (v === null ? null : new Date(v));
+  const user = toUser({ ...u, created_at: date(u.created_at)!, updated_at: date(u.updated_at)!, status_changed_at: date(u.status_changed_at) });
+  const { appId, ...granted } = toEntitlements({
+    app_id: row.account_app_id, active: true, access: row.account_access, assigned: row.account_assigned, roles: row.account_roles,
+  });
+  return { appId, user, entitlements: granted };
+}
 
 const toEntitlements = (r: Row): AppEntitlements => {
   const active = Boolean(r.active);

@@ -5,6 +5,7 @@ import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import { findAppByClientId, type App } from '../apps/apps.repo.ts';
 import { run, runCount, statement } from '../db/prepared.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
+import { TOKEN_ACCOUNT_SQL, accountFromTokenRow, type TokenAccountColumns } from '../access/entitlements.ts';
 import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
@@ -45,18 +46,23 @@ const FIND = {
   uid: statement('oidc_find_uid', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and uid = ? and ${live()} limit 1`),
   user_code: statement('oidc_find_user_code', `select payload, expires_at, consumed_at from oidc_payloads where model = ? and user_code = ? and ${live()} limit 1`),
 };
-// A token's grant and session, read with the token: oidc-provider asks for both next whenever it
-// finds an access token, refresh token or code (userinfo, refresh, code exchange, introspection).
+// A token's grant and session, and its account in the app of its client, read with the token:
+// oidc-provider asks for them next whenever it finds an access token, refresh token or code
+// (userinfo, refresh, code exchange, introspection); findAccount (provider.ts) takes the account.
 const FIND_TOKEN = statement('oidc_find_token', `
+  with tok as (
+    select account_id, payload from oidc_payloads where model = ? and id = ?
+  ), ${TOKEN_ACCOUNT_SQL.ctes}
   select t.payload, t.expires_at, t.consumed_at,
          g.payload as grant_payload, g.consumed_at as grant_consumed_at,
-         s.payload as session_payload, s.consumed_at as session_consumed_at
+         s.payload as session_payload, s.consumed_at as session_consumed_at,
+         ${TOKEN_ACCOUNT_SQL.columns}
     from oidc_payloads t
     left join oidc_payloads g on g.model = 'Grant' and g.id = t.grant_id and ${live('g')}
     left join oidc_payloads s on s.model = 'Session' and s.uid = t.payload->>'sessionUid' and ${live('s')}
    where t.model = ? and t.id = ? and ${live('t')}`);
 const TOKEN_MODELS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
-interface DbTokenRow extends DbOidcPayloadRow {
+interface DbTokenRow extends DbOidcPayloadRow, TokenAccountColumns {
   grant_payload: AdapterPayload | null;
   grant_consumed_at: Date | null;
   session_payload: AdapterPayload | null;
@@ -69,10 +75,11 @@ const withConsumed = (payload: AdapterPayload, consumedAt: Date | null): Adapter
 /**
  * What a token lookup read along with the token, for the rest of the same request: read once
  * (taken out when used), dropped when this request writes the same row. Keys: `Grant <id>`,
- * `Session uid <uid>`. Lives on the request's koa context, which oidc-provider keeps in an
- * AsyncLocalStorage (Provider.ctx); outside a provider request there is none.
+ * `Session uid <uid>`, and `Account <accountId> <clientId>` (see takePrefetchedAccount). Lives on
+ * the request's koa context, which oidc-provider keeps in an AsyncLocalStorage (Provider.ctx);
+ * outside a provider request there is none.
  */
-type Prefetched = Map<string, AdapterPayload | undefined>;
+type Prefetched = Map<string, unknown>;
 type RequestState = WithPendingWrites & { oidcPrefetch?: Prefetched };
 const requestState = (): RequestState | undefined => (Provider as unknown as { ctx?: { state: RequestState } }).ctx?.state;
 function prefetched(create: boolean): Prefetched | undefined {
@@ -81,12 +88,24 @@ function prefetched(create: boolean): Prefetched | undefined {
   if (create) state.oidcPrefetch ??= new Map();
   return state.oidcPrefetch;
 }
-function takePrefetched(key: string): { value: AdapterPayload | undefined } | undefined {
+function takePrefetched<T = AdapterPayload>(key: string): { value: T | undefined } | undefined {
   const map = prefetched(false);
   if (!map?.has(key)) return undefined;
-  const value = map.get(key);
+  const value = map.get(key) as T | undefined;
   map.delete(key);
   return { value };
+}
+
+export type TokenAccount = NonNullable<ReturnType<typeof accountFromTokenRow>>;
+const accountKey = (accountId: string, clientId: string): string => `Account ${accountId} ${clientId}`;
+
+/**
+ * The account (active user and entitlements) of the token this request found, when it is
+ * `accountId` of `clientId`'s app: `{ value: undefined }` when the user is not active (any more),
+ * undefined when nothing was read with a token (read it yourself). Once.
+ */
+export function takePrefetchedAccount(accountId: string, clientId: string): { value: TokenAccount | undefined } | undefined {
+  return takePrefetched<TokenAccount>(accountKey(accountId, clientId));
 }
 function forget(model: string, id: string, payload?: AdapterPayload): void {
   const map = prefetched(false);
@@ -153,13 +172,14 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async #findToken(id: string): Promise<AdapterPayload | undefined> {
-      const [row] = await run<DbTokenRow>(db, FIND_TOKEN, [this.name, id]);
+      const [row] = await run<DbTokenRow>(db, FIND_TOKEN, [this.name, id, this.name, id]);
       if (!row) return undefined;
       const map = prefetched(true);
       if (map) {
-        const { grantId, sessionUid } = row.payload as { grantId?: unknown; sessionUid?: unknown };
+        const { grantId, sessionUid, accountId, clientId } = row.payload as Record<string, unknown>;
         if (typeof grantId === 'string') map.set(`Grant ${grantId}`, row.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed_at) : undefined);
         if (typeof sessionUid === 'string') map.set(`Session uid ${sessionUid}`, row.session_payload ? withConsumed(row.session_payload, row.session_consumed_at) : undefined);
+        if (typeof accountId === 'string' && typeof clientId === 'string' && row.account_app_id) map.set(accountKey(accountId, clientId), accountFromTokenRow(row));
       }
       return withConsumed(row.payload, row.consumed_at);
     }
@@ -176,7 +196,8 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
 
     async destroy(id: string): Promise<void> {
       forget(this.name, id);
-      await this.#sendPending(() => true);
+      const pending = requestState()?.oidcWrites;
+      if (pending) return pending.destroy(this.name, id);
       await runCount(db, DESTROY, [this.name, id]);
     }
 

@@ -11,7 +11,7 @@ import { safeEqual, sha256 } from '../shared/ids.ts';
 import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
-import { createAdapterFactory } from './adapter.ts';
+import { createAdapterFactory, takePrefetchedAccount } from './adapter.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
@@ -27,8 +27,9 @@ export interface ProviderDeps {
   clients: ClientCache<AdapterPayload>;
 }
 
-/** The token endpoint, whose writes are sent together at the end of each request (request-writes.ts). */
+/** The token endpoint and the authorization endpoint (whose `/<uid>` resumes after an interaction): their writes are sent together at the end of each request (request-writes.ts). */
 export const TOKEN_PATH = '/token';
+export const AUTHORIZATION_PATH = '/auth';
 
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;
@@ -114,7 +115,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
     clients: [],
-    routes: { token: TOKEN_PATH },
+    routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH },
     jwks: jwks as Configuration['jwks'],
     cookies: {
       keys: cookieKeys,
@@ -211,7 +212,12 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         // The user and their access to this app in one statement. With a token: enforcement (2),
         // see appAccessPrompt. Without (the session at the authorization endpoint): the account
         // is not refused, and the access check of (1) reads the answer from it.
-        const found = await activeUserWithEntitlements(db, sub, appId);
+        // Read with the token, when this request found one of this account and client (adapter.ts).
+        const clientId = ctx.oidc?.client?.clientId;
+        const prefetched = token && clientId ? takePrefetchedAccount(sub, clientId) : undefined;
+        const found = prefetched && (!prefetched.value || prefetched.value.appId === appId)
+          ? prefetched.value
+          : await activeUserWithEntitlements(db, sub, appId);
         if (!found || (token && !found.entitlements.allowed)) return undefined;
         ({ user, entitlements: granted } = found);
       } else {

@@ -1,4 +1,6 @@
 // A token request's writes, sent together at its end: one statement, one transaction, one commit.
+// (The same holds for the authorization endpoint's resume after sign-in, which saves the session,
+// the grant and the code and deletes the interaction.)
 //
 // At the token endpoint oidc-provider consumes the code or refresh token it redeems and then
 // saves the new tokens, each a separate adapter call. Sent one by one, a refresh cost three
@@ -53,18 +55,22 @@ const key = (model: string, id: string): string => `${model} ${id}`;
 export class PendingWrites {
   readonly #upserts = new Map<string, UpsertRow>();
   readonly #consumes = new Map<string, { model: string; id: string }>();
+  readonly #destroys = new Map<string, { model: string; id: string }>();
 
   get size(): number {
-    return this.#upserts.size + this.#consumes.size;
+    return this.#upserts.size + this.#consumes.size + this.#destroys.size;
   }
 
   has(model: string, id: string): boolean {
     const k = key(model, id);
-    return this.#upserts.has(k) || this.#consumes.has(k);
+    return this.#upserts.has(k) || this.#consumes.has(k) || this.#destroys.has(k);
   }
+
+  // Each row ends up in one list, its last state in the request's order of calls.
 
   upsert(model: string, id: string, payload: AdapterPayload, expiresIn: number): void {
     const k = key(model, id);
+    this.#destroys.delete(k);
     // A row consumed earlier in this request stays consumed, as it would in the table.
     const consumed = this.#consumes.delete(k) || (this.#upserts.get(k)?.consumed ?? false);
     this.#upserts.set(k, { model, id, payload, ...payloadColumns(payload, expiresIn), consumed });
@@ -74,7 +80,14 @@ export class PendingWrites {
     const k = key(model, id);
     const created = this.#upserts.get(k);
     if (created) created.consumed = true;
-    else this.#consumes.set(k, { model, id });
+    else if (!this.#destroys.has(k)) this.#consumes.set(k, { model, id });
+  }
+
+  destroy(model: string, id: string): void {
+    const k = key(model, id);
+    this.#upserts.delete(k);
+    this.#consumes.delete(k);
+    this.#destroys.set(k, { model, id });
   }
 
   /**
@@ -83,8 +96,9 @@ export class PendingWrites {
    */
   async flush(db: Tx): Promise<void> {
     if (!this.size) return;
-    const writes = { consume: [...this.#consumes.values()], upsert: [...this.#upserts.values()] };
+    const writes = { consume: [...this.#consumes.values()], destroy: [...this.#destroys.values()], upsert: [...this.#upserts.values()] };
     this.#consumes.clear();
+    this.#destroys.clear();
     this.#upserts.clear();
     await run(db, APPLY, [JSON.stringify(writes)]);
   }
@@ -96,13 +110,14 @@ export interface WithPendingWrites { oidcWrites?: PendingWrites }
 export const isAlreadyConsumed = (err: unknown): boolean => (err as { code?: string } | undefined)?.code === ALREADY_CONSUMED;
 
 /**
- * Collects the writes of requests to `path` (the token endpoint) and sends them once the
- * response is ready: only when it is a success, so that a refused request writes nothing. Put it
- * in front of the provider, after unavailableAsRetryable (a lost database becomes 503).
+ * Collects the writes of the requests `applies` picks (the token endpoint, and the authorization
+ * endpoint's resume after an interaction) and sends them once the response is ready: only when it
+ * is not an error, so that a refused request writes nothing. Put it in front of the provider,
+ * after unavailableAsRetryable (a lost database becomes 503).
  */
-export function requestWrites(db: Tx, log: Logger, path: string): Middleware {
+export function requestWrites(db: Tx, log: Logger, applies: (method: string, path: string) => boolean): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    if (!applies(ctx.method, ctx.path)) return next();
     const writes = new PendingWrites();
     (ctx.state as WithPendingWrites).oidcWrites = writes;
     try {
@@ -111,10 +126,12 @@ export function requestWrites(db: Tx, log: Logger, path: string): Middleware {
       // Later adapter calls (none are expected) write at once again.
       delete (ctx.state as WithPendingWrites).oidcWrites;
     }
-    if (ctx.status < 200 || ctx.status >= 300 || !writes.size) return;
+    if (ctx.status >= 400 || !writes.size) return;
     try {
       await writes.flush(db);
     } catch (err) {
+      // Nothing was written: whatever the response carries (tokens, a code in a redirect) is void.
+      ctx.remove('Location');
       if (isAlreadyConsumed(err)) {
         log.info({ requestId: ctx.state.requestId }, 'oidc request refused: the code or refresh token was redeemed by a concurrent request');
         ctx.status = 400;
@@ -122,7 +139,7 @@ export function requestWrites(db: Tx, log: Logger, path: string): Middleware {
         return;
       }
       if (isDbUnavailable(err)) {
-        // unavailableAsRetryable makes it a 503; the tokens that were not stored are not shown.
+        // unavailableAsRetryable makes it a 503.
         ctx.state.dbUnavailable = true;
         ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; try again shortly' };
         return;

@@ -10,6 +10,8 @@ import { activeUserWithEntitlements, entitledApps, entitlements, groupNamesOf } 
 import { findUserById } from '../../src/directory/users.repo.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+import { createAdapterFactory, takePrefetchedAccount } from '../../src/oidc/adapter.ts';
+import type { ClientCache } from '../../src/apps/client-cache.ts';
 
 let mdb: MigratedDatabase;
 let db: Knex;
@@ -304,5 +306,47 @@ describe('AccessService assignments', () => {
     expect(events.map((e: { action: string }) => e.action)).toEqual(['assignment.deleted', 'assignment.updated', 'assignment.created']);
     const after = Number((await db('audit_events').count<{ count: number }[]>({ count: '*' }))[0]!.count);
     expect(after - before).toBe(3);
+  });
+});
+
+describe('the account read with a token (oidc adapter)', () => {
+  // oidc-provider keeps the request's koa context in this AsyncLocalStorage (Provider.ctx).
+  const inRequest = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const { default: als } = await import('oidc-provider/lib/helpers/als.js' as string) as { default: { run<R>(store: unknown, f: () => R): R } };
+    return als.run({ state: {} }, fn);
+  };
+  const clientIdOf = async (appId: string): Promise<string> => (await db('apps').where({ id: appId }).first()).client_id;
+
+  it('is what activeUserWithEntitlements answers, in the statement that reads the token', async () => {
+    const Adapter = createAdapterFactory(db, {} as ClientCache<never>);
+    const [assignedApp, openApp] = [await newApp(['t.role', 'u.role']), await newApp([], 'everyone')];
+    const [direct, viaGroup, plain, suspended] = [await newUser(), await newUser(), await newUser(), await newUser()];
+    await access.createAssignment(assignedApp, { principalType: 'user', principalId: direct, roleKeys: ['t.role'] });
+    await access.createAssignment(assignedApp, { principalType: 'group', principalId: await newGroup('Token readers', [viaGroup, direct]), roleKeys: ['u.role'] });
+    await users.changeStatus(suspended, 'suspend');
+    let n = 0;
+    for (const app of [assignedApp, openApp]) {
+      const clientId = await clientIdOf(app);
+      for (const user of [direct, viaGroup, plain, suspended]) {
+        n += 1;
+        await new Adapter('AccessToken').upsert(`at-account-${n}`, { accountId: user, clientId, grantId: `g-${n}` }, 60);
+        let statements = 0;
+        const count = () => { statements += 1; };
+        const prefetched = await inRequest(async () => {
+          db.on('query', count);
+          await new Adapter('AccessToken').find(`at-account-${n}`);
+          db.removeListener('query', count);
+          return { wrongClient: takePrefetchedAccount(user, 'another-client'), right: takePrefetchedAccount(user, clientId), again: takePrefetchedAccount(user, clientId) };
+        });
+        expect(statements).toBe(1);
+        expect(prefetched.wrongClient).toBeUndefined();
+        expect(prefetched.again).toBeUndefined(); // used once
+        const expected = await activeUserWithEntitlements(db, user, app);
+        expect(prefetched.right).toEqual({ value: expected && { appId: app, ...expected } });
+      }
+    }
+    // Outside a request, nothing is kept.
+    await new Adapter('AccessToken').find('at-account-1');
+    expect(takePrefetchedAccount(direct, await clientIdOf(assignedApp))).toBeUndefined();
   });
 });

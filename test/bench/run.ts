@@ -12,7 +12,7 @@
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
 // V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
 // BENCH_UV_THREADPOOL_SIZE (2, as npm start sizes it for one core) for OneID's libuv pool,
-// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 (the median ratio counts), BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look. OneID runs as `npm start` runs it: the
+// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 (the median ratio counts), BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look, BENCH_PIN_POSTGRES=0 to leave a local PostgreSQL where the scheduler puts it (by default its processes are moved to the load core for the run and moved back after). OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
 import { execFile, execFileSync } from 'node:child_process';
@@ -27,7 +27,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { createServices } from '../../src/services.ts';
 import {
-  cpuSeconds, cpuTimes, freePort, machine, machineCpu, peakRssMb, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
+  cpuSeconds, cpuTimes, freePort, machine, machineCpu, peakRssMb, pinPostgres, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
   spawnPinned, waitFor200, waitForLine,
 } from './lib/proc.ts';
 import type { BenchContext, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
@@ -62,6 +62,7 @@ const settings = {
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   only: process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',').map((s) => s.trim()) : undefined,
   idTokenAlg: process.env.BENCH_ID_TOKEN_ALG || 'ES256',
+  pinPostgres: process.env.BENCH_PIN_POSTGRES !== '0',
   oneidEntry: process.env.BENCH_ONEID_ENTRY ? [process.env.BENCH_ONEID_ENTRY] : ['dist/src/main.js'],
 };
 const ADMIN_DATABASE_URL = process.env.BENCH_ADMIN_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -87,18 +88,18 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-async function adminQuery(sql: string): Promise<void> {
+async function adminQuery<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string): Promise<R[]> {
   const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await client.connect();
   try {
-    await client.query(sql);
+    return (await client.query<R>(sql)).rows;
   } finally {
     await client.end();
   }
 }
 
 const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...extra,
+  PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...(process.env.PGOPTIONS ? { PGOPTIONS: process.env.PGOPTIONS } : {}), ...extra,
 });
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
@@ -269,6 +270,22 @@ async function main(): Promise<void> {
   const dbUrl = new URL(ADMIN_DATABASE_URL);
   dbUrl.pathname = `/${databaseName}`;
   log(`database ${databaseName}`);
+  // PostgreSQL stands for the database server an installation runs elsewhere: its processes join
+  // the load generator on the other core, so that OneID's core is OneID's alone (left to the
+  // scheduler, backends woken by OneID's queries ran on OneID's core half the time).
+  let postgresPlacement = 'PostgreSQL unpinned on the same machine';
+  if (settings.pinPostgres) {
+    // A process the server keeps for its lifetime (a backend would exit with its connection).
+    const [backend] = await adminQuery<{ pid: number }>("select pid from pg_stat_activity where backend_type = 'checkpointer'");
+    const restore = backend && pinPostgres(backend.pid, settings.loadCpu);
+    if (restore) {
+      postgresPlacement = `PostgreSQL on CPU ${settings.loadCpu} with the load generator (taskset, for the run)`;
+      cleanups.unshift(async () => restore()); // run last: after the servers stop and the database is dropped
+    } else {
+      log('warning: could not pin PostgreSQL to the load core (not a local process taskset may move); it shares OneID\'s core');
+    }
+  }
+  log(postgresPlacement);
 
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -412,7 +429,7 @@ async function main(): Promise<void> {
 
   const tbl = table(rows);
   process.stdout.write(`\nOneID bench — ${startedAt.toISOString()} — ${machineAtStart.cores} x ${machineAtStart.cpus}, ${machineAtStart.memoryGb} GB, Linux ${machineAtStart.kernel}, Node ${process.version}\n`);
-  process.stdout.write(`OneID on CPU ${settings.serverCpu} (taskset), load generator on CPU ${settings.loadCpu}; PostgreSQL unpinned on the same machine; ${settings.durationS} s per measurement after ${settings.warmupS} s warm-up; load average ${machineAtStart.load1} at start, ${machineAtEnd.load1} at end; the web app's ID tokens ${settings.idTokenAlg}\n\n`);
+  process.stdout.write(`OneID on CPU ${settings.serverCpu} (taskset), load generator on CPU ${settings.loadCpu}; ${postgresPlacement}; ${settings.durationS} s per measurement after ${settings.warmupS} s warm-up; load average ${machineAtStart.load1} at start, ${machineAtEnd.load1} at end; the web app's ID tokens ${settings.idTokenAlg}\n\n`);
   process.stdout.write(`${tbl}\n\nDiagnostics:\n${diagnostics(rows)}\n`);
   if (queryCounts.length) {
     process.stdout.write('\nDatabase statements per operation (BEGIN/COMMIT included):\n');

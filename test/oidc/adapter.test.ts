@@ -335,7 +335,25 @@ describe("a token request's writes, sent together (request-writes.ts)", () => {
     expect((await adapter('AuthorizationCode').find('code-both'))?.consumed).toEqual(expect.any(Number));
   });
 
-  it('sends pending writes before reading one of them, and before a destroy or revoke', async () => {
+  it('records deletes too, and writes each row as the last call left it', async () => {
+    await adapter('Interaction').upsert('int-w', { kind: 'Interaction', uid: 'int-w-uid' }, 60);
+    await adapter('Session').upsert('sess-w', { kind: 'Session', uid: 'sess-w-uid' }, 60);
+    const writes = new PendingWrites();
+    await inTokenRequest(writes, async () => {
+      await adapter('Interaction').destroy('int-w');
+      await adapter('Session').destroy('sess-w');
+      await adapter('Session').upsert('sess-w', { kind: 'Session', uid: 'sess-w-uid', accountId: 'back' }, 60);
+      await adapter('AuthorizationCode').upsert('code-w', { kind: 'AuthorizationCode' }, 60);
+      await adapter('AuthorizationCode').destroy('code-w');
+    });
+    expect(await row('Interaction', 'int-w')).toBeDefined();
+    await writes.flush(db);
+    expect(await row('Interaction', 'int-w')).toBeUndefined();
+    expect((await row('Session', 'sess-w')).payload).toMatchObject({ accountId: 'back' });
+    expect(await row('AuthorizationCode', 'code-w')).toBeUndefined();
+  });
+
+  it('sends pending writes before reading one of them, and before a revoke', async () => {
     const writes = new PendingWrites();
     await inTokenRequest(writes, async () => {
       await adapter('Grant').upsert('g-own', { kind: 'Grant', clientId: 'own' }, 60);

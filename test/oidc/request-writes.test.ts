@@ -17,7 +17,7 @@ beforeAll(async () => {
   mdb = await createMigratedDatabase('oneid_test_request_writes');
   db = mdb.db;
   const app = new Koa();
-  app.use(requestWrites(db, pino({ level: 'silent' }), '/token'));
+  app.use(requestWrites(db, pino({ level: 'silent' }), (method, path) => method === 'POST' && path === '/token'));
   // Stands in for oidc-provider: records what the adapter would, then answers as told.
   app.use(async (ctx) => {
     const writes = (ctx.state as WithPendingWrites).oidcWrites;

@@ -1,5 +1,5 @@
 // Child processes pinned to one core, and what /proc says about them.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 
 export interface Pinned {
@@ -154,4 +154,45 @@ export function machine(): { cpus: string; cores: number; memoryGb: number; load
   const load1 = Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
   const kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   return { cpus: model, cores, memoryGb: Math.round(mem / 1024 / 1024 * 10) / 10, load1, kernel };
+}
+
+const parentOf = (pid: number): number | undefined => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+};
+
+/** A process and its children (PostgreSQL's postmaster and the backends it forked). */
+function withChildren(pid: number): number[] {
+  const out = [pid];
+  for (const entry of fs.readdirSync('/proc')) if (/^\d+$/.test(entry) && parentOf(Number(entry)) === pid) out.push(Number(entry));
+  return out;
+}
+
+/**
+ * Keeps the local PostgreSQL server (found through one of its backends, `backendPid`) on `cpu`:
+ * its postmaster and every process it has, and so every backend it forks later. Resolves to a
+ * function that gives them back the CPUs they had, or undefined when PostgreSQL is not a process
+ * of this machine that taskset may move (another host, a container, not our user).
+ */
+export function pinPostgres(backendPid: number, cpu: number): (() => void) | undefined {
+  const postmaster = parentOf(backendPid);
+  if (!postmaster || postmaster <= 1) return undefined;
+  try {
+    if (!fs.readFileSync(`/proc/${postmaster}/cmdline`, 'utf8').includes('postgres')) return undefined;
+    const mask = /affinity mask: ([0-9a-f]+)/.exec(execFileSync('taskset', ['-p', String(postmaster)], { encoding: 'utf8' }))?.[1];
+    if (!mask) return undefined;
+    const move = (args: string[]) => {
+      for (const pid of withChildren(postmaster)) {
+        try { execFileSync('taskset', ['-a', '-p', ...args, String(pid)], { stdio: 'ignore' }); } catch { /* exited meanwhile */ }
+      }
+    };
+    move(['-c', String(cpu)]);
+    return () => move([mask]);
+  } catch {
+    return undefined;
+  }
 }
