@@ -99,7 +99,7 @@ async function adminQuery<R extends pg.QueryResultRow = Record<string, unknown>>
 }
 
 const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...(process.env.PGOPTIONS ? { PGOPTIONS: process.env.PGOPTIONS } : {}), ...extra,
+  PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...extra,
 });
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
   log(`database ${databaseName}`);
   // PostgreSQL stands for the database server an installation runs elsewhere: its processes join
   // the load generator on the other core, so that OneID's core is OneID's alone (left to the
-  // scheduler, backends woken by OneID's queries ran on OneID's core half the time).
+  // scheduler, the backends that OneID's queries wake may run on OneID's core).
   let postgresPlacement = 'PostgreSQL unpinned on the same machine';
   if (settings.pinPostgres) {
     // A process the server keeps for its lifetime (a backend would exit with its connection).
