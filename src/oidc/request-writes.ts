@@ -12,8 +12,9 @@
 //   - a consume takes only a token nobody consumed yet. Two requests redeeming the same refresh
 //     token or code at the same moment used to both read it unconsumed and both get tokens; now
 //     exactly one commits and the other gets invalid_grant, as a replay would.
-// Reads of a row this request has pending, and every other kind of write (destroy, revoke), send
-// the pending writes first, so the request always sees its own writes in order.
+// Upserts, consumes and deletes are recorded; a read of a row this request has pending, a read by
+// uid or user code, and a grant revocation send the pending writes first, so the request always
+// sees its own writes in order.
 import type { Middleware } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Tx } from '../db/knex.ts';
