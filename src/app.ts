@@ -15,7 +15,7 @@ import { errorHandler } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
-import { createProvider, unavailableAsRetryable, AUTHORIZATION_PATH, TOKEN_PATH } from './oidc/provider.ts';
+import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments } from './oidc/published-documents.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
@@ -111,8 +111,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(unavailableAsRetryable());
-  app.use(requestWrites(db, log, (method, path) =>
-    (method === 'POST' && path === TOKEN_PATH) || (method === 'GET' && path.startsWith(`${AUTHORIZATION_PATH}/`))));
+  app.use(requestWrites(db, log, sendsWritesTogether));
   app.use(mount(provider));
   return { app, provider, services, users, setup, clients };
 }

@@ -27,9 +27,15 @@ export interface ProviderDeps {
   clients: ClientCache<AdapterPayload>;
 }
 
-/** The token endpoint and the authorization endpoint (whose `/<uid>` resumes after an interaction): their writes are sent together at the end of each request (request-writes.ts). */
-export const TOKEN_PATH = '/token';
-export const AUTHORIZATION_PATH = '/auth';
+const TOKEN_PATH = '/token';
+const AUTHORIZATION_PATH = '/auth';
+
+/**
+ * The requests whose writes are sent together when the response is ready (request-writes.ts):
+ * the token endpoint, and the authorization endpoint's resume after an interaction (`/auth/<uid>`).
+ */
+export const sendsWritesTogether = (method: string, path: string): boolean =>
+  (method === 'POST' && path === TOKEN_PATH) || (method === 'GET' && path.startsWith(`${AUTHORIZATION_PATH}/`));
 
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;

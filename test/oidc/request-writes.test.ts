@@ -6,6 +6,7 @@ import Koa from 'koa';
 import type { Knex } from 'knex';
 import { pino } from 'pino';
 import { requestWrites, type WithPendingWrites } from '../../src/oidc/request-writes.ts';
+import { sendsWritesTogether } from '../../src/oidc/provider.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
 let mdb: MigratedDatabase;
@@ -67,4 +68,13 @@ it('records only at the token endpoint, and only for POST', async () => {
   expect((await fetch(`${base}/token?id=at-get`)).headers.get('x-recording')).toBe('false');
   expect((await fetch(`${base}/token/x?id=at-sub`, { method: 'POST' })).headers.get('x-recording')).toBe('false');
   expect((await post('id=at-rec')).headers.get('x-recording')).toBe('true');
+});
+
+it('is used by the app for the token endpoint and the resume after sign-in, nothing else', () => {
+  expect(sendsWritesTogether('POST', '/token')).toBe(true);
+  expect(sendsWritesTogether('GET', '/auth/Zx8Qk2uid')).toBe(true);
+  for (const [method, path] of [['GET', '/token'], ['GET', '/auth'], ['POST', '/auth'], ['POST', '/token/introspection'],
+    ['GET', '/me'], ['POST', '/interaction/uid/login'], ['GET', '/session/end']]) {
+    expect(sendsWritesTogether(method!, path!)).toBe(false);
+  }
 });
