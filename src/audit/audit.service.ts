@@ -71,9 +71,10 @@ export function redactChanges(value: unknown): unknown {
   return value instanceof Date ? value.toISOString() : value;
 }
 
-/** Appends one event, inside the caller's transaction (or on its own); it is chained shortly after commit. */
-export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
-  const fields: ChainFields = {
+/** The row of one event as it is inserted: chain position and hashes come later (the chainer). */
+function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes'> & { changes: string | null } {
+  const changes = entry.changes ? redactChanges(entry.changes) : null;
+  return {
     id: newId(),
     occurred_at: new Date().toISOString(),
     actor_type: actor.type,
@@ -83,9 +84,22 @@ export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, en
     target_id: entry.targetId ?? null,
     ip: actor.ip ?? null,
     user_agent: actor.userAgent ? actor.userAgent.slice(0, 512) : null,
-    changes: entry.changes ? redactChanges(entry.changes) : null,
+    changes: changes === null ? null : JSON.stringify(changes),
   };
-  await trx('audit_events').insert({ ...fields, changes: fields.changes === null ? null : JSON.stringify(fields.changes) });
+}
+
+/**
+ * The insert of one or more events (at least one), not yet run: await it, or send it with
+ * another statement of the same transaction (a WITH clause, see groups.repo's updateGroupById).
+ */
+export function auditInsert(db: Tx, actor: Actor, entries: readonly AuditEntry[]): Knex.QueryBuilder {
+  if (!entries.length) throw new Error('auditInsert needs at least one event');
+  return db('audit_events').insert(entries.map((entry) => auditRow(actor, entry)));
+}
+
+/** Appends one event, inside the caller's transaction (or on its own); it is chained shortly after commit. */
+export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
+  await auditInsert(trx, actor, [entry]);
 }
 
 /**

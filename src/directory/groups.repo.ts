@@ -1,5 +1,6 @@
 // Flat groups of users. Membership is one row per (group, user): adding or removing a member
 // touches that row only, so a 100,000-member group costs the same as a small one.
+import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from './departments.repo.ts';
 import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow, type User, type UserStatus } from './users.repo.ts';
@@ -75,12 +76,20 @@ export async function insertGroup(db: Tx, row: Pick<DbGroupRow, 'id' | 'name' | 
   return toGroup(inserted as DbGroupRow);
 }
 
-/** Updates columns and bumps the version; with expectedVersion only if still at it. */
+/**
+ * Updates columns and bumps the version; with expectedVersion only if still at it. `alongside`:
+ * other writes of the same change (users' versions, audit events) sent in the same statement,
+ * as WITH clauses, so that the group's row lock this update takes is held for one round trip
+ * and the commit. They run whether or not the group row is updated: the caller rolls back when
+ * it is not.
+ */
 export async function updateGroupById(
   db: Tx, id: string, changes: Partial<Pick<DbGroupRow, 'name' | 'description' | 'external_id'>>, expectedVersion?: number,
+  alongside: readonly (Knex.QueryBuilder | Knex.Raw)[] = [],
 ): Promise<Group | undefined> {
   const q = db('groups').where({ id }).update({ ...changes, version: db.raw('version + 1'), updated_at: db.fn.now() }).returning('*');
   if (expectedVersion !== undefined) q.andWhere({ version: expectedVersion });
+  alongside.forEach((write, i) => q.with(`alongside_${i}`, write));
   const [row] = await q;
   return row ? toGroup(row as DbGroupRow) : undefined;
 }
@@ -99,15 +108,24 @@ export async function insertGroupMember(db: Tx, groupId: string, userId: string)
 /**
  * A user's groups are part of the user as SCIM shows it (the read-only `groups` attribute), so
  * a membership change is a change of the user too: their version (the SCIM ETag) moves on.
+ * Not yet run (see updateGroupById's `alongside`): these users, and with `membersOf` every
+ * member of that group (its name, shown in their `groups`, changes).
  */
+export function userVersionsBump(db: Tx, userIds: readonly string[], membersOf?: string): Knex.Raw {
+  return membersOf
+    ? db.raw('update users set version = version + 1 where id = any(?::uuid[]) or id in (select user_id from group_members where group_id = ?)', [[...userIds], membersOf])
+    : db.raw('update users set version = version + 1 where id = any(?::uuid[])', [[...userIds]]);
+}
+
+/** Runs userVersionsBump for these users (none: nothing is sent). */
 export async function bumpUserVersions(db: Tx, userIds: readonly string[]): Promise<void> {
   if (!userIds.length) return;
-  await db.raw('update users set version = version + 1 where id = any(?::uuid[])', [[...userIds]]);
+  await userVersionsBump(db, userIds);
 }
 
 /** As bumpUserVersions, for every member of a group (its name, shown in their `groups`, changes, or it goes). */
 export async function bumpMemberVersions(db: Tx, groupId: string): Promise<void> {
-  await db.raw('update users u set version = u.version + 1 from group_members gm where gm.group_id = ? and u.id = gm.user_id', [groupId]);
+  await userVersionsBump(db, [], groupId);
 }
 
 /** Deletes one membership row; false when there was none. */
@@ -178,6 +196,31 @@ export async function insertGroupMembers(db: Tx, groupId: string, userIds: reado
     [groupId, ids, ids.map((id) => labels?.get(id) ?? null) as unknown as string[]],
   )).rows;
   return rows.map((r) => r.user_id);
+}
+
+/**
+ * insertGroupMembers for the visible users among `userIds` (see above), in one statement: returns
+ * which of the ids are visible users and which of those were inserted (the others were members).
+ * Ids that are not uuids are not looked up.
+ */
+export async function insertVisibleGroupMembers(
+  db: Tx, groupId: string, userIds: readonly string[], labels?: ReadonlyMap<string, string>, scopePath?: string | null,
+): Promise<{ visible: Set<string>; added: string[] }> {
+  const ids = [...new Set(userIds.filter(isUuid).map((id) => id.toLowerCase()))];
+  if (!ids.length) return { visible: new Set(), added: [] };
+  const visible = visibleUser('u', scopePath);
+  const rows: { id: string; added: boolean }[] = (await db.raw(
+    `with visible as (
+       select wanted.id, wanted.label from unnest(?::uuid[], ?::text[]) as wanted(id, label) join users u on u.id = wanted.id
+        where ${visible.sql}),
+     inserted as (
+       insert into group_members (group_id, user_id, display_label) select ?::uuid, id, label from visible
+       on conflict (group_id, user_id) do nothing
+       returning user_id)
+     select visible.id, inserted.user_id is not null as added from visible left join inserted on inserted.user_id = visible.id`,
+    [ids, ids.map((id) => labels?.get(id) ?? null) as unknown as string[], ...visible.bindings, groupId],
+  )).rows;
+  return { visible: new Set(rows.map((r) => r.id)), added: rows.filter((r) => r.added).map((r) => r.id) };
 }
 
 /** Sets the labels of existing members where they differ (a SCIM PUT may); returns the user ids relabelled. */

@@ -5,14 +5,14 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { auditInsert, recordAudit, SYSTEM_ACTOR, type Actor, type AuditEntry } from '../audit/audit.service.ts';
 import { parseInput } from './users.service.ts';
 import { findUserById, isUuid, type User, type UserStatus } from './users.repo.ts';
 import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
   countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
-  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions,
+  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, insertVisibleGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions, userVersionsBump,
 } from './groups.repo.ts';
 
 const name = z.string().trim().min(1).max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
@@ -238,7 +238,8 @@ export class GroupsService {
         const { visible, ignored } = await this.#visible(trx, userIds, opts.memberScope);
         const added = await insertGroupMembers(trx, group.id, visible, opts.labels);
         await bumpUserVersions(trx, added);
-        await this.#auditMembers(trx, actor, group.id, added, [], ignored);
+        const events = memberEvents(group.id, added, [], ignored);
+        if (events.length) await auditInsert(trx, actor, events);
         return group;
       });
     } catch (err) {
@@ -286,9 +287,8 @@ export class GroupsService {
               break;
             }
             case 'addMembers': {
-              const { visible, ignored: skipped } = await this.#visible(trx, change.userIds, opts.memberScope);
-              for (const userId of skipped) ignored.add(userId);
-              const added = await insertGroupMembers(trx, id, visible, change.labels);
+              const { visible, added } = await insertVisibleGroupMembers(trx, id, change.userIds, change.labels, opts.memberScope);
+              for (const userId of invisible(change.userIds, visible)) ignored.add(userId);
               track(added, 'added');
               rowsTouched ||= added.length > 0;
               break;
@@ -336,18 +336,25 @@ export class GroupsService {
         if (!rowsTouched && Object.keys(columns).length === 0) {
           const group = locked ?? await findGroupById(trx, id);
           if (!group) throw notFound();
-          await this.#auditMembers(trx, actor, id, [], [], [...ignored]);
+          if (ignored.size) await auditInsert(trx, actor, memberEvents(id, [], [], [...ignored]));
           return { group, added, removed, ignored: [...ignored], changed: false };
         }
-        // Each user whose membership changed, and on a rename every member, shows a new `groups`.
-        if (columns.name !== undefined) await bumpMemberVersions(trx, id);
-        await bumpUserVersions(trx, columns.name !== undefined ? removed : [...added, ...removed]);
+        // The rest goes with the version bump, in one statement (see updateGroupById). Each user
+        // whose membership changed, and on a rename every member, shows a new `groups`.
+        const renamed = columns.name !== undefined;
+        const bumped = renamed ? removed : [...added, ...removed];
+        const events = [
+          ...(Object.keys(audited).length ? [{ action: 'group.updated', targetType: 'group', targetId: id, changes: audited }] : []),
+          ...memberEvents(id, added, removed, [...ignored]),
+        ];
+        const alongside = [
+          ...(renamed || bumped.length ? [userVersionsBump(trx, bumped, renamed ? id : undefined)] : []),
+          ...(events.length ? [auditInsert(trx, actor, events)] : []),
+        ];
         // Locked first: the row must still be at the version read. Members only: bump whatever it is now.
-        const updated = await updateGroupById(trx, id, columns, locked?.version);
+        const updated = await updateGroupById(trx, id, columns, locked?.version, alongside);
         if (!updated && !locked) throw notFound();
         if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
-        if (Object.keys(audited).length) await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
-        await this.#auditMembers(trx, actor, id, added, removed, [...ignored]);
         return { group: updated, added, removed, ignored: [...ignored], changed: true };
       });
     } catch (err) {
@@ -366,28 +373,34 @@ export class GroupsService {
   async #visible(trx: Knex.Transaction, userIds: string[], scope: string | null | undefined): Promise<{ visible: string[]; ignored: string[] }> {
     const wanted = [...new Set(userIds.map((u) => u.toLowerCase()))];
     const found = await findVisibleUserIds(trx, wanted, scope);
-    const ignored = [...new Set(userIds.filter((u) => !found.has(u.toLowerCase())))];
-    return { visible: wanted.filter((u) => found.has(u)), ignored };
+    return { visible: wanted.filter((u) => found.has(u)), ignored: invisible(userIds, found) };
   }
+}
 
-  /** Member changes keep the admin API's events (one per member) unless a request changes very many at once. */
-  async #auditMembers(trx: Knex.Transaction, actor: Actor, groupId: string, added: string[], removed: string[], ignored: string[] = []): Promise<void> {
-    if (ignored.length) {
-      await recordAudit(trx, actor, {
-        action: 'group.members_ignored', targetType: 'group', targetId: groupId,
-        changes: { count: ignored.length, userIds: ignored.slice(0, MEMBER_AUDIT_EVENTS_LIMIT).map((id) => (id.length > 64 ? `${id.slice(0, 64)}...` : id)) },
-      });
-    }
-    if (added.length + removed.length > MEMBER_AUDIT_EVENTS_LIMIT) {
-      await recordAudit(trx, actor, {
-        action: 'group.members_changed', targetType: 'group', targetId: groupId,
-        changes: { addedCount: added.length, removedCount: removed.length, added, removed },
-      });
-      return;
-    }
-    for (const userId of added) await recordAudit(trx, actor, { action: 'group.member_added', targetType: 'group', targetId: groupId, changes: { userId } });
-    for (const userId of removed) await recordAudit(trx, actor, { action: 'group.member_removed', targetType: 'group', targetId: groupId, changes: { userId } });
+/** The ids (distinct, as given) that name no visible user. */
+function invisible(userIds: readonly string[], visible: ReadonlySet<string>): string[] {
+  return [...new Set(userIds.filter((u) => !visible.has(u.toLowerCase())))];
+}
+
+/** Member changes keep the admin API's events (one per member) unless a request changes very many at once. */
+function memberEvents(groupId: string, added: string[], removed: string[], ignored: string[] = []): AuditEntry[] {
+  const events: AuditEntry[] = [];
+  if (ignored.length) {
+    events.push({
+      action: 'group.members_ignored', targetType: 'group', targetId: groupId,
+      changes: { count: ignored.length, userIds: ignored.slice(0, MEMBER_AUDIT_EVENTS_LIMIT).map((id) => (id.length > 64 ? `${id.slice(0, 64)}...` : id)) },
+    });
   }
+  if (added.length + removed.length > MEMBER_AUDIT_EVENTS_LIMIT) {
+    events.push({
+      action: 'group.members_changed', targetType: 'group', targetId: groupId,
+      changes: { addedCount: added.length, removedCount: removed.length, added, removed },
+    });
+    return events;
+  }
+  for (const userId of added) events.push({ action: 'group.member_added', targetType: 'group', targetId: groupId, changes: { userId } });
+  for (const userId of removed) events.push({ action: 'group.member_removed', targetType: 'group', targetId: groupId, changes: { userId } });
+  return events;
 }
 
 function assertVersion(current: Group, expectedVersion: number | undefined): void {

@@ -190,6 +190,36 @@ describe('GroupsService.changeGroup', () => {
     expect(ok.group.version).toBe(g.version + 1);
   });
 
+  it('moves the version (the SCIM ETag) of each user whose membership changed, and of every member on a rename', async () => {
+    const [stays, leaves, joins, outsider] = [await person(), await person(), await person(), await person()];
+    const g = await group([stays.id, leaves.id]);
+    const userVersion = async (id: string) => (await services.users.getUser(id)).version;
+    const before = new Map(await Promise.all([stays, leaves, joins, outsider].map(async (u) => [u.id, await userVersion(u.id)] as const)));
+    await services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [joins.id] }, { kind: 'removeMembers', userIds: [leaves.id] }], actor);
+    expect(await userVersion(joins.id)).toBe(before.get(joins.id)! + 1);
+    expect(await userVersion(leaves.id)).toBe(before.get(leaves.id)! + 1);
+    expect(await userVersion(stays.id)).toBe(before.get(stays.id));
+    await services.groups.changeGroup(g.id, [{ kind: 'set', name: `${g.name} renamed` }], actor);
+    expect(await userVersion(stays.id)).toBe(before.get(stays.id)! + 1);
+    expect(await userVersion(joins.id)).toBe(before.get(joins.id)! + 2);
+    expect(await userVersion(leaves.id)).toBe(before.get(leaves.id)! + 1);
+    expect(await userVersion(outsider.id)).toBe(before.get(outsider.id));
+  });
+
+  it('holds the group row for one statement: a member change sends the member rows, then the version bump with the users\' versions and the audit events', async () => {
+    const [a, b] = [await person(), await person()];
+    const g = await group([a.id]);
+    const add = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [b.id] }], actor));
+    expect(add).toHaveLength(4);
+    expect(add[0]).toMatch(/^BEGIN/i);
+    expect(add[1]).toMatch(/insert into group_members/);
+    expect(add[2]).toMatch(/^with .*update users set version.*insert into "audit_events".*update "groups"/s);
+    expect(add[3]).toMatch(/^COMMIT/i);
+    const remove = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [a.id] }], actor));
+    expect(remove).toHaveLength(4);
+    expect((await auditOf(g.id)).slice(-2).map((e) => [e.action, e.changes.userId])).toEqual([['group.member_added', b.id], ['group.member_removed', a.id]]);
+  });
+
   it('leaves deprovisioned members alone on replace and remove-all, and does not add them', async () => {
     const [a, gone] = [await person(), await person()];
     const g = await group([a.id, gone.id]);
