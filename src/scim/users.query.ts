@@ -104,9 +104,9 @@ const SORTS: Record<string, string> = {
   [`${ENT}:employeenumber`]: 'u.employee_number',
 };
 
-/** ORDER BY for a list: the sortBy attribute, then (created_at, id) so that pages are stable. */
+/** ORDER BY for a list: the sortBy attribute, then the order users were added in (added_seq, unique) so that pages are stable. */
 export function userOrderBy(sortBy: string | undefined, sortOrder: 'ascending' | 'descending'): string {
-  const stable = 'u.created_at asc, u.id asc';
+  const stable = 'u.added_seq asc';
   if (!sortBy) return stable;
   let key = sortBy.trim().toLowerCase();
   if (key.startsWith(`${CORE}:`)) key = key.slice(CORE.length + 1);
@@ -115,6 +115,31 @@ export function userOrderBy(sortBy: string | undefined, sortOrder: 'ascending' |
     throw new ScimError(400, `sortBy ${JSON.stringify(sortBy.slice(0, 100))} is not supported; use one of userName, displayName, name.familyName, name.givenName, name.formatted, externalId, title, locale, active, emails, phoneNumbers, id, meta.created, meta.lastModified, ${SCIM_ENTERPRISE_USER_SCHEMA}:employeeNumber`, 'invalidValue');
   }
   return `${expr} ${sortOrder === 'descending' ? 'desc' : 'asc'}, ${stable}`;
+}
+
+/** Users per block of visible_user_blocks, as migration 20261201090000 counts them. */
+const USER_BLOCK_SIZE = 1024;
+
+// The block where position `startIndex` of everyone (not deprovisioned, in added_seq order) lies,
+// from the per-block counts, and how many of the block's users come before it; then at most
+// 1,023 index entries are skipped instead of startIndex - 1. Counts and users are read in one
+// statement, so from one snapshot: the page is exactly the one OFFSET would give.
+const BLOCK_PAGE_SQL = `
+  with blocks as (
+    select block, sum(delta) as n from visible_user_blocks group by block),
+  target as (
+    select block, ?::bigint - 1 - (upto - n) as skip
+      from (select block, n, sum(n) over (order by block) as upto from blocks) b
+     where upto >= ?::bigint
+     order by block limit 1)
+  select u.id from users u
+   where u.status <> 'deprovisioned' and u.added_seq >= (select block * ${USER_BLOCK_SIZE} from target)
+   order by u.added_seq
+  offset (select skip from target) limit ?::bigint`;
+
+/** The ids of a page of everyone in the default order from startIndex (2 or more): see BLOCK_PAGE_SQL. */
+function blockPageIds(db: Tx, startIndex: number, count: number): Knex.QueryBuilder {
+  return db.select('block_page.id').from(db.raw(`(${BLOCK_PAGE_SQL}) as block_page`, [startIndex, startIndex, count]));
 }
 
 /** totalResults and one page of users, filtered, sorted and paged in SQL. */
@@ -130,20 +155,22 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   const countQuery = params.filter === undefined && !scopePath
     ? db('visible_user_counts').select(db.raw('coalesce(sum(delta), 0) as count'))
     : base.clone().count({ count: '*' });
-  // Sort and page on the narrow rows first (an index-only scan for the default order, see
-  // users__visible_created_at_id); join the rest for the page only. The page and the count do not
+  // Sort and page on the narrow rows first (index-only scans for the default order, see
+  // users__visible_added_seq); join the rest for the page only. The page and the count do not
   // depend on each other: on a pool they run at the same time.
   //
   // The first page (every lookup by filter: Entra and Okta look a user up before each change) and
   // its count are prepared statements named after their shape (see db/prepared.ts), the page size
   // (an integer from 0 to 1000, see scim-list.ts) written into the SQL: planning the page costs
-  // PostgreSQL four times running it. Later pages are planned for their offset every time: a
-  // generic plan cannot know the offset and may read the whole table.
+  // PostgreSQL four times running it. A later page of everyone in the default order starts at its
+  // block (blockPageIds); other later pages skip startIndex - 1 rows, planned for their offset
+  // every time: a generic plan cannot know the offset and may read the whole table.
   const first = params.startIndex === 1;
-  const ids = base.clone().select('u.id').orderByRaw(orderBy);
+  const byBlocks = !first && params.filter === undefined && !scopePath && !params.sortBy;
+  const ids = byBlocks ? blockPageIds(db, params.startIndex, params.count) : base.clone().select('u.id').orderByRaw(orderBy);
   if (first) ids.limit(params.count, { skipBinding: true });
-  else ids.offset(params.startIndex - 1).limit(params.count);
-  const select = <R>(q: Knex.QueryBuilder): Promise<R[]> => (first ? runQuery<R>(db, q) : q as unknown as Promise<R[]>);
+  else if (!byBlocks) ids.offset(params.startIndex - 1).limit(params.count);
+  const select = <R>(q: Knex.QueryBuilder): Promise<R[]> => (first || byBlocks ? runQuery<R>(db, q) : q as unknown as Promise<R[]>);
   const [[counted], rows] = await Promise.all([
     select<{ count: number | string }>(countQuery),
     params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, orderBy)),

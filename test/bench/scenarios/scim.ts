@@ -34,8 +34,9 @@ const randomInt = (max: number): number => Math.floor(Math.random() * max);
 interface Seeded { groupId: string; nonMembers: string[] }
 
 /**
- * 100,000 active users created five minutes apart (so created_at,id paging walks them in an order
- * unrelated to their random ids), and a group with a random half of them as members.
+ * 100,000 active users created five minutes apart, as a directory filled over a year (the list
+ * order, added_seq, is then unrelated to their random ids), and a group with a random half of
+ * them as members.
  */
 async function seed(db: pg.Client): Promise<Seeded> {
   await db.query(`
