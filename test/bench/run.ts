@@ -27,7 +27,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { createServices } from '../../src/services.ts';
 import {
-  cpuSeconds, cpuTimes, freePort, machine, machineCpu, peakRssMb, pinPostgres, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
+  cpuSeconds, cpuTimes, freePort, machine, memoryBreakdown, machineCpu, peakRssMb, pinPostgres, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
   spawnPinned, waitFor200, waitForLine,
 } from './lib/proc.ts';
 import type { BenchContext, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
@@ -298,7 +298,11 @@ async function main(): Promise<void> {
     UV_THREADPOOL_SIZE: process.env.BENCH_UV_THREADPOOL_SIZE ?? '2',
   });
   fs.mkdirSync(RESULTS, { recursive: true });
+  // A diagnostic report on SIGUSR2 (nothing happens until the signal): the V8 heap's share of M1.
+  const reports = path.join(RESULTS, 'reports');
+  fs.mkdirSync(reports, { recursive: true });
   const oneidArgs = [
+    '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`,
     ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`] : []),
     ...settings.oneidEntry,
   ];
@@ -405,6 +409,7 @@ async function main(): Promise<void> {
   const rssSoonAfterLoad = rssMb(server.pid);
   await sleep(55_000);
   const idleRssAfterLoad = rssMb(server.pid);
+  const idleMemory = await memoryBreakdown(server.pid, reports);
   const peakUnderLoad = Math.max(0, ...rows.map((r) => r.oneid?.peakRssMb ?? 0));
   rows.push(
     { id: 'M1', scenario: `idle RSS (after start ${fmt(idleRssAfterStart)} MB / 60 s after load ${fmt(idleRssAfterLoad)} MB; 5 s after: ${fmt(rssSoonAfterLoad)} MB)`, value: fmt(Math.max(idleRssAfterStart, idleRssAfterLoad)), goal: '<= 150 MB', pass: Math.max(idleRssAfterStart, idleRssAfterLoad) <= 150 },
@@ -431,6 +436,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\nOneID bench — ${startedAt.toISOString()} — ${machineAtStart.cores} x ${machineAtStart.cpus}, ${machineAtStart.memoryGb} GB, Linux ${machineAtStart.kernel}, Node ${process.version}\n`);
   process.stdout.write(`OneID on CPU ${settings.serverCpu} (taskset), load generator on CPU ${settings.loadCpu}; ${postgresPlacement}; ${settings.durationS} s per measurement after ${settings.warmupS} s warm-up; load average ${machineAtStart.load1} at start, ${machineAtEnd.load1} at end; the web app's ID tokens ${settings.idTokenAlg}\n\n`);
   process.stdout.write(`${tbl}\n\nDiagnostics:\n${diagnostics(rows)}\n`);
+  process.stdout.write(`  M1: of the ${fmt(idleRssAfterLoad)} MB a minute after load: files (node, libraries) ${fmt(idleMemory.fileMb)} MB; anonymous ${fmt(idleMemory.anonMb)} MB, `
+    + `of it the V8 heap ${fmt(idleMemory.heapTotalMb ?? NaN)} MB (${fmt(idleMemory.heapUsedMb ?? NaN)} MB in use) and native memory (malloc: buffers, argon2id work areas, libraries) the rest\n`);
   if (queryCounts.length) {
     process.stdout.write('\nDatabase statements per operation (BEGIN/COMMIT included):\n');
     for (const q of queryCounts) {
@@ -454,7 +461,7 @@ async function main(): Promise<void> {
     machine: { ...machineAtStart, node: process.version, loadAtEnd: machineAtEnd.load1 },
     settings: { ...settings, oneid: { NODE_ENV: 'production', LOG_LEVEL: settings.logLevel, databasePoolMax: 10 } },
     startup: { readyMs, firstStartWithMigrationsMs: firstReadyMs },
-    memory: { idleRssAfterStartMb: idleRssAfterStart, rss5sAfterLoadMb: rssSoonAfterLoad, idleRssAfterLoadMb: idleRssAfterLoad, peakUnderLoadMb: peakUnderLoad },
+    memory: { idleRssAfterStartMb: idleRssAfterStart, rss5sAfterLoadMb: rssSoonAfterLoad, idleRssAfterLoadMb: idleRssAfterLoad, idleAfterLoad: idleMemory, peakUnderLoadMb: peakUnderLoad },
     rows,
     databaseStatementsPerOperation: queryCounts,
     table: tbl,

@@ -89,6 +89,44 @@ export const rssMb = (pid: number): number => statusField(pid, 'VmRSS');
 /** Peak resident set size (since start or the last resetPeakRss), MB. */
 export const peakRssMb = (pid: number): number => statusField(pid, 'VmHWM');
 
+/**
+ * Where a process's resident memory is, MB: file-backed (the node binary, shared libraries),
+ * anonymous, and of the anonymous part the V8 heap as Node's diagnostic report counts it
+ * (`--report-on-signal`, SIGUSR2: written without stopping the process for long); the rest of
+ * the anonymous memory is native (malloc arenas of the main and the libuv threads, buffers).
+ */
+export async function memoryBreakdown(pid: number, reportDir: string): Promise<{ fileMb: number; anonMb: number; heapTotalMb?: number; heapUsedMb?: number}> {
+  const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  const result: { fileMb: number; anonMb: number; heapTotalMb?: number; heapUsedMb?: number } = {
+    fileMb: (kb('Rss') - kb('Anonymous')) / 1024, anonMb: kb('Anonymous') / 1024,
+  };
+  const before = new Set(fs.existsSync(reportDir) ? fs.readdirSync(reportDir) : []);
+  try {
+    process.kill(pid, 'SIGUSR2');
+  } catch {
+    return result;
+  }
+  for (let i = 0; i < 100; i += 1) {
+    await new Promise((r) => setTimeout(r, 50));
+    const file = fs.readdirSync(reportDir).find((f) => f.startsWith('report.') && f.endsWith('.json') && !before.has(f));
+    if (!file) continue;
+    try {
+      const report = JSON.parse(fs.readFileSync(`${reportDir}/${file}`, 'utf8')) as {
+        javascriptHeap?: { totalMemory?: number; usedMemory?: number };
+      };
+      fs.rmSync(`${reportDir}/${file}`);
+      const heap = report.javascriptHeap ?? {};
+      if (heap.totalMemory !== undefined) result.heapTotalMb = heap.totalMemory / 2 ** 20;
+      if (heap.usedMemory !== undefined) result.heapUsedMb = heap.usedMemory / 2 ** 20;
+      return result;
+    } catch {
+      // Still being written.
+    }
+  }
+  return result;
+}
+
 /** Resets VmHWM (writing 5 to clear_refs, Linux >= 4.0). Returns false where not allowed. */
 export function resetPeakRss(pid: number): boolean {
   try {
