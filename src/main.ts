@@ -7,6 +7,7 @@ import { buildApp } from './app.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { AppError } from './shared/errors.ts';
 import { chainPendingAuditEvents } from './audit/audit.service.ts';
+import { idleCollector } from './shared/idle-gc.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -48,12 +49,21 @@ async function main(): Promise<void> {
   }, 10 * 60 * 1000);
   cleanup.unref();
 
+  // After a busy spell, one full garbage collection once requests have gone quiet (idle memory).
+  const collector = idleCollector({
+    minRequests: 1000, quietRequests: 10, windowMs: 10_000,
+    gc: (globalThis as { gc?: () => void }).gc,
+    collected: (ms) => log.debug({ ms: Math.round(ms), heapMb: Math.round(process.memoryUsage().heapTotal / 2 ** 20) }, 'idle: garbage collected'),
+  });
+  collector.start();
+
   let stopping = false;
   // While stopping, responses not yet sent say Connection: close, so a kept-alive client or load
   // balancer moves to another node and the connection ends with its response instead of idling
   // for keepAliveTimeout (or taking new requests until the grace period cuts it).
   const unsent = new Set<http.ServerResponse>();
   server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    collector.request();
     if (stopping) {
       res.setHeader('Connection', 'close');
       return;
@@ -68,6 +78,7 @@ async function main(): Promise<void> {
     for (const res of unsent) if (!res.headersSent) res.setHeader('Connection', 'close');
     clearInterval(cleanup);
     clearInterval(chainer);
+    collector.stop();
     const force = setTimeout(() => {
       log.warn('grace period over, closing remaining connections');
       server.closeAllConnections();

@@ -255,8 +255,9 @@ export class GroupsService {
    * Concurrent changes to one group serialise on its row (the version bump). A change that
    * only adds or removes members, without If-Match, takes that lock last: the membership rows
    * are written first (their foreign key only share-locks the group row, which does not block
-   * other member writes), so the lock is held for the bump, the audit rows and the commit
-   * only. Renames and If-Match need the row as it is, so they lock it first.
+   * other member writes), so the lock is held for one statement (the bump, which carries the
+   * users' versions and the audit rows) and the commit. Renames and If-Match need the row as it
+   * is, so they lock it first.
    */
   async changeGroup(id: string, changes: GroupChange[], actor: Actor = SYSTEM_ACTOR, opts: GroupChangeOptions = {}): Promise<GroupChangeResult> {
     const membersOnly = !opts.expectedVersions && changes.every((c) => c.kind !== 'set');

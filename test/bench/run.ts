@@ -11,7 +11,7 @@
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1), BENCH_CPU_PROF=1 to write a
 // V8 CPU profile of the OneID process into test/bench/results/ (slows OneID down: for diagnosis only),
-// BENCH_UV_THREADPOOL_SIZE (2, as npm start sizes it for one core) for OneID's libuv pool,
+// BENCH_UV_THREADPOOL_SIZE (1, as npm start sizes it for one core) for OneID's libuv pool,
 // BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 (the median ratio counts), BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens, BENCH_KEEP_DB=1 to keep the database for a look, BENCH_PIN_POSTGRES=0 to leave a local PostgreSQL where the scheduler puts it (by default its processes are moved to the load core for the run and moved back after). OneID runs as `npm start` runs it: the
 // compiled build (built first with `npm run build`); BENCH_ONEID_ENTRY=path/to/main.js measures
 // another entry point instead (e.g. `--import tsx src/main.ts` is not what production runs).
@@ -292,16 +292,18 @@ async function main(): Promise<void> {
   const env = nodeEnv({
     DATABASE_URL: dbUrl.toString(), ONEID_MASTER_KEY: randomBytes(32).toString('base64url'),
     ISSUER: base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: settings.logLevel,
-    // As `npm start` sizes it for a process on one core (max(2, CPUs)): each libuv thread that has
-    // run an argon2id hash keeps its 19 MiB work area for the next one (returning it to the system
-    // would cost a third of the hash rate), so threads beyond the cores only hold memory.
-    UV_THREADPOOL_SIZE: process.env.BENCH_UV_THREADPOOL_SIZE ?? '2',
+    // As `npm start` sizes it for a process on one core (the CPUs it may use): each libuv thread
+    // that has run an argon2id hash keeps its 19 MiB work area for the next one (returning it to
+    // the system would cost a third of the hash rate), and a second thread on one core cannot
+    // hash faster, it only holds a second work area and takes time from the main thread.
+    UV_THREADPOOL_SIZE: process.env.BENCH_UV_THREADPOOL_SIZE ?? '1',
   });
   fs.mkdirSync(RESULTS, { recursive: true });
   // A diagnostic report on SIGUSR2 (nothing happens until the signal): the V8 heap's share of M1.
   const reports = path.join(RESULTS, 'reports');
   fs.mkdirSync(reports, { recursive: true });
   const oneidArgs = [
+    '--expose-gc', // as npm start runs it: the idle collection (src/shared/idle-gc.ts)
     '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`,
     ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`] : []),
     ...settings.oneidEntry,

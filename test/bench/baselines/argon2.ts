@@ -2,7 +2,7 @@
 // OneID's parameters (PASSWORD_MEMORY_KIB / PASSWORD_TIME_COST / PASSWORD_PARALLELISM, default
 // m=19456 KiB, t=2, p=1). run.ts starts it pinned to the server core, like OneID; the same
 // number of concurrent verifications as the sign-in scenario has virtual users, on libuv's
-// default thread pool (4 threads), which is what OneID runs with.
+// default thread pool (4 threads; on one core the hash rate does not depend on the threads).
 //
 // env: BENCH_CONCURRENCY, BENCH_DURATION_S, BENCH_WARMUP_S, PASSWORD_* ; prints one JSON line.
 import argon2 from 'argon2';
