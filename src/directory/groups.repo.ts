@@ -112,8 +112,9 @@ export async function insertGroupMember(db: Tx, groupId: string, userId: string)
  * member of that group (its name, shown in their `groups`, changes).
  */
 export function userVersionsBump(db: Tx, userIds: readonly string[], membersOf?: string): Knex.Raw {
+  // One set of ids (not `id = any(...) or id in (...)`: an OR with a subquery is a scan of every user).
   return membersOf
-    ? db.raw('update users set version = version + 1 where id = any(?::uuid[]) or id in (select user_id from group_members where group_id = ?)', [[...userIds], membersOf])
+    ? db.raw('update users set version = version + 1 where id in (select unnest(?::uuid[]) union all select user_id from group_members where group_id = ?)', [[...userIds], membersOf])
     : db.raw('update users set version = version + 1 where id = any(?::uuid[])', [[...userIds]]);
 }
 

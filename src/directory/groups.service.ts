@@ -235,10 +235,9 @@ export class GroupsService {
         const group = await insertGroup(trx, { id: newId(), name: input.name, description: input.description ?? null, external_id: input.externalId ?? null });
         await recordAudit(trx, actor, { action: 'group.created', targetType: 'group', targetId: group.id, changes: { ...input } });
         if (!userIds.length) return group;
-        const { visible, ignored } = await this.#visible(trx, userIds, opts.memberScope);
-        const added = await insertGroupMembers(trx, group.id, visible, opts.labels);
+        const { visible, added } = await insertVisibleGroupMembers(trx, group.id, userIds, opts.labels, opts.memberScope);
         await bumpUserVersions(trx, added);
-        const events = memberEvents(group.id, added, [], ignored);
+        const events = memberEvents(group.id, added, [], invisible(userIds, visible));
         if (events.length) await auditInsert(trx, actor, events);
         return group;
       });

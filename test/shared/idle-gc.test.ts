@@ -43,7 +43,7 @@ describe('idleCollector', () => {
     collector.stop();
   });
 
-  it('ticks on a timer that does not keep the process alive', () => {
+  it('ticks on its own timer, every window, until stopped', () => {
     jest.useFakeTimers();
     try {
       const { collector, requests, gc } = setup();

@@ -79,10 +79,9 @@ export async function waitForLine(p: Pinned, pattern: RegExp, timeoutMs = 30000)
   }
 }
 
-const statusField = (pid: number, field: string): number => {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
+/** A `Field:   123 kB` line of a /proc file, in kB. */
+const kbField = (text: string, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+const statusField = (pid: number, field: string): number => kbField(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), field) / 1024;
 
 /** Resident set size now, MB. */
 export const rssMb = (pid: number): number => statusField(pid, 'VmRSS');
@@ -97,7 +96,7 @@ export const peakRssMb = (pid: number): number => statusField(pid, 'VmHWM');
  */
 export async function memoryBreakdown(pid: number, reportDir: string): Promise<{ fileMb: number; anonMb: number; heapTotalMb?: number; heapUsedMb?: number}> {
   const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  const kb = (field: string): number => kbField(rollup, field);
   const result: { fileMb: number; anonMb: number; heapTotalMb?: number; heapUsedMb?: number } = {
     fileMb: (kb('Rss') - kb('Anonymous')) / 1024, anonMb: kb('Anonymous') / 1024,
   };
