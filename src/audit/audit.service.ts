@@ -73,6 +73,12 @@ export function redactChanges(value: unknown): unknown {
 
 /** The row of one event as it is inserted: chain position and hashes come later (the chainer). */
 function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes'> & { changes: string | null } {
+  const { changes, ...row } = auditRecord(actor, entry);
+  return { ...row, changes: changes === null ? null : JSON.stringify(changes) };
+}
+
+/** auditRow with `changes` as the (redacted) value itself, for SQL that reads the rows from JSON. */
+function auditRecord(actor: Actor, entry: AuditEntry): ChainFields {
   const changes = entry.changes ? redactChanges(entry.changes) : null;
   return {
     id: newId(),
@@ -84,9 +90,11 @@ function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes'>
     target_id: entry.targetId ?? null,
     ip: actor.ip ?? null,
     user_agent: actor.userAgent ? actor.userAgent.slice(0, 512) : null,
-    changes: changes === null ? null : JSON.stringify(changes),
+    changes,
   };
 }
+
+const AUDIT_COLUMNS = 'id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, changes';
 
 /**
  * The insert of one or more events (at least one), not yet run: await it, or send it with
@@ -95,6 +103,18 @@ function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes'>
 export function auditInsert(db: Tx, actor: Actor, entries: readonly AuditEntry[]): Knex.QueryBuilder {
   if (!entries.length) throw new Error('auditInsert needs at least one event');
   return db('audit_events').insert(entries.map((entry) => auditRow(actor, entry)));
+}
+
+/**
+ * As auditInsert, for a statement that itself finds out which of its events happen: `entries` are
+ * the candidates, and only those whose row (`e`, an audit_events row) meets `condition` are
+ * inserted. For a WITH clause of that statement; the condition may name its other clauses.
+ */
+export function auditInsertWhere(db: Tx, actor: Actor, entries: readonly AuditEntry[], condition: string): Knex.Raw {
+  return db.raw(
+    `insert into audit_events (${AUDIT_COLUMNS}) select ${AUDIT_COLUMNS} from json_populate_recordset(null::audit_events, ?::json) e where ${condition}`,
+    [JSON.stringify(entries.map((entry) => auditRecord(actor, entry)))],
+  );
 }
 
 /** Appends one event, inside the caller's transaction (or on its own); it is chained shortly after commit. */

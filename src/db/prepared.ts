@@ -110,13 +110,16 @@ const QUERY_STATEMENTS_PER_CONNECTION = 100;
 const preparedQueries = new WeakMap<pg.Client, Map<string, true>>();
 
 /**
- * Runs a select built with knex as a prepared statement named after its SQL text: queries of the
- * same shape (SCIM lists and filters) are planned once per connection. Resolves to the rows, as
- * awaiting the builder would.
+ * Runs a statement built with knex (a query builder, or raw SQL whose text comes in a few
+ * shapes) as a prepared statement named after its SQL text: statements of the same shape (SCIM
+ * lists and filters, group member changes) are planned once per connection. Resolves to the rows.
  */
-export async function runQuery<R>(db: Tx, query: Knex.QueryBuilder, limit = QUERY_STATEMENTS_PER_CONNECTION): Promise<R[]> {
+export async function runQuery<R>(db: Tx, query: Knex.QueryBuilder | Knex.Raw, limit = QUERY_STATEMENTS_PER_CONNECTION): Promise<R[]> {
   const client = directClient(db);
-  if (!client) return (await query) as R[];
+  if (!client) {
+    const result = await query;
+    return (Array.isArray(result) ? result : (result as { rows: R[] }).rows) as R[];
+  }
   const { sql, bindings } = query.toSQL().toNative();
   const name = `q_${createHash('sha1').update(sql).digest('base64url')}`;
   const result = await sendNamed<R>(client, name, sql, bindings, async (connection) => {

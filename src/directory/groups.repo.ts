@@ -2,6 +2,7 @@
 // touches that row only, so a 100,000-member group costs the same as a small one.
 import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
+import { runQuery } from '../db/prepared.ts';
 import { subtreePattern } from './departments.repo.ts';
 import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow, type User, type UserStatus } from './users.repo.ts';
 
@@ -164,9 +165,15 @@ export async function findGroupMembers(db: Tx, m: GroupMembersQuery): Promise<Us
 function visibleUser(alias: string, scopePath: string | null | undefined): { sql: string; bindings: string[] } {
   const active = `${alias}.status <> 'deprovisioned'`;
   if (!scopePath) return { sql: active, bindings: [] };
+  const scope = inScope(`${alias}.id`, scopePath);
+  return { sql: `${active} and ${scope.sql}`, bindings: scope.bindings };
+}
+
+/** SQL condition "the user whose id is `userId` (an SQL expression) has a department in the subtree `scopePath`". */
+function inScope(userId: string, scopePath: string): { sql: string; bindings: string[] } {
   return {
-    sql: `${active} and exists (select 1 from user_departments scope_ud join departments scope_d on scope_d.id = scope_ud.department_id
-      where scope_ud.user_id = ${alias}.id and scope_d.path like ? escape '\\')`,
+    sql: `exists (select 1 from user_departments scope_ud join departments scope_d on scope_d.id = scope_ud.department_id
+      where scope_ud.user_id = ${userId} and scope_d.path like ? escape '\\')`,
     bindings: [subtreePattern(scopePath)],
   };
 }
@@ -224,6 +231,71 @@ export async function insertVisibleGroupMembers(
   return { visible: new Set(rows.map((r) => r.id)), added: rows.filter((r) => r.added).map((r) => r.id) };
 }
 
+export interface MembersChangedAtOnce {
+  /** false: an id to add is no visible user; nothing was written (see changeMembersAtOnce). */
+  complete: boolean;
+  /** The users whose membership changed. */
+  changed: string[];
+  /** The group after the change (before it when nothing changed); undefined when there is none. */
+  group: Group | undefined;
+}
+
+/**
+ * Adds or removes members of one group in one statement, outside any transaction: the membership
+ * rows, the changed users' versions, the audit events of the changed members (the candidates
+ * `events`, one per user id, `changes.userId`) and the group's version bump, which happens only
+ * when a membership changed. Nothing waits on OneID while the group's row is locked: the lock is
+ * taken by this statement and released by its commit.
+ *
+ * `userIds`: distinct, lower-cased uuids. An add writes nothing unless every one of them is a
+ * visible user (see visibleUser), and says so with complete: false. A remove skips ids that are
+ * no member. An add to a group that does not exist fails its foreign key.
+ */
+export async function changeMembersAtOnce(
+  db: Tx, groupId: string, kind: 'add' | 'remove', userIds: readonly string[],
+  opts: { labels?: ReadonlyMap<string, string>; scopePath?: string | null; events: (changedSql: string) => Knex.Raw },
+): Promise<MembersChangedAtOnce> {
+  const ids = [...userIds];
+  let change: Knex.Raw;
+  if (kind === 'add') {
+    const visible = visibleUser('u', opts.scopePath);
+    change = db.raw(
+      `visible as (
+         select wanted.id, wanted.label from unnest(?::uuid[], ?::text[]) as wanted(id, label) join users u on u.id = wanted.id
+          where ${visible.sql}),
+       complete as (select count(*) = ? as ok from visible),
+       changed as (
+         insert into group_members (group_id, user_id, display_label)
+         select ?::uuid, id, label from visible where (select ok from complete)
+         on conflict (group_id, user_id) do nothing
+         returning user_id)`,
+      [ids, ids.map((id) => opts.labels?.get(id) ?? null) as unknown as string[], ...visible.bindings, ids.length, groupId],
+    );
+  } else {
+    const scope = opts.scopePath ? inScope('gm.user_id', opts.scopePath) : { sql: 'true', bindings: [] };
+    change = db.raw(
+      `complete as (select true as ok),
+       changed as (delete from group_members gm where gm.group_id = ? and gm.user_id = any(?::uuid[]) and ${scope.sql} returning gm.user_id)`,
+      [groupId, ids, ...scope.bindings],
+    );
+  }
+  // Prepared (runQuery): planning this statement costs PostgreSQL more than running it.
+  const [row] = await runQuery<DbGroupRow & { complete: boolean; changed: string[] }>(db, db.raw(
+    `with ?,
+     versions as (update users set version = version + 1 where id in (select user_id from changed)),
+     events as (?),
+     bumped as (
+       update groups set version = version + 1, updated_at = current_timestamp
+        where id = ? and exists (select 1 from changed)
+       returning *)
+     select (select ok from complete) as complete, array(select user_id from changed) as changed, g.*
+       from (select 1) one
+       left join (select * from bumped union all select * from groups where id = ? and not exists (select 1 from bumped)) g on true`,
+    [change, opts.events("(e.changes->>'userId')::uuid in (select user_id from changed)"), groupId, groupId],
+  ));
+  return { complete: row!.complete, changed: row!.changed, group: row!.id ? toGroup(row!) : undefined };
+}
+
 /** Sets the labels of existing members where they differ (a SCIM PUT may); returns the user ids relabelled. */
 export async function relabelGroupMembers(db: Tx, groupId: string, labels: ReadonlyMap<string, string>): Promise<string[]> {
   if (!labels.size) return [];
@@ -246,8 +318,8 @@ export async function deleteGroupMembers(db: Tx, groupId: string, userIds: reado
   if (!ids.length) return [];
   const q = db('group_members as gm').where('gm.group_id', groupId).whereRaw('gm.user_id = any(?::uuid[])', [ids]);
   if (scopePath) {
-    q.whereExists((e) => e.select(db.raw('1')).from('user_departments as scope_ud').join('departments as scope_d', 'scope_d.id', 'scope_ud.department_id')
-      .whereRaw("scope_ud.user_id = gm.user_id and scope_d.path like ? escape '\\'", [subtreePattern(scopePath)]));
+    const scope = inScope('gm.user_id', scopePath);
+    q.whereRaw(scope.sql, scope.bindings);
   }
   const rows: { user_id: string }[] = await q.delete().returning('gm.user_id');
   return rows.map((r) => r.user_id);

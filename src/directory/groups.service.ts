@@ -5,14 +5,14 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { auditInsert, recordAudit, SYSTEM_ACTOR, type Actor, type AuditEntry } from '../audit/audit.service.ts';
+import { auditInsert, auditInsertWhere, recordAudit, SYSTEM_ACTOR, type Actor, type AuditEntry } from '../audit/audit.service.ts';
 import { parseInput } from './users.service.ts';
 import { findUserById, isUuid, type User, type UserStatus } from './users.repo.ts';
 import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
   countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
-  deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, insertVisibleGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions, userVersionsBump,
+  changeMembersAtOnce, deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, insertVisibleGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions, userVersionsBump,
 } from './groups.repo.ts';
 
 const name = z.string().trim().min(1).max(200).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed');
@@ -255,12 +255,19 @@ export class GroupsService {
    * only adds or removes members, without If-Match, takes that lock last: the membership rows
    * are written first (their foreign key only share-locks the group row, which does not block
    * other member writes), so the lock is held for one statement (the bump, which carries the
-   * users' versions and the audit rows) and the commit. Renames and If-Match need the row as it
-   * is, so they lock it first.
+   * users' versions and the audit rows) and the commit. The most common of these (one add or
+   * remove step, as SCIM clients send them) is a single statement without a transaction
+   * (#changeMembersAtOnce): nothing waits on OneID while the row is locked. Renames and
+   * If-Match need the row as it is, so they lock it first.
    */
   async changeGroup(id: string, changes: GroupChange[], actor: Actor = SYSTEM_ACTOR, opts: GroupChangeOptions = {}): Promise<GroupChangeResult> {
     const membersOnly = !opts.expectedVersions && changes.every((c) => c.kind !== 'set');
     try {
+      const [only] = changes;
+      if (membersOnly && changes.length === 1 && (only!.kind === 'addMembers' || only!.kind === 'removeMembers')) {
+        const done = await this.#changeMembersAtOnce(id, only!, actor, opts.memberScope);
+        if (done) return done;
+      }
       return await this.db.transaction(async (trx) => {
         const locked = membersOnly ? undefined : await findGroupById(trx, id, 'update');
         if (!membersOnly && !locked) throw notFound();
@@ -362,6 +369,36 @@ export class GroupsService {
       if (membersOnly && isForeignKeyViolation(err)) throw notFound();
       return uniqueViolation(err);
     }
+  }
+
+  /**
+   * The common SCIM PATCH (add or remove some members, no If-Match) in one statement without a
+   * transaction (see changeMembersAtOnce), with the same outcome as the general path. Undefined
+   * when it does not apply, having written nothing: more ids than get an audit event each, or an
+   * id to add that is no visible user (the general path skips it and audits that).
+   */
+  async #changeMembersAtOnce(
+    id: string, change: Extract<GroupChange, { kind: 'addMembers' | 'removeMembers' }>, actor: Actor, scope: string | null | undefined,
+  ): Promise<GroupChangeResult | undefined> {
+    const add = change.kind === 'addMembers';
+    const wanted = [...new Set(change.userIds.map((u) => u.toLowerCase()))];
+    // Removing an id that is no uuid removes nothing; adding one is skipped and audited (general path).
+    const ids = wanted.filter(isUuid);
+    if (!ids.length || ids.length > MEMBER_AUDIT_EVENTS_LIMIT || (add && ids.length < wanted.length)) return undefined;
+    const result = await changeMembersAtOnce(this.db, id, add ? 'add' : 'remove', ids, {
+      scopePath: scope,
+      ...(add && change.labels ? { labels: change.labels } : {}),
+      events: (changed) => auditInsertWhere(this.db, actor, add ? memberEvents(id, ids, []) : memberEvents(id, [], ids), changed),
+    });
+    if (!result.complete) return undefined;
+    if (!result.group) throw notFound();
+    return {
+      group: result.group,
+      added: add ? result.changed : [],
+      removed: add ? [] : result.changed,
+      ignored: [],
+      changed: result.changed.length > 0,
+    };
   }
 
   /**

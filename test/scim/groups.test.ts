@@ -206,18 +206,71 @@ describe('GroupsService.changeGroup', () => {
     expect(await userVersion(outsider.id)).toBe(before.get(outsider.id));
   });
 
-  it('holds the group row for one statement: a member change sends the member rows, then the version bump with the users\' versions and the audit events', async () => {
-    const [a, b] = [await person(), await person()];
+  it('adds or removes members in one statement without a transaction: member rows, users\' versions, audit events and the version bump', async () => {
+    const [a, b, c] = [await person(), await person(), await person()];
     const g = await group([a.id]);
-    const add = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [b.id] }], actor));
-    expect(add).toHaveLength(4);
-    expect(add[0]).toMatch(/^BEGIN/i);
-    expect(add[1]).toMatch(/insert into group_members/);
-    expect(add[2]).toMatch(/^with .*update users set version.*insert into "audit_events".*update "groups"/s);
-    expect(add[3]).toMatch(/^COMMIT/i);
+    const versions = async () => Object.fromEntries((await db('users').whereIn('id', [a.id, b.id, c.id]).select('id', 'version')).map((r) => [r.id, r.version]));
+    const before = await versions();
+    const add = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [b.id.toUpperCase(), c.id] }], actor));
+    expect(add).toHaveLength(1);
+    expect(add[0]).toMatch(/^with visible as .*insert into group_members.*update users set version.*insert into audit_events.*update groups/s);
     const remove = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [a.id] }], actor));
-    expect(remove).toHaveLength(4);
-    expect((await auditOf(g.id)).slice(-2).map((e) => [e.action, e.changes.userId])).toEqual([['group.member_added', b.id], ['group.member_removed', a.id]]);
+    expect(remove).toHaveLength(1);
+    expect(await versionOf(g.id)).toBe(g.version + 2);
+    expect([...(await memberRows(g.id)).keys()].sort()).toEqual([b.id, c.id].sort());
+    const after = await versions();
+    for (const u of [a, b, c]) expect(after[u.id]).toBe(before[u.id] + 1);
+    const events = (await auditOf(g.id)).slice(-3);
+    expect(events.map((e) => [e.action, e.changes.userId, e.actor_type, e.actor_id])).toEqual([
+      ['group.member_added', b.id, actor.type, actor.id], ['group.member_added', c.id, actor.type, actor.id], ['group.member_removed', a.id, actor.type, actor.id],
+    ]);
+    // Nothing to do: no write, no event, same version.
+    const eventCount = (await auditOf(g.id)).length;
+    const again = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [b.id] }], actor));
+    expect(again).toHaveLength(1);
+    expect(await versionOf(g.id)).toBe(g.version + 2);
+    expect((await auditOf(g.id)).length).toBe(eventCount);
+  });
+
+  it('loses no member change when many arrive at once: each is applied and moves the version once', async () => {
+    const people = await Promise.all(Array.from({ length: 12 }, () => person()));
+    const g = await group([people[0]!.id, people[1]!.id]);
+    const before = (await auditOf(g.id)).length;
+    const results = await Promise.all([
+      ...people.slice(2).map((p) => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [p.id] }], actor)),
+      ...people.slice(0, 2).map((p) => services.groups.changeGroup(g.id, [{ kind: 'removeMembers', userIds: [p.id] }], actor)),
+    ]);
+    expect(results.every((r) => r.changed)).toBe(true);
+    expect(new Set(results.map((r) => r.group.version)).size).toBe(12);
+    expect(await versionOf(g.id)).toBe(g.version + 12);
+    expect([...(await memberRows(g.id)).keys()].sort()).toEqual(people.slice(2).map((p) => p.id).sort());
+    const events = (await auditOf(g.id)).slice(before);
+    expect(events.filter((e) => e.action === 'group.member_added').map((e) => e.changes.userId).sort()).toEqual(people.slice(2).map((p) => p.id).sort());
+    expect(events.filter((e) => e.action === 'group.member_removed').map((e) => e.changes.userId).sort()).toEqual(people.slice(0, 2).map((p) => p.id).sort());
+    expect(events).toHaveLength(12);
+  });
+
+  it('writes nothing in the one-statement form when an id to add is no visible user, and takes the general path', async () => {
+    const [a, gone] = [await person(), await person()];
+    await services.users.changeStatus(gone.id, 'deprovision', actor);
+    const g = await group([]);
+    const unknown = '00000000-0000-4000-8000-000000000001';
+    const seen = await countQueries(() => services.groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [a.id, gone.id, unknown] }], actor));
+    expect(seen[0]).toMatch(/^with visible as/);
+    expect(seen[1]).toMatch(/^BEGIN/i);
+    expect([...(await memberRows(g.id)).keys()]).toEqual([a.id]);
+    expect(await versionOf(g.id)).toBe(g.version + 1);
+    expect((await auditOf(g.id)).map((e) => e.action).filter((x) => x !== 'group.created')).toEqual(['group.members_ignored', 'group.member_added']);
+  });
+
+  it('answers not_found for a member change of a group that does not exist, in either form', async () => {
+    const a = await person();
+    const missing = '00000000-0000-4000-8000-0000000000aa';
+    const changes: GroupChange[] = [{ kind: 'addMembers', userIds: [a.id] }, { kind: 'removeMembers', userIds: [a.id] }, { kind: 'addMembers', userIds: ['not-a-uuid'] }];
+    for (const change of changes) {
+      expect(await rejection(services.groups.changeGroup(missing, [change], actor))).toMatchObject({ code: 'group.not_found' });
+    }
+    expect(await db('group_members').where({ group_id: missing }).first()).toBeUndefined();
   });
 
   it('leaves deprovisioned members alone on replace and remove-all, and does not add them', async () => {
