@@ -94,7 +94,7 @@ const commands: Record<string, Command> = {
     const result = await verifyAuditChain(rt.db);
     if (!result.ok) {
       const b = result.firstBroken!;
-      throw new AppError('failed_precondition', 'audit.chain_broken', `audit chain broken at event seq ${b.seq} (id ${b.id}): ${b.reason}; ${result.checked} events before it verified`);
+      throw new AppError('failed_precondition', 'audit.chain_broken', `audit chain broken at event seq ${b.seq}${b.id ? ` (id ${b.id})` : ''}: ${b.reason}; ${result.checked} events before it verified`);
     }
     return result;
   },

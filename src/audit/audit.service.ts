@@ -1,9 +1,10 @@
 // Append-only, hash-chained audit log. Every event is written in the transaction of the
-// change it records (a plain insert: writers never wait for each other). Shortly after
-// commit, the chainer (chainPendingAuditEvents, run by every node about every quarter
-// second, one at a time through an advisory lock) gives each new event its chain position,
-// the hash of the event before it and its own hash. Any later edit or deletion of a chained
-// row breaks the chain at that point, and `oneid audit verify` names it.
+// change it records (a plain insert: writers never wait for each other; a trigger lists it in
+// audit_pending). Shortly after commit, the chainer (chainPendingAuditEvents, run by every node
+// about every quarter second, one at a time through an advisory lock) gives each pending event
+// its chain position, the hash of the event before it and its own hash, in audit_chain
+// (audit_events itself is never updated). Any later edit or deletion of a chained event breaks
+// the chain at that point, and `oneid audit verify` names it.
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { newId } from '../shared/ids.ts';
@@ -131,26 +132,29 @@ export async function chainPendingAuditEvents(db: Knex, batch = 2000): Promise<n
   return db.transaction(async (trx) => {
     const lock = await trx.raw('select pg_try_advisory_xact_lock(?) as locked', [CHAIN_LOCK]);
     if (!(lock.rows?.[0]?.locked ?? lock[0]?.locked)) return 0;
-    const rows: DbAuditRow[] = await trx('audit_events').whereNull('chain_pos').orderBy('seq').limit(batch);
-    if (!rows.length) return 0;
-    const last = await trx('audit_events').whereNotNull('chain_pos').orderBy('chain_pos', 'desc')
-      .first<{ hash: string; chain_pos: number } | undefined>('hash', 'chain_pos');
+    // An event deleted before it was chained leaves its pending row alone (e.id null): dropped here.
+    const pending: (DbAuditRow & { pending_seq: number })[] = (await trx.raw(
+      'select p.seq as pending_seq, e.* from audit_pending p left join audit_events e on e.seq = p.seq order by p.seq limit ?', [batch],
+    )).rows;
+    if (!pending.length) return 0;
+    const last = await trx('audit_chain').orderBy('pos', 'desc').first<{ hash: string; pos: number } | undefined>('hash', 'pos');
     let prevHash = last?.hash ?? GENESIS_HASH;
-    let pos = Number(last?.chain_pos ?? 0);
-    const updates: { seq: number; pos: number; prev: string; hash: string }[] = [];
-    for (const r of rows) {
+    let pos = Number(last?.pos ?? 0);
+    const links: { seq: number; pos: number; prev: string; hash: string }[] = [];
+    for (const r of pending) {
+      if (r.id === null) continue;
       pos += 1;
       const hash = eventHash(prevHash, chainFieldsOf(r));
-      updates.push({ seq: Number(r.seq), pos, prev: prevHash, hash });
+      links.push({ seq: Number(r.seq), pos, prev: prevHash, hash });
       prevHash = hash;
     }
     await trx.raw(
-      `update audit_events a set chain_pos = u.pos, prev_hash = u.prev, hash = u.hash
-         from (select unnest(?::bigint[]) as seq, unnest(?::bigint[]) as pos, unnest(?::text[]) as prev, unnest(?::text[]) as hash) u
-        where a.seq = u.seq`,
-      [updates.map((u) => u.seq), updates.map((u) => u.pos), updates.map((u) => u.prev), updates.map((u) => u.hash)],
+      `with done as (delete from audit_pending where seq = any(?::bigint[]))
+       insert into audit_chain (pos, seq, prev_hash, hash)
+       select * from unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[])`,
+      [pending.map((r) => Number(r.pending_seq)), links.map((l) => l.pos), links.map((l) => l.seq), links.map((l) => l.prev), links.map((l) => l.hash)],
     );
-    return rows.length;
+    return pending.length;
   });
 }
 
@@ -159,7 +163,7 @@ export async function chainAllPendingAuditEvents(db: Knex): Promise<void> {
   for (let i = 0; i < 10000; i += 1) {
     const chained = await chainPendingAuditEvents(db);
     if (chained === 0) {
-      const pending = await db('audit_events').whereNull('chain_pos').first('seq');
+      const pending = await db('audit_pending').first('seq');
       if (!pending) return;
       await new Promise((r) => setTimeout(r, 50)); // another node holds the chainer lock
     }
@@ -187,9 +191,9 @@ export interface AuditEvent {
   hash: string | null;
 }
 
-interface DbAuditRow extends Omit<ChainFields, 'occurred_at'> { seq: number; occurred_at: Date; chain_pos: number | null; prev_hash: string | null; hash: string | null }
+interface DbAuditRow extends Omit<ChainFields, 'occurred_at'> { seq: number; occurred_at: Date }
 
-const toEvent = (r: DbAuditRow): AuditEvent => ({
+const toEvent = (r: DbAuditRow & { hash: string | null }): AuditEvent => ({
   seq: Number(r.seq), id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), actorType: r.actor_type, actorId: r.actor_id,
   action: r.action, targetType: r.target_type, targetId: r.target_id, ip: r.ip, userAgent: r.user_agent, changes: r.changes, hash: r.hash,
 });
@@ -208,19 +212,20 @@ export interface AuditQuery {
 }
 
 export async function findAuditEvents(db: Tx, q: AuditQuery): Promise<AuditEvent[]> {
-  const query = db<DbAuditRow>('audit_events').orderBy('seq', 'desc').limit(q.limit);
-  if (q.actorId) query.where('actor_id', q.actorId);
-  if (q.actorType) query.where('actor_type', q.actorType);
+  const query = db('audit_events as e').leftJoin('audit_chain as c', 'c.seq', 'e.seq').select('e.*', 'c.hash')
+    .orderBy('e.seq', 'desc').limit(q.limit);
+  if (q.actorId) query.where('e.actor_id', q.actorId);
+  if (q.actorType) query.where('e.actor_type', q.actorType);
   if (q.action) {
-    if (q.action.endsWith('.*')) query.where('action', 'like', `${q.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%`);
-    else query.where('action', q.action);
+    if (q.action.endsWith('.*')) query.where('e.action', 'like', `${q.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%`);
+    else query.where('e.action', q.action);
   }
-  if (q.targetType) query.where('target_type', q.targetType);
-  if (q.targetId) query.where('target_id', q.targetId);
-  if (q.since) query.where('occurred_at', '>=', q.since);
-  if (q.until) query.where('occurred_at', '<', q.until);
-  if (q.before !== undefined) query.where('seq', '<', q.before);
-  return (await query).map(toEvent);
+  if (q.targetType) query.where('e.target_type', q.targetType);
+  if (q.targetId) query.where('e.target_id', q.targetId);
+  if (q.since) query.where('e.occurred_at', '>=', q.since);
+  if (q.until) query.where('e.occurred_at', '<', q.until);
+  if (q.before !== undefined) query.where('e.seq', '<', q.before);
+  return ((await query) as (DbAuditRow & { hash: string | null })[]).map(toEvent);
 }
 
 export interface VerifyResult {
@@ -228,7 +233,8 @@ export interface VerifyResult {
   checked: number;
   /** Events committed but not chained yet (verify chains them first when asked to). */
   pending: number;
-  firstBroken?: { seq: number; id: string; reason: string };
+  /** id is null when the event itself is gone (deleted after it was chained). */
+  firstBroken?: { seq: number; id: string | null; reason: string };
 }
 
 /** Walks the chain in chain order, in batches, and names the first event whose link is broken. */
@@ -236,22 +242,26 @@ export async function verifyAuditChain(db: Tx, batch = 5000): Promise<VerifyResu
   let prevHash = GENESIS_HASH;
   let checked = 0;
   let after = 0;
-  let expectedPos = 1;
-  const [{ count: pending }] = await db('audit_events').whereNull('chain_pos').count<{ count: number }[]>({ count: '*' }) as [{ count: number }];
+  const [{ count: pending }] = await db('audit_pending').count<{ count: number }[]>({ count: '*' }) as [{ count: number }];
   for (;;) {
-    const rows: DbAuditRow[] = await db('audit_events').whereNotNull('chain_pos').andWhere('chain_pos', '>', after).orderBy('chain_pos').limit(batch);
+    const rows: (Partial<DbAuditRow> & { pos: number; chain_seq: number; prev_hash: string; hash: string })[] = (await db.raw(
+      `select c.pos, c.seq as chain_seq, c.prev_hash, c.hash, e.*
+         from audit_chain c left join audit_events e on e.seq = c.seq
+        where c.pos > ? order by c.pos limit ?`, [after, batch],
+    )).rows;
     if (!rows.length) return { ok: true, checked, pending: Number(pending) };
     for (const r of rows) {
-      const pos = Number(r.chain_pos);
+      const pos = Number(r.pos);
+      const seq = Number(r.chain_seq);
       let reason: string | undefined;
-      if (pos !== expectedPos) reason = `the event at chain position ${expectedPos} is missing (found ${pos})`;
+      if (pos !== after + 1) reason = `the event at chain position ${after + 1} is missing (found ${pos})`;
+      else if (!r.id) reason = `the event at chain position ${pos} was deleted`;
       else if (r.prev_hash !== prevHash) reason = 'prev_hash does not match the hash of the event before it (an event was removed or altered)';
-      else if (eventHash(prevHash, chainFieldsOf(r)) !== r.hash) reason = 'the event content does not match its hash (the row was altered)';
-      if (reason) return { ok: false, checked, pending: Number(pending), firstBroken: { seq: Number(r.seq), id: r.id, reason } };
-      prevHash = r.hash!;
+      else if (eventHash(prevHash, chainFieldsOf(r as DbAuditRow)) !== r.hash) reason = 'the event content does not match its hash (the row was altered)';
+      if (reason) return { ok: false, checked, pending: Number(pending), firstBroken: { seq, id: r.id ?? null, reason } };
+      prevHash = r.hash;
       checked += 1;
       after = pos;
-      expectedPos = pos + 1;
     }
   }
 }

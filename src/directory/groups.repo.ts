@@ -255,13 +255,16 @@ export async function changeMembersAtOnce(
   db: Tx, groupId: string, kind: 'add' | 'remove', userIds: readonly string[],
   opts: { labels?: ReadonlyMap<string, string>; scopePath?: string | null; events: (changedSql: string) => Knex.Raw },
 ): Promise<MembersChangedAtOnce> {
-  const ids = [...userIds];
+  // The ids come as JSON rows, not an array: PostgreSQL counts the elements of an array parameter
+  // when it plans for the values at hand, finds that cheaper than its plan for any values, and
+  // would then plan the statement anew on every execution (json_to_recordset it never counts).
+  const ids = JSON.stringify(userIds.map((id) => ({ id, label: opts.labels?.get(id) ?? null })));
   let change: Knex.Raw;
   if (kind === 'add') {
     const visible = visibleUser('u', opts.scopePath);
     change = db.raw(
       `visible as (
-         select wanted.id, wanted.label from unnest(?::uuid[], ?::text[]) as wanted(id, label) join users u on u.id = wanted.id
+         select wanted.id, wanted.label from json_to_recordset(?::json) as wanted(id uuid, label text) join users u on u.id = wanted.id
           where ${visible.sql}),
        complete as (select count(*) = ? as ok from visible),
        changed as (
@@ -269,13 +272,16 @@ export async function changeMembersAtOnce(
          select ?::uuid, id, label from visible where (select ok from complete)
          on conflict (group_id, user_id) do nothing
          returning user_id)`,
-      [ids, ids.map((id) => opts.labels?.get(id) ?? null) as unknown as string[], ...visible.bindings, ids.length, groupId],
+      [ids, ...visible.bindings, userIds.length, groupId],
     );
   } else {
     const scope = opts.scopePath ? inScope('gm.user_id', opts.scopePath) : { sql: 'true', bindings: [] };
     change = db.raw(
       `complete as (select true as ok),
-       changed as (delete from group_members gm where gm.group_id = ? and gm.user_id = any(?::uuid[]) and ${scope.sql} returning gm.user_id)`,
+       changed as (
+         delete from group_members gm
+          where gm.group_id = ? and gm.user_id in (select id from json_to_recordset(?::json) as wanted(id uuid)) and ${scope.sql}
+         returning gm.user_id)`,
       [groupId, ids, ...scope.bindings],
     );
   }

@@ -1,10 +1,10 @@
 // The audit log is hash-chained: any edit or removal of a past event is found by verify.
 import type { Knex } from 'knex';
 import { createDb } from '../../src/db/knex.ts';
-import { migrateLatest } from '../../src/db/migrate.ts';
+import { migrateLatest, migratorConfig } from '../../src/db/migrate.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
-import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, findAuditEvents, verifyAuditChain } from '../../src/audit/audit.service.ts';
+import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, verifyAuditChain } from '../../src/audit/audit.service.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, testMasterKey } from '../helpers/server.ts';
 
@@ -75,16 +75,118 @@ describe('audit log', () => {
     expect((await verifyAuditChain(db)).ok).toBe(true);
   });
 
-  it('names the event after a deleted one, and the CLI exits non-zero saying where', async () => {
+  it('names a deleted event by its seq, and the CLI exits non-zero saying where', async () => {
     const rows = await db('audit_events').orderBy('seq').offset(5).limit(2);
     await db('audit_events').where({ seq: rows[0].seq }).delete();
     const result = await verifyAuditChain(db);
     expect(result.ok).toBe(false);
-    expect(result.firstBroken!.seq).toBe(Number(rows[1].seq));
+    expect(result.firstBroken).toMatchObject({ seq: Number(rows[0].seq), id: null, reason: expect.stringContaining('deleted') });
+    expect(result.checked).toBe(5);
 
     const cli = await runCli(['audit', 'verify'], { DATABASE_URL: tdb.url, ONEID_MASTER_KEY: testMasterKey() });
     expect(cli.code).toBe(1);
     expect(cli.stderr.trim().split('\n')).toHaveLength(1);
-    expect(cli.stderr).toContain(`seq ${rows[1].seq}`);
+    expect(cli.stderr).toContain(`seq ${rows[0].seq}`);
+  });
+});
+
+describe('audit chain storage', () => {
+  let sdb: TestDatabase;
+  let s: Knex;
+  let susers: UsersService;
+
+  beforeAll(async () => {
+    sdb = await createTestDatabase('oneid_test_audit_storage');
+    s = createDb({ databaseUrl: sdb.url, databasePoolMax: 4, dataDir: '/nonexistent' }).db;
+    await migrateLatest(s);
+    susers = new UsersService(s, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  });
+
+  afterAll(async () => {
+    await s?.destroy();
+    await sdb?.drop();
+  });
+
+  it('never updates or deletes an event: writers insert, the chainer writes audit_chain and empties audit_pending', async () => {
+    // As a database role with INSERT and SELECT only on audit_events would see it.
+    await s.raw(`create function refuse_audit_change() returns trigger language plpgsql as $$
+      begin raise exception 'audit_events is insert-only'; end $$`);
+    await s.raw('create trigger refuse_audit_change before update or delete on audit_events for each row execute function refuse_audit_change()');
+    try {
+      await Promise.all(Array.from({ length: 6 }, (_, i) => susers.createUser({ username: `insert-only-${i}` }, actor)));
+      expect(Number((await s('audit_pending').count({ n: '*' }))[0]!.n)).toBe(6);
+      await chainAllPendingAuditEvents(s);
+      expect(Number((await s('audit_pending').count({ n: '*' }))[0]!.n)).toBe(0);
+      const chain = await s('audit_chain').orderBy('pos').select('pos', 'seq');
+      expect(chain.map((c) => Number(c.pos))).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(new Set(chain.map((c) => c.seq)).size).toBe(6);
+      expect(await verifyAuditChain(s)).toEqual({ ok: true, checked: 6, pending: 0 });
+      const listed = await findAuditEvents(s, { limit: 10 });
+      expect(listed.every((e) => /^[0-9a-f]{64}$/.test(e.hash!))).toBe(true);
+    } finally {
+      await s.raw('drop trigger refuse_audit_change on audit_events');
+      await s.raw('drop function refuse_audit_change()');
+    }
+  });
+
+  it('drops the pending row of an event deleted before it was chained, and the chain stays whole', async () => {
+    await susers.createUser({ username: 'short-lived' }, actor);
+    const [gone] = await s('audit_events').orderBy('seq', 'desc').limit(1);
+    await s('audit_events').where({ seq: gone.seq }).delete();
+    await chainAllPendingAuditEvents(s);
+    expect(await s('audit_pending').first()).toBeUndefined();
+    expect(await s('audit_chain').where({ seq: gone.seq }).first()).toBeUndefined();
+    expect((await verifyAuditChain(s)).ok).toBe(true);
+  });
+
+  it('names the position of a removed chain link', async () => {
+    const [link] = await s('audit_chain').where({ pos: 3 }).select('*');
+    await s('audit_chain').where({ pos: 3 }).delete();
+    const result = await verifyAuditChain(s);
+    expect(result).toMatchObject({ ok: false, checked: 2, firstBroken: { reason: expect.stringContaining('chain position 3 is missing') } });
+    await s('audit_chain').insert(link);
+    expect((await verifyAuditChain(s)).ok).toBe(true);
+  });
+});
+
+describe('migration 20261201110000', () => {
+  it('moves positions and hashes into audit_chain as they are, lists the unchained events as pending, and goes down and up again', async () => {
+    const database = await createTestDatabase('oneid_test_audit_chain_migration');
+    const handle = createDb({ databaseUrl: database.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
+    const m = handle.db;
+    try {
+      while ((await m.migrate.currentVersion(migratorConfig)) !== '20261201100000') await m.migrate.up(migratorConfig);
+      // Five events in the old layout, the first three chained (as the old chainer left them).
+      let prev = GENESIS_HASH;
+      const events = Array.from({ length: 5 }, (_, i) => ({
+        id: crypto.randomUUID(), occurred_at: new Date(Date.parse('2026-11-01T00:00:00Z') + i * 1000).toISOString(), actor_type: 'system', actor_id: 'cli',
+        action: `test.event_${i}`, target_type: null, target_id: null, ip: null, user_agent: null, changes: { n: i },
+      }));
+      for (const [i, e] of events.entries()) {
+        const chained = i < 3 ? { chain_pos: i + 1, prev_hash: prev, hash: eventHash(prev, e) } : { chain_pos: null, prev_hash: null, hash: null };
+        if (chained.hash) prev = chained.hash;
+        await m('audit_events').insert({ ...e, changes: JSON.stringify(e.changes), ...chained });
+      }
+      const oldChain = await m('audit_events').whereNotNull('chain_pos').orderBy('chain_pos').select('seq', 'chain_pos', 'prev_hash', 'hash');
+
+      await m.migrate.up(migratorConfig);
+      expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 3, pending: 2 });
+      expect((await m('audit_chain').orderBy('pos').select('seq', 'pos', 'prev_hash', 'hash')).map((c) => [c.seq, c.pos, c.prev_hash, c.hash]))
+        .toEqual(oldChain.map((c) => [c.seq, c.chain_pos, c.prev_hash, c.hash]));
+      await chainAllPendingAuditEvents(m);
+      expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 5, pending: 0 });
+      const chained = await m('audit_chain').orderBy('pos').select('seq', 'pos', 'prev_hash', 'hash');
+
+      await m.migrate.down(migratorConfig);
+      expect((await m('audit_events').orderBy('chain_pos').select('seq', 'chain_pos', 'prev_hash', 'hash')).map((c) => [c.seq, c.chain_pos, c.prev_hash, c.hash]))
+        .toEqual(chained.map((c) => [c.seq, c.pos, c.prev_hash, c.hash]));
+      expect(await m('information_schema.tables').whereIn('table_name', ['audit_chain', 'audit_pending'])).toHaveLength(0);
+
+      await migrateLatest(m);
+      expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 5, pending: 0 });
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
   });
 });

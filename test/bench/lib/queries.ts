@@ -15,6 +15,9 @@ export interface QueryCount {
   steps?: { step: string; queries: number }[];
 }
 
+/** How the audit chainer's write starts (audit.service.ts, chainPendingAuditEvents). */
+const CHAINER_WRITE = 'with done as (delete from audit_pending';
+
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
 
 export async function countQueries(opts: {
@@ -36,7 +39,7 @@ export async function countQueries(opts: {
         const text = line.slice(line.indexOf(tag) + tag.length).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
         // The audit chainer's transactions (main.ts, every 250 ms) belong to no operation: its
         // BEGIN is taken back when its next statement turns out to be the chainer's lock.
-        if (text.startsWith('update audit_events a set chain_pos')) continue; // the chainer's, however printed
+        if (text.startsWith(CHAINER_WRITE)) continue; // the chainer's, however printed
         const trx = /\s(trx\d+)$/.exec(text)?.[1];
         if (trx && chainer.has(trx)) continue;
         if (trx && text.startsWith('select pg_try_advisory_xact_lock') && statements.lastIndexOf(`BEGIN; ${trx}`) !== -1) {
@@ -49,7 +52,7 @@ export async function countQueries(opts: {
       } else if (rawPending && line.trim()) {
         // A raw statement that starts with a newline: its text follows on the next lines (its
         // transaction tag after the last one, out of sight here). The chainer's one is its own.
-        if (line.trim().startsWith('update audit_events a set chain_pos')) statements.pop();
+        if (line.trim().startsWith(CHAINER_WRITE)) statements.pop();
         else statements[statements.length - 1] = `(raw) ${line.trim().replace(/\s+/g, ' ')} ...`.slice(0, 120);
         rawPending = false;
       }
