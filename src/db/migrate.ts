@@ -14,6 +14,7 @@ import * as m20261130150000 from '../../migrations/20261130150000_create_oidc_ap
 import * as m20261201090000 from '../../migrations/20261201090000_create_visible_user_blocks.ts';
 import * as m20261201100000 from '../../migrations/20261201100000_index_oidc_payloads_by_uid_and_model.ts';
 import * as m20261201110000 from '../../migrations/20261201110000_move_audit_chain_to_its_own_table.ts';
+import * as m20261201120000 from '../../migrations/20261201120000_count_status_changes_per_row.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201090000_create_visible_user_blocks': m20261201090000,
   '20261201100000_index_oidc_payloads_by_uid_and_model': m20261201100000,
   '20261201110000_move_audit_chain_to_its_own_table': m20261201110000,
+  '20261201120000_count_status_changes_per_row': m20261201120000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -178,3 +178,60 @@ describe('migration 20261201090000', () => {
     }
   });
 });
+
+describe('migration 20261201120000', () => {
+  /** The counters against the users table itself: [visible count, visible users per block]. */
+  const counters = async (k: Knex) => {
+    const counted = await k.raw(`select (select coalesce(sum(delta), 0) from visible_user_counts)::int as total,
+      (select coalesce(json_object_agg(block, n), '{}') from (select block, sum(delta)::int as n from visible_user_blocks group by block having sum(delta) <> 0) b) as blocks`);
+    const actual = await k.raw(`select (select count(*) from users where status <> 'deprovisioned')::int as total,
+      (select coalesce(json_object_agg(block, n), '{}') from (select added_seq / 1024 as block, count(*)::int as n from users where status <> 'deprovisioned' group by 1) b) as blocks`);
+    return { counted: counted.rows[0], actual: actual.rows[0] };
+  };
+  const triggers = async (k: Knex) => (await k.raw("select tgname from pg_trigger where tgrelid = 'users'::regclass and not tgisinternal order by 1")).rows.map((r: { tgname: string }) => r.tgname);
+
+  it('counts status changes with a row trigger that skips other updates, exactly as before, and goes down and up again', async () => {
+    const database = await createTestDatabase('oneid_test_status_trigger_migration');
+    const handle = createDb({ databaseUrl: database.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
+    const m = handle.db;
+    try {
+      while ((await m.migrate.currentVersion(migratorConfig)) !== '20261201110000') await m.migrate.up(migratorConfig);
+      await m('users').insert(Array.from({ length: 30 }, (_, i) => ({ id: crypto.randomUUID(), username: `st-${i}`, status: i % 5 === 0 ? 'deprovisioned' : 'active' })));
+      await m.migrate.up(migratorConfig);
+      expect(await triggers(m)).toEqual(['users__blocks_delete', 'users__blocks_insert', 'users__count_delete', 'users__count_insert', 'users__visible_update']);
+      const ids: string[] = (await m('users').orderBy('added_seq').select('id')).map((r: { id: string }) => r.id);
+      const before = await m('visible_user_blocks').select('*').orderBy(['block', 'slot']);
+      // Updates that change no status (versions, names) leave the counters' rows alone.
+      await m('users').update({ version: m.raw('version + 1'), display_name: 'renamed' });
+      expect(await m('visible_user_blocks').select('*').orderBy(['block', 'slot'])).toEqual(before);
+      // One user at a time, several at once, back and forth, a move to another block, a rollback.
+      await m('users').where({ id: ids[1] }).update({ status: 'deprovisioned' });
+      await m('users').where({ id: ids[0] }).update({ status: 'active' });
+      await m('users').where({ id: ids[2] }).update({ status: 'suspended' });
+      await m('users').whereIn('id', ids.slice(10, 20)).update({ status: 'deprovisioned' });
+      await m('users').whereIn('id', ids.slice(12, 14)).update({ status: 'active' });
+      await m('users').where({ id: ids[3] }).update({ added_seq: m.raw('added_seq + 5000') });
+      await m.transaction(async (trx) => {
+        await trx('users').whereIn('id', ids.slice(20, 25)).update({ status: 'deprovisioned' });
+        throw new Error('rolled back');
+      }).catch(() => undefined);
+      let now = await counters(m);
+      expect(now.counted).toEqual(now.actual);
+      // 24 visible at first (every fifth deprovisioned); -1 (ids[1]), +1 (ids[0]), -8 (10 to 19, two already gone), +2.
+      expect(now.actual.total).toBe(18);
+
+      await m.migrate.down(migratorConfig);
+      expect(await triggers(m)).toEqual(['users__blocks_delete', 'users__blocks_insert', 'users__blocks_update', 'users__count_delete', 'users__count_insert', 'users__count_update']);
+      await m('users').whereIn('id', ids.slice(10, 16)).update({ status: 'active' });
+      now = await counters(m);
+      expect(now.counted).toEqual(now.actual);
+      await migrateLatest(m);
+      await m('users').where({ id: ids[4] }).update({ status: 'deprovisioned' });
+      now = await counters(m);
+      expect(now.counted).toEqual(now.actual);
+    } finally {
+      await handle.close();
+      await database.drop();
+    }
+  });
+});
