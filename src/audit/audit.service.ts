@@ -30,6 +30,8 @@ export interface AuditEntry {
 
 export const GENESIS_HASH = '0'.repeat(64);
 const CHAIN_LOCK = 727002;
+/** Events hashed between two yields to the event loop (see chainPendingAuditEvents). */
+const CHAIN_SLICE = 25;
 
 const chainFieldsOf = (r: DbAuditRow): ChainFields => ({
   id: r.id, occurred_at: new Date(r.occurred_at).toISOString(), actor_type: r.actor_type, actor_id: r.actor_id,
@@ -109,11 +111,12 @@ export function auditInsert(db: Tx, actor: Actor, entries: readonly AuditEntry[]
 /**
  * As auditInsert, for a statement that itself finds out which of its events happen: `entries` are
  * the candidates, and only those whose row (`e`, an audit_events row) meets `condition` are
- * inserted. For a WITH clause of that statement; the condition may name its other clauses.
+ * inserted. For a WITH clause of that statement; the condition may name its other clauses. It
+ * returns the events' seq, so that other clauses can wait for it.
  */
 export function auditInsertWhere(db: Tx, actor: Actor, entries: readonly AuditEntry[], condition: string): Knex.Raw {
   return db.raw(
-    `insert into audit_events (${AUDIT_COLUMNS}) select ${AUDIT_COLUMNS} from json_populate_recordset(null::audit_events, ?::json) e where ${condition}`,
+    `insert into audit_events (${AUDIT_COLUMNS}) select ${AUDIT_COLUMNS} from json_populate_recordset(null::audit_events, ?::json) e where ${condition} returning seq`,
     [JSON.stringify(entries.map((entry) => auditRecord(actor, entry)))],
   );
 }
@@ -141,7 +144,10 @@ export async function chainPendingAuditEvents(db: Knex, batch = 2000): Promise<n
     let prevHash = last?.hash ?? GENESIS_HASH;
     let pos = Number(last?.pos ?? 0);
     const links: { seq: number; pos: number; prev: string; hash: string }[] = [];
-    for (const r of pending) {
+    for (const [i, r] of pending.entries()) {
+      // Requests go on between slices: a pass over a few hundred events would otherwise hold the
+      // event loop for milliseconds (the hashing), and show in every request's latency it meets.
+      if (i > 0 && i % CHAIN_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       if (r.id === null) continue;
       pos += 1;
       const hash = eventHash(prevHash, chainFieldsOf(r));

@@ -288,11 +288,14 @@ export async function changeMembersAtOnce(
   // Prepared (runQuery): planning this statement costs PostgreSQL more than running it.
   const [row] = await runQuery<DbGroupRow & { complete: boolean; changed: string[] }>(db, db.raw(
     `with ?,
-     versions as (update users set version = version + 1 where id in (select user_id from changed)),
+     versions as (update users set version = version + 1 where id in (select user_id from changed) returning id),
      events as (?),
      bumped as (
        update groups set version = version + 1, updated_at = current_timestamp
         where id = ? and exists (select 1 from changed)
+          -- Written before the group's row is locked (these run first), so that the lock is held
+          -- for the bump and the commit only.
+          and (select count(*) from versions) >= 0 and (select count(*) from events) >= 0
        returning *)
      select (select ok from complete) as complete, array(select user_id from changed) as changed, g.*
        from (select 1) one
