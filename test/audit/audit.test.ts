@@ -7,6 +7,7 @@ import { UsersService } from '../../src/directory/users.service.ts';
 import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, verifyAuditChain } from '../../src/audit/audit.service.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, testMasterKey } from '../helpers/server.ts';
+import { withDatabaseAt } from '../helpers/knex.ts';
 
 let tdb: TestDatabase;
 let db: Knex;
@@ -151,11 +152,7 @@ describe('audit chain storage', () => {
 
 describe('migration 20261201110000', () => {
   it('moves positions and hashes into audit_chain as they are, lists the unchained events as pending, and goes down and up again', async () => {
-    const database = await createTestDatabase('oneid_test_audit_chain_migration');
-    const handle = createDb({ databaseUrl: database.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
-    const m = handle.db;
-    try {
-      while ((await m.migrate.currentVersion(migratorConfig)) !== '20261201100000') await m.migrate.up(migratorConfig);
+    await withDatabaseAt('oneid_test_audit_chain_migration', '20261201100000', async (m) => {
       // Five events in the old layout, the first three chained (as the old chainer left them).
       let prev = GENESIS_HASH;
       const events = Array.from({ length: 5 }, (_, i) => ({
@@ -184,9 +181,6 @@ describe('migration 20261201110000', () => {
 
       await migrateLatest(m);
       expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 5, pending: 0 });
-    } finally {
-      await handle.close();
-      await database.drop();
-    }
+    });
   });
 });

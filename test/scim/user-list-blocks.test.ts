@@ -4,11 +4,9 @@
 // OFFSET gives. And the migration numbers existing users in the order lists used before.
 import fc from 'fast-check';
 import type { Knex } from 'knex';
-import { createDb } from '../../src/db/knex.ts';
 import { migrateLatest, migratorConfig } from '../../src/db/migrate.ts';
 import { listScimUsers } from '../../src/scim/users.query.ts';
-import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
-import { createTestDatabase } from '../helpers/db.ts';
+import { createMigratedDatabase, withDatabaseAt, type MigratedDatabase } from '../helpers/knex.ts';
 
 let mdb: MigratedDatabase;
 let db: Knex;
@@ -141,11 +139,7 @@ describe('pages of everyone by blocks', () => {
 
 describe('migration 20261201090000', () => {
   it('numbers existing users in (created_at, id) order, counts their blocks, and goes down and up again', async () => {
-    const database = await createTestDatabase('oneid_test_blocks_migration');
-    const handle = createDb({ databaseUrl: database.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
-    const mdb2 = handle.db;
-    try {
-      while ((await mdb2.migrate.currentVersion(migratorConfig)) !== '20261130150000') await mdb2.migrate.up(migratorConfig);
+    await withDatabaseAt('oneid_test_blocks_migration', '20261130150000', async (mdb2) => {
       // Created out of id order, some at the same instant, one deprovisioned.
       const base = Date.parse('2026-01-01T00:00:00Z');
       const users = Array.from({ length: 40 }, (_, i) => ({
@@ -172,10 +166,7 @@ describe('migration 20261201090000', () => {
       await migrateLatest(mdb2);
       const again: string[] = (await mdb2('users').select('id').orderBy('added_seq')).map((r: { id: string }) => r.id);
       expect(again.slice(0, before.length)).toEqual(before);
-    } finally {
-      await handle.close();
-      await database.drop();
-    }
+    });
   });
 });
 
@@ -191,11 +182,7 @@ describe('migration 20261201120000', () => {
   const triggers = async (k: Knex) => (await k.raw("select tgname from pg_trigger where tgrelid = 'users'::regclass and not tgisinternal order by 1")).rows.map((r: { tgname: string }) => r.tgname);
 
   it('counts status changes with a row trigger that skips other updates, exactly as before, and goes down and up again', async () => {
-    const database = await createTestDatabase('oneid_test_status_trigger_migration');
-    const handle = createDb({ databaseUrl: database.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
-    const m = handle.db;
-    try {
-      while ((await m.migrate.currentVersion(migratorConfig)) !== '20261201110000') await m.migrate.up(migratorConfig);
+    await withDatabaseAt('oneid_test_status_trigger_migration', '20261201110000', async (m) => {
       await m('users').insert(Array.from({ length: 30 }, (_, i) => ({ id: crypto.randomUUID(), username: `st-${i}`, status: i % 5 === 0 ? 'deprovisioned' : 'active' })));
       await m.migrate.up(migratorConfig);
       expect(await triggers(m)).toEqual(['users__blocks_delete', 'users__blocks_insert', 'users__count_delete', 'users__count_insert', 'users__visible_update']);
@@ -229,9 +216,6 @@ describe('migration 20261201120000', () => {
       await m('users').where({ id: ids[4] }).update({ status: 'deprovisioned' });
       now = await counters(m);
       expect(now.counted).toEqual(now.actual);
-    } finally {
-      await handle.close();
-      await database.drop();
-    }
+    });
   });
 });
