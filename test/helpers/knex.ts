@@ -47,3 +47,33 @@ export async function withDatabaseAt(prefix: string, version: string, fn: (db: K
     await database.drop();
   }
 }
+
+/**
+ * What PostgreSQL estimates for a statement prepared on this connection (found by a part of its
+ * text), planned for any values (generic) and for sample values of its parameters' types
+ * (custom). When the generic plan looks dearer, PostgreSQL plans the statement on every call.
+ * `db` must have one connection: prepared statements belong to a connection.
+ */
+export async function planCostsOf(db: Knex, statementLike: string): Promise<{ generic: number; custom: number }> {
+  const rows = (await db.raw('select name, parameter_types::text[] as types from pg_prepared_statements where statement like ?', [`%${statementLike}%`])).rows as { name: string; types: string[] }[];
+  if (rows.length !== 1) throw new Error(`${rows.length} prepared statements match ${statementLike}`);
+  const { name, types } = rows[0]!;
+  const sample: Record<string, string> = {
+    bigint: '1', integer: '1', text: "''", json: "'[]'::json", jsonb: "'[]'::jsonb", uuid: "'00000000-0000-4000-8000-000000000001'::uuid",
+    'uuid[]': "'{00000000-0000-4000-8000-000000000001}'::uuid[]", 'text[]': "'{x}'::text[]", 'bigint[]': "'{1}'::bigint[]", boolean: 'true',
+  };
+  const args = types.map((t) => {
+    if (!(t in sample)) throw new Error(`no sample value for a parameter of type ${t}`);
+    return sample[t]!;
+  });
+  const cost = async (mode: string): Promise<number> => {
+    await db.raw(`set plan_cache_mode = ${mode}`);
+    const plan = (await db.raw(`explain (format json) execute "${name}"${args.length ? `(${args.join(', ')})` : ''}`)).rows[0]['QUERY PLAN'][0].Plan;
+    return Number(plan['Total Cost']);
+  };
+  try {
+    return { generic: await cost('force_generic_plan'), custom: await cost('force_custom_plan') };
+  } finally {
+    await db.raw('reset plan_cache_mode');
+  }
+}
