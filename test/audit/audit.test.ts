@@ -1,29 +1,26 @@
 // The audit log is hash-chained: any edit or removal of a past event is found by verify.
 import type { Knex } from 'knex';
-import { createDb } from '../../src/db/knex.ts';
 import { migrateLatest, migratorConfig } from '../../src/db/migrate.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
 import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, verifyAuditChain } from '../../src/audit/audit.service.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, testMasterKey } from '../helpers/server.ts';
-import { withDatabaseAt } from '../helpers/knex.ts';
+import { createMigratedDatabase, withDatabaseAt, type MigratedDatabase } from '../helpers/knex.ts';
 
-let tdb: TestDatabase;
+let mdb: MigratedDatabase;
 let db: Knex;
 let users: UsersService;
 const actor = { type: 'admin_client' as const, id: 'test-client', ip: '203.0.113.9', userAgent: 'jest' };
+const newUsers = (k: Knex) => new UsersService(k, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
 
 beforeAll(async () => {
-  tdb = await createTestDatabase();
-  db = createDb({ databaseUrl: tdb.url, databasePoolMax: 10, dataDir: '/nonexistent' }).db;
-  await migrateLatest(db);
-  users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  mdb = await createMigratedDatabase('oneid_test_audit', 10);
+  db = mdb.db;
+  users = newUsers(db);
 });
 
 afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
+  await mdb?.close();
 });
 
 describe('audit log', () => {
@@ -84,7 +81,7 @@ describe('audit log', () => {
     expect(result.firstBroken).toMatchObject({ seq: Number(rows[0].seq), id: null, reason: expect.stringContaining('deleted') });
     expect(result.checked).toBe(5);
 
-    const cli = await runCli(['audit', 'verify'], { DATABASE_URL: tdb.url, ONEID_MASTER_KEY: testMasterKey() });
+    const cli = await runCli(['audit', 'verify'], { DATABASE_URL: mdb.database.url, ONEID_MASTER_KEY: testMasterKey() });
     expect(cli.code).toBe(1);
     expect(cli.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli.stderr).toContain(`seq ${rows[0].seq}`);
@@ -92,20 +89,18 @@ describe('audit log', () => {
 });
 
 describe('audit chain storage', () => {
-  let sdb: TestDatabase;
+  let sdb: MigratedDatabase;
   let s: Knex;
   let susers: UsersService;
 
   beforeAll(async () => {
-    sdb = await createTestDatabase('oneid_test_audit_storage');
-    s = createDb({ databaseUrl: sdb.url, databasePoolMax: 4, dataDir: '/nonexistent' }).db;
-    await migrateLatest(s);
-    susers = new UsersService(s, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+    sdb = await createMigratedDatabase('oneid_test_audit_storage', 4);
+    s = sdb.db;
+    susers = newUsers(s);
   });
 
   afterAll(async () => {
-    await s?.destroy();
-    await sdb?.drop();
+    await sdb?.close();
   });
 
   it('never updates or deletes an event: writers insert, the chainer writes audit_chain and empties audit_pending', async () => {
