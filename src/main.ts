@@ -7,7 +7,7 @@ import { buildApp } from './app.ts';
 import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { AppError } from './shared/errors.ts';
 import { chainPendingAuditEvents } from './audit/audit.service.ts';
-import { idleCollector } from './shared/idle-gc.ts';
+import { compacting, idleCollector } from './shared/idle-gc.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   // After a busy spell, one full garbage collection once requests have gone quiet (idle memory).
   const collector = idleCollector({
     minRequests: 1000, quietRequests: 10, windowMs: 10_000,
-    gc: (globalThis as { gc?: () => void }).gc,
+    gc: compacting((globalThis as { gc?: () => void }).gc),
     collected: (ms) => log.debug({ ms: Math.round(ms), heapMb: Math.round(process.memoryUsage().heapTotal / 2 ** 20) }, 'idle: garbage collected'),
   });
   collector.start();

@@ -1,6 +1,7 @@
 // The idle collection: one full garbage collection after a busy spell, once requests go quiet;
 // health checks alone neither start one nor keep one from happening.
-import { idleCollector } from '../../src/shared/idle-gc.ts';
+import { execFileSync } from 'node:child_process';
+import { compacting, idleCollector } from '../../src/shared/idle-gc.ts';
 import { jest } from '@jest/globals';
 
 function setup(gc: (() => void) | undefined = jest.fn()) {
@@ -59,5 +60,34 @@ describe('idleCollector', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+});
+
+describe('compacting', () => {
+  it('is absent without gc, and runs two full collections with it', () => {
+    expect(compacting(undefined)).toBeUndefined();
+    const gc = jest.fn();
+    compacting(gc)?.();
+    expect(gc).toHaveBeenCalledTimes(2);
+  });
+
+  // What the idle node is for: a heap left sparse by a load (every 40th object survives) is
+  // given back. One plain collection keeps nearly all of its pages.
+  it('gives back the pages a load left sparse, where one collection keeps them', () => {
+    const heapAfter = (collect: string): number => {
+      const script = `
+        const keep = []; let load = [];
+        for (let i = 0; i < 2e6; i += 1) { const o = { i, s: 'x' + i }; load.push(o); if (i % 40 === 0) keep.push(o); }
+        load = null;
+        ${collect}
+        process.stdout.write(JSON.stringify({ total: process.memoryUsage().heapTotal, kept: keep.length }));`;
+      const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' })) as { total: number; kept: number };
+      expect(out.kept).toBe(50_000);
+      return out.total / 2 ** 20;
+    };
+    const once = heapAfter('gc();');
+    const compacted = heapAfter('gc(); gc();');
+    expect(once).toBeGreaterThan(100);
+    expect(compacted).toBeLessThan(60);
   });
 });
