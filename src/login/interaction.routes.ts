@@ -34,6 +34,22 @@ const EXPLAINED_SCOPES = ['openid', 'profile', 'email', 'groups', 'roles', 'offl
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
+type InteractionResult = Parameters<Provider['interactionFinished']>[2];
+
+/**
+ * Hands the result back to oidc-provider and sends the browser on (303 to the resume URL), with
+ * the interaction this request already read: what provider.interactionFinished does, without
+ * reading the interaction a second time (one statement less per sign-in, consent or abort).
+ * With `merge`, the result is added to what earlier steps submitted, as interactionFinished's
+ * mergeWithLastSubmission does.
+ */
+async function finishInteraction(ctx: Context, details: Details, result: InteractionResult, merge: boolean): Promise<void> {
+  details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
+  await details.save(details.exp - Math.floor(Date.now() / 1000));
+  ctx.status = 303;
+  ctx.redirect(details.returnTo); // oidc-provider's own resume URL on this issuer
+}
+
 export function interactionRouter({ provider, users, views, log, maxBodyBytes, throttle }: Deps): Router {
   const router = new Router({ prefix: '/interaction' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
@@ -70,8 +86,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     }
     const grantId = await grant.save();
     const result = existing ? { consent: {} } : { consent: { grantId } };
-    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
-    ctx.respond = false;
+    await finishInteraction(ctx, details, result, true);
   };
 
   const renderLogin = async (ctx: Context, details: Details, failed = false, login = '', retryAfter = 0): Promise<void> => {
@@ -138,8 +153,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     }
     if (loginFailures) await throttle.succeeded(login);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
-    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: user.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
-    ctx.respond = false;
+    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] } }, false);
     return undefined;
   });
 
@@ -152,11 +166,10 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
   router.post('/:uid/abort', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
-    await provider.interactionFinished(ctx.req, ctx.res, {
+    await finishInteraction(ctx, details, {
       error: 'access_denied',
       error_description: details.prompt.name === APP_ACCESS_PROMPT ? 'the user has no access to this app' : 'the user cancelled the sign-in',
-    }, { mergeWithLastSubmission: false });
-    ctx.respond = false;
+    }, false);
   });
 
   return router;

@@ -60,6 +60,8 @@ const settings = {
   logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
   userPool: 16,
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
+  /** Extra node flags for OneID's process (A/B of runtime settings), e.g. --max-semi-space-size=32. */
+  nodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   only: process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',').map((s) => s.trim()) : undefined,
   idTokenAlg: process.env.BENCH_ID_TOKEN_ALG || 'ES256',
   pinPostgres: process.env.BENCH_PIN_POSTGRES !== '0',
@@ -306,6 +308,7 @@ async function main(): Promise<void> {
     '--expose-gc', // as npm start runs it: the idle collection (src/shared/idle-gc.ts)
     '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`,
     ...(settings.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`] : []),
+    ...settings.nodeFlags,
     ...settings.oneidEntry,
   ];
 
