@@ -59,6 +59,14 @@ function assignmentCtes(appIdSql?: string): string {
 }
 
 /**
+ * The users row with id `idSql`, as a subquery to select from (then filter on status). Kept apart
+ * (`offset 0`) so that PostgreSQL can only find it by its primary key: with `status = 'active'`
+ * beside the id, a plan made while the table was small (a prepared statement keeps it for its
+ * connection) went through the status index and read every active user.
+ */
+const userByKey = (idSql: string): string => `(select * from users where id = ${idSql} offset 0)`;
+
+/**
  * The SQL for one user and either one app or every app. `?` bindings, in order: userId,
  * then appId twice when one app is asked for. With `account`, one row only when the user is
  * active: the user's columns and the entitlement as ent_access, ent_assigned, ent_roles.
@@ -79,7 +87,7 @@ function entitlementSql(oneApp: boolean, account = false): string {
      order by ap.name, ap.id`;
   return `
     with usr as (
-      select ${account ? 'u.*' : 'u.id'} from users u where u.id = ? and u.status = 'active'
+      select ${account ? 'u.*' : 'u.id'} from ${userByKey('?')} u where u.status = 'active'
     ), ${assignmentCtes(oneApp ? '?' : undefined)}
     ${tail}`;
 }
@@ -104,9 +112,8 @@ const ROLES_SQL = `(select array_agg(distinct r.key order by r.key)
 export const TOKEN_ACCOUNT_SQL = {
   ctes: `usr as (
       -- Account ids are user ids (uuid); anything else finds nobody.
-      select u.* from users u
-       where u.id = (select case when tok.account_id ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then tok.account_id::uuid end from tok)
-         and u.status = 'active'
+      select u.* from ${userByKey(`(select case when tok.account_id ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' then tok.account_id::uuid end from tok)`)} u
+       where u.status = 'active'
     ), ap as (
       select a.id, a.access from apps a where a.client_id = (select tok.payload->>'clientId' from tok)
     ), ${assignmentCtes('(select ap.id from ap)')}`,

@@ -77,3 +77,38 @@ export async function planCostsOf(db: Knex, statementLike: string): Promise<{ ge
     await db.raw('reset plan_cache_mode');
   }
 }
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  'Rows Removed by Join Filter'?: number;
+  Plans?: PlanNode[];
+}
+
+/**
+ * Runs a statement prepared on this connection (found by name) once with `args` (SQL literals)
+ * under EXPLAIN ANALYZE, with the plan it has cached, and reports how many rows the busiest plan
+ * node went through (kept and filtered out, over all its loops) and the plan as text lines
+ * "Node Type on relation using index". `db` must have one connection.
+ */
+export async function rowsReadBy(db: Knex, name: string, args: string[]): Promise<{ mostRowsInOneNode: number; plan: string }> {
+  const result = await db.raw(`explain (analyze, format json) execute "${name}"(${args.join(', ')})`);
+  const root = result.rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+  let most = 0;
+  const lines: string[] = [];
+  const walk = (node: PlanNode): void => {
+    const loops = node['Actual Loops'] ?? 1;
+    const rows = ((node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)
+      + (node['Rows Removed by Join Filter'] ?? 0)) * loops;
+    if (node['Relation Name'] || node['Index Name']) most = Math.max(most, rows);
+    lines.push(`${node['Node Type']}${node['Relation Name'] ? ` on ${node['Relation Name']}` : ''}${node['Index Name'] ? ` using ${node['Index Name']}` : ''} (${rows} rows)`);
+    for (const child of node.Plans ?? []) walk(child);
+  };
+  walk(root);
+  return { mostRowsInOneNode: most, plan: lines.join('\n') };
+}

@@ -1,0 +1,74 @@
+// The token lookup (userinfo, refresh, code exchange) reads by key however small the tables were
+// when its connection planned it. A prepared statement keeps its plan for the life of the
+// connection (until the tables are analyzed again, and never where autovacuum is off), so a
+// plan made on a fresh installation must still be right once there are thousands of grants,
+// sessions and users.
+import type { Knex } from 'knex';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { pino } from 'pino';
+import { createAdapterFactory } from '../../src/oidc/adapter.ts';
+import { activeUserWithEntitlements, entitlements } from '../../src/access/entitlements.ts';
+import { AppsService } from '../../src/apps/apps.service.ts';
+import { ClientCache } from '../../src/apps/client-cache.ts';
+import { createMigratedDatabase, rowsReadBy, type MigratedDatabase } from '../helpers/knex.ts';
+
+let mdb: MigratedDatabase;
+let db: Knex;
+let clients: ClientCache<AdapterPayload>;
+let Adapter: new (name: string) => Adapter;
+
+beforeAll(async () => {
+  // One connection: the statement prepared by the adapter is the one explained below.
+  mdb = await createMigratedDatabase('oneid_test_token_plan', 1);
+  db = mdb.db;
+  clients = new ClientCache<AdapterPayload>({ databaseUrl: mdb.database.url, log: pino({ level: 'silent' }) });
+  await clients.start();
+  Adapter = createAdapterFactory(db, clients);
+});
+
+afterAll(async () => {
+  await clients?.close();
+  await mdb?.close();
+});
+
+const GROWN = 3000;
+
+it('reads the token, its grant, session, user and app, and a user\'s access to an app, by key, with plans made while the tables were nearly empty', async () => {
+  const app = await new AppsService(db).createApp({ name: 'Wiki', redirectUris: ['https://wiki.example/cb'] });
+  const userId = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b';
+  await db('users').insert({ id: userId, username: 'ada', status: 'active' });
+  const adapter = (model: string) => new Adapter(model);
+  await adapter('Grant').upsert('g-1', { kind: 'Grant', accountId: userId, clientId: app.client_id }, 3600);
+  await adapter('Session').upsert('s-1', { kind: 'Session', uid: 'uid-1', accountId: userId }, 3600);
+  const token = { kind: 'AccessToken', grantId: 'g-1', sessionUid: 'uid-1', accountId: userId, clientId: app.client_id };
+  await adapter('AccessToken').upsert('at-1', token, 3600);
+
+  // Planned now, for any values (what PostgreSQL settles on after five calls), on these few rows.
+  await db.raw('set plan_cache_mode = force_generic_plan');
+  try {
+    expect(await adapter('AccessToken').find('at-1')).toEqual(token);
+    expect(await entitlements(db, userId, app.id)).toMatchObject({ allowed: false, assigned: false });
+    expect((await activeUserWithEntitlements(db, userId, app.id))?.user.username).toBe('ada');
+
+    await db.raw(`insert into oidc_payloads (model, id, payload, uid, grant_id, account_id, expires_at)
+      select 'Grant', 'g-other-' || n, '{}'::jsonb, null, null, null, now() + interval '1 hour' from generate_series(1, ${GROWN}) n
+      union all
+      select 'Session', 's-other-' || n, '{}'::jsonb, 'uid-other-' || n, null, null, now() + interval '1 hour' from generate_series(1, ${GROWN}) n`);
+    await db.raw(`insert into users (id, username, status) select gen_random_uuid(), 'user-' || n, 'active' from generate_series(1, ${GROWN}) n`);
+
+    expect(await adapter('AccessToken').find('at-1')).toEqual(token); // the same plan, still right
+    const read = await rowsReadBy(db, 'oidc_find_token', ["'AccessToken'", "'at-1'"]);
+    // Each lookup by key touches its one row; a scan would touch thousands.
+    expect(read.mostRowsInOneNode).toBeLessThanOrEqual(2);
+    expect(read.plan).not.toMatch(/Seq Scan on (oidc_payloads|users)/);
+
+    // The sign-in's check of the user's access to the app (the same user lookup).
+    expect((await activeUserWithEntitlements(db, userId, app.id))?.user.username).toBe('ada');
+    for (const name of ['entitlements_one_app', 'account_entitlements_one_app']) {
+      const access = await rowsReadBy(db, name, [`'${userId}'`, `'${app.id}'`, `'${app.id}'`]);
+      expect(access.mostRowsInOneNode).toBeLessThanOrEqual(2);
+    }
+  } finally {
+    await db.raw('reset plan_cache_mode');
+  }
+});
