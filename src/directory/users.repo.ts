@@ -97,13 +97,22 @@ export async function findUserById(db: Tx, id: string): Promise<User | undefined
 
 // Every password sign-in: the user by username or email (both stored lower-case; a username
 // match wins) and their password credential, in one prepared statement.
+// Each row by its own key (username, email, then the user's password): a prepared statement keeps
+// the plan its connection made first, and with `username = ? or email = ?` and a join, a plan
+// made while the tables were small read every user and every password on each sign-in.
 const BY_LOGIN_WITH_PASSWORD = statement('user_by_login_with_password', `
+  with u as (
+    select * from (
+      select * from (select * from users where username = ? offset 0) by_username
+      union all
+      select * from (select * from users where email = ? offset 0) by_email
+    ) named
+    order by (username = ?) desc
+    limit 1
+  )
   select u.*, c.id as password_credential_id, c.data as password_credential_data
-    from users u
-    left join credentials c on c.user_id = u.id and c.type = 'password'
-   where u.username = ? or u.email = ?
-   order by (u.username = ?) desc
-   limit 1`);
+    from u
+    left join credentials c on c.user_id = (select id from u) and c.type = 'password'`);
 
 /** The user a sign-in names, with their password credential when they have one. */
 export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow } | undefined> {

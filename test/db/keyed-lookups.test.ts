@@ -1,5 +1,6 @@
-// The token lookup (userinfo, refresh, code exchange) reads by key however small the tables were
-// when its connection planned it. A prepared statement keeps its plan for the life of the
+// The hot lookups (the token with its grant, session and account at userinfo, refresh and code
+// exchange; a user's access to an app; the account a sign-in names) read by key however small
+// the tables were when their connection planned them. A prepared statement keeps its plan for the life of the
 // connection (until the tables are analyzed again, and never where autovacuum is off), so a
 // plan made on a fresh installation must still be right once there are thousands of grants,
 // sessions and users.
@@ -8,6 +9,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { pino } from 'pino';
 import { createAdapterFactory } from '../../src/oidc/adapter.ts';
 import { activeUserWithEntitlements, entitlements } from '../../src/access/entitlements.ts';
+import { findUserByLoginWithPassword } from '../../src/directory/users.repo.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
 import { ClientCache } from '../../src/apps/client-cache.ts';
 import { createMigratedDatabase, rowsReadBy, type MigratedDatabase } from '../helpers/knex.ts';
@@ -19,7 +21,7 @@ let Adapter: new (name: string) => Adapter;
 
 beforeAll(async () => {
   // One connection: the statement prepared by the adapter is the one explained below.
-  mdb = await createMigratedDatabase('oneid_test_token_plan', 1);
+  mdb = await createMigratedDatabase('oneid_test_keyed_lookups', 1);
   db = mdb.db;
   clients = new ClientCache<AdapterPayload>({ databaseUrl: mdb.database.url, log: pino({ level: 'silent' }) });
   await clients.start();
@@ -33,10 +35,11 @@ afterAll(async () => {
 
 const GROWN = 3000;
 
-it('reads the token, its grant, session, user and app, and a user\'s access to an app, by key, with plans made while the tables were nearly empty', async () => {
+it('reads the token, its grant, session, user and app, a user\'s access to an app and the account a sign-in names, by key, with plans made while the tables were nearly empty', async () => {
   const app = await new AppsService(db).createApp({ name: 'Wiki', redirectUris: ['https://wiki.example/cb'] });
   const userId = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b';
-  await db('users').insert({ id: userId, username: 'ada', status: 'active' });
+  await db('users').insert({ id: userId, username: 'ada', email: 'ada@example.com', status: 'active' });
+  await db('credentials').insert({ id: '0b1c2d3e-4f50-4a6b-8c7d-8e9f0a1b2c3d', user_id: userId, type: 'password', data: JSON.stringify({ hash: 'not-checked-here' }) });
   const adapter = (model: string) => new Adapter(model);
   await adapter('Grant').upsert('g-1', { kind: 'Grant', accountId: userId, clientId: app.client_id }, 3600);
   await adapter('Session').upsert('s-1', { kind: 'Session', uid: 'uid-1', accountId: userId }, 3600);
@@ -49,12 +52,15 @@ it('reads the token, its grant, session, user and app, and a user\'s access to a
     expect(await adapter('AccessToken').find('at-1')).toEqual(token);
     expect(await entitlements(db, userId, app.id)).toMatchObject({ allowed: false, assigned: false });
     expect((await activeUserWithEntitlements(db, userId, app.id))?.user.username).toBe('ada');
+    expect((await findUserByLoginWithPassword(db, 'ada@example.com'))?.password).toBeDefined();
 
     await db.raw(`insert into oidc_payloads (model, id, payload, uid, grant_id, account_id, expires_at)
       select 'Grant', 'g-other-' || n, '{}'::jsonb, null, null, null, now() + interval '1 hour' from generate_series(1, ${GROWN}) n
       union all
       select 'Session', 's-other-' || n, '{}'::jsonb, 'uid-other-' || n, null, null, now() + interval '1 hour' from generate_series(1, ${GROWN}) n`);
-    await db.raw(`insert into users (id, username, status) select gen_random_uuid(), 'user-' || n, 'active' from generate_series(1, ${GROWN}) n`);
+    await db.raw(`insert into users (id, username, email, status)
+      select gen_random_uuid(), 'user-' || n, 'user-' || n || '@example.com', 'active' from generate_series(1, ${GROWN}) n`);
+    await db.raw(`insert into credentials (id, user_id, type, data) select gen_random_uuid(), id, 'password', '{}' from users where username like 'user-%'`);
 
     expect(await adapter('AccessToken').find('at-1')).toEqual(token); // the same plan, still right
     const read = await rowsReadBy(db, 'oidc_find_token', ["'AccessToken'", "'at-1'"]);
@@ -67,6 +73,13 @@ it('reads the token, its grant, session, user and app, and a user\'s access to a
     for (const name of ['entitlements_one_app', 'account_entitlements_one_app']) {
       const access = await rowsReadBy(db, name, [`'${userId}'`, `'${app.id}'`, `'${app.id}'`]);
       expect(access.mostRowsInOneNode).toBeLessThanOrEqual(2);
+    }
+
+    // The sign-in's lookup of the account it names, by user name or email, with its password.
+    for (const login of ['ada', 'ada@example.com']) {
+      expect((await findUserByLoginWithPassword(db, login))?.user.id).toBe(userId);
+      const named = await rowsReadBy(db, 'user_by_login_with_password', [`'${login}'`, `'${login}'`, `'${login}'`]);
+      expect(named.mostRowsInOneNode).toBeLessThanOrEqual(2);
     }
   } finally {
     await db.raw('reset plan_cache_mode');
