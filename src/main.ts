@@ -8,12 +8,16 @@ import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { AppError } from './shared/errors.ts';
 import { chainPendingAuditEvents } from './audit/audit.service.ts';
 import { compacting, idleCollector } from './shared/idle-gc.ts';
+import { readServerSettings, serverSettingsWarnings } from './db/server-settings.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const runtime = await startRuntime(config, log, 'server');
   const { db } = runtime;
+  if (!runtime.embedded) {
+    for (const warning of serverSettingsWarnings(await readServerSettings(db))) log.warn({ event: 'db.settings' }, warning);
+  }
   const { app, setup, clients } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
 
   const server = http.createServer(app.callback());

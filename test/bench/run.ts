@@ -272,6 +272,12 @@ async function main(): Promise<void> {
   const dbUrl = new URL(ADMIN_DATABASE_URL);
   dbUrl.pathname = `/${databaseName}`;
   log(`database ${databaseName}`);
+  const [autovacuumRow] = await adminQuery<{ setting: string }>("select setting from pg_settings where name = 'autovacuum'");
+  const autovacuum = autovacuumRow?.setting;
+  if (autovacuum !== 'on') {
+    log('note: autovacuum is off on this PostgreSQL: no table is analyzed during the run, as in production it would be; '
+      + 'OneID\'s hot lookups are written not to depend on it (test/db/keyed-lookups.test.ts), others may');
+  }
   // PostgreSQL stands for the database server an installation runs elsewhere: its processes join
   // the load generator on the other core, so that OneID's core is OneID's alone (left to the
   // scheduler, the backends that OneID's queries wake may run on OneID's core).
