@@ -96,10 +96,10 @@ export async function findUserById(db: Tx, id: string): Promise<User | undefined
 }
 
 // Every password sign-in: the user by username or email (both stored lower-case; a username
-// match wins) and their password credential, in one prepared statement.
-// Each row by its own key (username, email, then the user's password): a prepared statement keeps
-// the plan its connection made first, and with `username = ? or email = ?` and a join, a plan
-// made while the tables were small read every user and every password on each sign-in.
+// match wins) and their password credential, in one prepared statement. Each row is found by its
+// own key (username, email, then the user's id): a prepared statement keeps the plan its
+// connection made first, and with `username = ? or email = ?` and a join, a plan made while the
+// tables were small read every user and every password on each sign-in.
 const BY_LOGIN_WITH_PASSWORD = statement('user_by_login_with_password', `
   with u as (
     select * from (

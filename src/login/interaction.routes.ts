@@ -9,6 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { UsersService } from '../directory/users.service.ts';
 import type { Views } from './views.ts';
 import { csrf } from '../http/csrf.ts';
+import { oneIdClientFacts } from '../oidc/adapter.ts';
 import type { SignInThrottle } from '../http/signin-throttle.ts';
 
 interface Deps {
@@ -67,7 +68,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
 
   const isFirstParty = async (details: Details): Promise<boolean> => {
     const client = await provider.Client.find(str(details.params.client_id));
-    return Boolean(client?.metadata()['urn:oneid:first_party']);
+    return oneIdClientFacts(client).firstParty;
   };
 
   /** Grants every scope, claim and resource scope the app asked for and that is still missing. */

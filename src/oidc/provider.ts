@@ -11,7 +11,7 @@ import { safeEqual, sha256 } from '../shared/ids.ts';
 import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
-import { createAdapterFactory, takePrefetchedAccount } from './adapter.ts';
+import { createAdapterFactory, oneIdClientFacts, takePrefetchedAccount } from './adapter.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
@@ -40,15 +40,8 @@ export const sendsWritesTogether = (method: string, path: string): boolean =>
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;
 
-/**
- * The OneID app id behind an oidc-provider client (see clientMetadataFor in adapter.ts). Extra
- * client metadata sits on the client under its own name; client.metadata() would copy every
- * property to answer this (15 µs of each refresh and userinfo in a profile).
- */
-const appIdOf = (client: object | undefined): string | undefined => {
-  const id = (client as Record<string, unknown> | undefined)?.['urn:oneid:app_id'];
-  return typeof id === 'string' ? id : undefined;
-};
+/** The OneID app id behind an oidc-provider client. */
+const appIdOf = (client: object | undefined): string | undefined => oneIdClientFacts(client).appId;
 
 /** An oidc-provider Account that also answers the permission-model claims for one app. */
 interface OneIdAccount extends Account {
@@ -199,7 +192,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       const { client, account, session } = ctx.oidc;
       const grantId = ctx.oidc.result?.consent?.grantId || (client && session?.grantIdFor(client.clientId));
       if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      if (!client || !account || !client.metadata()['urn:oneid:first_party']) return undefined;
+      if (!client || !account || !oneIdClientFacts(client).firstParty) return undefined;
       const grant = new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
       grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
       grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);

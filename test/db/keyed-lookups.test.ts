@@ -1,35 +1,28 @@
 // The hot lookups (the token with its grant, session and account at userinfo, refresh and code
 // exchange; a user's access to an app; the account a sign-in names) read by key however small
-// the tables were when their connection planned them. A prepared statement keeps its plan for the life of the
-// connection (until the tables are analyzed again, and never where autovacuum is off), so a
-// plan made on a fresh installation must still be right once there are thousands of grants,
-// sessions and users.
+// the tables were when their connection planned them. A prepared statement keeps its plan for
+// the life of the connection (until the tables are analyzed again, and never where autovacuum
+// is off), so a plan made on a fresh installation must still be right once there are thousands
+// of grants, sessions and users.
 import type { Knex } from 'knex';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { pino } from 'pino';
-import { createAdapterFactory } from '../../src/oidc/adapter.ts';
+import type { Adapter } from 'oidc-provider';
 import { activeUserWithEntitlements, entitlements } from '../../src/access/entitlements.ts';
 import { findUserByLoginWithPassword } from '../../src/directory/users.repo.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
-import { ClientCache } from '../../src/apps/client-cache.ts';
-import { createMigratedDatabase, rowsReadBy, type MigratedDatabase } from '../helpers/knex.ts';
+import { rowsReadBy } from '../helpers/knex.ts';
+import { createAdapterDatabase, type AdapterDatabase } from '../helpers/oidc-adapter.ts';
 
-let mdb: MigratedDatabase;
+let mdb: AdapterDatabase;
 let db: Knex;
-let clients: ClientCache<AdapterPayload>;
 let Adapter: new (name: string) => Adapter;
 
 beforeAll(async () => {
   // One connection: the statement prepared by the adapter is the one explained below.
-  mdb = await createMigratedDatabase('oneid_test_keyed_lookups', 1);
-  db = mdb.db;
-  clients = new ClientCache<AdapterPayload>({ databaseUrl: mdb.database.url, log: pino({ level: 'silent' }) });
-  await clients.start();
-  Adapter = createAdapterFactory(db, clients);
+  mdb = await createAdapterDatabase('oneid_test_keyed_lookups', 1);
+  ({ db, Adapter } = mdb);
 });
 
 afterAll(async () => {
-  await clients?.close();
   await mdb?.close();
 });
 

@@ -2,30 +2,23 @@
 // clients read from the apps table.
 import type { Knex } from 'knex';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { createAdapterFactory, deleteExpiredPayloads } from '../../src/oidc/adapter.ts';
+import { deleteExpiredPayloads } from '../../src/oidc/adapter.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
 import { sha256 } from '../../src/shared/ids.ts';
-import { ClientCache } from '../../src/apps/client-cache.ts';
 import { PendingWrites, isAlreadyConsumed } from '../../src/oidc/request-writes.ts';
-import { pino } from 'pino';
-import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+import { createAdapterDatabase, type AdapterDatabase } from '../helpers/oidc-adapter.ts';
 
-let mdb: MigratedDatabase;
+let mdb: AdapterDatabase;
 let db: Knex;
 let Adapter: new (name: string) => Adapter;
-let clients: ClientCache<AdapterPayload>;
 const adapter = (model: string) => new Adapter(model);
 
 beforeAll(async () => {
-  mdb = await createMigratedDatabase('oneid_test_adapter');
-  db = mdb.db;
-  clients = new ClientCache<AdapterPayload>({ databaseUrl: mdb.database.url, log: pino({ level: 'silent' }) });
-  await clients.start();
-  Adapter = createAdapterFactory(db, clients);
+  mdb = await createAdapterDatabase('oneid_test_adapter');
+  ({ db, Adapter } = mdb);
 });
 
 afterAll(async () => {
-  await clients?.close();
   await mdb?.close();
 });
 
