@@ -41,17 +41,26 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Round robin over the live nodes; on a connection failure, the next node (like a load balancer). */
+/**
+ * Round robin over the live nodes; on a connection failure, another node (as nginx's
+ * proxy_next_upstream does): a node that failed this request is not tried again while others are
+ * left. Picking by the shared counter alone could land on the leaving node six times in a row
+ * while other requests moved the counter in between.
+ */
 async function lbFetch(url: string | URL, init: RequestInit = {}, attempts = 6): Promise<Response> {
   let lastError: unknown;
+  const failed = new Set<RunningServer>();
   for (let i = 0; i < attempts; i += 1) {
-    const node = alive[next++ % alive.length]!;
+    const untried = alive.filter((n) => !failed.has(n));
+    const candidates = untried.length ? untried : alive;
+    const node = candidates[next++ % candidates.length]!;
     const u = new URL(url);
     u.host = `127.0.0.1:${node.port}`;
     try {
       return await fetch(u, init);
     } catch (err) {
       lastError = err; // connection refused or reset: the node is gone; try another
+      failed.add(node);
     }
   }
   throw lastError;
