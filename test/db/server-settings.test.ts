@@ -1,6 +1,7 @@
 // The start-up check of the PostgreSQL settings OneID relies on (autovacuum keeps plans honest).
 import { readServerSettings, serverSettingsWarnings } from '../../src/db/server-settings.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+import { startServer, testMasterKey } from '../helpers/server.ts';
 
 let mdb: MigratedDatabase;
 beforeAll(async () => { mdb = await createMigratedDatabase('oneid_test_settings', 1); });
@@ -26,4 +27,18 @@ describe('serverSettingsWarnings', () => {
     expect(settings.autovacuum).toBe(rows[0].setting);
     expect(['on', 'off']).toContain(settings.track_counts);
   });
+});
+
+describe('a node on PostgreSQL, at start', () => {
+  it('logs the warning exactly when this server has autovacuum or track_counts off', async () => {
+    const expected = serverSettingsWarnings(await readServerSettings(mdb.db));
+    const server = await startServer({ DATABASE_URL: mdb.database.url, ONEID_MASTER_KEY: testMasterKey() });
+    try {
+      const warnings = server.output().split('\n').filter((line) => line.includes('"event":"db.settings"'));
+      expect(warnings.map((line) => JSON.parse(line).msg)).toEqual(expected);
+      if (expected.length) expect(JSON.parse(warnings[0]!).level).toBe(40); // pino's warn
+    } finally {
+      await server.stop();
+    }
+  }, 60000);
 });
