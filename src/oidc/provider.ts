@@ -7,7 +7,7 @@ import type { Config } from '../config.ts';
 import type { Middleware } from 'koa';
 import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { safeEqual, sha256 } from '../shared/ids.ts';
+import { digestsEqual, sha256 } from '../shared/ids.ts';
 import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
@@ -269,7 +269,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
 
   // Client secrets are stored as SHA-256; compare the hash of what was presented, in constant time.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
-    return typeof this.clientSecret === 'string' && safeEqual(this.clientSecret, sha256(actual));
+    return typeof this.clientSecret === 'string' && digestsEqual(this.clientSecret, sha256(actual));
   };
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
