@@ -16,10 +16,10 @@ function threadPoolSize(value: string | undefined): number {
  * How many argon2id hashes run at once: as many as libuv's pool has threads
  * (UV_THREADPOOL_SIZE) or the process has CPUs, whichever is fewer. Further hashes wait here,
  * in order, not in libuv's queue: that queue is shared with WebCrypto, which signs every token
- * OneID issues (jose uses crypto.subtle), DNS lookups and file reads. A token signed while
- * sign-ins hash now waits for one hash at most (the first to finish), not for every hash queued
- * before it: in the bench's sign-in on one core, a code exchange took 101 ms before, 23 ms with
- * this. A pool with a thread more than the CPUs keeps that thread for them and nobody waits.
+ * OneID issues (jose uses crypto.subtle), DNS lookups and file reads. So a token signed while
+ * sign-ins hash waits for one hash at most (the first to finish), not for every hash queued
+ * before it (README, Operations). A pool with a thread more than the CPUs keeps that thread for
+ * them and nobody waits.
  * More hashes than CPUs at once would not hash faster: on one core, four threads taking turns
  * hash a fifth slower than one.
  */
