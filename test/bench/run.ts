@@ -32,6 +32,7 @@ import {
 } from './lib/proc.ts';
 import type { BenchContext, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
 import { countQueries, type QueryCount } from './lib/queries.ts';
+import { stepCpu, type StepCpu } from './lib/step-cpu.ts';
 import { clientCredentials, passwordSignIn, readEndpoints, refreshRotation } from './scenarios/oidc.ts';
 import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
 
@@ -428,6 +429,17 @@ async function main(): Promise<void> {
     { id: 'S1', scenario: `ready after start on PostgreSQL: ${fmt(readyMs)} ms`, goal: '<= 2000 ms', pass: readyMs <= 2000 },
   );
 
+  // Row 2's non-hash work, step by step (after M1, so that it does not touch the idle figures).
+  let signInCpu: StepCpu | undefined;
+  if (!settings.only || settings.only.includes(passwordSignIn.id)) {
+    try {
+      log('2: main-thread CPU per sign-in step (one sign-in at a time)');
+      signInCpu = await stepCpu({ base, pid: server.pid, web: ctx.apps.web, users, signIns: 150, warmup: 10 });
+    } catch (err) {
+      log(`step CPU failed: ${(err as Error).message}`);
+    }
+  }
+
   const machineAtEnd = machine();
   await server.stop();
 
@@ -449,6 +461,11 @@ async function main(): Promise<void> {
   process.stdout.write(`${tbl}\n\nDiagnostics:\n${diagnostics(rows)}\n`);
   process.stdout.write(`  M1: of the ${fmt(idleRssAfterLoad)} MB a minute after load: files (node, libraries) ${fmt(idleMemory.fileMb)} MB; anonymous ${fmt(idleMemory.anonMb)} MB, `
     + `of it the V8 heap ${fmt(idleMemory.heapTotalMb ?? NaN)} MB (${fmt(idleMemory.heapUsedMb ?? NaN)} MB in use) and native memory (malloc: buffers, argon2id work areas, libraries) the rest\n`);
+  if (signInCpu) {
+    const steps = Object.entries(signInCpu.steps).map(([step, ms]) => `${step} ${fmt(ms, 2)}`).join(', ');
+    process.stdout.write(`  2, one sign-in at a time (${signInCpu.signIns}): OneID's main thread ${fmt(signInCpu.mainMs, 2)} ms per sign-in (${steps}); `
+      + `the whole process ${fmt(signInCpu.processMs, 2)} ms, argon2id and signatures on libuv's pool included\n`);
+  }
   if (queryCounts.length) {
     process.stdout.write('\nDatabase statements per operation (BEGIN/COMMIT included):\n');
     for (const q of queryCounts) {
@@ -475,6 +492,7 @@ async function main(): Promise<void> {
     memory: { idleRssAfterStartMb: idleRssAfterStart, rss5sAfterLoadMb: rssSoonAfterLoad, idleRssAfterLoadMb: idleRssAfterLoad, idleAfterLoad: idleMemory, peakUnderLoadMb: peakUnderLoad },
     rows,
     databaseStatementsPerOperation: queryCounts,
+    signInCpuPerStep: signInCpu,
     table: tbl,
     ...(profile ? { cpuProfile: `test/bench/results/${profile}`, profileWindows } : {}),
   };
