@@ -1,6 +1,7 @@
 // GroupsService on a real database: groups, one-row membership changes (also in a
 // 5,000-member group), versions and audit events.
 import type { Knex } from 'knex';
+import pg from 'pg';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
 import { GroupsService } from '../../src/directory/groups.service.ts';
@@ -236,5 +237,51 @@ describe('GroupsService.listGroups', () => {
     const rest = await groups.listGroups({ q: 'ops', limit: 10, afterName: first.at(-1)!.name });
     expect([...first, ...rest].map((g) => g.name)).toEqual(['ops-berlin', 'Ops-Paris', 'ops-tokyo', 'opsec']);
     expect(await groups.listGroups({ q: '%', limit: 10 })).toEqual([]);
+  });
+});
+
+// A member add or remove holds the group's row lock (which every other change of the group
+// waits for, since each moves its version) only for its last write and the commit: the
+// membership row, the users' versions and the audit event come first. Seen from outside: while
+// the change waits for a lock on its member's row, the group's row is free. (Connections of
+// their own: the service's pool has two.)
+describe('a member change locks the group row last', () => {
+  const connect = async (): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: mdb.database.url });
+    await c.connect();
+    return c;
+  };
+
+  it.each(['addMembers', 'removeMembers'] as const)('%s: the group is free while the change waits for its member', async (kind) => {
+    const g = await groups.createGroup({ name: `lock order ${kind}` }, actor);
+    const member = await person();
+    if (kind === 'removeMembers') await groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [member.id] }], actor);
+    const before = await versionOf(g.id);
+    const [holder, probe] = [await connect(), await connect()];
+    try {
+      // Another transaction holds the member's row, as an update of that user would.
+      await holder.query('begin');
+      await holder.query('select 1 from users where id = $1 for update', [member.id]);
+      const change = groups.changeGroup(g.id, [{ kind, userIds: [member.id] }], actor);
+      try {
+        const deadline = Date.now() + 10_000;
+        const waiting = `select 1 from pg_stat_activity where datname = current_database() and state = 'active' and wait_event_type = 'Lock'`;
+        while (!(await probe.query(waiting)).rowCount) {
+          if (Date.now() > deadline) throw new Error('the member change never waited for the member row');
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        // The lock the group's version bump takes (an update of non-key columns), without waiting.
+        await probe.query('begin');
+        await expect(probe.query('select version from groups where id = $1 for no key update nowait', [g.id])).resolves.toMatchObject({ rowCount: 1 });
+        await probe.query('rollback');
+      } finally {
+        await holder.query('rollback');
+        await change;
+      }
+    } finally {
+      await Promise.all([holder.end(), probe.end()]);
+    }
+    expect(await versionOf(g.id)).toBe(before + 1);
+    expect(await memberCount(g.id)).toBe(kind === 'addMembers' ? 1 : 0);
   });
 });
