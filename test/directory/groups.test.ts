@@ -7,6 +7,7 @@ import { UsersService } from '../../src/directory/users.service.ts';
 import { GroupsService } from '../../src/directory/groups.service.ts';
 import { AppsService } from '../../src/apps/apps.service.ts';
 import type { Group } from '../../src/directory/groups.repo.ts';
+import type { GroupChange } from '../../src/directory/groups.service.ts';
 import type { Actor } from '../../src/audit/audit.service.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
@@ -252,17 +253,14 @@ describe('a member change locks the group row last', () => {
     return c;
   };
 
-  it.each(['addMembers', 'removeMembers'] as const)('%s: the group is free while the change waits for its member', async (kind) => {
-    const g = await groups.createGroup({ name: `lock order ${kind}` }, actor);
-    const member = await person();
-    if (kind === 'removeMembers') await groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [member.id] }], actor);
-    const before = await versionOf(g.id);
+  /** Runs `changes` on `groupId` while another transaction holds `memberId`'s row; the group row must stay free. */
+  const groupFreeWhileWaiting = async (groupId: string, memberId: string, changes: GroupChange[]): Promise<void> => {
     const [holder, probe] = [await connect(), await connect()];
     try {
       // Another transaction holds the member's row, as an update of that user would.
       await holder.query('begin');
-      await holder.query('select 1 from users where id = $1 for update', [member.id]);
-      const change = groups.changeGroup(g.id, [{ kind, userIds: [member.id] }], actor);
+      await holder.query('select 1 from users where id = $1 for update', [memberId]);
+      const change = groups.changeGroup(groupId, changes, actor);
       try {
         const deadline = Date.now() + 10_000;
         const waiting = `select 1 from pg_stat_activity where datname = current_database() and state = 'active' and wait_event_type = 'Lock'`;
@@ -272,7 +270,7 @@ describe('a member change locks the group row last', () => {
         }
         // The lock the group's version bump takes (an update of non-key columns), without waiting.
         await probe.query('begin');
-        await expect(probe.query('select version from groups where id = $1 for no key update nowait', [g.id])).resolves.toMatchObject({ rowCount: 1 });
+        await expect(probe.query('select version from groups where id = $1 for no key update nowait', [groupId])).resolves.toMatchObject({ rowCount: 1 });
         await probe.query('rollback');
       } finally {
         await holder.query('rollback');
@@ -281,7 +279,25 @@ describe('a member change locks the group row last', () => {
     } finally {
       await Promise.all([holder.end(), probe.end()]);
     }
+  };
+
+  it.each(['addMembers', 'removeMembers'] as const)('%s alone (one statement): the group is free while the change waits for its member', async (kind) => {
+    const g = await groups.createGroup({ name: `lock order ${kind}` }, actor);
+    const member = await person();
+    if (kind === 'removeMembers') await groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [member.id] }], actor);
+    const before = await versionOf(g.id);
+    await groupFreeWhileWaiting(g.id, member.id, [{ kind, userIds: [member.id] }]);
     expect(await versionOf(g.id)).toBe(before + 1);
     expect(await memberCount(g.id)).toBe(kind === 'addMembers' ? 1 : 0);
+  });
+
+  it('an add and a remove together (one transaction): the group is free while the change waits for its member', async () => {
+    const g = await groups.createGroup({ name: 'lock order add and remove' }, actor);
+    const [member, leaver] = [await person(), await person()];
+    await groups.changeGroup(g.id, [{ kind: 'addMembers', userIds: [leaver.id] }], actor);
+    const before = await versionOf(g.id);
+    await groupFreeWhileWaiting(g.id, member.id, [{ kind: 'addMembers', userIds: [member.id] }, { kind: 'removeMembers', userIds: [leaver.id] }]);
+    expect(await versionOf(g.id)).toBe(before + 1);
+    expect((await db('group_members').where({ group_id: g.id }).pluck('user_id'))).toEqual([member.id]);
   });
 });
