@@ -64,11 +64,26 @@ describe('idleCollector', () => {
 });
 
 describe('compacting', () => {
-  it('is absent without gc, and runs two full collections with it', () => {
+  it('is absent without gc; collects twice, then again while the last collection gave back a MiB or more, at most maxPasses', () => {
     expect(compacting(undefined)).toBeUndefined();
-    const gc = jest.fn();
-    compacting(gc)?.();
-    expect(gc).toHaveBeenCalledTimes(2);
+    const MiB = 2 ** 20;
+    // A heap that each collection shrinks by `steps[i]` bytes (then by nothing).
+    const heap = (steps: number[]) => {
+      let total = 500 * MiB;
+      let calls = 0;
+      const gc = jest.fn(() => { total -= steps[calls] ?? 0; calls += 1; });
+      return { gc, total: () => total };
+    };
+    const still = heap([]);
+    compacting(still.gc, still.total)?.();
+    expect(still.gc).toHaveBeenCalledTimes(2);
+    // 330 -> 164 -> 45 MB, as a sparse heap went: the third collection gave back most, a fourth found nothing.
+    const sparse = heap([0, 166 * MiB, 119 * MiB, MiB / 2]);
+    compacting(sparse.gc, sparse.total)?.();
+    expect(sparse.gc).toHaveBeenCalledTimes(4);
+    const endless = heap(Array(20).fill(10 * MiB));
+    compacting(endless.gc, endless.total, 6)?.();
+    expect(endless.gc).toHaveBeenCalledTimes(6);
   });
 
   // What the idle node is for: a heap left sparse by a load (every 40th object survives) is
