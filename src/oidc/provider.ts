@@ -40,9 +40,6 @@ export const sendsWritesTogether = (method: string, path: string): boolean =>
 /** The audience of OneID's own APIs; client_credentials tokens default to it. */
 export const apiResource = (issuer: string): string => `${issuer}/api`;
 
-/** The OneID app id behind an oidc-provider client. */
-const appIdOf = (client: object | undefined): string | undefined => oneIdClientFacts(client).appId;
-
 /** An oidc-provider Account that also answers the permission-model claims for one app. */
 interface OneIdAccount extends Account {
   accessClaims(scopes: Set<string>): Promise<AccessClaims>;
@@ -77,7 +74,7 @@ function appAccessPrompt(db: Knex): interactionPolicy.Prompt {
     { name: APP_ACCESS_PROMPT, requestable: false },
     new Check('not_entitled', 'the user has no access to this app', 'access_denied', async (ctx) => {
       const accountId = ctx.oidc.session?.accountId;
-      const appId = appIdOf(ctx.oidc.client);
+      const appId = oneIdClientFacts(ctx.oidc.client).appId;
       if (!accountId || !appId) return Check.NO_NEED_TO_PROMPT;
       // The account oidc-provider loaded for this request read the entitlements with the user.
       const account = ctx.oidc.account as OneIdAccount | undefined;
@@ -208,7 +205,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       properties: ['urn:oneid:first_party', 'urn:oneid:app_id'],
     },
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
-      const appId = appIdOf(ctx.oidc?.client);
+      const appId = oneIdClientFacts(ctx.oidc?.client).appId;
       let user: User | undefined;
       let granted: Entitlements = { allowed: false, assigned: false, roles: [] };
       if (appId) {

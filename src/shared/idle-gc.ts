@@ -4,11 +4,12 @@
 // heuristics see the process idle. OneID is never quite idle (the audit chainer runs four times
 // a second, load balancers poll /readyz), and a minute after a load the heap still held 70 MB of
 // garbage in some bench runs, 30 MB in others. So after at least `minRequests` requests since
-// the last collection, once fewer than `quietRequests` arrive in a `windowMs` window, OneID runs
-// one full collection. It costs tens of milliseconds of a core that is idle at that moment.
+// the last collection, once fewer than `quietRequests` arrive in a `windowMs` window, OneID
+// collects the garbage once (in full passes, see `compacting`). It costs tens of milliseconds of a
+// core that is idle at that moment.
 //
 // It needs `gc`, which exists when node runs with --expose-gc (`npm start` passes it); without
-// it nothing happens. Pass it through `compacting` (below): one plain collection frees the
+// it nothing happens. Pass it through `compacting` (below): one plain full collection frees the
 // garbage but keeps the pages it was spread over.
 export interface IdleCollectorOptions {
   /** Requests since the last collection before it counts as having been busy. */

@@ -33,6 +33,7 @@ import {
 import type { BenchContext, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
 import { countQueries, type QueryCount } from './lib/queries.ts';
 import { stepCpu, type StepCpu } from './lib/step-cpu.ts';
+import { serverSettingsWarnings, type ServerSettings } from '../../src/db/server-settings.ts';
 import { clientCredentials, passwordSignIn, readEndpoints, refreshRotation } from './scenarios/oidc.ts';
 import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
 
@@ -273,12 +274,9 @@ async function main(): Promise<void> {
   const dbUrl = new URL(ADMIN_DATABASE_URL);
   dbUrl.pathname = `/${databaseName}`;
   log(`database ${databaseName}`);
-  const [autovacuumRow] = await adminQuery<{ setting: string }>("select setting from pg_settings where name = 'autovacuum'");
-  const autovacuum = autovacuumRow?.setting;
-  if (autovacuum !== 'on') {
-    log('note: autovacuum is off on this PostgreSQL: no table is analyzed during the run, as in production it would be; '
-      + 'OneID\'s hot lookups are written not to depend on it (test/db/keyed-lookups.test.ts), others may');
-  }
+  // What a OneID node on this server logs at start (src/db/server-settings.ts), noted for the run.
+  const [settingsRow] = await adminQuery<ServerSettings>("select current_setting('autovacuum') as autovacuum, current_setting('track_counts') as track_counts");
+  for (const warning of settingsRow ? serverSettingsWarnings(settingsRow) : []) log(`note: ${warning}`);
   // PostgreSQL stands for the database server an installation runs elsewhere: its processes join
   // the load generator on the other core, so that OneID's core is OneID's alone (left to the
   // scheduler, the backends that OneID's queries wake may run on OneID's core).
