@@ -16,6 +16,7 @@ import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
 import { APP_ACCESS_PROMPT } from '../login/interaction.routes.ts';
+import { signingKeys } from '../keys/signing-key.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -116,7 +117,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     adapter: createAdapterFactory(db, clients),
     clients: [],
     routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH },
-    jwks: jwks as Configuration['jwks'],
+    // Each key signs through node:crypto (keys/signing-key.ts), not WebCrypto.
+    jwks: signingKeys(jwks),
     cookies: {
       keys: cookieKeys,
       names: { session: 'oneid.session', interaction: 'oneid.interaction', resume: 'oneid.resume' },
@@ -139,6 +141,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // The version acknowledged here is the one keys/signing-key.ts implements; an oidc-provider
+      // that changes the experiment refuses to start instead of signing differently.
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
