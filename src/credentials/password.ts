@@ -15,11 +15,11 @@ function threadPoolSize(value: string | undefined): number {
 /**
  * How many argon2id hashes run at once: as many as libuv's pool has threads
  * (UV_THREADPOOL_SIZE) or the process has CPUs, whichever is fewer. Further hashes wait here,
- * in order, not in libuv's queue: that queue is shared with WebCrypto, which signs every token
- * OneID issues (jose uses crypto.subtle), DNS lookups and file reads. So a token signed while
- * sign-ins hash waits for one hash at most (the first to finish), not for every hash queued
- * before it (README, Operations). A pool with a thread more than the CPUs keeps that thread for
- * them and nobody waits.
+ * in order, not in libuv's queue: that queue is shared with RS256 token signatures
+ * (keys/signing-key.ts; ES256 ones are signed on the event loop), DNS lookups and file reads.
+ * So an RS256 token signed while sign-ins hash waits for one hash at most (the first to
+ * finish), not for every hash queued before it (README, Operations). A pool with a thread more
+ * than the CPUs keeps that thread for them and nobody waits.
  * More hashes than CPUs at once would not hash faster: on one core, four threads taking turns
  * hash a fifth slower than one.
  */
