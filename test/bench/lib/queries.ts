@@ -18,7 +18,19 @@ export interface QueryCount {
 /** How the audit chainer's write starts (audit.service.ts, chainPendingAuditEvents). */
 const CHAINER_WRITE = 'with done as (delete from audit_pending';
 
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+/** When OneID last printed a statement (performance.now()). */
+let lastStatementAt = 0;
+
+/**
+ * Waits until OneID has printed its statements for what was just done: 80 ms without a new
+ * one (the audit chainer's, every 250 ms, leave such gaps), 5 s at most. A fixed pause was not
+ * enough on a slow machine: a request's last statements then showed up in the next one's count.
+ */
+async function settle(): Promise<void> {
+  const started = performance.now();
+  do await new Promise((r) => setTimeout(r, 20));
+  while (performance.now() - Math.max(lastStatementAt, started) < 80 && performance.now() - started < 5000);
+}
 
 export async function countQueries(opts: {
   root: string; cpu: number; env: NodeJS.ProcessEnv; base: string;
@@ -36,6 +48,7 @@ export async function countQueries(opts: {
     for (const line of lines) {
       const tag = [' knex:query ', ' oneid:sql '].find((t) => line.includes(t));
       if (tag) {
+        lastStatementAt = performance.now();
         const text = line.slice(line.indexOf(tag) + tag.length).replace(/\s+undefined$/, '').replace(/\s+/g, ' ').trim();
         // The audit chainer's transactions (main.ts, every 250 ms) belong to no operation: its
         // BEGIN is taken back when its next statement turns out to be the chainer's lock.
