@@ -363,6 +363,22 @@ describe('RP-initiated logout', () => {
     expect(new URL(silent.page.url).searchParams.get('error')).toBe('login_required');
   });
 
+  it('refuses an id_token_hint whose payload was changed after OneID signed it', async () => {
+    const config = await rp(webApp);
+    const { tokens, browser } = await signIn(config, { consent: true });
+    const [header, payload, signature] = tokens.id_token!.split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    const forged = [header, Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url'), signature].join('.');
+    const url = client.buildEndSessionUrl(config, { id_token_hint: forged, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
+    const res = await browser.request(url.toString());
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(await res.text()).toMatch(/id_token_hint/);
+    // The genuine token is still accepted: the refusal was the signature's.
+    const genuine = await browser.request(client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT }).toString());
+    expect(genuine.status).toBe(200);
+  });
+
   it('refuses a post_logout_redirect_uri that is not registered', async () => {
     const config = await rp(webApp);
     const { tokens, browser } = await signIn(config, { consent: true });
