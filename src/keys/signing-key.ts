@@ -15,17 +15,17 @@
 import { createPrivateKey, createPublicKey, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ExternalSigningKey } from 'oidc-provider';
+import type { SigningAlg } from './keys.service.ts';
 
-/** The algorithms OneID's keystore makes keys for (keys.service.ts) and this class can sign with. */
-const SIGNERS = {
+/** How each algorithm OneID's keystore makes keys for (keys.service.ts) is signed. */
+const SIGNERS: Record<SigningAlg, (data: Uint8Array, key: KeyObject) => Uint8Array | Promise<Uint8Array>> = {
   ES256: (data: Uint8Array, key: KeyObject): Uint8Array => sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }),
   RS256: (data: Uint8Array, key: KeyObject): Promise<Uint8Array> => new Promise((resolve, reject) => {
     sign('sha256', data, key, (err, signature) => (err ? reject(err) : resolve(signature)));
   }),
-} as const;
+};
 
-type Alg = keyof typeof SIGNERS;
-const isAlg = (alg: unknown): alg is Alg => typeof alg === 'string' && Object.hasOwn(SIGNERS, alg);
+const isAlg = (alg: unknown): alg is SigningAlg => typeof alg === 'string' && Object.hasOwn(SIGNERS, alg);
 
 export class LocalSigningKey extends ExternalSigningKey {
   readonly #private: KeyObject;
@@ -38,8 +38,8 @@ export class LocalSigningKey extends ExternalSigningKey {
     const { kid, alg } = jwk;
     if (!kid) throw new Error('a signing key needs a kid');
     if (!isAlg(alg)) throw new Error(`signing key ${kid}: alg ${String(alg)} is not one OneID signs with`);
+    // Throws for a JWK without its private part.
     this.#private = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
-    if (this.#private.type !== 'private') throw new Error(`signing key ${kid} is not a private key`);
     this.#public = createPublicKey(this.#private);
     this.#sign = SIGNERS[alg];
     // The base class keeps kid and alg behind setters its type declarations leave out.

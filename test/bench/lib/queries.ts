@@ -18,19 +18,6 @@ export interface QueryCount {
 /** How the audit chainer's write starts (audit.service.ts, chainPendingAuditEvents). */
 const CHAINER_WRITE = 'with done as (delete from audit_pending';
 
-/** When OneID last printed a statement (performance.now()). */
-let lastStatementAt = 0;
-
-/**
- * Waits until OneID has printed its statements for what was just done: 80 ms without a new
- * one (the audit chainer's, every 250 ms, leave such gaps), 5 s at most. A fixed pause was not
- * enough on a slow machine: a request's last statements then showed up in the next one's count.
- */
-async function settle(): Promise<void> {
-  const started = performance.now();
-  do await new Promise((r) => setTimeout(r, 20));
-  while (performance.now() - Math.max(lastStatementAt, started) < 80 && performance.now() - started < 5000);
-}
 
 export async function countQueries(opts: {
   root: string; cpu: number; env: NodeJS.ProcessEnv; base: string;
@@ -38,6 +25,18 @@ export async function countQueries(opts: {
 }): Promise<QueryCount[]> {
   const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query,oneid:sql' } });
   const statements: string[] = [];
+  /** When OneID last printed a statement (performance.now()). */
+  let lastStatementAt = 0;
+  /**
+   * Waits until OneID has printed its statements for what was just done: 80 ms without a new
+   * one (the audit chainer's, every 250 ms, leave such gaps), 5 s at most. A fixed pause was not
+   * enough on a slow machine: a request's last statements then showed up in the next one's count.
+   */
+  const settle = async (): Promise<void> => {
+    const started = performance.now();
+    do await new Promise((r) => setTimeout(r, 20));
+    while (performance.now() - Math.max(lastStatementAt, started) < 80 && performance.now() - started < 5000);
+  };
   const chainer = new Set<string>();
   let partial = '';
   let rawPending = false;
