@@ -10,7 +10,7 @@ export interface StepCpu {
   signIns: number;
   /** OneID's main thread, ms per sign-in. */
   mainMs: number;
-  /** The whole process (argon2id and WebCrypto on libuv's pool included), ms per sign-in. */
+  /** The whole process (argon2id and RS256 signatures on libuv's pool included), ms per sign-in. */
   processMs: number;
   /** Main thread ms per sign-in, per step (HTTP request) in order. */
   steps: Record<string, number>;
