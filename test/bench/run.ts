@@ -232,7 +232,12 @@ function diagnostics(rows: Row[]): string {
     if (r.ceiling?.serverCpu !== undefined) {
       parts.push(`ceiling: CPU ${fmt(r.ceiling.serverCpu * 100)}%, p50 ${fmt(r.ceiling.p50, 1)} ms${r.ceiling.loadGenCpu !== undefined ? `, load generator ${fmt(r.ceiling.loadGenCpu * 100)}%` : ''}`);
     }
-    if (r.reference?.rps !== undefined) parts.push(`${r.reference.name}: ${fmt(r.reference.rps)} req/s (OneID ${fmt(r.oneid.rps / r.reference.rps * 100)}% of it)`);
+    if (r.reference?.rps !== undefined) {
+      // Beside a ratio row, the reference against the same ceiling: what the goal's ratio would be
+      // for the library itself (row 3: the bare library's own refresh, with nothing to store).
+      const itself = r.ceiling?.rps ? `, itself ${fmt(r.reference.rps / r.ceiling.rps * 100)}% of the ceiling` : '';
+      parts.push(`${r.reference.name}: ${fmt(r.reference.rps)} req/s (OneID ${fmt(r.oneid.rps / r.reference.rps * 100)}% of it${itself})`);
+    }
     if (r.oneid.firstError) parts.push(`first error: ${r.oneid.firstError}`);
     if (r.oneid.statusCodes && Object.keys(r.oneid.statusCodes).some((c) => !c.startsWith('2'))) parts.push(`status codes ${JSON.stringify(r.oneid.statusCodes)}`);
     if (r.note) parts.push(r.note);
