@@ -8,6 +8,24 @@ export function mapDbError(err: unknown, code: string, message: string): never {
 
 export const isUniqueViolation = (err: unknown): boolean => (err as { code?: string }).code === '23505';
 
+/**
+ * PostgreSQL cannot store a NUL character: in a text value it answers 22021
+ * (character_not_in_repertoire), in JSON 22P05 (untranslatable_character). Only input can carry
+ * one (a `%00` in a parameter), so each protocol answers it as a bad request.
+ */
+const NUL_CODES = new Set(['22021', '22P05']);
+export const isNulInText = (err: unknown): boolean => NUL_CODES.has((err as { code?: string } | undefined)?.code ?? '');
+
+/** True when a string anywhere in `value` (objects and arrays walked, keys too) holds a NUL character. */
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\0');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value && typeof value === 'object') {
+    for (const key in value) if (key.includes('\0') || containsNul((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
+}
+
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
   '57P01', // admin_shutdown

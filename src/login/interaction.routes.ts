@@ -137,6 +137,11 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
     const body = ctx.request.body as Record<string, unknown>;
     const login = str(body.login).slice(0, 254);
+    if (login.includes('\0')) {
+      // No account name holds a NUL (PostgreSQL stores none): a failed sign-in, nothing to look up or count.
+      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: NUL character in the account name');
+      return renderLogin(ctx, details, true);
+    }
     // Too many recent failures for this account name or this address: refuse before any
     // password work, without saying whether the account exists.
     const { retryAfter, loginFailures } = await throttle.check(login, ctx.ip);

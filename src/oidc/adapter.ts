@@ -1,12 +1,13 @@
 // oidc-provider storage adapter: every model in one PostgreSQL table (oidc_payloads).
 // Clients are not stored here: they are read from the apps table.
 import type { Knex } from 'knex';
-import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { findAppByClientId, type App } from '../apps/apps.repo.ts';
 import { run, runCount, statement } from '../db/prepared.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { TOKEN_ACCOUNT_SQL, accountFromTokenRow, type TokenAccountColumns } from '../access/entitlements.ts';
 import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
+import { containsNul } from '../db/errors.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -146,6 +147,9 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      // PostgreSQL stores no NUL character, and only a request parameter can bring one (`%00` in
+      // state, nonce, login_hint...): refused as oidc-provider refuses any bad parameter.
+      if (containsNul(payload)) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       forget(this.name, id, payload);
       const pending = requestState()?.oidcWrites;
       if (pending) return pending.upsert(this.name, id, payload, expiresIn);
@@ -159,7 +163,11 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
       if (pending?.size && when(pending)) await pending.flush(db);
     }
 
+    // Ids, uids and user codes come from requests; none stored holds a NUL (see upsert), and
+    // PostgreSQL would refuse to compare one: not found, without asking.
+
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (id.includes('\0')) return undefined;
       await this.#sendPending((pending) => pending.has(this.name, id));
       if (this.name === 'Client') {
         return clients.get(id, async () => {
@@ -176,6 +184,7 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (uid.includes('\0')) return undefined;
       await this.#sendPending(() => true);
       if (this.name === 'Session') {
         const taken = takePrefetched(`Session uid ${uid}`);
@@ -198,6 +207,7 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (userCode.includes('\0')) return undefined;
       await this.#sendPending(() => true);
       return this.#findBy('user_code', userCode);
     }
@@ -208,6 +218,7 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async destroy(id: string): Promise<void> {
+      if (id.includes('\0')) return;
       forget(this.name, id);
       const pending = requestState()?.oidcWrites;
       if (pending) return pending.destroy(this.name, id);
@@ -215,6 +226,7 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async consume(id: string): Promise<void> {
+      if (id.includes('\0')) return;
       forget(this.name, id);
       const pending = requestState()?.oidcWrites;
       if (pending) return pending.consume(this.name, id);
@@ -222,6 +234,7 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      if (grantId.includes('\0')) return;
       forget('Grant', grantId);
       await this.#sendPending(() => true);
       // Every token and code of a grant goes, whatever its model.

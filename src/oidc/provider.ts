@@ -144,8 +144,20 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       // The version acknowledged here is the one keys/signing-key.ts implements; an oidc-provider
       // that changes the experiment refuses to start instead of signing differently.
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // An app may introspect and revoke only the tokens issued to it (RFC 7662 §2.1 leaves the
+      // choice to the server). Another app's token introspects as inactive, as an unknown one
+      // would; revoking it is refused (RFC 7009 §2.1) and changes nothing.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

@@ -1,6 +1,7 @@
 // Black-box: OneID on a port, driven by openid-client (a real relying party) and a
 // cookie-keeping browser that submits the sign-in form like a person would.
 import * as client from 'openid-client';
+import pg from 'pg';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -341,6 +342,21 @@ describe('client_credentials, introspection, revocation', () => {
     await client.tokenRevocation(config, tokens.refresh_token!);
     await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
+  it('lets an app introspect and revoke only the tokens issued to it', async () => {
+    const owner = await rp(firstPartyApp);
+    const { tokens } = await signIn(owner);
+    const other = await rp(webApp);
+    // Another app's token reads as inactive, as an unknown token would: nothing about it is told.
+    expect(await client.tokenIntrospection(other, tokens.access_token)).toEqual({ active: false });
+    expect(await client.tokenIntrospection(other, tokens.refresh_token!)).toEqual({ active: false });
+    // Revoking it is refused (RFC 7009 section 2.1) and changes nothing.
+    await expect(client.tokenRevocation(other, tokens.access_token)).rejects.toMatchObject({ error: 'invalid_request' });
+    await expect(client.tokenRevocation(other, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_request' });
+    expect(await client.tokenIntrospection(owner, tokens.access_token)).toMatchObject({ active: true, sub: user.id });
+    expect((await client.fetchUserInfo(owner, tokens.access_token, user.id)).sub).toBe(user.id);
+    const refreshed = await client.refreshTokenGrant(owner, tokens.refresh_token!);
+    expect(refreshed.access_token).toBeTruthy();
+  });
 });
 
 describe('RP-initiated logout', () => {
@@ -450,5 +466,73 @@ describe('bad input at the token endpoint', () => {
       body: `grant_type=client_credentials&x=${'a'.repeat(200 * 1024)}`,
     });
     expect(res.status).toBe(413);
+  });
+});
+
+describe('NUL characters in parameters', () => {
+  // PostgreSQL stores no NUL character; a `%00` in any parameter is bad input, answered in the
+  // protocol's own format, never a 500, and nothing is stored.
+  const basic = (app: { client_id: string; client_secret: string }) => `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`;
+  const post = (path: string, body: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, {
+    method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body,
+  });
+
+  it('answers the token, introspection, revocation and userinfo endpoints with their own errors', async () => {
+    const auth = { authorization: basic(firstPartyApp) };
+    const cases: [Promise<Response>, number, Record<string, unknown>][] = [
+      [post('/token', `grant_type=client_credentials&client_id=a%00&client_secret=x`), 401, { error: 'invalid_client' }],
+      [post('/token', `grant_type=authorization_code&code=a%00b&redirect_uri=${encodeURIComponent(REDIRECT)}&code_verifier=${'x'.repeat(43)}`, auth), 400, { error: 'invalid_grant' }],
+      [post('/token', 'grant_type=refresh_token&refresh_token=a%00b', auth), 400, { error: 'invalid_grant' }],
+      [post('/token/introspection', 'token=a%00b', auth), 200, { active: false }],
+      [post('/token/revocation', 'token=a%00b', auth), 200, {}],
+      [post('/me', 'access_token=a%00b'), 401, { error: 'invalid_token' }],
+    ];
+    for (const [pending, status, body] of cases) {
+      const res = await pending;
+      expect(res.status).toBe(status);
+      const text = await res.text();
+      if (Object.keys(body).length) expect(JSON.parse(text)).toMatchObject(body);
+    }
+  });
+
+  it('refuses them at the authorization endpoint, without storing the request', async () => {
+    const config = await rp(firstPartyApp);
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT, scope: 'openid', state: 'st\0ate', nonce: 'n', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256',
+    });
+    expect(url.search).toContain('%00');
+    const res = await fetch(url, { redirect: 'manual' });
+    // The client and redirect_uri are valid: the error goes back to the app (RFC 6749 section 4.1.2.1).
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.get('location')!);
+    expect(`${location.origin}${location.pathname}`).toBe(REDIRECT);
+    expect(location.searchParams.get('error')).toBe('invalid_request');
+    const pgClient = new pg.Client({ connectionString: db.url });
+    await pgClient.connect();
+    try {
+      const stored = await pgClient.query("select count(*)::int as n from oidc_payloads where model = 'Interaction' and payload->'params'->>'state' like 'st%'");
+      expect(stored.rows[0].n).toBe(0);
+    } finally {
+      await pgClient.end();
+    }
+
+    // An unknown client (a client_id with a NUL): the error page, no redirect.
+    const unknown = await fetch(`${server.url}/auth?client_id=a%00&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.headers.get('location')).toBeNull();
+  });
+
+  it('fails a sign-in whose account name holds one, like any wrong account name', async () => {
+    const config = await rp(firstPartyApp);
+    const started = await startSignIn(config);
+    const page = await started.browser.submit(started.page, '/login', { login: 'ada\0', password: 'analytical-engine' }, REDIRECT);
+    expect(page.status).toBe(200);
+    expect(page.url.startsWith(REDIRECT)).toBe(false);
+    expect(page.html).toContain('name="password"');
+  });
+
+  it('logs none of them as a server error', () => {
+    const errors = server.output().split('\n').filter((line) => line.includes('"level":50'));
+    expect(errors).toEqual([]);
   });
 });
