@@ -151,6 +151,14 @@ function splitName(name: string | null | undefined): { given: string | null; fam
 
 export interface SignInContext { ip?: string | null; userAgent?: string | null; clientId?: string | null }
 
+/**
+ * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
+ * username and each of its emails share one count), else the name itself (trimmed, lower case).
+ */
+export function signInSubject(login: string, user?: { id: string }): string {
+  return user ? `user:${user.id}` : `name:${login.trim().toLowerCase()}`;
+}
+
 export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;
 export type LifecycleAction = keyof typeof LIFECYCLE_ACTIONS;
 
@@ -360,7 +368,21 @@ export class UsersService {
    * With `context`, the attempt is written to the audit log (success or failure, never the password).
    */
   async authenticate(login: string, password: string, context?: SignInContext): Promise<User | undefined> {
-    const result = await this.#checkPassword(login, password);
+    return (await this.signIn(login, password, context)).user;
+  }
+
+  /**
+   * authenticate, with a gate for throttling: `admit` hears whom the attempt counts against (see
+   * signInSubject) before any password work, and answers the seconds to wait (0: go on). A
+   * refused attempt costs no hash and writes nothing; `retryAfter` says it was refused.
+   */
+  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<number>): Promise<{ user?: User; subject: string; retryAfter: number }> {
+    const malformed = !login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH;
+    const found = malformed ? undefined : await findUserByLoginWithPassword(this.db, login);
+    const subject = signInSubject(login, found?.user);
+    const retryAfter = admit ? await admit(subject) : 0;
+    if (retryAfter > 0) return { subject, retryAfter };
+    const result = malformed ? await this.#refuse(password, 'malformed') : await this.#checkPassword(found, password);
     if (context) {
       const trimmed = login.trim().slice(0, 254);
       await recordAuditNow(this.db, result.user && result.ok
@@ -372,21 +394,18 @@ export class UsersService {
         changes: { login: trimmed, clientId: context.clientId ?? null, method: 'password', ...(result.ok ? {} : { reason: result.reason }) },
       });
     }
-    return result.ok ? result.user : undefined;
+    return { user: result.ok ? result.user : undefined, subject, retryAfter: 0 };
   }
 
-  async #checkPassword(login: string, password: string): Promise<{ ok: boolean; user?: User; reason?: string }> {
-    if (!login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH) {
-      await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
-      return { ok: false, reason: 'malformed' };
-    }
-    const found = await findUserByLoginWithPassword(this.db, login);
+  async #refuse(password: string, reason: string, user?: User): Promise<{ ok: false; user?: User; reason: string }> {
+    await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
+    return { ok: false, user, reason };
+  }
+
+  async #checkPassword(found: Awaited<ReturnType<typeof findUserByLoginWithPassword>>, password: string): Promise<{ ok: boolean; user?: User; reason?: string }> {
     const user = found?.user;
     const cred = found?.password;
-    if (!user || !cred?.data.hash) {
-      await this.hasher.burn(password);
-      return { ok: false, user, reason: user ? 'no_password' : 'unknown_user' };
-    }
+    if (!user || !cred?.data.hash) return this.#refuse(password, user ? 'no_password' : 'unknown_user', user);
     const ok = await this.hasher.verify(cred.data.hash, password);
     if (!ok) return { ok: false, user, reason: 'bad_password' };
     if (user.status !== 'active') return { ok: false, user, reason: `user_${user.status}` };

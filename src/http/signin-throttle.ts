@@ -1,10 +1,12 @@
-// Slows down password guessing: failed sign-ins are counted per account name and per client
-// IP in PostgreSQL (rate-limiter-flexible's Postgres store), shared by every node.
+// Slows down password guessing: failed sign-ins are counted per account (an account's username
+// and emails share one count; a name that finds no account counts for itself, see
+// users.service's signInSubject) and per client IP in PostgreSQL (rate-limiter-flexible's
+// Postgres store), shared by every node.
 import type { Knex } from 'knex';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 
 export interface ThrottleLimits {
-  /** Failures allowed per account name in the window before it is locked for the window. */
+  /** Failures allowed per account (or unknown name) in the window before it is locked for the window. */
   perLogin: number;
   /** Failures allowed per IP address in the window. */
   perIp: number;
@@ -44,11 +46,11 @@ export class SignInThrottle {
 
   /**
    * Before an attempt: `retryAfter`, the seconds to wait before another attempt is allowed (0:
-   * go ahead), and whether failures are counted against this account name (only then does a
-   * success have a count to clear).
+   * go ahead), and whether failures are counted against this subject (only then does a success
+   * have a count to clear). `subject`: signInSubject's answer.
    */
-  async check(login: string, ip: string): Promise<{ retryAfter: number; loginFailures: boolean }> {
-    const [a, b] = await Promise.all([this.#byLogin.get(login.trim().toLowerCase()), this.#byIp.get(ip)]);
+  async check(subject: string, ip: string): Promise<{ retryAfter: number; loginFailures: boolean }> {
+    const [a, b] = await Promise.all([this.#byLogin.get(subject), this.#byIp.get(ip)]);
     const blocked = [a, b].filter((r): r is RateLimiterRes => Boolean(r) && r!.remainingPoints <= 0);
     return {
       retryAfter: blocked.length ? Math.max(...blocked.map((r) => Math.ceil(r.msBeforeNext / 1000))) : 0,
@@ -56,14 +58,14 @@ export class SignInThrottle {
     };
   }
 
-  async failed(login: string, ip: string): Promise<void> {
+  async failed(subject: string, ip: string): Promise<void> {
     await Promise.all([
-      this.#byLogin.consume(login.trim().toLowerCase(), 1).catch(() => undefined),
+      this.#byLogin.consume(subject, 1).catch(() => undefined),
       this.#byIp.consume(ip, 1).catch(() => undefined),
     ]);
   }
 
-  async succeeded(login: string): Promise<void> {
-    await this.#byLogin.delete(login.trim().toLowerCase()).catch(() => undefined);
+  async succeeded(subject: string): Promise<void> {
+    await this.#byLogin.delete(subject).catch(() => undefined);
   }
 }

@@ -142,22 +142,26 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: NUL character in the account name');
       return renderLogin(ctx, details, true);
     }
-    // Too many recent failures for this account name or this address: refuse before any
-    // password work, without saying whether the account exists.
-    const { retryAfter, loginFailures } = await throttle.check(login, ctx.ip);
+    // Too many recent failures for this account (whichever of its names was typed) or this
+    // address: refused before any password work, without saying whether the account exists.
+    let loginFailures = false;
+    const { user, subject, retryAfter } = await users.signIn(login, str(body.password), {
+      ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
+    }, async (who) => {
+      const gate = await throttle.check(who, ctx.ip);
+      loginFailures = gate.loginFailures;
+      return gate.retryAfter;
+    });
     if (retryAfter > 0) {
       log.info({ requestId: ctx.state.requestId, event: 'signin.throttled' }, 'sign-in throttled');
       return renderLogin(ctx, details, false, login, retryAfter);
     }
-    const user = await users.authenticate(login, str(body.password), {
-      ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
-    });
     if (!user) {
-      await throttle.failed(login, ctx.ip);
+      await throttle.failed(subject, ctx.ip);
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return renderLogin(ctx, details, true, login);
     }
-    if (loginFailures) await throttle.succeeded(login);
+    if (loginFailures) await throttle.succeeded(subject);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
     await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] } }, false);
     return undefined;

@@ -9,15 +9,18 @@ const REDIRECT = 'http://127.0.0.1:9/cb';
 let db: TestDatabase;
 let server: RunningServer;
 let config: client.Configuration;
+let targetId: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   const env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey(), SIGNIN_MAX_FAILURES: '3', SIGNIN_LOCK_SECONDS: '600' };
-  const [, , app] = await Promise.all([
+  const [target, , , app] = await Promise.all([
     runCli(['users', 'create', '--username', 'target', '--email', 'target@example.com', '--password', 'right-password'], env),
     runCli(['users', 'create', '--username', 'bystander', '--email', 'bystander@example.com', '--password', 'right-password'], env),
+    runCli(['users', 'create', '--username', 'aliased', '--email', 'Aliased@Example.com', '--password', 'right-password'], env),
     runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env),
   ]);
+  targetId = target.json.id;
   server = await startServer(env);
   config = await client.discovery(new URL(server.url), app.json.client_id, undefined, client.ClientSecretBasic(app.json.client_secret), { execute: [client.allowInsecureRequests] });
 });
@@ -58,15 +61,40 @@ describe('POST /interaction/:uid/login throttling', () => {
     await c.connect();
     const { rows } = await c.query("select key, points from rate_limits where key like 'signin_login%'");
     await c.end();
-    expect(rows).toEqual([expect.objectContaining({ key: 'signin_login:target' })]);
+    expect(rows).toEqual([expect.objectContaining({ key: `signin_login:user:${targetId}` })]);
   });
 
-  it('forgets earlier failures after a successful sign-in', async () => {
+  it('counts the failures of all of an account\'s names together, so another name gets no fresh guesses', async () => {
+    await attempt('aliased', 'guess-1');
+    await attempt('aliased@example.com', 'guess-2');
+    await attempt(' ALIASED@EXAMPLE.COM', 'guess-3');
+    for (const name of ['aliased', 'Aliased@Example.com']) {
+      const locked = await attempt(name, 'right-password');
+      expect(locked.status).toBe(429);
+      expect(locked.url.startsWith(REDIRECT)).toBe(false);
+    }
+  });
+
+  it('locks a name that finds no account as well, with the same answer', async () => {
+    for (let i = 0; i < 3; i += 1) expect((await attempt('nobody-here', `guess-${i}`)).status).toBe(200);
+    const locked = await attempt('Nobody-Here', 'right-password');
+    expect(locked.status).toBe(429);
+    expect(locked.html).toContain('Too many failed sign-ins');
+  });
+
+  it('forgets earlier failures after a successful sign-in, through any of the account\'s names', async () => {
     await attempt('bystander', 'wrong-1');
     await attempt('bystander', 'wrong-2');
     expect((await attempt('bystander', 'right-password')).url.startsWith(REDIRECT)).toBe(true);
     await attempt('bystander', 'wrong-3');
     await attempt('bystander', 'wrong-4');
+    expect((await attempt('bystander', 'right-password')).url.startsWith(REDIRECT)).toBe(true);
+    // Two failures by the username, a success by the email: the count starts again.
+    await attempt('bystander', 'wrong-5');
+    await attempt('bystander', 'wrong-6');
+    expect((await attempt('bystander@example.com', 'right-password')).url.startsWith(REDIRECT)).toBe(true);
+    await attempt('bystander', 'wrong-7');
+    await attempt('bystander', 'wrong-8');
     expect((await attempt('bystander', 'right-password')).url.startsWith(REDIRECT)).toBe(true);
   });
 });
