@@ -2,6 +2,7 @@
 // cookie-keeping browser that submits the sign-in form like a person would.
 import * as client from 'openid-client';
 import pg from 'pg';
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -406,6 +407,22 @@ describe('RP-initiated logout', () => {
 });
 
 describe('sign-in page', () => {
+  it('is served with a Content-Security-Policy, and the form_post page\'s one script is allowed by its hash', async () => {
+    const config = await rp(firstPartyApp);
+    const started = await startSignIn(config, { response_mode: 'form_post' });
+    const csp = started.page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(started.page.html).not.toContain('<script');
+    const posted = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+    expect(posted.status).toBe(200);
+    expect(posted.html).toContain(`action="${REDIRECT}"`);
+    expect(posted.html).toContain('name="code"');
+    const script = /<script>([\s\S]*?)<\/script>/.exec(posted.html)![1]!;
+    const digest = createHash('sha256').update(script).digest('base64');
+    expect(posted.headers.get('content-security-policy')).toMatch(new RegExp(`script-src [^;]*'sha256-${digest.replace(/[+/=]/g, (c) => `\\${c}`)}'`));
+  });
+
   it('refuses a form post without the CSRF token and does not sign in', async () => {
     const config = await rp(firstPartyApp);
     const started = await startSignIn(config);
