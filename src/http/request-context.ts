@@ -7,6 +7,15 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
+/** oidc-provider reads at most 56 KiB of a body and refuses more as unparsable (400). */
+const PROVIDER_BODY_LIMIT = 56 * 1024;
+
+/** The body limit of a path: OneID's own routes take MAX_BODY_BYTES, oidc-provider's endpoints no more than it reads. */
+function bodyLimit(path: string, maxBodyBytes: number): number {
+  const ours = path.startsWith('/admin/') || path.startsWith('/interaction/') || path === '/setup';
+  return ours ? maxBodyBytes : Math.min(maxBodyBytes, PROVIDER_BODY_LIMIT);
+}
+
 export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
@@ -24,9 +33,14 @@ export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
     try {
       const length = Number(ctx.get('content-length') || 0);
       // SCIM enforces its own (larger, for /Bulk) limit and answers in its own error format.
-      if (length > maxBodyBytes && !ctx.path.startsWith('/scim/')) {
+      const limit = bodyLimit(ctx.path, maxBodyBytes);
+      if (length > limit && !ctx.path.startsWith('/scim/')) {
         ctx.status = 413;
-        ctx.body = { error: 'invalid_request', error_description: `request body larger than ${maxBodyBytes} bytes` };
+        const detail = `request body larger than ${limit} bytes`;
+        ctx.body = ctx.path.startsWith('/admin/')
+          ? { type: 'about:blank', title: 'request.too_large', status: 413, detail, code: 'request.too_large', request_id: requestId }
+          : { error: 'invalid_request', error_description: detail };
+        if (ctx.path.startsWith('/admin/')) ctx.type = 'application/problem+json';
         return;
       }
       await next();

@@ -483,6 +483,21 @@ describe('bad input at the token endpoint', () => {
       body: `grant_type=client_credentials&x=${'a'.repeat(200 * 1024)}`,
     });
     expect(res.status).toBe(413);
+    // Also above what oidc-provider reads (56 KiB) though below MAX_BODY_BYTES (100 KiB).
+    const between = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${serviceApp.client_id}:${serviceApp.client_secret}`).toString('base64')}` },
+      body: `grant_type=client_credentials&x=${'a'.repeat(60 * 1024)}`,
+    });
+    expect(between.status).toBe(413);
+    expect(await between.json()).toMatchObject({ error: 'invalid_request' });
+    // The admin API answers in its own format.
+    const admin = await fetch(`${server.url}/admin/api/v1/users`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'a'.repeat(200 * 1024) }),
+    });
+    expect(admin.status).toBe(413);
+    expect(admin.headers.get('content-type')).toContain('application/problem+json');
+    expect(await admin.json()).toMatchObject({ status: 413, code: 'request.too_large' });
   });
 });
 
