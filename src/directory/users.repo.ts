@@ -116,7 +116,7 @@ const BY_LOGIN_WITH_PASSWORD = statement('user_by_login_with_password', `
 
 /** The user a sign-in names, with their password credential when they have one. */
 export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow } | undefined> {
-  const key = login.trim().toLowerCase();
+  const key = login.trim().normalize('NFC').toLowerCase();
   const [row] = await run<DbUserRow & { password_credential_id: string | null; password_credential_data: DbCredentialRow['data'] | null }>(
     db, BY_LOGIN_WITH_PASSWORD, [key, key, key]);
   if (!row) return undefined;

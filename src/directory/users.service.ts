@@ -14,7 +14,14 @@ import {
 export const ADMIN_ROLES = ['super_admin', 'user_admin', 'app_admin', 'auditor'] as const;
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
-const username = z.string().trim().toLowerCase().regex(/^[a-z0-9][a-z0-9._@-]{0,99}$/, 'letters, digits and . _ @ - only, 1-100 characters, starting with a letter or digit');
+// A sign-in name as HR systems and identity providers send it (RFC 7643 leaves userName free):
+// letters and digits of any script and the punctuation of email addresses and Entra or Okta
+// user principal names (a guest's `#EXT#`, `+tags`, apostrophes); no spaces or control
+// characters. Stored trimmed, in Unicode NFC and lower case, as sign-in looks it up.
+const username = z.string().trim().normalize('NFC').toLowerCase().regex(
+  /^[\p{L}\p{N}_][\p{L}\p{M}\p{N}.@_+'#!$%&*=?^`{|}~/-]{0,253}$/u,
+  "letters, digits and the punctuation of email addresses (. _ @ - + ' # and the like), 1-254 characters, no spaces",
+);
 // Trim before the format check: in z.email().trim() the format check sees the untrimmed value.
 const email = z.string().trim().toLowerCase().max(254).pipe(z.email());
 const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20);

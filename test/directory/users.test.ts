@@ -104,6 +104,25 @@ describe('UsersService.authenticate', () => {
     expect((await users.authenticate(' ADA@EXAMPLE.COM ', 'analytical-engine'))?.id).toBe(ada.id);
   });
 
+  it('takes the user names HR systems and identity providers send, and signs them in as typed', async () => {
+    // An Entra guest's user principal name, a +tag, an apostrophe, an accent written decomposed
+    // (e + combining acute) and a non-Latin script.
+    const names = ['Alice_Contoso.com#EXT#@fabrikam.onmicrosoft.com', 'alice+hr@example.com', "o'brien@example.com", 'Jose\u0301.Garcia', '李雷'];
+    for (const name of names) {
+      const created = await users.createUser({ username: name, password: 'analytical-engine' });
+      expect(created.username).toBe(name.normalize('NFC').toLowerCase());
+      expect((await users.authenticate(name, 'analytical-engine'))?.id).toBe(created.id);
+      expect((await users.authenticate(name.normalize('NFC').toUpperCase(), 'analytical-engine'))?.id).toBe(created.id);
+    }
+    // The composed and decomposed spellings are one name.
+    const taken = await appError(users.createUser({ username: 'Jos\u00e9.Garcia' }));
+    expect(taken.kind).toBe('already_exists');
+    for (const bad of ['has space', 'tab\there', 'bell\u0007', '-leading-dash', 'x'.repeat(255)]) {
+      const err = await appError(users.createUser({ username: bad }));
+      expect(err.kind).toBe('invalid_argument');
+    }
+  });
+
   it('returns undefined for a wrong password', async () => {
     expect(await users.authenticate('ada.lovelace', 'analytical-engine ')).toBeUndefined();
     expect(await users.authenticate('ada.lovelace', 'ANALYTICAL-ENGINE')).toBeUndefined();
