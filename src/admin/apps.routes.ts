@@ -3,7 +3,7 @@ import type { AdminApi } from './api.ts';
 import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
 import type { Principal } from './auth.ts';
-import { AppError } from '../shared/errors.ts';
+import { assertMayGrant, assertMayManage } from './role-guard.ts';
 import type { App, AppRole } from '../apps/apps.repo.ts';
 import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
 
@@ -77,26 +77,8 @@ const appListQuery = z.strictObject({
 
 const roleParams = z.strictObject({ id: z.uuid(), roleId: z.uuid() });
 
-/**
- * An app's admin roles are what its client credentials can do in this API. Without this rule
- * an app_admin could create (or take the secret of) an app holding super_admin and act as one:
- * only roles the caller holds can be given to an app, and only a caller holding every role of
- * an app can change it, rotate its secret or delete it.
- */
-function assertMayGrant(principal: Principal, roles: readonly string[]): void {
-  if (principal.roles.has('super_admin')) return;
-  const missing = roles.filter((r) => !principal.roles.has(r as never));
-  if (missing.length) {
-    throw new AppError('permission_denied', 'app.admin_roles_forbidden', `adminRoles: you cannot give an app roles you do not hold (${missing.join(', ')})`, { field: 'adminRoles' });
-  }
-}
-
-function assertMayManage(principal: Principal, app: App): void {
-  if (principal.roles.has('super_admin')) return;
-  if (app.adminRoles.some((r) => !principal.roles.has(r as never))) {
-    throw new AppError('permission_denied', 'app.admin_roles_forbidden', 'this app holds admin roles you do not hold; only an administrator with those roles can change it');
-  }
-}
+const grantToApp = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'an app', 'app.admin_roles_forbidden');
+const manageApp = (principal: Principal, app: App): void => assertMayManage(principal, app.adminRoles, 'app', 'app.admin_roles_forbidden');
 
 export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   const readers = ['app_admin', 'user_admin', 'auditor'] as const;
@@ -124,7 +106,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: "Register an app; the response carries the client secret, once. Apps default to access 'assigned'",
     roles: writers, body: createAppInput, response: appWithSecret,
     handler: async ({ body, principal, ctx }) => {
-      assertMayGrant(principal, body.adminRoles);
+      grantToApp(principal, body.adminRoles);
       const created = await apps.createApp(body, principal.actor);
       ctx.set('Location', `${ctx.path}/${created.id}`);
       ctx.set('Cache-Control', 'no-store');
@@ -142,8 +124,8 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
     roles: writers, params: idParam, body: updateAppInput, response: appResource,
     handler: async ({ params, body, principal, ifMatch }) => {
-      assertMayManage(principal, await apps.getApp(params.id));
-      if (body.adminRoles) assertMayGrant(principal, body.adminRoles);
+      manageApp(principal, await apps.getApp(params.id));
+      if (body.adminRoles) grantToApp(principal, body.adminRoles);
       return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch));
     },
   });
@@ -153,7 +135,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Delete an app with its roles and assignments; its grants and tokens end at once',
     roles: writers, params: idParam,
     handler: async ({ params, principal, ifMatch }) => {
-      assertMayManage(principal, await apps.getApp(params.id));
+      manageApp(principal, await apps.getApp(params.id));
       await apps.deleteApp(params.id, principal.actor, ifMatch);
     },
   });
@@ -163,7 +145,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Rotate the client secret: the new secret is returned once and the old one stops working at once',
     roles: writers, params: idParam, response: appWithSecret,
     handler: async ({ params, principal, ifMatch, ctx }) => {
-      assertMayManage(principal, await apps.getApp(params.id));
+      manageApp(principal, await apps.getApp(params.id));
       const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch);
       ctx.set('Cache-Control', 'no-store');
       return { ...presentApp(rotated.app), client_id: rotated.app.clientId, client_secret: rotated.client_secret };

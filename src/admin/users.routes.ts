@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Services } from '../services.ts';
 import { AdminApi, createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
-import { createUserInput, updateUserInput, LIFECYCLE_ACTIONS, type LifecycleAction } from '../directory/users.service.ts';
+import type { Principal } from './auth.ts';
+import { assertMayGrant, assertMayManage } from './role-guard.ts';
+import { createUserInput, updateUserInput, LIFECYCLE_ACTIONS, UsersService, type LifecycleAction } from '../directory/users.service.ts';
 import type { User } from '../directory/users.repo.ts';
 import { attributeDefinitionInput } from '../directory/attributes.service.ts';
 
@@ -63,8 +65,23 @@ const userListQuery = z.strictObject({
   groupId: z.uuid().optional(),
 });
 
-export function registerUserRoutes(api: AdminApi, { users, attributes }: Services): void {
+const grantToUser = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'a user', 'user.admin_roles_forbidden');
+
+export function registerUserRoutes(api: AdminApi, { db, hasher, users, attributes }: Services): void {
   const readers = ['user_admin', 'app_admin', 'auditor'] as const;
+
+  /**
+   * Every write on an existing user goes through here: in one transaction, the user's row is
+   * locked, the caller is checked against the admin roles the user holds now (so a concurrent
+   * grant cannot slip in between the check and the write), and only then is the write done.
+   * An unknown id is left to the directory (404).
+   */
+  const changeUser = <T>(principal: Principal, id: string, work: (users: UsersService) => Promise<T>): Promise<T> =>
+    db.transaction(async (trx) => {
+      const row = await trx('users').where({ id }).forUpdate().first<{ admin_roles: string[] } | undefined>('admin_roles');
+      if (row) assertMayManage(principal, row.admin_roles, 'user', 'user.admin_roles_forbidden');
+      return work(new UsersService(trx, hasher));
+    });
 
   api.add({
     method: 'get', path: '/users', tag: 'users', summary: 'List users (filtered and paged in SQL, oldest first)',
@@ -90,6 +107,7 @@ export function registerUserRoutes(api: AdminApi, { users, attributes }: Service
     method: 'post', path: '/users', tag: 'users', summary: 'Create a user', status: 201,
     roles: ['user_admin'], body: createUserInput, response: userResource,
     handler: async ({ body, principal, ctx }) => {
+      grantToUser(principal, body.adminRoles ?? []);
       const user = await users.createUser(body, principal.actor);
       ctx.set('Location', `${ctx.path}/${user.id}`);
       return presentUser(user);
@@ -105,7 +123,10 @@ export function registerUserRoutes(api: AdminApi, { users, attributes }: Service
   api.add({
     method: 'patch', path: '/users/:id', tag: 'users', summary: 'Update a user (send If-Match with the ETag to refuse stale writes: 412)',
     roles: ['user_admin'], params: idParam, body: updateUserInput, response: userResource,
-    handler: async ({ params, body, principal, ifMatch }) => presentUser(await users.updateUser(params.id, body, principal.actor, ifMatch)),
+    handler: async ({ params, body, principal, ifMatch }) => {
+      if (body.adminRoles) grantToUser(principal, body.adminRoles);
+      return presentUser(await changeUser(principal, params.id, (w) => w.updateUser(params.id, body, principal.actor, ifMatch)));
+    },
   });
 
   for (const action of Object.keys(LIFECYCLE_ACTIONS) as LifecycleAction[]) {
@@ -114,7 +135,8 @@ export function registerUserRoutes(api: AdminApi, { users, attributes }: Service
       summary: action === 'reactivate' ? 'Reactivate a suspended user (sign-in works again; old sessions stay ended)'
         : `${action === 'suspend' ? 'Suspend' : 'Deprovision'} a user: ends all sessions, grants and refresh tokens at once`,
       roles: ['user_admin'], params: idParam, response: userResource,
-      handler: async ({ params, principal, ifMatch }) => presentUser(await users.changeStatus(params.id, action, principal.actor, ifMatch)),
+      handler: async ({ params, principal, ifMatch }) =>
+        presentUser(await changeUser(principal, params.id, (w) => w.changeStatus(params.id, action, principal.actor, ifMatch))),
     });
   }
 

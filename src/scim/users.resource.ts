@@ -53,6 +53,18 @@ export function checkIfMatch(ifMatch: string | undefined, version: number): void
   throw new ScimError(412, `the resource has changed: its current ETag is ${weakEtag(version)}`);
 }
 
+/**
+ * A person's admin roles are what their tokens can do in OneID's admin API, so setting the
+ * password of someone who holds any would hand a SCIM client (or whoever holds its token) an
+ * administrator's account. SCIM may change every other attribute of such a person (HR systems keep
+ * administrators' profiles and deactivate leavers); their password is managed in the admin API.
+ * Checked before anything is written: the whole request changes nothing.
+ */
+export function assertScimMaySetPassword(current: ScimUserRecord, desired: DesiredUser): void {
+  if (desired.password === undefined || current.user.adminRoles.length === 0) return;
+  throw new ScimError(403, "password: this user holds OneID admin roles, so SCIM cannot set or change their password; administrators' passwords are managed in OneID's admin API");
+}
+
 function result(status: number, rec: ScimUserRecord, baseUrl: string): ScimResult {
   return { status, body: renderUser(rec, baseUrl), location: userLocation(baseUrl, rec.user.id), etag: weakEtag(rec.user.version) };
 }
@@ -172,9 +184,14 @@ export class ScimUsers implements ScimResourceOps {
     return (await findScimUser(trx, id, rc.client.departmentPath))!;
   }
 
-  /** Writes what differs between the stored user and the desired state. */
+  /**
+   * Writes what differs between the stored user and the desired state. PUT and PATCH (also from
+   * /Bulk) both end here, with the user's row locked, so the admin-password rule below holds for
+   * every way a client can send a password.
+   */
   private async apply(w: WriteContext, current: ScimUserRecord, desired: DesiredUser, rc: ScimRequestContext): Promise<void> {
     const id = current.user.id;
+    assertScimMaySetPassword(current, desired);
     const managerId = await this.resolveManager(w.trx, desired.manager, rc.client);
     const move = await this.planDepartment(w.trx, current, desired.department, rc.client);
     const { input, scimAttributes } = toUpdateInput(desired, current.user, managerId);
