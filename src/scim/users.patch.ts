@@ -16,7 +16,8 @@
 // - the enterprise manager given as a bare id string becomes {"value": id} (Entra ID).
 // Errors: a malformed body -> invalidSyntax; remove without path -> noTarget; an unknown attribute
 // or a malformed path -> invalidPath; a readOnly attribute (id, meta, groups, manager.displayName)
-// as path -> mutability; a value filter that matches nothing for replace -> noTarget.
+// as path -> mutability. A replace through a value filter that matches nothing adds the value
+// (Entra ID sets a missing work email that way; RFC 7644 would answer noTarget), see the README.
 import { scimPatch, type ScimPatchOperation, type ScimResource } from 'scim-patch';
 import { ScimError } from './errors.ts';
 import { formatScimFilter, parseScimFilter, type ScimFilter } from './filter.ts';

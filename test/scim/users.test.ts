@@ -287,6 +287,16 @@ describe('patch', () => {
     expect((await auditOf(u.id)).at(-1)).toMatchObject({ action: 'user.suspended', actor_type: 'scim_client', actor_id: 'token-under-test' });
   });
 
+  it("adds a value through a replace whose value filter matches nothing, as Entra ID sets a missing work email", async () => {
+    const u = await create({ emails: [{ value: `${uniq('h')}@example.com`, type: 'home', primary: true }] });
+    const body = (await ops.patch(u.id, patchOp({ op: 'replace', path: 'emails[type eq "work"].value', value: 'new.work@example.com' }), rc)).body as Record<string, any>;
+    expect(body.emails).toHaveLength(2);
+    expect(body.emails).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'work', value: 'new.work@example.com' })]));
+    // A remove through a filter that matches nothing changes nothing.
+    const again = (await ops.patch(u.id, patchOp({ op: 'remove', path: 'emails[type eq "other"]' }), rc)).body as Record<string, any>;
+    expect(again.emails).toHaveLength(2);
+  });
+
   it('adds, replaces and removes with paths, case-insensitively', async () => {
     const u = await create({ emails: [{ value: `${uniq('p')}@example.com`, type: 'work', primary: true }] });
     let body = (await ops.patch(u.id, patchOp(
