@@ -8,6 +8,7 @@ import type { Context } from 'koa';
 import { AppError } from '../shared/errors.ts';
 import type { Principal } from './auth.ts';
 import type { AdminRole } from '../directory/users.service.ts';
+import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -81,6 +82,19 @@ function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: str
   throw new AppError('invalid_argument', 'request.invalid', `${field}: ${message}`, { field, in: where });
 }
 
+/**
+ * Text PostgreSQL cannot store (a NUL character; an unpaired UTF-16 surrogate, which jsonb
+ * refuses and a text column would silently turn into U+FFFD) in path parameters, the query string
+ * or the parsed body, keys included: 400 request.invalid_text naming the field, before the route's
+ * schema or handler sees it (see scim/text-input.ts).
+ */
+function rejectIllFormedText(value: unknown, where: 'path' | 'query' | 'body'): void {
+  const found = findIllFormedText(value);
+  if (!found) return;
+  const { field, message } = describeIllFormedText(found, where, where === 'body' ? 'a field name' : 'a parameter name');
+  throw new AppError('invalid_argument', 'request.invalid_text', message, { field, in: where });
+}
+
 function parseIfMatch(header: string): number | undefined {
   if (!header) return undefined;
   const m = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
@@ -109,6 +123,9 @@ export class AdminApi {
         if (def.body && ['post', 'put', 'patch'].includes(def.method) && !ctx.is('application/json')) {
           throw new AppError('invalid_argument', 'request.content_type', 'body: send application/json', { field: 'body' });
         }
+        rejectIllFormedText(ctx.params, 'path');
+        rejectIllFormedText(ctx.query, 'query');
+        if (def.body) rejectIllFormedText(ctx.request.body, 'body');
         const input: HandlerInput<unknown, unknown, unknown> = {
           params: def.params ? parseOrThrow(def.params, ctx.params, 'path') : {},
           query: def.query ? parseOrThrow(def.query, ctx.query, 'query') : {},

@@ -16,15 +16,23 @@ export const isUniqueViolation = (err: unknown): boolean => (err as { code?: str
 const NUL_CODES = new Set(['22021', '22P05']);
 export const isNulInText = (err: unknown): boolean => NUL_CODES.has((err as { code?: string } | undefined)?.code ?? '');
 
-/** True when a string anywhere in `value` (objects and arrays walked, keys too) holds a NUL character. */
-export function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\0');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value && typeof value === 'object') {
-    for (const key in value) if (key.includes('\0') || containsNul((value as Record<string, unknown>)[key])) return true;
-  }
-  return false;
+/**
+ * PostgreSQL's answer to JSON holding an unpaired UTF-16 surrogate ("\ud800", which JSON.stringify
+ * writes as an escape): 22P02 invalid_text_representation, "invalid input syntax for type json",
+ * detail "Unicode low surrogate must follow a high surrogate." (PostgreSQL 15; other versions word
+ * the detail differently but name the surrogate). 22P02 is also a malformed uuid, integer or other
+ * JSON, which are bugs when they reach the database, so only this message counts as bad input.
+ */
+export function isLoneSurrogateInJson(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; detail?: unknown } | undefined;
+  if (e?.code !== '22P02') return false;
+  const message = typeof e.message === 'string' ? e.message : '';
+  const detail = typeof e.detail === 'string' ? e.detail : '';
+  return /invalid input syntax for type jsonb?\b/i.test(message) && /surrogate/i.test(detail || message);
 }
+
+/** Text PostgreSQL refused to store: a NUL character, or an unpaired surrogate in JSON. */
+export const isUnstorableText = (err: unknown): boolean => isNulInText(err) || isLoneSurrogateInJson(err);
 
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',

@@ -2,7 +2,7 @@
 // the error page for browsers. Never a stack trace; 500s are logged with the request id.
 import type { Context, Middleware } from 'koa';
 import { AppError, HTTP_STATUS } from '../shared/errors.ts';
-import { isDbUnavailable, isNulInText } from '../db/errors.ts';
+import { isDbUnavailable, isUnstorableText } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Views } from '../login/views.ts';
 
@@ -25,11 +25,11 @@ export function respondWithError(ctx: Context, err: unknown, log: Logger, views:
     code = 'unavailable';
     message = 'the service is temporarily unavailable; try again shortly';
     ctx.set('Retry-After', '2');
-  } else if (isNulInText(err)) {
-    // Input with a NUL character, which PostgreSQL refused before storing anything.
+  } else if (isUnstorableText(err)) {
+    // Input PostgreSQL refused before storing anything (a NUL character, a lone surrogate in JSON).
     status = 400;
     code = 'request.invalid_text';
-    message = 'text values must not contain NUL characters';
+    message = 'text values must be well-formed Unicode without NUL characters';
   } else if (err instanceof AppError) {
     status = HTTP_STATUS[err.kind];
     code = err.code;

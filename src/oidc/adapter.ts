@@ -7,7 +7,7 @@ import { run, runCount, statement } from '../db/prepared.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { TOKEN_ACCOUNT_SQL, accountFromTokenRow, type TokenAccountColumns } from '../access/entitlements.ts';
 import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
-import { containsNul } from '../db/errors.ts';
+import { hasIllFormedText } from '../shared/text-input.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -147,9 +147,10 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      // PostgreSQL stores no NUL character, and only a request parameter can bring one (`%00` in
-      // state, nonce, login_hint...): refused as oidc-provider refuses any bad parameter.
-      if (containsNul(payload)) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
+      // PostgreSQL stores no NUL character nor (in JSON) an unpaired surrogate, and only a request
+      // parameter can bring one (`%00` in state, nonce, login_hint; a request object's JSON):
+      // refused as oidc-provider refuses any bad parameter (see shared/text-input.ts).
+      if (hasIllFormedText(payload)) throw new errors.InvalidRequest('request parameters must be well-formed text without NUL characters');
       forget(this.name, id, payload);
       const pending = requestState()?.oidcWrites;
       if (pending) return pending.upsert(this.name, id, payload, expiresIn);

@@ -2,7 +2,7 @@
 // right status and scimType; detail always present; never a stack trace.
 import type { Context, Middleware } from 'koa';
 import { AppError, HTTP_STATUS } from '../shared/errors.ts';
-import { isDbUnavailable } from '../db/errors.ts';
+import { isDbUnavailable, isNulInText, isUnstorableText } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { ScimFilterError, type ScimErrorType } from './filter.ts';
 
@@ -27,6 +27,15 @@ export function toScimError(err: unknown, log: Logger, requestId: string | undef
   if (isDbUnavailable(err)) {
     status = 503;
     detail = 'the service is temporarily unavailable; try again shortly';
+  } else if (isUnstorableText(err)) {
+    // A safety net: request text is checked where it enters (text-input.ts), but a value that
+    // still carries a NUL or a lone surrogate to PostgreSQL is refused there, before anything is
+    // stored. The database's message (with the SQL and the value) is not logged or echoed.
+    status = 400;
+    scimType = 'invalidValue';
+    detail = isNulInText(err)
+      ? 'text values must not contain the NUL character (U+0000)'
+      : 'text values must be well-formed Unicode, without an unpaired UTF-16 surrogate';
   } else if (err instanceof ScimError) {
     status = err.status;
     scimType = err.scimType;

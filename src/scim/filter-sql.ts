@@ -289,6 +289,9 @@ class Compiler {
       invalid(`${op} cannot compare ${name} with null; use eq null, ne null or pr`);
     }
     if (typeof value === 'string' && value.includes('\u0000')) invalid(`The value compared with ${name} contains a NUL character, which is not allowed`);
+    if (typeof value === 'string' && !(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      invalid(`The value compared with ${name} contains an unpaired UTF-16 surrogate, which is not allowed`);
+    }
     if (typeof value === 'number' && !Number.isFinite(value)) invalid(`The number compared with ${name} is out of range`);
     const sqlOp = SQL_ORDER[op];
     switch (attr.type) {

@@ -222,6 +222,10 @@ class Lexer {
       fail(`Invalid escape sequence in the string at offset ${start} (strings are JSON strings)`);
     }
     if (value.includes('\u0000')) fail(`The string at offset ${start} contains a NUL character, which is not allowed`);
+    // A lone "\ud800" escape: PostgreSQL would compare U+FFFD instead (the driver's UTF-8 encoding).
+    if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      fail(`The string at offset ${start} contains an unpaired UTF-16 surrogate, which is not allowed`);
+    }
     this.pos = i + 1;
     return { kind: 'string', value, pos: start };
   }

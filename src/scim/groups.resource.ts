@@ -28,10 +28,20 @@
 // its scope, or no id at all) are skipped on add/replace/create, and the audit log records them
 // (group.members_ignored); the rest of the request applies. Removing someone who is not a member
 // is a no-op, as adding a member twice is: provisioning clients retry, and both are idempotent.
+//
+// The group itself is shared by every department, so a scoped token may delete it, or change its
+// own attributes (displayName, externalId: a PUT or PATCH whose values differ from the stored
+// ones), only when every member is from its subtree: a member (of any status) with no department
+// in the subtree makes that a 403, and nothing is written. A group whose members are all in the
+// subtree, and an empty group, are the token's to rename or delete (an empty group affects nobody
+// outside it; clients empty a group before deleting it). Member changes within the subtree, and a
+// PUT that repeats the stored displayName and externalId, are allowed on any group. See
+// guardScopedGroupWrite for how this stays true under concurrent member adds.
 import type { Knex } from 'knex';
 import type { ScimDeps } from './index.ts';
 import { AppError } from '../shared/errors.ts';
-import type { GroupChange } from '../directory/groups.service.ts';
+import { GroupsService, type GroupChange } from '../directory/groups.service.ts';
+import { subtreePattern } from '../directory/departments.repo.ts';
 import { findGroupById, findMembersOfGroups, toGroup, type DbGroupRow, type Group } from '../directory/groups.repo.ts';
 import { isUuid, USER_LABEL_SQL } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
@@ -102,7 +112,7 @@ const SORT_COLUMNS: Record<string, string> = {
 function integer(value: unknown, name: string): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*[+-]?\d{1,15}\s*$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(n)) throw new ScimError(400, `${name}: must be an integer`, 'invalidValue');
+  if (!Number.isSafeInteger(n)) throw new ScimError(400, `${name}: must be an integer`, 'invalidValue');
   return n;
 }
 
@@ -115,6 +125,11 @@ const single = (value: unknown, name: string): string | undefined => {
 /** List parameters from a query string (GET) or a SearchRequest body (POST /.search). */
 export function readListParams(source: Record<string, unknown>): ScimListParams {
   const params: ScimListParams = {};
+  // A filter is a string (RFC 7644 3.4.3): anything else is an invalidFilter, as malformed text is.
+  if (source.filter !== undefined && source.filter !== null && typeof source.filter !== 'string') {
+    const what = Array.isArray(source.filter) ? 'a list (or a repeated parameter)' : typeof source.filter === 'object' ? 'an object' : `a ${typeof source.filter}`;
+    throw new ScimFilterError('invalidFilter', `filter must be given once, as a string, not ${what}`);
+  }
   const filter = single(source.filter, 'filter');
   if (filter !== undefined && filter.trim() !== '') params.filter = filter;
   const sortBy = single(source.sortBy, 'sortBy');
@@ -125,9 +140,9 @@ export function readListParams(source: Record<string, unknown>): ScimListParams 
   if (startIndex !== undefined) params.startIndex = startIndex;
   const count = integer(source.count, 'count');
   if (count !== undefined) params.count = count;
-  const attributes = parseAttributeList(source.attributes);
+  const attributes = parseAttributeList(source.attributes, 'attributes');
   if (attributes) params.attributes = attributes;
-  const excluded = parseAttributeList(source.excludedAttributes);
+  const excluded = parseAttributeList(source.excludedAttributes, 'excludedAttributes');
   if (excluded) params.excludedAttributes = excluded;
   return params;
 }
@@ -376,6 +391,78 @@ async function matchingMemberIds(db: Knex, groupId: string, filter: ScimFilter):
   return rows.map((r) => r.user_id);
 }
 
+// -- department-scoped tokens and the group itself ---------------------------------------------
+
+/**
+ * Whether group `groupId` has a member outside the subtree `scopePath`: a membership row whose
+ * user has no department in the subtree (whatever the user's status: a deprovisioned member of
+ * another department is still someone else's). One EXISTS query with an anti-join that stops at
+ * the first such member; members are never loaded.
+ */
+export async function hasMemberOutsideScope(db: Knex, groupId: string, scopePath: string): Promise<boolean> {
+  const row: { outside: boolean } | undefined = (await db.raw(
+    `select exists (
+       select 1 from group_members gm
+        where gm.group_id = ?
+          and not exists (select 1 from user_departments scope_ud join departments scope_d on scope_d.id = scope_ud.department_id
+                           where scope_ud.user_id = gm.user_id and scope_d.path like ? escape '\\')
+     ) as outside`,
+    [groupId, subtreePattern(scopePath)],
+  )).rows[0];
+  return row?.outside === true;
+}
+
+/** The displayName and externalId after `changes` (as the domain normalises them: trimmed, blank externalId cleared). */
+function attributesAfter(group: Group, changes: readonly GroupChange[]): { name: string; externalId: string | null } {
+  let name = group.name;
+  let externalId = group.externalId;
+  for (const c of changes) {
+    if (c.kind !== 'set') continue;
+    if (c.name !== undefined) name = c.name.trim();
+    if (c.externalId !== undefined) externalId = c.externalId === null || c.externalId.trim() === '' ? null : c.externalId.trim();
+  }
+  return { name, externalId };
+}
+
+const OUTSIDE_SCOPE = 'it has members outside the department of this SCIM token, and a department-scoped token may only add or remove members of its own department';
+
+/**
+ * Runs a write that touches the group itself (`what`: delete, or change its attributes) for a
+ * department-scoped token, in one transaction: the group's row is locked (FOR UPDATE) first, then
+ * checked in SQL for members outside the scope (403, nothing written), then `write` runs with a
+ * GroupsService on the same transaction (its own transaction becomes a savepoint).
+ *
+ * Race: adding a member inserts a group_members row, whose foreign key takes a KEY SHARE lock on
+ * the group's row; that conflicts with FOR UPDATE. So an add that has not committed when the lock
+ * is requested is waited for (and the check, a new statement under READ COMMITTED, then sees its
+ * row), and an add that starts later waits until this transaction ends (after a delete it fails
+ * as "no such group"; after a rename it is an ordinary add to the renamed group). The check and
+ * the write thus see the same member set. Not covered: a member's department changing
+ * concurrently (moving an in-scope member out) is not serialised with this; that is a change of
+ * the user, not of the group, and orders as if it came after this write.
+ */
+async function guardScopedGroupWrite<T>(
+  db: Knex, id: string, scopePath: string, what: 'delete' | 'change',
+  write: (groups: GroupsService, current: Group, trx: Knex.Transaction) => Promise<T>,
+  changes?: readonly GroupChange[],
+): Promise<T> {
+  return db.transaction(async (trx) => {
+    const current = await findGroupById(trx, id, 'update');
+    if (!current) throw notFound(id);
+    let touchesGroup = what === 'delete';
+    if (changes) {
+      const after = attributesAfter(current, changes);
+      touchesGroup ||= after.name !== current.name || after.externalId !== current.externalId;
+    }
+    if (touchesGroup && await hasMemberOutsideScope(trx, id, scopePath)) {
+      throw new ScimError(403, what === 'delete'
+        ? `this group cannot be deleted with this token: ${OUTSIDE_SCOPE}`
+        : `the displayName and externalId of this group cannot be changed with this token: ${OUTSIDE_SCOPE}`);
+    }
+    return write(new GroupsService(trx), current, trx);
+  });
+}
+
 // -- writes ------------------------------------------------------------------------------------
 
 export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: ScimGroupReader } {
@@ -403,26 +490,38 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
       if (!isUuid(id)) throw notFound(id);
       const input = readGroupBody(body);
       const versions = expectedVersions(ifMatch);
-      const { group } = await services.groups.changeGroup(id, [
+      const changes: GroupChange[] = [
         { kind: 'set', name: input.displayName, externalId: input.externalId },
         { kind: 'replaceMembers', userIds: input.members.ids, labels: input.members.labels },
-      ], rc.actor, { memberScope: scopeOf(rc), ...(versions ? { expectedVersions: versions } : {}) });
+      ];
+      const opts = { memberScope: scopeOf(rc), ...(versions ? { expectedVersions: versions } : {}) };
+      const scope = scopeOf(rc);
+      const { group } = scope
+        ? await guardScopedGroupWrite(services.db, id, scope, 'change', (groups) => groups.changeGroup(id, changes, rc.actor, opts), changes)
+        : await services.groups.changeGroup(id, changes, rc.actor, opts);
       return full(group, rc, 200);
     }),
 
     patch: (id, body, rc, ifMatch) => mapErrors(id, async () => {
       if (!isUuid(id)) throw notFound(id);
       const plan = planGroupPatch(body);
-      if (plan.pendingFilters.length) {
-        if (!(await findGroupById(services.db, id))) throw notFound(id);
-        for (const { index, filter } of plan.pendingFilters) {
-          plan.changes[index] = { kind: 'removeMembers', userIds: await matchingMemberIds(services.db, id, filter) };
-        }
-      }
       const versions = expectedVersions(ifMatch);
-      const { group } = await services.groups.changeGroup(id, plan.changes, rc.actor, {
-        memberScope: scopeOf(rc), ...(versions ? { expectedVersions: versions } : {}),
-      });
+      const opts = { memberScope: scopeOf(rc), ...(versions ? { expectedVersions: versions } : {}) };
+      const run = async (db: Knex, groups: GroupsService) => {
+        if (plan.pendingFilters.length) {
+          if (!(await findGroupById(db, id))) throw notFound(id);
+          for (const { index, filter } of plan.pendingFilters) {
+            plan.changes[index] = { kind: 'removeMembers', userIds: await matchingMemberIds(db, id, filter) };
+          }
+        }
+        return groups.changeGroup(id, plan.changes, rc.actor, opts);
+      };
+      const scope = scopeOf(rc);
+      // Member-only patches (the common case) keep their single-statement path; a scoped token's
+      // patch that sets displayName or externalId is checked first (guardScopedGroupWrite).
+      const { group } = scope && plan.changes.some((c) => c.kind === 'set')
+        ? await guardScopedGroupWrite(services.db, id, scope, 'change', (groups, _current, trx) => run(trx, groups), plan.changes)
+        : await run(services.db, services.groups);
       // 204 (RFC 7644 section 3.5.2 allows it): the full resource of a large group is not
       // loaded just to be thrown away. The HTTP route answers 200 with the resource when the
       // client asks for attributes.
@@ -432,6 +531,14 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
     remove: (id, rc, ifMatch) => mapErrors(id, async () => {
       if (!isUuid(id)) throw notFound(id);
       const versions = expectedVersions(ifMatch);
+      const scope = scopeOf(rc);
+      if (scope) {
+        await guardScopedGroupWrite(services.db, id, scope, 'delete', async (groups, current) => {
+          if (versions && !versions.includes(current.version)) throw new ScimError(412, `If-Match: the group is at version ${current.version}`);
+          await groups.deleteGroup(id, rc.actor, current.version);
+        });
+        return { status: 204 };
+      }
       if (versions && versions.length !== 1) {
         const current = await findGroupById(services.db, id);
         if (!current) throw notFound(id);

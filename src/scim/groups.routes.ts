@@ -33,7 +33,7 @@ export function registerScimGroupRoutes(router: Router, deps: ScimDeps): void {
 
   router.get('/Groups/:id', async (ctx) => {
     const attributes = parseAttributeList(ctx.query.attributes);
-    const excluded = parseAttributeList(ctx.query.excludedAttributes);
+    const excluded = parseAttributeList(ctx.query.excludedAttributes, 'excludedAttributes');
     const { group, body } = await ops.reader.get(ctx.params.id!, scimContext(ctx), attributes, excluded);
     ctx.set('ETag', weakEtag(group.version));
     ctx.set('Location', `${scimContext(ctx).baseUrl}/Groups/${group.id}`);
@@ -52,7 +52,7 @@ export function registerScimGroupRoutes(router: Router, deps: ScimDeps): void {
   router.put('/Groups/:id', async (ctx) => {
     const result = await ops.replace(ctx.params.id!, ctx.request.body, scimContext(ctx), header(ctx, 'if-match'));
     const attributes = parseAttributeList(ctx.query.attributes);
-    const excluded = parseAttributeList(ctx.query.excludedAttributes);
+    const excluded = parseAttributeList(ctx.query.excludedAttributes, 'excludedAttributes');
     if (result.body) result.body = projectResource(result.body, SCIM_GROUP_SCHEMA, attributes, excluded);
     send(ctx, result);
   });
@@ -60,7 +60,7 @@ export function registerScimGroupRoutes(router: Router, deps: ScimDeps): void {
   router.patch('/Groups/:id', async (ctx) => {
     const rc = scimContext(ctx);
     const attributes = parseAttributeList(ctx.query.attributes);
-    const excluded = parseAttributeList(ctx.query.excludedAttributes);
+    const excluded = parseAttributeList(ctx.query.excludedAttributes, 'excludedAttributes');
     const result = await ops.patch(ctx.params.id!, ctx.request.body, rc, header(ctx, 'if-match'));
     if (attributes || excluded) {
       // The client asked for (part of) the resource back: 200 with it (RFC 7644 section 3.5.2).

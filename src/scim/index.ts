@@ -8,6 +8,7 @@ import type { Logger } from '../shared/logger.ts';
 import { SCIM_CONTENT_TYPE, ScimError, scimErrorHandler } from './errors.ts';
 import { scimResourceTypes, scimSchemas, serviceProviderConfig, SCIM_LIMITS } from './schemas.ts';
 import type { ScimRequestContext } from './types.ts';
+import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
 import { registerScimUserRoutes } from './users.routes.ts';
 import { registerScimGroupRoutes } from './groups.routes.ts';
 import { registerScimBulkRoute } from './bulk.routes.ts';
@@ -83,8 +84,23 @@ export function scimRouter(deps: ScimDeps): Router {
     return next();
   };
 
+  // Text PostgreSQL cannot store (a NUL character, an unpaired surrogate), anywhere in the query
+  // string or the parsed body (a /Bulk request's operations included): 400 invalidValue before
+  // any work is done (see text-input.ts).
+  const rejectIllFormedText = (ctx: Context, next: Next) => {
+    const inQuery = findIllFormedText(ctx.query);
+    if (inQuery) {
+      const where = { ...inQuery, path: inQuery.path ? `query parameter ${inQuery.path}` : '' };
+      throw new ScimError(400, describeIllFormedText(where, 'the query string', 'a parameter name').message, 'invalidValue');
+    }
+    const inBody = findIllFormedText((ctx.request as { body?: unknown }).body);
+    if (inBody) throw new ScimError(400, describeIllFormedText(inBody, 'the request body').message, 'invalidValue');
+    return next();
+  };
+
   const api = new Router();
   api.use(authenticate);
+  api.use(rejectIllFormedText);
   api.all('/Me', () => {
     throw new ScimError(501, '/Me needs a user\'s own access token; OneID issues SCIM tokens to provisioning clients only');
   });

@@ -26,9 +26,17 @@ function parsePath(raw: string, coreSchema: string): ParsedPath {
   return { ext, top: top.toLowerCase(), sub: sub?.toLowerCase() };
 }
 
-export function parseAttributeList(value: unknown): string[] | undefined {
+/**
+ * attributes / excludedAttributes: a comma-separated string (a query parameter, possibly
+ * repeated) or a list of such strings (a SearchRequest). Anything else (a number, an object, a
+ * list holding one) is a 400 invalidValue, not an attribute named "[object Object]".
+ */
+export function parseAttributeList(value: unknown, name = 'attributes'): string[] | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  const list = Array.isArray(value) ? value.flatMap((v) => String(v).split(',')) : String(value).split(',');
+  if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+    throw new ScimError(400, `${name} must be a list of attribute names (strings)`, 'invalidValue');
+  }
+  const list = Array.isArray(value) ? value.flatMap((v: string) => v.split(',')) : value.split(',');
   const cleaned = list.map((s) => s.trim()).filter(Boolean);
   if (cleaned.some((s) => s.length > 300)) throw new ScimError(400, 'attribute names are too long', 'invalidValue');
   return cleaned.length ? cleaned : undefined;

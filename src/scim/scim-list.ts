@@ -6,9 +6,12 @@
 // - count defaults to 100 and is capped at SCIM_LIMITS.maxResults (1000); a negative count is
 //   treated as 0; count=0 asks for totalResults only.
 // - sortOrder is "ascending" (default) or "descending", case-insensitive.
-// - A repeated query parameter, a non-integer startIndex/count or an unknown sortOrder is a
-//   400 invalidValue; a malformed filter is a 400 invalidFilter (from the filter parser).
+// - A repeated query parameter, a non-integer startIndex/count, an unknown sortOrder, or a
+//   SearchRequest field of the wrong type is a 400 invalidValue; a malformed filter, or one that
+//   is not a single string (a number, an object, a list, a repeated parameter), is a 400
+//   invalidFilter.
 import { ScimError } from './errors.ts';
+import { ScimFilterError } from './filter.ts';
 import { parseAttributeList } from './projection.ts';
 import { LIST_RESPONSE_SCHEMA, SCIM_LIMITS, SEARCH_REQUEST_SCHEMA } from './schemas.ts';
 
@@ -46,9 +49,15 @@ function text(value: unknown, name: string, max: number): string | undefined {
 }
 
 function fromMap(params: Map<string, unknown>): ScimListParams {
-  const filterValue = single(params, 'filter');
-  // The filter parser gives a precise invalidFilter for non-strings and oversized filters.
-  const filter = filterValue === undefined || filterValue === null || filterValue === '' ? undefined : (filterValue as string);
+  const filterValue = params.get('filter');
+  // A filter is one string (RFC 7644 3.4.3): a number, boolean, object or list in a SearchRequest,
+  // or a repeated query parameter, is an invalidFilter (the parser gives a precise one for
+  // oversized or malformed text).
+  if (filterValue !== undefined && filterValue !== null && typeof filterValue !== 'string') {
+    const what = Array.isArray(filterValue) ? 'a list (or a repeated parameter)' : typeof filterValue === 'object' ? 'an object' : `a ${typeof filterValue}`;
+    throw new ScimFilterError('invalidFilter', `filter must be given once, as a string, not ${what}`);
+  }
+  const filter = filterValue === undefined || filterValue === null || filterValue === '' ? undefined : filterValue;
   const sortBy = text(single(params, 'sortBy'), 'sortBy', 300)?.trim() || undefined;
   const orderText = text(single(params, 'sortOrder'), 'sortOrder', 20)?.trim().toLowerCase();
   if (orderText && orderText !== 'ascending' && orderText !== 'descending') {
@@ -59,8 +68,8 @@ function fromMap(params: Map<string, unknown>): ScimListParams {
   const result: ScimListParams = { sortOrder: orderText === 'descending' ? 'descending' : 'ascending', startIndex, count };
   if (filter !== undefined) result.filter = filter;
   if (sortBy) result.sortBy = sortBy;
-  const attributes = parseAttributeList(params.get('attributes'));
-  const excluded = parseAttributeList(params.get('excludedattributes'));
+  const attributes = parseAttributeList(params.get('attributes'), 'attributes');
+  const excluded = parseAttributeList(params.get('excludedattributes'), 'excludedAttributes');
   if (attributes) result.attributes = attributes;
   else if (excluded) result.excludedAttributes = excluded;
   return result;
@@ -87,7 +96,7 @@ export function projectionFromQuery(query: Record<string, unknown>): { attribute
   const params = lowerKeys(query);
   const attributes = parseAttributeList(params.get('attributes'));
   if (attributes) return { attributes };
-  const excludedAttributes = parseAttributeList(params.get('excludedattributes'));
+  const excludedAttributes = parseAttributeList(params.get('excludedattributes'), 'excludedAttributes');
   return excludedAttributes ? { excludedAttributes } : {};
 }
 

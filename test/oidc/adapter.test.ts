@@ -43,6 +43,24 @@ describe('upsert and find', () => {
       .toEqual([{ count: 1 }]);
   });
 
+  it('refuses to store text PostgreSQL cannot hold, as a bad request, and finds nothing by such an id', async () => {
+    const bad: AdapterPayload[] = [
+      { kind: 'Interaction', params: { state: 'a\0b' } },
+      { kind: 'Interaction', params: { claims: { 'x\0': 1 } } },
+      { kind: 'Interaction', params: { nonce: 'lone \ud800 surrogate' } },
+    ];
+    for (const payload of bad) {
+      const err = await adapter('Interaction').upsert('ill-formed', payload, 60).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ error: 'invalid_request', status: 400 });
+    }
+    expect(await db('oidc_payloads').where({ id: 'ill-formed' })).toHaveLength(0);
+    // Accents and emoji (a surrogate pair) are stored as they are.
+    await adapter('Interaction').upsert('well-formed', { kind: 'Interaction', params: { state: 'José 😀' } }, 60);
+    expect(await adapter('Interaction').find('well-formed')).toEqual({ kind: 'Interaction', params: { state: 'José 😀' } });
+    expect(await adapter('Interaction').find('well\0formed')).toBeUndefined();
+    expect(await adapter('Session').findByUid('u\0')).toBeUndefined();
+  });
+
   it('keeps rows stored without a lifetime', async () => {
     await adapter('Grant').upsert('grant-forever', { kind: 'Grant' }, 0);
     expect(await adapter('Grant').find('grant-forever')).toEqual({ kind: 'Grant' });

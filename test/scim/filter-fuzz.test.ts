@@ -80,7 +80,10 @@ const nastyString = fc.oneof(
     "'; drop table users; --", "' or '1'='1", '" or "1"="1', '\\', '\\\\', '"', "'", '%', '_', '?', '??', '$1', ':name', '/*', '*/', '--',
     'Zoë', '😀', '\ud800', '\u2028', 'null', 'true', ')', ']', '(', '[', 'and', 'or',
   ),
-).filter((s) => !s.includes('\u0000'));
+)
+  // Strings PostgreSQL cannot compare as sent (a NUL; an unpaired surrogate, which the driver would
+  // turn into U+FFFD) are refused by the parser: not part of the round-trip properties.
+  .filter((s) => !s.includes('\u0000') && (s as unknown as { isWellFormed(): boolean }).isWellFormed());
 const value: fc.Arbitrary<ScimFilterValue> = fc.oneof(
   nastyString,
   fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => (Object.is(n, -0) ? 0 : n)),
