@@ -7,7 +7,7 @@ import * as client from 'openid-client';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
-import { Browser } from '../helpers/browser.ts';
+import { Browser, canSignIn as signInWorks } from '../helpers/browser.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 
@@ -62,18 +62,8 @@ async function passwordHash(userId: string): Promise<string | undefined> {
   }
 }
 
-/** Whether `login` / `password` signs in to the Portal app (the whole OIDC authorization code flow). */
-async function canSignIn(login: string, password: string): Promise<boolean> {
-  const browser = new Browser();
-  const url = new URL(`${server.url}/auth`);
-  url.search = new URLSearchParams({
-    client_id: portal.client_id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: 'state-1',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-  }).toString();
-  const page = await browser.navigate(url.toString(), REDIRECT);
-  const done = await browser.submit(page, '/login', { login, password }, REDIRECT);
-  return done.url.startsWith(REDIRECT) && new URL(done.url).searchParams.has('code');
-}
+const canSignIn = (login: string, password: string): Promise<boolean> =>
+  signInWorks(server.url, { clientId: portal.client_id, redirect: REDIRECT }, login, password);
 
 /** An admin API access token of a person (authorization code flow with resource=<issuer>/api). */
 async function personToken(login: string, password: string): Promise<string> {

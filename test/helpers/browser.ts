@@ -83,3 +83,20 @@ export class Browser {
 export function decodeHtml(s: string): string {
   return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 }
+
+/**
+ * Whether `login` / `password` signs in to a first-party app (client `clientId`, redirect URI
+ * `redirect`) on the OneID at `issuer`: the authorization request, the sign-in form, and a code at
+ * the redirect URI.
+ */
+export async function canSignIn(issuer: string, app: { clientId: string; redirect: string }, login: string, password: string): Promise<boolean> {
+  const browser = new Browser();
+  const url = new URL(`${issuer}/auth`);
+  url.search = new URLSearchParams({
+    client_id: app.clientId, redirect_uri: app.redirect, response_type: 'code', scope: 'openid', state: 'state-1',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  }).toString();
+  const page = await browser.navigate(url.toString(), app.redirect);
+  const done = await browser.submit(page, '/login', { login, password }, app.redirect);
+  return done.url.startsWith(app.redirect) && new URL(done.url).searchParams.has('code');
+}
