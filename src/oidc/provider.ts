@@ -129,7 +129,11 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     claims: CLAIMS,
     conformIdTokenClaims: false,
     responseTypes: ['code'],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // private_key_jwt is not offered: an app cannot register a JWK Set with OneID.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // redirect_uri is required at the authorization endpoint (OpenID Connect Core 3.1.2.1) and, when
+    // it was sent there, at the token endpoint (RFC 6749 4.1.3), even for an app with one URI.
+    allowOmittingSingleRegisteredRedirectUri: false,
     enabledJWA: {
       idTokenSigningAlgValues: ['ES256', 'RS256'],
       userinfoSigningAlgValues: ['ES256', 'RS256'],

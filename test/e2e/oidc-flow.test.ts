@@ -89,6 +89,8 @@ describe('discovery and JWKS', () => {
     expect(algs.filter((a) => a === 'ES256').length).toBeGreaterThanOrEqual(2); // current + next
     expect(algs.filter((a) => a === 'RS256').length).toBeGreaterThanOrEqual(2);
     expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
+    // Only client authentication methods an app can be registered for.
+    expect([...meta.token_endpoint_auth_methods_supported!].sort()).toEqual(['client_secret_basic', 'client_secret_post', 'none']);
   });
 
   it('advertises endpoints under ISSUER even when reached by another address', async () => {
@@ -403,6 +405,15 @@ describe('RP-initiated logout', () => {
     const res = await browser.request(url.toString());
     expect(res.status).toBe(400);
     expect(res.headers.get('location')).toBeNull();
+  });
+});
+
+describe('redirect_uri', () => {
+  it('needs redirect_uri even when the app has one registered URI', async () => {
+    const res = await fetch(`${server.url}/auth?client_id=${firstPartyApp.client_id}&response_type=code&scope=openid&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256`, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(await res.text()).toMatch(/redirect_uri/);
   });
 });
 
