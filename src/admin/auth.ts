@@ -1,13 +1,25 @@
 // Bearer authentication for the admin API: RFC 9068 JWT access tokens issued by OneID itself
 // for the audience <ISSUER>/api. Client credentials tokens act with their app's admin roles;
-// user tokens with the user's admin roles (and only while the user is active).
+// user tokens with the admin roles that both the user and the app the token was issued to hold
+// (and only while the user is active).
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { AppError } from '../shared/errors.ts';
 import type { Actor } from '../audit/audit.service.ts';
 import type { AdminRole } from '../directory/users.service.ts';
-import { findUserById } from '../directory/users.repo.ts';
+import { isUuid } from '../directory/users.repo.ts';
+
+interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null }
+
+/**
+ * Whether the token was issued before the user's last status change (in a whole second before
+ * it: iat has no finer grain). Suspending a person ends their sessions and tokens; a JWT cannot
+ * be recalled, so one issued before a suspension must not work again after the reactivation.
+ */
+function issuedBefore(payload: JWTPayload, changedAt: Date | null): boolean {
+  return changedAt !== null && (typeof payload.iat !== 'number' || payload.iat < Math.floor(changedAt.getTime() / 1000));
+}
 
 export interface Principal {
   kind: 'user' | 'client';
@@ -71,8 +83,21 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
       if (!row) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
       return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, ...base } };
     }
-    const user = payload.sub ? await findUserById(db, payload.sub) : undefined;
-    if (!user || user.status !== 'active') throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
-    return { kind: 'user', id: user.id, roles: new Set(user.adminRoles as AdminRole[]), actor: { type: 'user', id: user.id, ...base } };
+    // A person's token, obtained through an app: it acts with the admin roles that both the
+    // person and that app hold. Without the app's part, any app a signed-in administrator passes
+    // through (one an app_admin registered, with its own redirect URI) would receive a token
+    // with all of the administrator's powers; an app's roles can only be given and its redirect
+    // URIs changed by a caller holding those roles (role-guard.ts).
+    const [user, app] = await Promise.all([
+      payload.sub && isUuid(payload.sub)
+        ? db('users').where({ id: payload.sub }).first<TokenUser | undefined>('id', 'status', 'admin_roles', 'status_changed_at')
+        : undefined,
+      clientId ? db('apps').where({ client_id: clientId }).first<{ admin_roles: AdminRole[] } | undefined>('admin_roles') : undefined,
+    ]);
+    if (!user || user.status !== 'active' || !app || issuedBefore(payload, user.status_changed_at)) {
+      throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+    }
+    const roles = new Set(user.admin_roles.filter((role) => app.admin_roles.includes(role)));
+    return { kind: 'user', id: user.id, roles, actor: { type: 'user', id: user.id, ...base } };
   };
 }

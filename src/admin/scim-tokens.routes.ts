@@ -17,7 +17,9 @@ export function registerScimTokenRoutes(api: AdminApi, { scimTokens }: Services)
   api.add({
     method: 'post', path: '/scim-tokens', tag: 'provisioning', status: 201,
     summary: 'Create a SCIM bearer token for a provisioning client; the token is returned once',
-    roles: ['user_admin'], body: createScimTokenInput, response: scimToken.extend({ token: z.string() }),
+    // super_admin only: a SCIM client changes anyone in its scope, administrators included
+    // (their profile and status; never their password), which a user_admin may not do itself.
+    roles: [], body: createScimTokenInput, response: scimToken.extend({ token: z.string() }),
     handler: async ({ body, principal, ctx }) => {
       const { token, secret } = await scimTokens.create(body, principal.actor);
       ctx.set('Cache-Control', 'no-store');

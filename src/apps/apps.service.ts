@@ -38,7 +38,10 @@ export const createAppInput = z.object({
   grantTypes: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
   /** 'assigned': only users assigned to the app may sign in (the default); 'everyone': any active user. */
   access: access.default('assigned'),
-  /** Admin API roles this app holds when it calls with client_credentials. */
+  /**
+   * Admin API roles this app holds: what it may do with client_credentials, and the most a
+   * person's token obtained through it may do (the roles both hold).
+   */
   adminRoles: z.array(z.enum(ADMIN_ROLES)).default([]),
   /** How the app's ID tokens are signed: RS256 (default, every relying party accepts it) or ES256. */
   idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).default('RS256'),

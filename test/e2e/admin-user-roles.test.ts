@@ -23,7 +23,10 @@ let portal: { client_id: string; client_secret: string };
 beforeAll(async () => {
   db = await createTestDatabase();
   env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey() };
-  const app = await runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env);
+  // The admin console people reach the admin API through: it holds every admin role, so a
+  // person's token through it acts with all of the person's roles.
+  const app = await runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party',
+    '--admin-role', 'super_admin', '--admin-role', 'user_admin', '--admin-role', 'app_admin', '--admin-role', 'auditor'], env);
   expect(app.code).toBe(0);
   portal = app.json;
   server = await startServer(env);
@@ -66,8 +69,8 @@ const canSignIn = (login: string, password: string): Promise<boolean> =>
   signInWorks(server.url, { clientId: portal.client_id, redirect: REDIRECT }, login, password);
 
 /** An admin API access token of a person (authorization code flow with resource=<issuer>/api). */
-async function personToken(login: string, password: string): Promise<string> {
-  const config = await client.discovery(new URL(server.url), portal.client_id, undefined, client.ClientSecretBasic(portal.client_secret), { execute: [client.allowInsecureRequests] });
+async function personToken(login: string, password: string, through = portal): Promise<string> {
+  const config = await client.discovery(new URL(server.url), through.client_id, undefined, client.ClientSecretBasic(through.client_secret), { execute: [client.allowInsecureRequests] });
   const browser = new Browser();
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -219,6 +222,50 @@ describe('a person who holds user_admin (their own access token)', () => {
     // Changing themselves within their own roles is fine.
     const own = await callAs(token, 'PATCH', `/users/${helpdesk.id}`, { title: 'Help desk lead' });
     expect(own.status).toBe(200);
+  });
+});
+
+describe("people's admin API tokens, through apps", () => {
+  it('give an app registered by an app_admin none of the powers of the administrators who sign in through it', async () => {
+    const root = await person(['super_admin']);
+    // An app_admin registers a first-party app (no consent screen) with a redirect URI it controls.
+    const rogue = await appUserAdmin.call('POST', '/apps', {
+      name: 'Harmless', firstParty: true, access: 'everyone', redirectUris: [REDIRECT], grantTypes: ['authorization_code'],
+    });
+    expect(rogue.status).toBe(201);
+    const stolen = await personToken(root.username, root.password, rogue.body as { client_id: string; client_secret: string });
+    // The token is genuine, but it acts with the roles both the person and the app hold: none.
+    expect((await callAs(stolen, 'GET', '/audit-events')).status).toBe(403);
+    expect((await callAs(stolen, 'POST', '/apps', { name: 'Backdoor', grantTypes: ['client_credentials'], adminRoles: ['super_admin'] })).status).toBe(403);
+    expect((await callAs(stolen, 'PATCH', `/users/${root.id}`, { title: 'owned' })).status).toBe(403);
+    // Through the admin console, which holds every role, the same person acts as super_admin.
+    const genuine = await personToken(root.username, root.password);
+    expect((await callAs(genuine, 'GET', '/audit-events')).status).toBe(200);
+  });
+
+  it('a token issued before a suspension stays refused after the reactivation', async () => {
+    const helpdesk = await person(['user_admin']);
+    const before = await personToken(helpdesk.username, helpdesk.password);
+    expect((await callAs(before, 'GET', '/users?limit=1')).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // iat counts whole seconds
+    expect((await superAdmin.call('POST', `/users/${helpdesk.id}/suspend`)).status).toBe(200);
+    expect((await callAs(before, 'GET', '/users?limit=1')).status).toBe(401);
+    expect((await superAdmin.call('POST', `/users/${helpdesk.id}/reactivate`)).status).toBe(200);
+    expect((await callAs(before, 'GET', '/users?limit=1')).status).toBe(401);
+    const after = await personToken(helpdesk.username, helpdesk.password);
+    expect((await callAs(after, 'GET', '/users?limit=1')).status).toBe(200);
+  });
+
+  it('SCIM tokens, which change administrators too, are made by a super_admin only', async () => {
+    const refused = await userAdmin.call('POST', '/scim-tokens', { name: 'HR feed' });
+    expect(refused.status).toBe(403);
+    expect(refused.body).not.toHaveProperty('token');
+    const made = await superAdmin.call('POST', '/scim-tokens', { name: 'HR feed' });
+    expect(made.status).toBe(201);
+    expect(typeof made.body.token).toBe('string');
+    // A user_admin may still list and revoke them.
+    expect((await userAdmin.call('GET', '/scim-tokens')).status).toBe(200);
+    expect((await userAdmin.call('POST', `/scim-tokens/${made.body.id}/revoke`)).status).toBe(200);
   });
 });
 
