@@ -245,6 +245,10 @@ export class UsersService {
         if (expectedVersion !== undefined && current.version !== expectedVersion) {
           throw new AppError('failed_precondition', 'user.version_mismatch', `the user changed since version ${expectedVersion} (now ${current.version})`);
         }
+        // As for status changes: a deprovisioned account keeps its id and history, nothing else.
+        if (current.status === 'deprovisioned') {
+          throw new AppError('failed_precondition', 'user.deprovisioned', 'a deprovisioned user cannot be changed; create a new account');
+        }
         const changes: Partial<DbUserRow> = {};
         if (input.username !== undefined) changes.username = input.username;
         let mail: { email?: string | null; emails?: UserEmail[] } = reconcileEmails(input.email, input.emails);

@@ -101,6 +101,14 @@ describe('POST /admin/api/v1/users/:id/suspend', () => {
     const undo = await admin.call('POST', `/users/${userId}/reactivate`);
     expect(undo.status).toBe(412);
     expect((await admin.call('GET', `/users/${userId}`)).body.status).toBe('deprovisioned');
+    // Nor can it be edited back into use (a password, roles, a profile).
+    const before = (await admin.call('GET', `/users/${userId}`)).body;
+    for (const change of [{ password: 'a fresh password' }, { adminRoles: ['user_admin'] }, { title: 'Returned' }]) {
+      const edited = await admin.call('PATCH', `/users/${userId}`, change);
+      expect(edited.status).toBe(412);
+      expect(edited.body.code).toBe('user.deprovisioned');
+    }
+    expect((await admin.call('GET', `/users/${userId}`)).body).toEqual(before);
     const auditor = await adminClient(server.url, env, ['auditor']);
     const history = await auditor.call('GET', `/audit-events?targetId=${userId}&limit=100`);
     expect(history.status).toBe(200);
