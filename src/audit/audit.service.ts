@@ -64,12 +64,14 @@ export function eventHash(prevHash: string, e: ChainFields): string {
 }
 
 const SECRET_KEYS = /pass(word)?|secret|token|hash|private|credential/i;
+/** Names the pattern catches that hold no secret: settings an auditor needs to read. */
+const NOT_SECRET = new Set(['idTokenSigningAlg']);
 
 /** Drops anything that looks like a secret from a changes object, at any depth. */
 export function redactChanges(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactChanges);
   if (value && typeof value === 'object' && !(value instanceof Date)) {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : redactChanges(v)]));
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.test(k) && !NOT_SECRET.has(k) ? '[redacted]' : redactChanges(v)]));
   }
   return value instanceof Date ? value.toISOString() : value;
 }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { migrateLatest, migratorConfig } from '../../src/db/migrate.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
-import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, verifyAuditChain } from '../../src/audit/audit.service.ts';
+import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, redactChanges, verifyAuditChain } from '../../src/audit/audit.service.ts';
 import { runCli, testMasterKey } from '../helpers/server.ts';
 import { createMigratedDatabase, withDatabaseAt, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -35,6 +35,14 @@ describe('audit log', () => {
     expect(raw).not.toContain('cobol-forever');
     expect(raw).not.toContain('new-password-1');
     expect(raw).not.toContain('$argon2id$');
+  });
+
+  it('redacts what looks like a secret at any depth, and keeps settings that only look like one', () => {
+    expect(redactChanges({
+      clientSecret: 'cs', passwordHash: 'h', nested: [{ refreshToken: 'rt', name: 'kept' }], idTokenSigningAlg: 'ES256', title: 'kept',
+    })).toEqual({
+      clientSecret: '[redacted]', passwordHash: '[redacted]', nested: [{ refreshToken: '[redacted]', name: 'kept' }], idTokenSigningAlg: 'ES256', title: 'kept',
+    });
   });
 
   it('writes no event when the change fails', async () => {
