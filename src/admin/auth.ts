@@ -11,11 +11,13 @@ import type { AdminRole } from '../directory/users.service.ts';
 import { isUuid } from '../directory/users.repo.ts';
 
 interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null }
+interface TokenApp { admin_roles: AdminRole[]; secret_rotated_at: Date | null }
 
 /**
- * Whether the token was issued before the user's last status change (in a whole second before
- * it: iat has no finer grain). Suspending a person ends their sessions and tokens; a JWT cannot
- * be recalled, so one issued before a suspension must not work again after the reactivation.
+ * Whether the token was issued before `changedAt` (in a whole second before it: iat has no finer
+ * grain): a person's last status change, or the app's last secret rotation. A JWT cannot be
+ * recalled, so one issued before a suspension must not work again after the reactivation, nor one
+ * that a leaked secret obtained after the secret was rotated.
  */
 function issuedBefore(payload: JWTPayload, changedAt: Date | null): boolean {
   return changedAt !== null && (typeof payload.iat !== 'number' || payload.iat < Math.floor(changedAt.getTime() / 1000));
@@ -79,8 +81,8 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     const base = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
     if (clientId && payload.sub === clientId) {
-      const row = await db('apps').where({ client_id: clientId }).first<{ admin_roles: AdminRole[] } | undefined>('admin_roles');
-      if (!row) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+      const row = await db('apps').where({ client_id: clientId }).first<TokenApp | undefined>('admin_roles', 'secret_rotated_at');
+      if (!row || issuedBefore(payload, row.secret_rotated_at)) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
       return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, ...base } };
     }
     // A person's token, obtained through an app: it acts with the admin roles that both the
@@ -92,9 +94,9 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
       payload.sub && isUuid(payload.sub)
         ? db('users').where({ id: payload.sub }).first<TokenUser | undefined>('id', 'status', 'admin_roles', 'status_changed_at')
         : undefined,
-      clientId ? db('apps').where({ client_id: clientId }).first<{ admin_roles: AdminRole[] } | undefined>('admin_roles') : undefined,
+      clientId ? db('apps').where({ client_id: clientId }).first<TokenApp | undefined>('admin_roles', 'secret_rotated_at') : undefined,
     ]);
-    if (!user || user.status !== 'active' || !app || issuedBefore(payload, user.status_changed_at)) {
+    if (!user || user.status !== 'active' || !app || issuedBefore(payload, user.status_changed_at) || issuedBefore(payload, app.secret_rotated_at)) {
       throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
     }
     const roles = new Set(user.admin_roles.filter((role) => app.admin_roles.includes(role)));

@@ -32,6 +32,8 @@ export interface DbAppRow {
   first_party: boolean;
   client_id: string;
   client_secret_hash: string | null;
+  /** When the secret was last rotated: the admin API refuses the app's tokens issued before. */
+  secret_rotated_at?: Date | null;
   oidc: OidcClientSettings;
   access: AppAccess;
   admin_roles: string[];
@@ -98,7 +100,7 @@ export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'upda
   return toApp(inserted as DbAppRow);
 }
 
-export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'oidc' | 'access' | 'admin_roles'>>;
+export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'oidc' | 'access' | 'admin_roles'>>;
 
 /**
  * Updates columns and bumps the version. With expectedVersion, updates only if the row is

@@ -190,7 +190,8 @@ export class AppsService {
 
   /**
    * Issues a new client secret and returns it once; the old one stops working at once (every
-   * node forgets its cached copy of the client when the change commits, see client-cache.ts).
+   * node forgets its cached copy of the client when the change commits, see client-cache.ts),
+   * and so do the app's admin API tokens issued before (admin/auth.ts).
    * Public apps have no secret.
    */
   async rotateSecret(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<RotatedSecret> {
@@ -202,7 +203,7 @@ export class AppsService {
       if (current.oidc.token_endpoint_auth_method === 'none') {
         throw new AppError('invalid_argument', 'app.public_has_no_secret', 'this app is a public client and has no client secret');
       }
-      const updated = await updateAppById(trx, id, { client_secret_hash: sha256(secret) }, current.version);
+      const updated = await updateAppById(trx, id, { client_secret_hash: sha256(secret), secret_rotated_at: new Date() }, current.version);
       if (!updated) throw versionMismatch(current.version);
       await recordAudit(trx, actor, { action: 'app.secret_rotated', targetType: 'app', targetId: id, changes: { clientId: current.clientId } });
       return updated;

@@ -256,6 +256,24 @@ describe("people's admin API tokens, through apps", () => {
     expect((await callAs(after, 'GET', '/users?limit=1')).status).toBe(200);
   });
 
+  it("an app's tokens issued before its secret is rotated are refused after, as the old secret is", async () => {
+    const bot = await adminClient(server.url, env, ['auditor']);
+    expect((await bot.call('GET', '/audit-events?limit=1')).status).toBe(200);
+    const listed = await superAdmin.call('GET', `/apps?clientId=${bot.clientId}`);
+    const appId = (listed.body.items as { id: string }[])[0]!.id;
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // iat counts whole seconds
+    const rotated = await superAdmin.call('POST', `/apps/${appId}/secret`);
+    expect(rotated.status).toBe(200);
+    expect((await bot.call('GET', '/audit-events?limit=1')).status).toBe(401);
+    const fresh = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${bot.clientId}:${rotated.body.client_secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    });
+    const { access_token: token } = await fresh.json() as { access_token: string };
+    expect((await callAs(token, 'GET', '/audit-events?limit=1')).status).toBe(200);
+  });
+
   it('SCIM tokens, which change administrators too, are made by a super_admin only', async () => {
     const refused = await userAdmin.call('POST', '/scim-tokens', { name: 'HR feed' });
     expect(refused.status).toBe(403);
