@@ -24,7 +24,10 @@ const username = z.string().trim().normalize('NFC').toLowerCase().regex(
 );
 // Trim before the format check: in z.email().trim() the format check sees the untrimmed value.
 const email = z.string().trim().toLowerCase().max(254).pipe(z.email());
-const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20);
+const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20)
+  // Compared as stored (trimmed, lower case): D@x.com and d@x.com are one address.
+  .refine((list) => new Set(list.map((e) => e.value)).size === list.length, 'each address once (compared in lower case)')
+  .refine((list) => list.filter((e) => e.primary).length <= 1, 'at most one primary address');
 const text = (max: number) => z.string().trim().min(1).max(max);
 const locale = z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'a BCP 47 language tag such as en or zh-CN');
 

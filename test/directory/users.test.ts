@@ -123,6 +123,18 @@ describe('UsersService.authenticate', () => {
     }
   });
 
+  it('refuses the same email twice (in any case) and two primary emails', async () => {
+    for (const list of [
+      [{ value: 'dup@example.com' }, { value: 'DUP@example.com' }],
+      [{ value: 'one@example.com', primary: true }, { value: 'two@example.com', primary: true }],
+    ]) {
+      const err = await appError(users.createUser({ username: `emails.${list.length}.${list[1]!.value.length}`, emails: list }));
+      expect(err.kind).toBe('invalid_argument');
+    }
+    const fine = await users.createUser({ username: 'emails.fine', emails: [{ value: 'a@example.com', primary: true }, { value: 'b@example.com' }] });
+    expect(fine.emails).toHaveLength(2);
+  });
+
   it('returns undefined for a wrong password', async () => {
     expect(await users.authenticate('ada.lovelace', 'analytical-engine ')).toBeUndefined();
     expect(await users.authenticate('ada.lovelace', 'ANALYTICAL-ENGINE')).toBeUndefined();
