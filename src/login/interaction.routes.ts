@@ -9,6 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { UsersService } from '../directory/users.service.ts';
 import type { Views } from './views.ts';
 import { csrf } from '../http/csrf.ts';
+import { textProblem } from '../shared/text-input.ts';
 import { oneIdClientFacts } from '../oidc/adapter.ts';
 import type { SignInThrottle } from '../http/signin-throttle.ts';
 
@@ -137,9 +138,10 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
     const body = ctx.request.body as Record<string, unknown>;
     const login = str(body.login).slice(0, 254);
-    if (login.includes('\0')) {
-      // No account name holds a NUL (PostgreSQL stores none): a failed sign-in, nothing to look up or count.
-      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: NUL character in the account name');
+    if (textProblem(login)) {
+      // No account name holds a NUL or an unpaired surrogate (shared/text-input.ts): a failed
+      // sign-in, nothing to look up or count.
+      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: ill-formed text in the account name');
       return renderLogin(ctx, details, true);
     }
     // Too many recent failures for this account (whichever of its names was typed) or this

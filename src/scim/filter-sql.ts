@@ -25,6 +25,7 @@
 // - A multi-valued attribute matches if ANY element matches: `emails.type eq "work" and
 //   emails.value co "@x.com"` may match two different emails, while
 //   `emails[type eq "work" and value co "@x.com"]` needs one email with both.
+import { isWellFormed } from '../shared/text-input.ts';
 import type { Knex } from 'knex';
 import {
   parseScimFilter, formatAttrPath, ScimFilterError,
@@ -289,7 +290,7 @@ class Compiler {
       invalid(`${op} cannot compare ${name} with null; use eq null, ne null or pr`);
     }
     if (typeof value === 'string' && value.includes('\u0000')) invalid(`The value compared with ${name} contains a NUL character, which is not allowed`);
-    if (typeof value === 'string' && !(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    if (typeof value === 'string' && !isWellFormed(value)) {
       invalid(`The value compared with ${name} contains an unpaired UTF-16 surrogate, which is not allowed`);
     }
     if (typeof value === 'number' && !Number.isFinite(value)) invalid(`The number compared with ${name} is out of range`);

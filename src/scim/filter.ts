@@ -22,6 +22,7 @@
 //
 // `emails[type eq "work"].value` is a PATCH path (RFC 7644 3.5.2), not a filter: rejected here.
 
+import { isWellFormed } from '../shared/text-input.ts';
 import { AppError } from '../shared/errors.ts';
 
 /** RFC 7644 section 3.12 scimType values. */
@@ -223,7 +224,7 @@ class Lexer {
     }
     if (value.includes('\u0000')) fail(`The string at offset ${start} contains a NUL character, which is not allowed`);
     // A lone "\ud800" escape: PostgreSQL would compare U+FFFD instead (the driver's UTF-8 encoding).
-    if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    if (!isWellFormed(value)) {
       fail(`The string at offset ${start} contains an unpaired UTF-16 surrogate, which is not allowed`);
     }
     this.pos = i + 1;

@@ -48,6 +48,7 @@ import { ScimError } from './errors.ts';
 import { parseAttrPath, parseScimFilter, ScimFilterError, type AttrPath, type ScimFilter } from './filter.ts';
 import { applyScimFilter, compileScimFilter, GROUP_FILTER_MAPPING, SCIM_GROUP_SCHEMA, type ScimResourceMapping } from './filter-sql.ts';
 import { parseAttributeList, projectResource } from './projection.ts';
+import { filterParam } from './scim-list.ts';
 import { LIST_RESPONSE_SCHEMA, PATCH_OP_SCHEMA, SCIM_LIMITS, SEARCH_REQUEST_SCHEMA } from './schemas.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
 import {
@@ -125,12 +126,7 @@ const single = (value: unknown, name: string): string | undefined => {
 /** List parameters from a query string (GET) or a SearchRequest body (POST /.search). */
 export function readListParams(source: Record<string, unknown>): ScimListParams {
   const params: ScimListParams = {};
-  // A filter is a string (RFC 7644 3.4.3): anything else is an invalidFilter, as malformed text is.
-  if (source.filter !== undefined && source.filter !== null && typeof source.filter !== 'string') {
-    const what = Array.isArray(source.filter) ? 'a list (or a repeated parameter)' : typeof source.filter === 'object' ? 'an object' : `a ${typeof source.filter}`;
-    throw new ScimFilterError('invalidFilter', `filter must be given once, as a string, not ${what}`);
-  }
-  const filter = single(source.filter, 'filter');
+  const filter = filterParam(source.filter);
   if (filter !== undefined && filter.trim() !== '') params.filter = filter;
   const sortBy = single(source.sortBy, 'sortBy');
   if (sortBy !== undefined && sortBy.trim() !== '') params.sortBy = sortBy;

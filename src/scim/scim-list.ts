@@ -48,16 +48,20 @@ function text(value: unknown, name: string, max: number): string | undefined {
   return value;
 }
 
+/**
+ * The filter of a list request: one string (RFC 7644 3.4.3), or undefined when absent or empty.
+ * A number, boolean, object or list in a SearchRequest, or a repeated query parameter, is an
+ * invalidFilter (the parser gives a precise one for oversized or malformed text).
+ */
+export function filterParam(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'string') return value;
+  const what = Array.isArray(value) ? 'a list (or a repeated parameter)' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+  throw new ScimFilterError('invalidFilter', `filter must be given once, as a string, not ${what}`);
+}
+
 function fromMap(params: Map<string, unknown>): ScimListParams {
-  const filterValue = params.get('filter');
-  // A filter is one string (RFC 7644 3.4.3): a number, boolean, object or list in a SearchRequest,
-  // or a repeated query parameter, is an invalidFilter (the parser gives a precise one for
-  // oversized or malformed text).
-  if (filterValue !== undefined && filterValue !== null && typeof filterValue !== 'string') {
-    const what = Array.isArray(filterValue) ? 'a list (or a repeated parameter)' : typeof filterValue === 'object' ? 'an object' : `a ${typeof filterValue}`;
-    throw new ScimFilterError('invalidFilter', `filter must be given once, as a string, not ${what}`);
-  }
-  const filter = filterValue === undefined || filterValue === null || filterValue === '' ? undefined : filterValue;
+  const filter = filterParam(params.get('filter'));
   const sortBy = text(single(params, 'sortBy'), 'sortBy', 300)?.trim() || undefined;
   const orderText = text(single(params, 'sortOrder'), 'sortOrder', 20)?.trim().toLowerCase();
   if (orderText && orderText !== 'ascending' && orderText !== 'descending') {

@@ -20,7 +20,7 @@ export interface IllFormedText {
 }
 
 // String.prototype.isWellFormed (ES2024) is in Node 20; the project's TypeScript lib is ES2022.
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+export const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 /** What is wrong with this string for storage, if anything. */
 export function textProblem(s: string): TextProblem | undefined {

@@ -2,9 +2,8 @@
 // admin API (/admin/api/v1/users), on a real server and database. A person's admin roles are what
 // their tokens can do in the admin API, so the rule is the one apps follow: a caller gives only
 // roles it holds, and changes only users whose every admin role it holds; super_admin does all.
-import pg from 'pg';
 import * as client from 'openid-client';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, storedPasswordHash, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { Browser, canSignIn as signInWorks } from '../helpers/browser.ts';
@@ -53,17 +52,7 @@ async function person(adminRoles: string[], extra: Record<string, unknown> = {})
   return { ...res.body as { id: string; version: number; adminRoles: string[]; status: string }, username, password: `original-pass-${seq}` };
 }
 
-/** The stored password hash, to show a refused write left the credential alone. */
-async function passwordHash(userId: string): Promise<string | undefined> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ hash: string }>("select data->>'hash' as hash from credentials where user_id = $1 and type = 'password'", [userId]);
-    return rows[0]?.hash;
-  } finally {
-    await c.end();
-  }
-}
+const passwordHash = (userId: string): Promise<string | undefined> => storedPasswordHash(db.url, userId);
 
 const canSignIn = (login: string, password: string): Promise<boolean> =>
   signInWorks(server.url, { clientId: portal.client_id, redirect: REDIRECT }, login, password);

@@ -2,8 +2,7 @@
 // roles (that would be an administrator's account in the hands of whoever holds the SCIM token),
 // whether by PATCH (with or without path), PUT or /Bulk; every other attribute of such a user is
 // still the client's to change, and passwords of other users work as before.
-import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, storedPasswordHash, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { canSignIn as signInWorks } from '../helpers/browser.ts';
@@ -81,16 +80,7 @@ async function provisioned(adminRoles: string[]) {
   return { id, userName, password };
 }
 
-async function passwordHash(userId: string): Promise<string | undefined> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ hash: string }>("select data->>'hash' as hash from credentials where user_id = $1 and type = 'password'", [userId]);
-    return rows[0]?.hash;
-  } finally {
-    await c.end();
-  }
-}
+const passwordHash = (userId: string): Promise<string | undefined> => storedPasswordHash(db.url, userId);
 
 /** The stored user (SCIM view) and password hash, to show a refused write changed nothing. */
 async function snapshot(id: string) {

@@ -35,3 +35,15 @@ export async function createTestDatabase(prefix = 'oneid_test'): Promise<TestDat
     },
   };
 }
+
+/** The stored argon2id hash of a user's password (undefined without one): to show a refused write left it alone. */
+export async function storedPasswordHash(databaseUrl: string, userId: string): Promise<string | undefined> {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ hash: string }>("select data->>'hash' as hash from credentials where user_id = $1 and type = 'password'", [userId]);
+    return rows[0]?.hash;
+  } finally {
+    await c.end();
+  }
+}
