@@ -4,7 +4,7 @@
 // ES256, same TTL), an ES256 and an RS256 signing key like OneID's keystore.
 // No logging, no database, no extra middleware: this is what the library can do on one core.
 //
-// For a diagnostic beside row 3 it also rotates refresh tokens as OneID's bench web app does
+// As the ceiling of row 3 it also rotates refresh tokens as OneID's bench web app does
 // (client BENCH_WEB_CLIENT_ID, rotation, an ES256 ID token with a static account's profile and
 // email claims): GET /bench/refresh-tokens?n=N mints N refresh tokens, each of its own grant (a JSON array).
 //
