@@ -1,7 +1,6 @@
 // Prepared statements for the hot paths (token, userinfo, sign-in): PostgreSQL parses and plans
-// a named statement once per connection and afterwards only executes it. For the entitlement
-// query that is the difference between about 2 ms and 0.2 ms of database CPU per call, and even
-// a primary-key read costs 40% less (figures in the README, "Speed and scale").
+// a named statement once per connection and afterwards only executes it. The entitlement query
+// costs PostgreSQL far more to plan than to run, and even a primary-key read is cheaper prepared.
 //
 // knex cannot name a statement, so on PostgreSQL `run` borrows a connection from knex's own pool
 // and sends the named query itself. Inside a transaction, and on the embedded database (PGlite,

@@ -5,7 +5,8 @@
 // autovacuum runs (its default). With it off, a plan made while a table was small (on a new
 // installation, every table is) stays, and a lookup can read the whole table where an index
 // would read one row; dead rows are never cleaned up either. Most lookups are written so that
-// their plans do not depend on it (test/db/keyed-lookups.test.ts), not every one can be.
+// their plans do not depend on it (the bench prints their plans: test/bench/lib/plans.ts), not
+// every one can be.
 import type { Knex } from 'knex';
 
 export interface ServerSettings {

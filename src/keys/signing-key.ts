@@ -2,8 +2,8 @@
 //
 // By default oidc-provider signs with jose, which goes through WebCrypto: every signature is a
 // job on libuv's thread pool, with WebIDL checks and a promise around it. For ES256 that costs
-// more than the signature itself (on a 2-vCPU VM: 145-190 µs a token one at a time, against
-// 55-65 µs for node:crypto's one-shot sign on the calling thread), and each token waits for a
+// more than the signature itself (node:crypto's one-shot sign on the calling thread takes a
+// fraction of the time), and each token waits for a
 // pool thread, which password hashes also occupy. oidc-provider's ExternalSigningKey (feature
 // externalSigningSupport) hands the signing to the key itself, so:
 // - ES256 signs synchronously on the event loop: a P-256 signature blocks it for ~0.05 ms,

@@ -31,7 +31,7 @@ export function clientMetadataFor(app: App): AdapterPayload {
 /**
  * What clientMetadataFor put on a client that oidc-provider built from it: its app id and whether
  * it is first-party. Extra metadata sits on the client under its own name; client.metadata()
- * would copy every property to answer (15 µs of each refresh and userinfo in a profile).
+ * would copy every property to answer, on every refresh and userinfo.
  */
 export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean } {
   const c = client as Record<string, unknown> | undefined;

@@ -9,9 +9,9 @@
 // them, and `requestWrites` applies them with oidc_apply_writes (migration
 // 20261130150000) once the response is ready:
 //   - all or nothing: a request that fails writes nothing, so the client can simply retry;
-//   - a consume takes only a token nobody consumed yet. Two requests redeeming the same refresh
-//     token or code at the same moment used to both read it unconsumed and both get tokens; now
-//     exactly one commits and the other gets invalid_grant, as a replay would.
+//   - a consume takes only a token nobody consumed yet: of two requests redeeming the same
+//     refresh token or code at the same moment (both read it unconsumed), exactly one commits
+//     and the other gets invalid_grant, as a replay would.
 // Upserts, consumes and deletes are recorded; a read of a row this request has pending, a read by
 // uid or user code, and a grant revocation send the pending writes first, so the request always
 // sees its own writes in order.

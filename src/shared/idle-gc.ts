@@ -2,11 +2,10 @@
 //
 // Under load V8 grows its heap, and after the load it shrinks it again only when its own
 // heuristics see the process idle. OneID is never quite idle (the audit chainer runs four times
-// a second, load balancers poll /readyz), and a minute after a load the heap still held 70 MB of
-// garbage in some bench runs, 30 MB in others. So after at least `minRequests` requests since
-// the last collection, once fewer than `quietRequests` arrive in a `windowMs` window, OneID
-// collects the garbage once (in full passes, see `compacting`). It costs tens of milliseconds of a
-// core that is idle at that moment.
+// a second, load balancers poll /readyz), so the heap can keep tens of MB of garbage long after
+// a load. So after at least `minRequests` requests since the last collection, once fewer than
+// `quietRequests` arrive in a `windowMs` window, OneID collects the garbage once (in full passes,
+// see `compacting`). It costs tens of milliseconds of a core that is idle at that moment.
 //
 // It needs `gc`, which exists when node runs with --expose-gc (`npm start` passes it); without
 // it nothing happens. Pass it through `compacting` (below): one plain full collection frees the
@@ -65,10 +64,9 @@ export function idleCollector(opts: IdleCollectorOptions): IdleCollector {
 
 /**
  * A collection that gives the heap's free pages back. V8's first full collection after a load
- * frees the garbage but leaves most pages sparsely used, and keeps them (in a bench run: 77 MB
- * of heap with 36 MB in use). A later one, finding those pages sparse, moves their survivors
- * together and releases the emptied pages, but each moves only so much: a heap left sparse over
- * 330 MB went 330 → 164 MB with the second collection and to 45 MB with the third. So it
+ * frees the garbage but leaves most pages sparsely used, and keeps them. A later one, finding
+ * those pages sparse, moves their survivors together and releases the emptied pages, but each
+ * moves only so much (a large sparse heap needs a third pass to shrink most of the way). So it
  * collects at least twice, then again while the last collection still gave back a MiB or more,
  * `maxPasses` at most. Node 20's `gc` has no option that does this in one call (given
  * `{ type: 'major', flavor: 'last-resort' }` it ran no full collection at all).

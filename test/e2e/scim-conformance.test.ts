@@ -2,7 +2,7 @@
 // (test/conformance/scim.ts: a fresh database, a OneID server on a port, a SCIM token from
 // the CLI), folders "Endpoint tests" through "Teardown garbage".
 //
-// Every assertion must pass (issue #4). Where OneID reads the collection's requests leniently,
+// Every assertion must pass. Where OneID reads the collection's requests leniently,
 // the test also checks what it actually did, so a pass cannot hide a wrong write.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';

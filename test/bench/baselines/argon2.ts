@@ -3,9 +3,9 @@
 // m=19456 KiB, t=2, p=1). run.ts starts it pinned to the server core, like OneID, with the same
 // number of concurrent verifications as the sign-in scenario has virtual users, and with one
 // libuv thread (UV_THREADPOOL_SIZE=1), so the core hashes one password at a time: the most it can
-// do. Four threads taking turns on one core hash a fifth slower (this script on this VM: 39-41/s
-// against 49-51/s with one thread), each turn finding the caches filled with another thread's
-// 19 MiB work area, so a ceiling measured that way flatters whatever is compared with it.
+// do. Several threads taking turns on one core hash slower (about a fifth with four), each turn
+// finding the caches filled with another thread's 19 MiB work area, so a ceiling measured that
+// way would flatter whatever is compared with it.
 //
 // env: BENCH_CONCURRENCY, BENCH_DURATION_S, BENCH_WARMUP_S, PASSWORD_* ; prints one JSON line.
 import argon2 from 'argon2';

@@ -1,4 +1,4 @@
-// Scenario 5 of issue #5: SCIM against a directory of 100,000 users and a 50,000-member group.
+// Scenario 5: SCIM against a directory of 100,000 users and a 50,000-member group.
 //
 // `measure` seeds that directory itself (set-based SQL, so the other scenarios do not pay for
 // it), takes a SCIM token through the CLI as an operator would, checks that each request is
@@ -9,7 +9,7 @@
 //   5d  PATCH /Groups/<50k group>            each connection adds a user who is not a member,
 //                                            then removes them (both operations in one row)
 // 5a, 5b and 5d have latency goals and run with LATENCY_CONNECTIONS; 5c, a throughput goal,
-// with ctx.connections. The issue names no ceiling for SCIM.
+// with ctx.connections. SCIM has no ceiling to compare with.
 import pg from 'pg';
 import type { StepsJob } from '../lib/load.ts';
 import type { BenchContext, Measured, Row, Scenario } from '../lib/scenario.ts';
