@@ -1,5 +1,4 @@
-// Microsoft's SCIM reference test collection (test/conformance/ms-scim-reference/, MIT, kept in the
-// repository so that a fresh clone's `npm test` runs it) run with newman
+// Microsoft's SCIM reference test collection (../shared/conformance/scim, MIT) run with newman
 // against OneID: `npm run conformance:scim`.
 //
 // Without SCIM_URL, it creates a fresh PostgreSQL database (on TEST_DATABASE_URL, DATABASE_URL or
@@ -31,7 +30,7 @@ interface Newman {
 const newman = createRequire(import.meta.url)('newman') as Newman;
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const COLLECTION = path.resolve(ROOT, 'test/conformance/ms-scim-reference/ms-scim-reference.postman.json');
+export const COLLECTION = path.resolve(ROOT, '../shared/conformance/scim/ms-scim-reference.postman.json');
 export const FOLDERS = [
   'Endpoint tests', 'User tests', 'Group tests', 'ComplexAttribute tests',
   'User tests with garbage', 'Group tests with garbage', 'Teardown garbage',
