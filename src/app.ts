@@ -17,7 +17,8 @@ import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
-import { publishedDocuments } from './oidc/published-documents.ts';
+import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
+import { Metrics } from './http/metrics.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
 import type { MasterKey } from './keys/master-key.ts';
 import type { UsersService } from './directory/users.service.ts';
@@ -58,6 +59,8 @@ export interface OneIdApp {
   clients: ClientCache<AdapterPayload>;
   users: UsersService;
   setup: SetupService;
+  /** Prometheus metrics; main.ts serves them on METRICS_PORT when set. */
+  metrics: Metrics;
 }
 
 export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise<OneIdApp> {
@@ -71,8 +74,12 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey),
   });
 
+  const metrics = new Metrics(config.metrics, db);
+  metrics.observeProvider(provider);
+
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   app.silent = true;
+  app.use(metrics.http(PUBLISHED_PATHS));
   app.use(requestContext(log, config.maxBodyBytes));
   app.use(canonicalHost(config.issuer, config.trustProxy));
   app.use(publishedDocuments());
@@ -95,9 +102,12 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
       ctx.body = { status: 'not_ready', reason: 'database unreachable' };
     }
   });
-  app.use(onlyFor((path) => path === '/healthz' || path === '/readyz', ops.routes()));
+  // On the public listener only behind METRICS_TOKEN (else /metrics is not served here).
+  if (config.metrics.token !== undefined) ops.get('/metrics', metrics.endpoint(config.metrics.token));
+  app.use(onlyFor((path) => path === '/healthz' || path === '/readyz' || path === '/metrics', ops.routes()));
 
   app.use(errorHandler(log, views));
+  app.use(onlyFor(under('/interaction'), metrics.signIns()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes,
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
@@ -107,11 +117,12 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const authenticate = bearerAuthenticator({
     db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),
   });
+  app.use(onlyFor(under(SCIM_PREFIX), metrics.scim()));
   app.use(onlyFor(under(SCIM_PREFIX), scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes()));
   app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
   app.use(mount(provider));
-  return { app, provider, services, users, setup, clients };
+  return { app, provider, services, users, setup, clients, metrics };
 }

@@ -29,6 +29,10 @@ const schema = z.object({
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  // A bearer token (RFC 6750 characters) long enough not to be guessed.
+  METRICS_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/-]+=*$/, 'must be a bearer token (letters, digits, -._~+/)').min(32, 'must be at least 32 characters').optional(),
 });
 
 export interface Config {
@@ -51,6 +55,11 @@ export interface Config {
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
+  /**
+   * Prometheus metrics at /metrics: on a port of their own when `port` is set, and on the public
+   * listener only when `token` is set; the token, when set, is required on both. Neither: off.
+   */
+  metrics: { port: number | undefined; host: string; token: string | undefined };
 }
 
 export class ConfigError extends Error {
@@ -81,6 +90,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.NODE_ENV === 'production' && !v.ISSUER) {
     throw new ConfigError('invalid configuration: ISSUER: required when NODE_ENV=production');
   }
+  if (v.METRICS_PORT !== undefined && v.METRICS_PORT === v.PORT) {
+    throw new ConfigError('invalid configuration: METRICS_PORT: must differ from PORT (unset it to serve metrics on the public port with METRICS_TOKEN)');
+  }
   const issuer = (v.ISSUER ?? `http://localhost:${v.PORT}`).replace(/\/+$/, '');
   return {
     env: v.NODE_ENV,
@@ -102,5 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
+    metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },
   };
 }

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   if (!runtime.embedded) {
     for (const warning of serverSettingsWarnings(await readServerSettings(db))) log.warn({ event: 'db.settings' }, warning);
   }
-  const { app, setup, clients } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+  const { app, setup, clients, metrics } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
 
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 5000;
@@ -30,6 +30,9 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ issuer: config.issuer, port, embedded: runtime.embedded }, 'OneID is listening');
+  const { port: metricsPort, host: metricsHost } = config.metrics;
+  const metricsServer = metricsPort === undefined ? undefined : await metrics.listen({ ...config.metrics, port: metricsPort });
+  if (metricsServer) log.info({ host: metricsHost, port: metricsPort, bearerRequired: config.metrics.token !== undefined }, 'metrics listening');
 
   const token = await setup.issueTokenIfNeeded();
   if (token) {
@@ -83,6 +86,8 @@ async function main(): Promise<void> {
     clearInterval(cleanup);
     clearInterval(chainer);
     collector.stop();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     const force = setTimeout(() => {
       log.warn('grace period over, closing remaining connections');
       server.closeAllConnections();

@@ -131,3 +131,22 @@ describe('loadConfig NODE_ENV=production', () => {
     expect(config.issuer).toBe('https://id.example.com');
   });
 });
+
+describe('loadConfig METRICS_*', () => {
+  it('serves no metrics unless METRICS_PORT or METRICS_TOKEN is set; the metrics port binds to 127.0.0.1', () => {
+    expect(loadConfig({}).metrics).toEqual({ port: undefined, host: '127.0.0.1', token: undefined });
+    const token = 'a'.repeat(32);
+    expect(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0', METRICS_TOKEN: token }).metrics).toEqual({ port: 9464, host: '0.0.0.0', token });
+  });
+
+  it('refuses METRICS_PORT equal to PORT, which would put /metrics on the public port without a token', () => {
+    expect(configError({ METRICS_PORT: '3000' }).message).toMatch(/^invalid configuration: METRICS_PORT: must differ from PORT/);
+    expect(configError({ PORT: '8080', METRICS_PORT: '8080' }).message).toContain('METRICS_PORT');
+  });
+
+  it('refuses a METRICS_TOKEN that is short or not a bearer token', () => {
+    expect(configError({ METRICS_TOKEN: 'secret' }).message).toBe('invalid configuration: METRICS_TOKEN: must be at least 32 characters');
+    expect(configError({ METRICS_TOKEN: `${'a'.repeat(32)} b` }).message).toContain('METRICS_TOKEN');
+    expect(configError({ METRICS_PORT: '0' }).message).toContain('METRICS_PORT');
+  });
+});

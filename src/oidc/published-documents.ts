@@ -6,7 +6,7 @@
 import type { Middleware } from 'koa';
 
 /** The documents oidc-provider serves at these paths, for GET and HEAD. */
-const PATHS = new Set(['/.well-known/openid-configuration', '/jwks']);
+export const PUBLISHED_PATHS: ReadonlySet<string> = new Set(['/.well-known/openid-configuration', '/jwks']);
 
 interface Document { body: Buffer; type: string }
 
@@ -16,7 +16,7 @@ export function publishedDocuments(): Middleware {
   // ctx.origin: in koa 3 that is the client's Origin header, which anyone may set to anything.)
   const built = new Map<string, Document>();
   return async (ctx, next) => {
-    if (!PATHS.has(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (!PUBLISHED_PATHS.has(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const key = `${ctx.protocol}://${ctx.host}${ctx.path}`;
     const doc = built.get(key);
     if (!doc) {
