@@ -1,7 +1,7 @@
 // The `oneid` command. JSON on stdout, logs on stderr; an error is one line on stderr naming
 // what to fix, never SQL or a stack: exit 2 for a wrong command line, 1 for a refused operation.
 import { loadConfig, ConfigError } from './config.ts';
-import { createLogger } from './shared/logger.ts';
+import { createLogger, type Logger } from './shared/logger.ts';
 import { AppError } from './shared/errors.ts';
 import { startRuntime } from './runtime.ts';
 import { createServices } from './services.ts';
@@ -117,6 +117,21 @@ function groupHelp(group: string): string {
   return lines.join('\n');
 }
 
+/** The details of an unexpected failure go to the log (at debug level), never to the person's screen. */
+function debugUnexpected(log: Logger, err: unknown): void {
+  if (!(err instanceof AppError) && !(err instanceof UsageError) && !(err instanceof ConfigError)) log.debug({ err }, 'command failed');
+}
+
+async function logged<T>(log: Logger, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    debugUnexpected(log, err);
+    log.flush();
+    throw err;
+  }
+}
+
 /** The command being run, for the hint after a usage error. */
 let current: string | undefined;
 
@@ -137,7 +152,7 @@ async function run(argv: string[]): Promise<number> {
     parseOptions(args, migrate.options);
     const config = loadConfig();
     const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
-    const rt = await startRuntime(config, log, 'cli');
+    const rt = await logged(log, () => startRuntime(config, log, 'cli'));
     await rt.close();
     process.stdout.write(`${JSON.stringify({ applied: rt.applied })}\n`);
     return 0;
@@ -161,7 +176,7 @@ async function run(argv: string[]): Promise<number> {
   const values = parseOptions(rest, def.options);
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
-  const rt = await startRuntime(config, log, 'cli');
+  const rt = await logged(log, () => startRuntime(config, log, 'cli'));
   try {
     const services = createServices(rt.db, config);
     const command = async (_args: string[], ctx: CommandContext): Promise<unknown> => {
@@ -176,8 +191,7 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(result instanceof TextOutput ? `${result.text}\n` : `${JSON.stringify(result)}\n`);
     return 0;
   } catch (err) {
-    // The details of an unexpected failure go to the log (at debug level), never to the person.
-    if (!(err instanceof AppError) && !(err instanceof UsageError)) log.debug({ err }, 'command failed');
+    debugUnexpected(log, err);
     throw err;
   } finally {
     await rt.close();

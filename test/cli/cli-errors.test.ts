@@ -83,6 +83,13 @@ describe('oneid errors', () => {
     expect(r.stderr).toContain('oneid users --help');
   });
 
+  it('says the database cannot be reached, in one line without the driver\'s stack', async () => {
+    const r = await runCli(['users', 'list'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:9/none' });
+    expect(r.code).toBe(1);
+    expectOneCleanLine(r);
+    expect(r.stderr).toContain('cannot reach the database');
+  });
+
   it('reports a refused operation with exit 1 in one line', async () => {
     const r = await cli('users', 'suspend', '--id', '0f8e0d2c-5a4b-4c3d-9e2f-1a2b3c4d5e6f');
     expect(r.code).toBe(1);
