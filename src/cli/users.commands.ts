@@ -41,6 +41,9 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
+/** 24 characters from 144 random bits: strong, and safe to paste anywhere. */
+const generatePassword = (): string => randomBytes(18).toString('base64url');
+
 /** Reads the new password without it ever being an argument (visible to everyone in `ps`). */
 async function readPassword(): Promise<string> {
   if (!process.stdin.isTTY) {
@@ -87,18 +90,23 @@ function promptHidden(question: string): Promise<string> {
 export const usersCommands: Record<string, CommandDef> = {
   'users create': command({
     summary: 'Create a person who can sign in with a password.',
+    details: 'Without --password or --generate, the first password is read from standard input (one line)\n'
+      + 'or typed at a prompt that does not echo it.',
     options: {
       username: { type: 'string', required: true, value: 'NAME', help: 'their username (letters, digits, . _ @ - +)' },
       email: { type: 'string', required: true, value: 'ADDRESS', help: 'their email address, also usable to sign in' },
-      password: { type: 'string', required: true, value: 'PASSWORD', help: 'their first password (at least 8 characters); change it later with users set-password' },
+      password: { type: 'string', value: 'PASSWORD', help: 'their first password, at least 8 characters (anyone on this machine can read it in `ps`: prefer standard input)' },
+      generate: { type: 'boolean', help: 'generate a first password and print it once' },
       name: { type: 'string', value: '"FULL NAME"', help: 'their display name' },
       admin: { type: 'boolean', help: 'make them a super admin', field: 'adminRoles' },
     },
     run: async (o, { services, actor }) => {
+      if (o.password !== undefined && o.generate) throw new UsageError('use either --password or --generate, not both');
+      const password = o.password ?? (o.generate ? generatePassword() : await readPassword());
       const user = await services.users.createUser({
-        username: o.username, email: o.email, password: o.password, name: o.name, adminRoles: o.admin ? ['super_admin'] : [],
+        username: o.username, email: o.email, password, name: o.name, adminRoles: o.admin ? ['super_admin'] : [],
       }, actor);
-      return { id: user.id, username: user.username, email: user.email };
+      return { id: user.id, username: user.username, email: user.email, ...(o.generate ? { password } : {}) };
     },
   }),
   'users list': command({
@@ -149,7 +157,7 @@ export const usersCommands: Record<string, CommandDef> = {
     options: { ...who, generate: { type: 'boolean', help: 'generate a password and print it once' } },
     run: async (o, { services, actor }) => {
       const user = await findOne(services, o);
-      const password = o.generate ? randomBytes(18).toString('base64url') : await readPassword();
+      const password = o.generate ? generatePassword() : await readPassword();
       const updated = await services.users.updateUser(user.id, { password }, actor);
       return { id: updated.id, username: updated.username, password_set: true, ...(o.generate ? { password } : {}) };
     },

@@ -198,6 +198,15 @@ describe('oneid users set-password', () => {
     expect(await argon2.verify((await storedPasswordHash(database.url, r.json.id))!, r.json.password)).toBe(true);
   });
 
+  it('creates a person with a password from standard input, or a generated one', async () => {
+    const piped = await cliWithInput(['users', 'create', '--username', 'piped', '--email', 'piped@example.com'], 'piped-secret-phrase\n');
+    expect(piped.code).toBe(0);
+    expect(await argon2.verify((await storedPasswordHash(database.url, piped.json.id))!, 'piped-secret-phrase')).toBe(true);
+    const generated = await cli('users', 'create', '--username', 'generated', '--email', 'generated@example.com', '--generate');
+    expect(generated.code).toBe(0);
+    expect(await argon2.verify((await storedPasswordHash(database.url, generated.json.id))!, generated.json.password)).toBe(true);
+  });
+
   it('applies the password rules of the directory and changes nothing when refused', async () => {
     const before = await storedPasswordHash(database.url, ada.id);
     const r = await cliWithInput(['users', 'set-password', '--id', ada.id], 'short\n');
