@@ -87,7 +87,7 @@ const commands: Record<string, CommandDef> = {
 };
 
 const GROUP_SUMMARY: Record<string, string> = {
-  users: 'people: create, find, list, set passwords, suspend, deprovision',
+  users: 'people and their passwords',
   apps: 'apps that sign people in through OneID',
   'app-roles': 'roles inside an app',
   assignments: 'who may use which app',
