@@ -11,10 +11,11 @@ import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
 import { canonicalHost } from './http/canonical-host.ts';
 import { SignInThrottle } from './http/signin-throttle.ts';
-import { errorHandler } from './http/errors.ts';
+import { errorHandler, notFound } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
+import { homeRouter } from './login/home.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
@@ -107,6 +108,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor((path) => path === '/healthz' || path === '/readyz' || path === '/metrics', ops.routes()));
 
   app.use(errorHandler(log, views));
+  app.use(notFound(views));
+  app.use(onlyFor((path) => path === '/', homeRouter(provider, users, views, config.issuer).routes()));
   app.use(onlyFor(under('/interaction'), metrics.signIns()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes,

@@ -1,6 +1,7 @@
-// The `oneid` command. JSON on stdout, logs on stderr, non-zero exit with a one-line reason.
+// The `oneid` command. JSON on stdout, logs on stderr; an error is one line on stderr naming
+// what to fix, never SQL or a stack: exit 2 for a wrong command line, 1 for a refused operation.
 import { loadConfig, ConfigError } from './config.ts';
-import { createLogger } from './shared/logger.ts';
+import { createLogger, type Logger } from './shared/logger.ts';
 import { AppError } from './shared/errors.ts';
 import { startRuntime } from './runtime.ts';
 import { createServices } from './services.ts';
@@ -8,124 +9,190 @@ import { GRANT_TYPES } from './apps/apps.service.ts';
 import type { AdminRole } from './directory/users.service.ts';
 import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
 import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.service.ts';
-import { options, required, UsageError, type Command } from './cli/command.ts';
-import { directoryCommands, directoryUsage } from './cli/directory.commands.ts';
-import { accessCommands, accessUsage } from './cli/access.commands.ts';
-import { scimCommands, scimUsage } from './cli/scim.commands.ts';
+import { command as define, helpFor, inFlagTerms, parseOptions, TextOutput, UsageError, type CommandContext, type CommandDef } from './cli/command.ts';
+import { usersCommands } from './cli/users.commands.ts';
+import { directoryCommands } from './cli/directory.commands.ts';
+import { accessCommands } from './cli/access.commands.ts';
+import { scimCommands } from './cli/scim.commands.ts';
 
-const USAGE = `usage:
-  oneid migrate
-  oneid users create --username U --email E --password P [--name "Full Name"] [--admin]
-  oneid users suspend|reactivate|deprovision --id ID
-  oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
-                    [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
-                    [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
-                    [--id-token-alg RS256|ES256]
-  oneid keys rotate
-  oneid keys list
-  oneid audit verify${directoryUsage}${accessUsage}${scimUsage}`;
+const migrate = define({
+  summary: 'Apply the database migrations that have not run yet (the server also does this when it starts).',
+  options: {},
+  run: async () => undefined,
+});
 
-const lifecycle = (action: 'suspend' | 'reactivate' | 'deprovision'): Command => async (args, { services, actor }) => {
-  const o = options(args, { id: { type: 'string' } });
-  const user = await services.users.changeStatus(required(o.id, 'id'), action, actor);
-  return { id: user.id, username: user.username, status: user.status, version: user.version };
-};
-
-const commands: Record<string, Command> = {
-  'users create': async (args, { services, actor }) => {
-    const o = options(args, {
-      username: { type: 'string' }, email: { type: 'string' }, password: { type: 'string' },
-      name: { type: 'string' }, admin: { type: 'boolean' },
-    });
-    const user = await services.users.createUser({
-      username: required(o.username, 'username'),
-      email: required(o.email, 'email'),
-      password: required(o.password, 'password'),
-      name: o.name,
-      adminRoles: o.admin ? ['super_admin'] : [],
-    }, actor);
-    return { id: user.id, username: user.username, email: user.email };
-  },
-  'users suspend': lifecycle('suspend'),
-  'users reactivate': lifecycle('reactivate'),
-  'users deprovision': lifecycle('deprovision'),
-  'apps create': async (args, { services, actor }) => {
-    const o = options(args, {
-      name: { type: 'string' },
-      'redirect-uri': { type: 'string', multiple: true },
-      'post-logout-redirect-uri': { type: 'string', multiple: true },
-      public: { type: 'boolean' },
-      'first-party': { type: 'boolean' },
-      'grant-types': { type: 'string' },
-      access: { type: 'string' },
-      'admin-role': { type: 'string', multiple: true },
-      'id-token-alg': { type: 'string' },
-    });
-    const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
-    for (const g of grantTypes ?? []) {
-      if (!(GRANT_TYPES as readonly string[]).includes(g)) throw new UsageError(`unknown grant type ${g}; use ${GRANT_TYPES.join(', ')}`);
-    }
-    const created = await services.apps.createApp({
-      name: required(o.name, 'name'),
-      redirectUris: o['redirect-uri'] ?? [],
-      postLogoutRedirectUris: o['post-logout-redirect-uri'] ?? [],
-      public: o.public ?? false,
-      firstParty: o['first-party'] ?? false,
-      grantTypes: grantTypes as (typeof GRANT_TYPES)[number][] | undefined,
-      // Scripts that register an app and sign a user straight in (the foundation contract) get
-      // an app open to every active user unless they ask for --access assigned.
-      access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
-      adminRoles: (o['admin-role'] ?? []) as AdminRole[],
-      ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
-    }, actor);
-    return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
-  },
-  'keys rotate': async (args, { rt }) => {
-    options(args, {});
-    return { keys: await rotateSigningKeys(rt.db, rt.masterKey) };
-  },
-  'keys list': async (args, { rt }) => {
-    options(args, {});
-    return { keys: await listSigningKeys(rt.db) };
-  },
-  'audit verify': async (args, { rt }) => {
-    options(args, {});
-    await chainAllPendingAuditEvents(rt.db);
-    const result = await verifyAuditChain(rt.db);
-    if (!result.ok) {
-      const b = result.firstBroken!;
-      throw new AppError('failed_precondition', 'audit.chain_broken', `audit chain broken at event seq ${b.seq}${b.id ? ` (id ${b.id})` : ''}: ${b.reason}; ${result.checked} events before it verified`);
-    }
-    return result;
-  },
-  ...directoryCommands,
+const commands: Record<string, CommandDef> = {
+  ...usersCommands,
+  'apps create': define({
+    summary: 'Register an app (an OpenID Connect client). Prints its client_id and, unless --public, its secret once.',
+    options: {
+      name: { type: 'string', required: true, value: 'NAME', help: 'the app\'s name, shown on sign-in pages' },
+      'redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app receives sign-ins (needed for authorization_code)', field: 'redirectUris' },
+      'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app may send people after sign-out', field: 'postLogoutRedirectUris' },
+      public: { type: 'boolean', help: 'an app that cannot keep a secret (single-page or native): no secret, PKCE required' },
+      'first-party': { type: 'boolean', help: 'your own app: people are not asked to consent' },
+      'grant-types': { type: 'string', value: 'LIST', help: `comma-separated, from ${GRANT_TYPES.join(', ')} (default: authorization_code,refresh_token)` },
+      access: { type: 'string', value: 'assigned|everyone', help: 'who may sign in: everyone active (default) or only people assigned to it' },
+      'admin-role': { type: 'string', multiple: true, value: 'ROLE', help: 'an admin API role for its client_credentials tokens: super_admin, user_admin, app_admin or auditor', field: 'adminRoles' },
+      'id-token-alg': { type: 'string', value: 'RS256|ES256', help: 'how its ID tokens are signed (default RS256)', field: 'idTokenSigningAlg' },
+    },
+    run: async (o, { services, actor }) => {
+      const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
+      for (const g of grantTypes ?? []) {
+        if (!(GRANT_TYPES as readonly string[]).includes(g)) throw new UsageError(`--grant-types: unknown grant type "${g}"; use ${GRANT_TYPES.join(', ')}`);
+      }
+      if (o.access !== undefined && o.access !== 'assigned' && o.access !== 'everyone') throw new UsageError('--access must be assigned or everyone');
+      const created = await services.apps.createApp({
+        name: o.name,
+        redirectUris: o['redirect-uri'] ?? [],
+        postLogoutRedirectUris: o['post-logout-redirect-uri'] ?? [],
+        public: o.public ?? false,
+        firstParty: o['first-party'] ?? false,
+        grantTypes: grantTypes as (typeof GRANT_TYPES)[number][] | undefined,
+        // Scripts that register an app and sign a user straight in (the foundation contract) get
+        // an app open to every active user unless they ask for --access assigned.
+        access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
+        adminRoles: (o['admin-role'] ?? []) as AdminRole[],
+        ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
+      }, actor);
+      return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
+    },
+  }),
   ...accessCommands,
+  'keys rotate': define({
+    summary: 'Rotate the signing keys: the next key becomes active, a new next key is made, the old one retires.',
+    options: {},
+    run: async (_o, { rt }) => ({ keys: await rotateSigningKeys(rt.db, rt.masterKey) }),
+  }),
+  'keys list': define({
+    summary: 'List the signing keys and their states (never the private parts).',
+    options: {},
+    run: async (_o, { rt }) => ({ keys: await listSigningKeys(rt.db) }),
+  }),
+  'audit verify': define({
+    summary: 'Check the audit log\'s hash chain from the first event to the last.',
+    options: {},
+    run: async (_o, { rt }) => {
+      await chainAllPendingAuditEvents(rt.db);
+      const result = await verifyAuditChain(rt.db);
+      if (!result.ok) {
+        const b = result.firstBroken!;
+        throw new AppError('failed_precondition', 'audit.chain_broken', `audit chain broken at event seq ${b.seq}${b.id ? ` (id ${b.id})` : ''}: ${b.reason}; ${result.checked} events before it verified`);
+      }
+      return result;
+    },
+  }),
+  ...directoryCommands,
   ...scimCommands,
 };
 
+const GROUP_SUMMARY: Record<string, string> = {
+  users: 'people and their passwords',
+  apps: 'apps that sign people in through OneID',
+  'app-roles': 'roles inside an app',
+  assignments: 'who may use which app',
+  departments: 'the department tree',
+  groups: 'groups of people',
+  'scim-tokens': 'tokens for provisioning clients (SCIM)',
+  keys: 'token signing keys',
+  audit: 'the audit log',
+};
+
+function overview(): string {
+  const lines = ['usage: oneid <command> [options]', '       oneid <command> --help   (what a command does and its options)', '', 'commands:',
+    `  ${'migrate'.padEnd(28)}${migrate.summary}`];
+  for (const group of Object.keys(GROUP_SUMMARY)) {
+    lines.push('', `${group}: ${GROUP_SUMMARY[group]}`);
+    for (const [name, def] of Object.entries(commands)) {
+      if (name.split(' ')[0] === group) lines.push(`  ${name.padEnd(28)}${def.summary}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function groupHelp(group: string): string {
+  const lines = [`usage: oneid ${group} <command> [options]`, '', `${GROUP_SUMMARY[group]}.`, '', 'commands:'];
+  for (const [name, def] of Object.entries(commands)) if (name.split(' ')[0] === group) lines.push(`  ${name.padEnd(28)}${def.summary}`);
+  lines.push('', `Run 'oneid ${group} <command> --help' for its options.`);
+  return lines.join('\n');
+}
+
+/** The details of an unexpected failure go to the log (at debug level), never to the person's screen. */
+function debugUnexpected(log: Logger, err: unknown): void {
+  if (!(err instanceof AppError) && !(err instanceof UsageError) && !(err instanceof ConfigError)) log.debug({ err }, 'command failed');
+}
+
+async function logged<T>(log: Logger, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    debugUnexpected(log, err);
+    log.flush();
+    throw err;
+  }
+}
+
+/** The command being run, for the hint after a usage error. */
+let current: string | undefined;
+
 async function run(argv: string[]): Promise<number> {
   const [first, second, ...rest] = argv;
-  if (!first || first === '--help' || first === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+  const wantsHelp = (args: (string | undefined)[]) => args.some((a) => a === '--help' || a === '-h');
+  if (!first || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(`${overview()}\n`);
     return first ? 0 : 2;
   }
-  const config = loadConfig();
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
   if (first === 'migrate') {
-    options([second, ...rest].filter((a): a is string => a !== undefined), {});
-    const rt = await startRuntime(config, log, 'cli');
+    current = 'migrate';
+    const args = [second, ...rest].filter((a): a is string => a !== undefined);
+    if (wantsHelp(args)) {
+      process.stdout.write(`${helpFor('migrate', migrate)}\n`);
+      return 0;
+    }
+    parseOptions(args, migrate.options);
+    const config = loadConfig();
+    const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
+    const rt = await logged(log, () => startRuntime(config, log, 'cli'));
     await rt.close();
     process.stdout.write(`${JSON.stringify({ applied: rt.applied })}\n`);
     return 0;
   }
-  const command = commands[`${first} ${second ?? ''}`];
-  if (!command) throw new UsageError(`unknown command "${[first, second].filter(Boolean).join(' ')}"`);
-  const rt = await startRuntime(config, log, 'cli');
+  if (GROUP_SUMMARY[first] && (second === undefined || second === '--help' || second === '-h')) {
+    process.stdout.write(`${groupHelp(first)}\n`);
+    return second ? 0 : 2;
+  }
+  const name = `${first} ${second ?? ''}`;
+  const def = commands[name];
+  if (!def) {
+    current = GROUP_SUMMARY[first] ? first : undefined;
+    throw new UsageError(GROUP_SUMMARY[first] ? `unknown command "${name}"` : `unknown command "${first}"`);
+  }
+  current = name;
+  if (wantsHelp(rest)) {
+    process.stdout.write(`${helpFor(name, def)}\n`);
+    return 0;
+  }
+  // The command line is checked in full before the database is opened.
+  const values = parseOptions(rest, def.options);
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
+  const rt = await logged(log, () => startRuntime(config, log, 'cli'));
   try {
     const services = createServices(rt.db, config);
+    const command = async (_args: string[], ctx: CommandContext): Promise<unknown> => {
+      try {
+        return await def.run(values as never, ctx);
+      } catch (err) {
+        if (err instanceof AppError) throw new AppError(err.kind, err.code, inFlagTerms(err, def.options, values), err.details);
+        throw err;
+      }
+    };
     const result = await command(rest, { rt, config, services, actor: { type: 'system', id: `cli:${process.env.USER ?? 'unknown'}` } });
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.stdout.write(result instanceof TextOutput ? `${result.text}\n` : `${JSON.stringify(result)}\n`);
     return 0;
+  } catch (err) {
+    debugUnexpected(log, err);
+    throw err;
   } finally {
     await rt.close();
     log.flush();
@@ -136,12 +203,20 @@ run(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 }, (err: unknown) => {
   if (err instanceof UsageError) {
-    process.stderr.write(`oneid: ${err.message}\n${USAGE}\n`);
+    process.stderr.write(`oneid: ${err.message} (see: oneid ${current ?? ''}${current ? ' ' : ''}--help)\n`);
     process.exitCode = 2;
     return;
   }
-  const known = err instanceof AppError || err instanceof ConfigError;
-  const message = known ? (err as Error).message : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
-  process.stderr.write(`oneid: ${message}\n`);
+  process.stderr.write(`oneid: ${describe(err)}\n`);
   process.exitCode = 1;
 });
+
+/** One line for a refused or failed operation: OneID's own messages as they are, nothing else. */
+function describe(err: unknown): string {
+  if (err instanceof AppError || err instanceof ConfigError) return err.message;
+  const code = (err as { code?: unknown })?.code;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '57P03' || code === '3D000' || code === '28P01') {
+    return 'cannot reach the database; check DATABASE_URL and that PostgreSQL is running';
+  }
+  return 'the command failed unexpectedly; run it again with LOG_LEVEL=debug for details';
+}

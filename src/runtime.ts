@@ -20,7 +20,9 @@ export interface Runtime {
 export async function startRuntime(config: Config, log: Logger, role: 'server' | 'cli', opts: { migrate?: boolean } = {}): Promise<Runtime> {
   let lock: DataDirLock | undefined;
   if (!config.databaseUrl) lock = lockDataDir(config.dataDir, role);
-  const handle = createDb(config);
+  // The CLI keeps knex's own warnings off the person's screen (debug level in its log).
+  const knexLog = (message: unknown) => log.debug({ knex: String(message) }, 'database driver message');
+  const handle = createDb(config, role === 'cli' ? { warn: knexLog, error: knexLog, deprecate: knexLog, debug: knexLog } : undefined);
   try {
     const applied = opts.migrate === false ? [] : await migrateLatest(handle.db);
     if (applied.length) log.info({ applied }, 'migrations applied');

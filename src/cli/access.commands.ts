@@ -1,5 +1,5 @@
 // `oneid assignments ...`, `oneid app-roles ...` and `oneid apps list|get|rotate-secret|delete`
-import { options, required, UsageError, type Command } from './command.ts';
+import { command, UsageError, type CommandDef } from './command.ts';
 import type { App } from '../apps/apps.repo.ts';
 
 const app = (a: App) => ({
@@ -8,101 +8,124 @@ const app = (a: App) => ({
   id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', version: a.version,
 });
 
-export const accessCommands: Record<string, Command> = {
-  'assignments create': async (args, { services, actor }) => {
-    const o = options(args, {
-      app: { type: 'string' }, user: { type: 'string' }, group: { type: 'string' }, department: { type: 'string' },
-      'include-subdepartments': { type: 'boolean' }, role: { type: 'string', multiple: true },
-    });
-    const principals = (['user', 'group', 'department'] as const).filter((p) => o[p] !== undefined);
-    if (principals.length !== 1) throw new UsageError('give exactly one of --user, --group or --department');
-    const principalType = principals[0]!;
-    return services.access.createAssignment(required(o.app, 'app'), {
-      principalType,
-      principalId: o[principalType]!,
-      includeSubdepartments: o['include-subdepartments'],
-      roleKeys: o.role,
-    }, actor);
-  },
-  'assignments list': async (args, { services }) => {
-    const o = options(args, { app: { type: 'string' } });
-    const appId = required(o.app, 'app');
-    const items = [];
-    let after: { createdAt: string; id: string } | undefined;
-    for (;;) {
-      const rows = await services.access.listAssignments({ appId, after, limit: 500 });
-      items.push(...rows);
-      const last = rows[rows.length - 1];
-      if (rows.length < 500 || !last) break;
-      after = { createdAt: new Date(last.createdAt).toISOString(), id: last.id };
-    }
-    return { items };
-  },
-  'assignments delete': async (args, { services, actor }) => {
-    const o = options(args, { id: { type: 'string' } });
-    const id = required(o.id, 'id');
-    await services.access.deleteAssignment(id, actor);
-    return { id, deleted: true };
-  },
-  'app-roles create': async (args, { services, actor }) => {
-    const o = options(args, { app: { type: 'string' }, key: { type: 'string' }, name: { type: 'string' }, description: { type: 'string' } });
-    return services.apps.createRole(required(o.app, 'app'), {
-      key: required(o.key, 'key'), name: required(o.name, 'name'), description: o.description,
-    }, actor);
-  },
-  'app-roles list': async (args, { services }) => {
-    const o = options(args, { app: { type: 'string' } });
-    return { items: await services.apps.listRoles(required(o.app, 'app')) };
-  },
-  'app-roles delete': async (args, { services, actor }) => {
-    const o = options(args, { app: { type: 'string' }, id: { type: 'string' } });
-    const id = required(o.id, 'id');
-    await services.apps.deleteRole(required(o.app, 'app'), id, actor);
-    return { id, deleted: true };
-  },
-  'apps list': async (args, { services }) => {
-    options(args, {});
-    const items = [];
-    let after: { createdAt: string; id: string } | undefined;
-    for (;;) {
-      const rows = await services.apps.listApps({ after, limit: 500 });
-      items.push(...rows.map(app));
-      const last = rows[rows.length - 1];
-      if (rows.length < 500 || !last) break;
-      after = { createdAt: new Date(last.createdAt).toISOString(), id: last.id };
-    }
-    return { items };
-  },
-  'apps get': async (args, { services }) => {
-    const o = options(args, { id: { type: 'string' } });
-    return app(await services.apps.getApp(required(o.id, 'id')));
-  },
-  'apps rotate-secret': async (args, { services, actor }) => {
-    const o = options(args, { id: { type: 'string' } });
-    const rotated = await services.apps.rotateSecret(required(o.id, 'id'), actor);
-    return { id: rotated.app.id, client_id: rotated.app.clientId, client_secret: rotated.client_secret };
-  },
-  'apps delete': async (args, { services, actor }) => {
-    const o = options(args, { id: { type: 'string' } });
-    const id = required(o.id, 'id');
-    await services.apps.deleteApp(id, actor);
-    return { id, deleted: true };
-  },
-  'users entitlements': async (args, { services }) => {
-    const o = options(args, { id: { type: 'string' }, app: { type: 'string' } });
-    const userId = required(o.id, 'id');
-    if (o.app) return { userId, appId: o.app, ...(await services.access.entitlementsOf(userId, o.app)) };
-    return { items: await services.access.entitledAppsOf(userId) };
-  },
-};
+const appFlag = { type: 'id', required: true, value: 'APP_ID', help: 'the app (its id, not its client_id)', field: 'appId' } as const;
 
-export const accessUsage = `
-  oneid apps list
-  oneid apps get|rotate-secret|delete --id APP_ID
-  oneid app-roles create --app APP_ID --key KEY --name NAME [--description TEXT]
-  oneid app-roles list --app APP_ID
-  oneid app-roles delete --app APP_ID --id ROLE_ID
-  oneid assignments create --app APP_ID --user|--group|--department ID [--include-subdepartments] [--role KEY ...]
-  oneid assignments list --app APP_ID
-  oneid assignments delete --id ASSIGNMENT_ID
-  oneid users entitlements --id USER_ID [--app APP_ID]`;
+export const accessCommands: Record<string, CommandDef> = {
+  'assignments create': command({
+    summary: 'Give a person, a group or a department access to an app, optionally with roles.',
+    options: {
+      app: appFlag,
+      user: { type: 'id', value: 'USER_ID', help: 'assign one person', field: 'principalId' },
+      group: { type: 'id', value: 'GROUP_ID', help: 'assign everyone in a group', field: 'principalId' },
+      department: { type: 'id', value: 'DEPARTMENT_ID', help: 'assign everyone in a department', field: 'principalId' },
+      'include-subdepartments': { type: 'boolean', help: 'with --department: the departments under it too' },
+      role: { type: 'string', multiple: true, value: 'KEY', help: 'an app role to give (its key)', field: 'roleKeys' },
+    },
+    run: (o, { services, actor }) => {
+      const principals = (['user', 'group', 'department'] as const).filter((p) => o[p] !== undefined);
+      if (principals.length !== 1) throw new UsageError('give exactly one of --user, --group or --department');
+      const principalType = principals[0]!;
+      return services.access.createAssignment(o.app, {
+        principalType,
+        principalId: o[principalType]!,
+        includeSubdepartments: o['include-subdepartments'],
+        roleKeys: o.role,
+      }, actor);
+    },
+  }),
+  'assignments list': command({
+    summary: 'List who is assigned to an app.',
+    options: { app: appFlag },
+    run: async (o, { services }) => {
+      const items = [];
+      let after: { createdAt: string; id: string } | undefined;
+      for (;;) {
+        const rows = await services.access.listAssignments({ appId: o.app, after, limit: 500 });
+        items.push(...rows);
+        const last = rows[rows.length - 1];
+        if (rows.length < 500 || !last) break;
+        after = { createdAt: new Date(last.createdAt).toISOString(), id: last.id };
+      }
+      return { items };
+    },
+  }),
+  'assignments delete': command({
+    summary: 'Remove an assignment (its people lose that access unless another assignment gives it).',
+    options: { id: { type: 'id', required: true, value: 'ASSIGNMENT_ID', help: 'the assignment' } },
+    run: async (o, { services, actor }) => {
+      await services.access.deleteAssignment(o.id, actor);
+      return { id: o.id, deleted: true };
+    },
+  }),
+  'app-roles create': command({
+    summary: 'Define a role in an app (sent to the app in the roles claim).',
+    options: {
+      app: appFlag,
+      key: { type: 'string', required: true, value: 'KEY', help: 'the role\'s stable key, as the app sees it' },
+      name: { type: 'string', required: true, value: 'NAME', help: 'its display name' },
+      description: { type: 'string', value: 'TEXT', help: 'what the role allows' },
+    },
+    run: (o, { services, actor }) => services.apps.createRole(o.app, { key: o.key, name: o.name, description: o.description }, actor),
+  }),
+  'app-roles list': command({
+    summary: 'List the roles of an app.',
+    options: { app: appFlag },
+    run: async (o, { services }) => ({ items: await services.apps.listRoles(o.app) }),
+  }),
+  'app-roles delete': command({
+    summary: 'Delete a role of an app.',
+    options: { app: appFlag, id: { type: 'id', required: true, value: 'ROLE_ID', help: 'the role' } },
+    run: async (o, { services, actor }) => {
+      await services.apps.deleteRole(o.app, o.id, actor);
+      return { id: o.id, deleted: true };
+    },
+  }),
+  'apps list': command({
+    summary: 'List the registered apps.',
+    options: {},
+    run: async (_o, { services }) => {
+      const items = [];
+      let after: { createdAt: string; id: string } | undefined;
+      for (;;) {
+        const rows = await services.apps.listApps({ after, limit: 500 });
+        items.push(...rows.map(app));
+        const last = rows[rows.length - 1];
+        if (rows.length < 500 || !last) break;
+        after = { createdAt: new Date(last.createdAt).toISOString(), id: last.id };
+      }
+      return { items };
+    },
+  }),
+  'apps get': command({
+    summary: 'Show one app.',
+    options: { id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' } },
+    run: async (o, { services }) => app(await services.apps.getApp(o.id)),
+  }),
+  'apps rotate-secret': command({
+    summary: 'Give an app a new client secret (printed once); the old one stops working.',
+    options: { id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' } },
+    run: async (o, { services, actor }) => {
+      const rotated = await services.apps.rotateSecret(o.id, actor);
+      return { id: rotated.app.id, client_id: rotated.app.clientId, client_secret: rotated.client_secret };
+    },
+  }),
+  'apps delete': command({
+    summary: 'Delete an app: its tokens stop working.',
+    options: { id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' } },
+    run: async (o, { services, actor }) => {
+      await services.apps.deleteApp(o.id, actor);
+      return { id: o.id, deleted: true };
+    },
+  }),
+  'users entitlements': command({
+    summary: 'Show which apps a person may use, or their access and roles in one app.',
+    options: {
+      id: { type: 'id', required: true, value: 'USER_ID', help: 'the person' },
+      app: { type: 'id', value: 'APP_ID', help: 'only this app' },
+    },
+    run: async (o, { services }) => {
+      if (o.app) return { userId: o.id, appId: o.app, ...(await services.access.entitlementsOf(o.id, o.app)) };
+      return { items: await services.access.entitledAppsOf(o.id) };
+    },
+  }),
+};

@@ -29,7 +29,13 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
-export function createDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>): DbHandle {
+/**
+ * knex's own warnings (e.g. "Acquire connection error" with a stack) go to the console unless
+ * given a logger; the CLI passes one so that a person sees its one-line error, not the stack.
+ */
+export type KnexLog = Knex.Config['log'];
+
+export function createDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>, log?: KnexLog): DbHandle {
   if (config.databaseUrl) {
     const db = knexFactory({
       client: 'pg',
@@ -41,6 +47,7 @@ export function createDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' 
         acquireTimeoutMillis: 5000,
       } as Knex.PoolConfig,
       acquireConnectionTimeout: 5000,
+      ...(log ? { log } : {}),
     });
     return { db, embedded: false, close: () => db.destroy() };
   }
@@ -50,6 +57,7 @@ export function createDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' 
     client: PgLiteClient as unknown as typeof Knex.Client,
     dialect: 'postgres',
     connection: { filename: dir } as unknown as Knex.StaticConnectionConfig,
+    ...(log ? { log } : {}),
   });
   return { db, embedded: true, close: () => db.destroy() };
 }

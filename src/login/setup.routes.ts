@@ -3,9 +3,18 @@ import { bodyParser } from '@koa/bodyparser';
 import type { SetupService } from '../directory/setup.service.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Views } from './views.ts';
+import type { MessageKey } from './i18n.ts';
 import { csrf } from '../http/csrf.ts';
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+/** The form's problem in the person's language (the directory's own text is English and names fields). */
+function setupProblem(err: AppError): MessageKey {
+  if (err.kind === 'already_exists') return 'setup.error.taken';
+  const field = String(err.details?.field ?? '').split('.')[0];
+  if (field === 'username' || field === 'email' || field === 'password' || field === 'name') return `setup.error.${field}`;
+  return 'setup.error.generic';
+}
 
 export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: number): Router {
   const router = new Router({ prefix: '/setup' });
@@ -33,7 +42,7 @@ export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: num
       if (!(err instanceof AppError)) throw err;
       const invalid = err.code === 'setup.invalid_token';
       ctx.status = invalid ? 404 : err.kind === 'already_exists' ? 409 : 400;
-      ctx.body = views.render(ctx, 'setup.njk', { token, invalid, values, message: err.message });
+      ctx.body = views.render(ctx, 'setup.njk', { token, invalid, values, messageKey: setupProblem(err) });
     }
   });
   return router;

@@ -15,6 +15,8 @@ import { createAdapterFactory, oneIdClientFacts, takePrefetchedAccount } from '.
 import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
+import { pageForOAuthError } from '../login/error-page.ts';
+import { homeClient } from '../login/home.routes.ts';
 import { APP_ACCESS_PROMPT } from '../login/interaction.routes.ts';
 import { signingKeys } from '../keys/signing-key.ts';
 
@@ -115,7 +117,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
-    clients: [],
+    // OneID's own sign-in from `/` (login/home.routes.ts); apps are in the database.
+    clients: [homeClient(config.issuer)],
     routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH },
     // Each key signs through node:crypto (keys/signing-key.ts), not WebCrypto.
     jwks: signingKeys(jwks),
@@ -272,11 +275,12 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       }
       return account ? { ...(await account.accessClaims(scopes)) } : undefined;
     },
-    renderError: async (ctx, out) => {
+    // The person reads what happened and what to do (login/error-page.ts); the OAuth error and
+    // its description stay in the page's collapsed developer details.
+    renderError: async (ctx, out, error) => {
       ctx.type = 'html';
       ctx.body = views.render(ctx, 'error.njk', {
-        error: out.error,
-        description: out.error_description,
+        ...pageForOAuthError(out.error, out.error_description, ctx.status, error?.constructor?.name),
         requestId: ctx.state.requestId,
       });
     },

@@ -393,14 +393,14 @@ describe('oneid CLI', () => {
       runCli(['departments', 'create', '--name', 'X', '--colour', 'blue'], env),
     ]);
     expect(duplicate.code).toBe(1);
-    expect(duplicate.stderr).toMatch(/^oneid: name: a group with this name already exists\n$/);
+    expect(duplicate.stderr).toMatch(/^oneid: --name: a group with this name already exists\n$/);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no department with this id');
-    expect(badId.code).toBe(1);
-    expect(badId.stderr).toContain('no group with this id');
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain('--id must be an id');
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--parent ID or --root');
     expect(unknownFlag.code).toBe(2);
-    expect(unknownFlag.stderr).toContain("Unknown option '--colour'");
+    expect(unknownFlag.stderr).toContain('unknown option --colour');
   }, CLI_TIMEOUT);
 });

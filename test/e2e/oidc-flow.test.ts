@@ -308,7 +308,7 @@ describe('ID token signing algorithm per app', () => {
   it('refuses an algorithm OneID does not offer for ID tokens', async () => {
     const refused = await runCli(['apps', 'create', '--name', 'Weak', '--redirect-uri', REDIRECT, '--id-token-alg', 'HS256'], env);
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/idTokenSigningAlg/);
+    expect(refused.stderr).toMatch(/^oneid: --id-token-alg: /);
   });
 });
 

@@ -97,7 +97,8 @@ describe('POST /setup', () => {
   it('returns 400 for a too-short password, keeps what was typed, and does not burn the link', async () => {
     const page = await browser.submit(form, '/setup', { username: 'Grace', email: 'Grace@Example.com', name: 'Grace Hopper', password: 'short' });
     expect(page.status).toBe(400);
-    expect(page.html).toMatch(/role="alert">password: at least 8 characters</);
+    expect(page.html).toContain('Choose a password of 8 to 256 characters.');
+    expect(page.html).not.toContain('password: at least 8 characters');
     expect(page.html).toContain('value="Grace@Example.com"');
     expect(page.html).not.toContain('has been created');
     expect((await new Browser().navigate(link)).status).toBe(200);
@@ -108,6 +109,7 @@ describe('POST /setup', () => {
     const page = await browser.submit(form, '/setup', { username: 'Grace', email: 'Grace@Example.com', name: 'Grace Hopper', password: PASSWORD });
     expect(page.status).toBe(200);
     expect(page.html).toContain('The administrator grace has been created.');
+    expect(page.html).toMatch(/<a href="\/" id="setup-continue">Continue to OneID<\/a>/);
     expect(server.output()).not.toContain(PASSWORD);
   });
 
