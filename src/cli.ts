@@ -20,7 +20,7 @@ const USAGE = `usage:
   oneid apps create --name N --redirect-uri URI [--redirect-uri URI ...] [--post-logout-redirect-uri URI]
                     [--public] [--first-party] [--grant-types authorization_code,refresh_token,client_credentials]
                     [--access assigned|everyone] [--admin-role super_admin|user_admin|app_admin|auditor ...]
-                    [--id-token-alg RS256|ES256]
+                    [--id-token-alg RS256|ES256] [--allow-no-pkce]
   oneid keys rotate
   oneid keys list
   oneid audit verify${directoryUsage}${accessUsage}${scimUsage}`;
@@ -60,6 +60,7 @@ const commands: Record<string, Command> = {
       access: { type: 'string' },
       'admin-role': { type: 'string', multiple: true },
       'id-token-alg': { type: 'string' },
+      'allow-no-pkce': { type: 'boolean' },
     });
     const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
     for (const g of grantTypes ?? []) {
@@ -77,6 +78,8 @@ const commands: Record<string, Command> = {
       access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
       adminRoles: (o['admin-role'] ?? []) as AdminRole[],
       ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
+      // PKCE is required unless a legacy confidential app cannot send it (RFC 9700).
+      allowNoPkce: o['allow-no-pkce'] ?? false,
     }, actor);
     return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
   },

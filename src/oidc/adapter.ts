@@ -25,18 +25,23 @@ export function clientMetadataFor(app: App): AdapterPayload {
     id_token_signed_response_alg: app.oidc.id_token_signed_response_alg ?? 'RS256',
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
+    'urn:oneid:allow_no_pkce': app.allowNoPkce,
   } as AdapterPayload;
 }
 
 /**
- * What clientMetadataFor put on a client that oidc-provider built from it: its app id and whether
- * it is first-party. Extra metadata sits on the client under its own name; client.metadata()
+ * What clientMetadataFor put on a client that oidc-provider built from it: its app id, whether
+ * it is first-party and whether it was let off PKCE. Extra metadata sits on the client under its own name; client.metadata()
  * would copy every property to answer (15 µs of each refresh and userinfo in a profile).
  */
-export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean } {
+export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean; allowNoPkce: boolean } {
   const c = client as Record<string, unknown> | undefined;
   const appId = c?.['urn:oneid:app_id'];
-  return { appId: typeof appId === 'string' ? appId : undefined, firstParty: Boolean(c?.['urn:oneid:first_party']) };
+  return {
+    appId: typeof appId === 'string' ? appId : undefined,
+    firstParty: Boolean(c?.['urn:oneid:first_party']),
+    allowNoPkce: c?.['urn:oneid:allow_no_pkce'] === true,
+  };
 }
 
 interface DbOidcPayloadRow {
