@@ -94,6 +94,21 @@ describe('offline_access for first-party apps (the authlib finding)', () => {
     expect(refreshed.refresh_token).toBeTruthy();
   });
 
+  it('is granted through a pushed authorization request (PAR) too', async () => {
+    const config = await rp(firstParty);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = await client.buildAuthorizationUrlWithPAR(config, {
+      redirect_uri: REDIRECT, scope: SCOPE, state, code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const browser = new Browser();
+    const page = await browser.navigate(url.toString(), REDIRECT);
+    const done = await browser.submit(page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
+    const tokens = await client.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.scope?.split(' ')).toContain('offline_access');
+    expect((await refreshWithScope(config, tokens.refresh_token!)).access_token).toBeTruthy();
+  });
+
   it('keeps the refresh token working after the person signs out at OneID', async () => {
     const config = await rp(firstParty);
     const { tokens, browser } = await signIn(config);
