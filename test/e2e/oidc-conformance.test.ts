@@ -159,6 +159,15 @@ describe('token endpoint errors (RFC 6749 section 5.2)', () => {
       expect(await res.json()).toMatchObject({ error: 'invalid_client' });
       expect(res.headers.get('cache-control')).toBe('no-store');
     }
+    // Introspection and revocation authenticate the client the same way.
+    for (const path of ['/token/introspection', '/token/revocation']) {
+      const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+    }
+    // A confidential app's client_id alone is no authentication either.
+    const idOnly = await token({ grant_type: 'client_credentials', client_id: service.client_id });
+    expect(await idOnly.json()).toMatchObject({ error: 'invalid_client' });
   });
 
   it('answers failed Basic authentication with 401 invalid_client and a Basic challenge', async () => {
