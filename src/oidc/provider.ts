@@ -11,7 +11,7 @@ import { digestsEqual, sha256 } from '../shared/ids.ts';
 import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
-import { createAdapterFactory, oneIdClientFacts, takePrefetchedAccount } from './adapter.ts';
+import { createAdapterFactory, oneIdClientFacts, rememberOnce, takePrefetchedAccount } from './adapter.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
@@ -361,6 +361,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && digestsEqual(this.clientSecret, sha256(actual));
   };
+
+  // A DPoP proof (and any other one-time value oidc-provider checks) is accepted once across nodes.
+  (provider.ReplayDetection as unknown as { unique: ReturnType<typeof rememberOnce> }).unique = rememberOnce(db);
 
   // Discovery lists sid among claims_supported; every ID token carries it (OpenID Connect Front-
   // and Back-Channel Logout), not only those of apps registered for back-channel logout.

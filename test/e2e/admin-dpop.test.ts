@@ -131,4 +131,28 @@ describe('DPoP-bound tokens at the admin API', () => {
     const asDpop = await call(`DPoP ${bearer}`, await proof({ ath: ath(bearer) }));
     expect(asDpop.status).toBe(401);
   });
+
+  it('one DPoP proof sent to the token endpoint several times at once, on two nodes, gets one token', async () => {
+    const once = await new SignJWT({ htm: 'POST', htu: `${nodeA.url}/token`, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(keys.publicKey) })
+      .setIssuedAt()
+      .sign(keys.privateKey);
+    const attempt = (origin: string) => fetch(`${origin}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded', dpop: once,
+        authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials',
+    });
+    const nodeBOrigin = `http://127.0.0.1:${nodeB.port}`;
+    const results = await Promise.all([nodeA.url, nodeBOrigin, nodeA.url, nodeBOrigin, nodeA.url, nodeBOrigin].map(attempt));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    for (const r of results.filter((x) => x.status !== 200)) {
+      expect(r.status).toBe(400);
+      // oidc-provider answers a replayed proof at the token endpoint with invalid_grant.
+      expect(await r.json()).toMatchObject({ error: 'invalid_grant' });
+    }
+  });
 });
