@@ -19,6 +19,7 @@ import { homeRouter } from './login/home.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
+import { oauthResponses } from './oidc/oauth-responses.ts';
 import { Metrics } from './http/metrics.ts';
 import { loadCookieKeys, loadProviderJwks } from './keys/keys.service.ts';
 import type { MasterKey } from './keys/master-key.ts';
@@ -112,7 +113,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor((path) => path === '/', homeRouter(provider, users, views, config.issuer).routes()));
   app.use(onlyFor(under('/interaction'), metrics.signIns()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
-    provider, users, views, log, maxBodyBytes: config.maxBodyBytes,
+    provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer),
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
@@ -124,6 +125,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(SCIM_PREFIX), scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes()));
   app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
+  app.use(oauthResponses(config.issuer));
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
   app.use(mount(provider));

@@ -35,6 +35,7 @@ const commands: Record<string, CommandDef> = {
       access: { type: 'string', value: 'assigned|everyone', help: 'who may sign in: everyone active (default) or only people assigned to it' },
       'admin-role': { type: 'string', multiple: true, value: 'ROLE', help: 'an admin API role for its client_credentials tokens: super_admin, user_admin, app_admin or auditor', field: 'adminRoles' },
       'id-token-alg': { type: 'string', value: 'RS256|ES256', help: 'how its ID tokens are signed (default RS256)', field: 'idTokenSigningAlg' },
+      'allow-no-pkce': { type: 'boolean', help: 'let a legacy confidential app sign in without PKCE (RFC 9700 asks for PKCE; public apps always need it)', field: 'allowNoPkce' },
     },
     run: async (o, { services, actor }) => {
       const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
@@ -54,6 +55,7 @@ const commands: Record<string, CommandDef> = {
         access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
         adminRoles: (o['admin-role'] ?? []) as AdminRole[],
         ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
+        allowNoPkce: o['allow-no-pkce'] ?? false,
       }, actor);
       return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
     },

@@ -9,6 +9,7 @@ import { AppError } from '../shared/errors.ts';
 import type { Actor } from '../audit/audit.service.ts';
 import type { AdminRole } from '../directory/users.service.ts';
 import { isUuid } from '../directory/users.repo.ts';
+import { DPOP_ALGS, DpopError, verifyDpopProof } from './dpop.ts';
 
 interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null }
 interface TokenApp { admin_roles: AdminRole[]; secret_rotated_at: Date | null }
@@ -64,19 +65,47 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     }
   };
 
+  const challenges = (error?: string, description?: string): string[] => {
+    const extra = error ? `, error="${error}"${description ? `, error_description="${description.replace(/["\\]/g, '')}"` : ''}` : '';
+    return [`Bearer realm="oneid-admin"${extra}`, `DPoP realm="oneid-admin"${extra}, algs="${DPOP_ALGS.join(' ')}"`];
+  };
+
   return async (ctx) => {
     const header = ctx.get('authorization');
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+    const match = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
     if (!match) {
-      ctx.set('WWW-Authenticate', 'Bearer realm="oneid-admin"');
+      ctx.set('WWW-Authenticate', challenges());
       throw new AppError('unauthenticated', 'admin.token_missing', 'a bearer access token is required');
     }
+    const scheme = match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const token = match[2]!;
     let payload: JWTPayload;
     try {
-      payload = await verify(match[1]!);
+      payload = await verify(token);
     } catch {
-      ctx.set('WWW-Authenticate', 'Bearer realm="oneid-admin", error="invalid_token"');
+      ctx.set('WWW-Authenticate', challenges('invalid_token'));
       throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
+    }
+    // Sender-constrained tokens (RFC 9449, RFC 8705): one bound to a DPoP key needs the DPoP scheme
+    // and a proof by that key; a binding OneID cannot check (a certificate: OneID does not issue
+    // mTLS-bound tokens) is refused; an unbound token is not accepted as DPoP.
+    const refuse = (error: 'invalid_token' | 'invalid_dpop_proof', message: string): never => {
+      ctx.set('WWW-Authenticate', scheme === 'DPoP' || payload.cnf ? challenges(error, message) : challenges(error));
+      throw new AppError('unauthenticated', error === 'invalid_token' ? 'admin.token_invalid' : 'admin.dpop_proof_invalid', message);
+    };
+    const cnf = payload.cnf as Record<string, unknown> | undefined;
+    if (cnf !== undefined) {
+      const jkt = typeof cnf === 'object' && cnf !== null && Object.keys(cnf).length === 1 ? cnf.jkt : undefined;
+      if (typeof jkt !== 'string') refuse('invalid_token', 'the access token is bound to a key this API cannot check');
+      if (scheme !== 'DPoP') refuse('invalid_token', 'the access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof');
+      try {
+        await verifyDpopProof(db, { proof: ctx.get('dpop') || undefined, method: ctx.method, url: `${issuer}${ctx.path}`, accessToken: token, jkt: jkt as string });
+      } catch (err) {
+        if (err instanceof DpopError) refuse(err.error, err.message);
+        throw err;
+      }
+    } else if (scheme === 'DPoP') {
+      refuse('invalid_token', 'the access token is not DPoP-bound: send it as Authorization: Bearer');
     }
     const base = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;

@@ -34,6 +34,8 @@ export interface DbAppRow {
   client_secret_hash: string | null;
   /** When the secret was last rotated: the admin API refuses the app's tokens issued before. */
   secret_rotated_at?: Date | null;
+  /** A confidential legacy app may run the code flow without PKCE; every other app must use it. */
+  allow_no_pkce: boolean;
   oidc: OidcClientSettings;
   access: AppAccess;
   admin_roles: string[];
@@ -51,6 +53,7 @@ export interface App {
   firstParty: boolean;
   clientId: string;
   clientSecretHash: string | null;
+  allowNoPkce: boolean;
   oidc: OidcClientSettings;
   access: AppAccess;
   adminRoles: string[];
@@ -68,6 +71,7 @@ const toApp = (r: DbAppRow): App => ({
   firstParty: r.first_party,
   clientId: r.client_id,
   clientSecretHash: r.client_secret_hash,
+  allowNoPkce: r.allow_no_pkce ?? false,
   oidc: r.oidc,
   access: r.access,
   adminRoles: r.admin_roles,
@@ -100,7 +104,7 @@ export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'upda
   return toApp(inserted as DbAppRow);
 }
 
-export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'oidc' | 'access' | 'admin_roles'>>;
+export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'allow_no_pkce' | 'oidc' | 'access' | 'admin_roles'>>;
 
 /**
  * Updates columns and bumps the version. With expectedVersion, updates only if the row is

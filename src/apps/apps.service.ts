@@ -45,6 +45,8 @@ export const createAppInput = z.object({
   adminRoles: z.array(z.enum(ADMIN_ROLES)).default([]),
   /** How the app's ID tokens are signed: RS256 (default, every relying party accepts it) or ES256. */
   idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).default('RS256'),
+  /** A confidential legacy app that cannot send PKCE may be let off it (RFC 9700 requires it otherwise). */
+  allowNoPkce: z.boolean().default(false),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -60,6 +62,7 @@ export const updateAppInput = z.strictObject({
   access: access.optional(),
   adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
   idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).optional(),
+  allowNoPkce: z.boolean().optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -88,6 +91,8 @@ export interface RotatedSecret { client_secret: string; app: App }
 
 const applicationType = (redirectUris: string[]): 'web' | 'native' => (redirectUris.some((u) => !/^https?:/i.test(u)) ? 'native' : 'web');
 
+const publicNeedsPkce = (): AppError => new AppError('invalid_argument', 'app.public_needs_pkce',
+  'allowNoPkce: a public app must always use PKCE', { field: 'allowNoPkce' });
 const notFound = (): AppError => new AppError('not_found', 'app.not_found', 'no app with this id');
 const roleNotFound = (): AppError => new AppError('not_found', 'app_role.not_found', 'no role with this id in this app');
 const versionMismatch = (expected: number, now?: number): AppError => new AppError('failed_precondition', 'app.version_mismatch',
@@ -107,6 +112,7 @@ export class AppsService {
     if (input.public && grantTypes.includes('client_credentials')) {
       throw new AppError('invalid_argument', 'app.public_client_credentials', 'grantTypes: a public app cannot use client_credentials', { field: 'grantTypes' });
     }
+    if (input.public && input.allowNoPkce) throw publicNeedsPkce();
     const usesBrowser = grantTypes.includes('authorization_code');
     if (usesBrowser && input.redirectUris.length === 0) {
       throw new AppError('invalid_argument', 'app.redirect_uri_required', 'redirectUris: at least one redirect URI is required for authorization_code', { field: 'redirectUris' });
@@ -134,6 +140,7 @@ export class AppsService {
         first_party: input.firstParty,
         client_id: newSecret(18),
         client_secret_hash: secret ? sha256(secret) : null,
+        allow_no_pkce: input.allowNoPkce,
         oidc,
         access: input.access,
         admin_roles: input.adminRoles,
@@ -168,6 +175,10 @@ export class AppsService {
       if (input.firstParty !== undefined) changes.first_party = input.firstParty;
       if (input.access !== undefined) changes.access = input.access;
       if (input.adminRoles !== undefined) changes.admin_roles = [...new Set(input.adminRoles)];
+      if (input.allowNoPkce !== undefined) {
+        if (input.allowNoPkce && current.oidc.token_endpoint_auth_method === 'none') throw publicNeedsPkce();
+        changes.allow_no_pkce = input.allowNoPkce;
+      }
       if (input.idTokenSigningAlg !== undefined) changes.oidc = { ...current.oidc, id_token_signed_response_alg: input.idTokenSigningAlg };
       if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
         const redirectUris = input.redirectUris ?? current.oidc.redirect_uris;

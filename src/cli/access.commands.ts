@@ -5,7 +5,7 @@ import type { App } from '../apps/apps.repo.ts';
 const app = (a: App) => ({
   id: a.id, name: a.name, client_id: a.clientId, access: a.access, first_party: a.firstParty,
   redirect_uris: a.oidc.redirect_uris, grant_types: a.oidc.grant_types, admin_roles: a.adminRoles,
-  id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', version: a.version,
+  id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', allow_no_pkce: a.allowNoPkce, version: a.version,
 });
 
 const appFlag = { type: 'id', required: true, value: 'APP_ID', help: 'the app (its id, not its client_id)', field: 'appId' } as const;

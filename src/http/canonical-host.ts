@@ -8,8 +8,12 @@ import type { Middleware } from 'koa';
 export function canonicalHost(issuer: string, trustProxy: boolean): Middleware {
   const url = new URL(issuer);
   const proto = url.protocol.replace(':', '');
+  const https = url.protocol === 'https:';
   return async (ctx, next) => {
     ctx.req.headers.host = url.host;
+    // Browsers reach an https issuer over https whatever the hop to this node: cookies are Secure
+    // (SameSite=None ones, see oidc/provider.ts, are kept by browsers only then).
+    if (https) ctx.cookies.secure = true;
     if (trustProxy) {
       ctx.req.headers['x-forwarded-host'] = url.host;
       ctx.req.headers['x-forwarded-proto'] = proto;

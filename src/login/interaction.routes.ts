@@ -20,6 +20,8 @@ interface Deps {
   log: Logger;
   maxBodyBytes: number;
   throttle: SignInThrottle;
+  /** The resource indicator of OneID's admin API (`<ISSUER>/api`): named on the consent page. */
+  adminApiResource: string;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -30,6 +32,9 @@ type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  * page; its button finishes the interaction with access_denied, back to the app.
  */
 export const APP_ACCESS_PROMPT = 'app_access';
+
+/** `prompt=select_account`: choose between the signed-in person and another account (oidc/provider.ts). */
+export const SELECT_ACCOUNT_PROMPT = 'select_account';
 
 /** Scopes the consent page explains (the others are resource scopes or unknown). */
 const EXPLAINED_SCOPES = ['openid', 'profile', 'email', 'groups', 'roles', 'offline_access'];
@@ -52,7 +57,7 @@ async function finishInteraction(ctx: Context, details: Details, result: Interac
   ctx.redirect(details.returnTo); // oidc-provider's own resume URL on this issuer
 }
 
-export function interactionRouter({ provider, users, views, log, maxBodyBytes, throttle }: Deps): Router {
+export function interactionRouter({ provider, users, views, log, maxBodyBytes, throttle, adminApiResource }: Deps): Router {
   const router = new Router({ prefix: '/interaction' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
   router.use(async (ctx, next) => {
@@ -113,19 +118,41 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     }, str(details.params.ui_locales) || undefined);
   };
 
+  const renderSelectAccount = async (ctx: Context, details: Details, accountId: string): Promise<void> => {
+    const user = await users.getUser(accountId).catch(() => undefined);
+    if (!user) return renderLogin(ctx, details);
+    ctx.type = 'html';
+    ctx.body = views.render(ctx, 'select-account.njk', {
+      uid: details.uid, appName: await appNameOf(details), username: user.username, displayName: user.displayName ?? user.username,
+    }, str(details.params.ui_locales) || undefined);
+    return undefined;
+  };
+
   router.get('/:uid', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
     switch (details.prompt.name) {
       case 'login':
         return renderLogin(ctx, details);
+      case SELECT_ACCOUNT_PROMPT: {
+        // Without a signed-in person there is no account to choose: the sign-in page answers it.
+        const accountId = details.session?.accountId;
+        if (!accountId || ctx.query.another === '1') return renderLogin(ctx, details);
+        return renderSelectAccount(ctx, details, accountId);
+      }
       case APP_ACCESS_PROMPT:
         return renderNoAccess(ctx, details);
       case 'consent': {
         if (await isFirstParty(details)) return finishConsent(ctx, details);
         const scopes = String(details.params.scope ?? '').split(' ').filter((s) => EXPLAINED_SCOPES.includes(s));
+        // A token for OneID's admin API acts with the person's administrator powers (as far as the
+        // app's own admin roles reach): the page says so, apart from the profile data.
+        const missing = (details.prompt.details as { missingResourceScopes?: Record<string, string[]> }).missingResourceScopes ?? {};
+        const adminApi = Object.keys(missing).includes(adminApiResource);
         ctx.type = 'html';
-        ctx.body = views.render(ctx, 'consent.njk', { uid: details.uid, appName: await appNameOf(details), scopes }, str(details.params.ui_locales) || undefined);
+        ctx.body = views.render(ctx, 'consent.njk', {
+          uid: details.uid, appName: await appNameOf(details), scopes, adminApi,
+        }, str(details.params.ui_locales) || undefined);
         return undefined;
       }
       default:
@@ -135,7 +162,8 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
 
   router.post('/:uid/login', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid || details.prompt.name !== 'login') throw new provider_errors.SessionNotFound('interaction mismatch');
+    const choosing = details.prompt.name === SELECT_ACCOUNT_PROMPT;
+    if (details.uid !== ctx.params.uid || (details.prompt.name !== 'login' && !choosing)) throw new provider_errors.SessionNotFound('interaction mismatch');
     const body = ctx.request.body as Record<string, unknown>;
     const login = str(body.login).slice(0, 254);
     if (textProblem(login)) {
@@ -165,8 +193,17 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     }
     if (loginFailures) await throttle.succeeded(subject);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
-    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+    // A sign-in answers prompt=select_account as well: the person chose this account.
+    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] }, ...(choosing ? { select_account: {} } : {}) }, false);
     return undefined;
+  });
+
+  router.post('/:uid/select', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid || details.prompt.name !== SELECT_ACCOUNT_PROMPT || !details.session?.accountId) {
+      throw new provider_errors.SessionNotFound('interaction mismatch');
+    }
+    await finishInteraction(ctx, details, { select_account: {} }, true);
   });
 
   router.post('/:uid/confirm', async (ctx) => {

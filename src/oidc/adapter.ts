@@ -1,5 +1,6 @@
 // oidc-provider storage adapter: every model in one PostgreSQL table (oidc_payloads).
 // Clients are not stored here: they are read from the apps table.
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { findAppByClientId, type App } from '../apps/apps.repo.ts';
@@ -25,18 +26,23 @@ export function clientMetadataFor(app: App): AdapterPayload {
     id_token_signed_response_alg: app.oidc.id_token_signed_response_alg ?? 'RS256',
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
+    'urn:oneid:allow_no_pkce': app.allowNoPkce,
   } as AdapterPayload;
 }
 
 /**
- * What clientMetadataFor put on a client that oidc-provider built from it: its app id and whether
- * it is first-party. Extra metadata sits on the client under its own name; client.metadata()
- * would copy every property to answer, on every refresh and userinfo.
+ * What clientMetadataFor put on a client that oidc-provider built from it: its app id, whether
+ * it is first-party and whether it was let off PKCE. Extra metadata sits on the client under its
+ * own name; client.metadata() would copy every property to answer, on every refresh and userinfo.
  */
-export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean } {
+export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean; allowNoPkce: boolean } {
   const c = client as Record<string, unknown> | undefined;
   const appId = c?.['urn:oneid:app_id'];
-  return { appId: typeof appId === 'string' ? appId : undefined, firstParty: Boolean(c?.['urn:oneid:first_party']) };
+  return {
+    appId: typeof appId === 'string' ? appId : undefined,
+    firstParty: Boolean(c?.['urn:oneid:first_party']),
+    allowNoPkce: c?.['urn:oneid:allow_no_pkce'] === true,
+  };
 }
 
 interface DbOidcPayloadRow {
@@ -241,6 +247,25 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
       // Every token and code of a grant goes, whatever its model.
       await runCount(db, REVOKE_GRANT, [grantId]);
     }
+  };
+}
+
+// Remembers a one-time value (a DPoP proof's jti) unless a live row has it: one statement, so that
+// of requests carrying the same value at once, on any node, exactly one is told it is new.
+const REMEMBER_ONCE = statement('oidc_remember_once', `
+  insert into oidc_payloads (model, id, payload, expires_at) values ('ReplayDetection', ?, ?, to_timestamp(?))
+  on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at
+    where oidc_payloads.expires_at <= now()`);
+
+/**
+ * For oidc-provider's ReplayDetection.unique(iss, jti, exp), which finds and then saves: two
+ * requests with one DPoP proof, on two nodes or even on one (its save waits in the request's
+ * pending writes, request-writes.ts), both found nothing and both got tokens.
+ */
+export function rememberOnce(db: Knex): (iss: string, jti: string, exp: number) => Promise<boolean> {
+  return async (iss, jti, exp) => {
+    const id = createHash('sha256').update(`${iss}${jti}`).digest('base64url');
+    return await runCount(db, REMEMBER_ONCE, [id, JSON.stringify({ kind: 'ReplayDetection', jti: id, iss, exp }), exp]) === 1;
   };
 }
 

@@ -2,7 +2,7 @@
 // accounts from the directory, JWT access tokens for resource servers (RFC 9068).
 import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
 import type { Knex } from 'knex';
-import type { JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import type { Config } from '../config.ts';
 import type { Middleware } from 'koa';
 import { isDbUnavailable } from '../db/errors.ts';
@@ -11,13 +11,13 @@ import { digestsEqual, sha256 } from '../shared/ids.ts';
 import { findUserById, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
-import { createAdapterFactory, oneIdClientFacts, takePrefetchedAccount } from './adapter.ts';
+import { createAdapterFactory, oneIdClientFacts, rememberOnce, takePrefetchedAccount } from './adapter.ts';
 import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
 import { pageForOAuthError } from '../login/error-page.ts';
 import { homeClient } from '../login/home.routes.ts';
-import { APP_ACCESS_PROMPT } from '../login/interaction.routes.ts';
+import { APP_ACCESS_PROMPT, SELECT_ACCOUNT_PROMPT } from '../login/interaction.routes.ts';
 import { signingKeys } from '../keys/signing-key.ts';
 
 export interface ProviderDeps {
@@ -31,6 +31,11 @@ export interface ProviderDeps {
 }
 
 const TOKEN_PATH = '/token';
+/**
+ * Not a parameter any app sends: oidc-provider calls the validator of each extra parameter on
+ * every authorization request, after its own scope check, which is where keepOfflineAccess runs.
+ */
+const KEEP_OFFLINE_ACCESS_HOOK = 'x_oneid_offline_access';
 const AUTHORIZATION_PATH = '/auth';
 
 /**
@@ -112,8 +117,75 @@ export function apiResourceIndicators(api: string, accessTokenTtlSeconds: number
   };
 }
 
+/**
+ * `prompt=select_account` (OpenID Connect Core 3.1.2.1): with a signed-in person, the interaction
+ * asks whether to continue as them or sign in as someone else; without one, it is the sign-in
+ * page. First in the policy, so that a sign-in made there answers it too.
+ */
+function selectAccountPrompt(): interactionPolicy.Prompt {
+  // Requestable: oidc-provider itself adds the check that raises it while the parameter asks for it.
+  return new interactionPolicy.Prompt({ name: SELECT_ACCOUNT_PROMPT, requestable: true });
+}
+
+/** The scope the app sent, before oidc-provider took offline_access out of it (see keepOfflineAccess). */
+function scopeAsSent(ctx: KoaContextWithOIDC): string | undefined {
+  const pushed = ctx.oidc.entities.PushedAuthorizationRequest as { request?: string } | undefined;
+  if (pushed?.request) {
+    try {
+      const scope = decodeJwt(pushed.request).scope;
+      return typeof scope === 'string' ? scope : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const source = (ctx.method === 'POST' ? ctx.oidc.body : ctx.query) as Record<string, unknown> | undefined;
+  return typeof source?.scope === 'string' ? source.scope : undefined;
+}
+
+/**
+ * First-party apps get offline_access without asking (they skip consent). oidc-provider drops
+ * offline_access from every authorization request without prompt=consent, and OneID would then
+ * issue a refresh token bound to the browser session, for a scope without offline_access: a
+ * relying party re-sending the scope it asked for at refresh got invalid_scope, and signing out
+ * at OneID killed the token. Run where oidc-provider checks extra parameters, after its scope
+ * check, this puts offline_access back for a first-party app that may refresh and asked for it;
+ * the grant then covers it (loadExistingGrant) and the refresh token outlives the session.
+ * Third-party apps keep the rule: their person consents to offline access explicitly.
+ */
+async function keepOfflineAccess(ctx: KoaContextWithOIDC, _value: unknown, client: unknown): Promise<void> {
+  const c = client as { grantTypeAllowed(type: string): boolean } | undefined;
+  if (!c || !oneIdClientFacts(c).firstParty || !c.grantTypeAllowed('refresh_token')) return;
+  if (!['authorization', 'pushed_authorization_request'].includes(ctx.oidc.route)) return;
+  const params = ctx.oidc.params as { scope?: string; response_type?: string };
+  if (!params.response_type?.split(' ').includes('code')) return;
+  const granted = scopeSet(params.scope);
+  if (granted.has('offline_access') || !scopeSet(scopeAsSent(ctx)).has('offline_access')) return;
+  params.scope = [...granted, 'offline_access'].join(' ');
+}
+
+/** Adds to a grant what the request asks for (scopes, claims, resource scopes); whether it changed. */
+function coverRequest(ctx: KoaContextWithOIDC, grant: InstanceType<Provider['Grant']>): boolean {
+  const g = grant as unknown as { openid?: unknown; resources?: unknown };
+  const before = JSON.stringify([g.openid, g.resources]);
+  const scopes = [...ctx.oidc.requestParamOIDCScopes];
+  if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+  const claims = [...ctx.oidc.requestParamClaims];
+  if (claims.length) grant.addOIDCClaims(claims);
+  const requested = [...ctx.oidc.requestParamScopes];
+  for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+    const resourceScopes = requested.filter((scope) => server.scopes.has(scope));
+    if (resourceScopes.length) grant.addResourceScope(indicator, resourceScopes.join(' '));
+  }
+  return JSON.stringify([g.openid, g.resources]) !== before;
+}
+
 export function createProvider({ config, db, log, jwks, cookieKeys, views, clients }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
+  // Core 3.1.2.1 wants POST at the authorization endpoint (and RP-initiated logout allows it).
+  // oidc-provider offers it only with a SameSite=None session cookie, which browsers keep only
+  // when Secure, i.e. over https: so on an https issuer only. A plain-http (development) issuer
+  // keeps GET and SameSite=Lax.
+  const httpsIssuer = new URL(config.issuer).protocol === 'https:';
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
@@ -125,10 +197,12 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     cookies: {
       keys: cookieKeys,
       names: { session: 'oneid.session', interaction: 'oneid.interaction', resume: 'oneid.resume' },
-      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      long: { httpOnly: true, sameSite: httpsIssuer ? 'none' : 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
+    enableHttpPostMethods: httpsIssuer,
     scopes: [...SCOPES],
+    extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
     claims: CLAIMS,
     conformIdTokenClaims: false,
     responseTypes: ['code'],
@@ -180,8 +254,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       resourceIndicators: apiResourceIndicators(api, config.accessTokenTtlSeconds),
     },
     pkce: {
-      // Public clients must use PKCE; S256 is the only method oidc-provider 9 accepts.
-      required: (_ctx, client) => client.clientAuthMethod === 'none',
+      // Every app must use PKCE (RFC 9700 section 2.1.1); S256 is the only method oidc-provider 9
+      // accepts. A confidential legacy app may be let off it by an administrator; a public one never.
+      required: (_ctx, client) => client.clientAuthMethod === 'none' || !oneIdClientFacts(client).allowNoPkce,
     },
     ttl: {
       AccessToken: config.accessTokenTtlSeconds,
@@ -200,6 +275,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       policy: (() => {
         const policy = interactionPolicy.base();
         policy.add(appAccessPrompt(db), policy.findIndex((p) => p.name === 'login') + 1);
+        policy.add(selectAccountPrompt(), 0);
         return policy;
       })(),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -212,21 +288,17 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     loadExistingGrant: async (ctx) => {
       const { client, account, session } = ctx.oidc;
       const grantId = ctx.oidc.result?.consent?.grantId || (client && session?.grantIdFor(client.clientId));
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      if (!client || !account || !oneIdClientFacts(client).firstParty) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
-      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
-      grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
-      const requested = [...ctx.oidc.requestParamScopes];
-      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
-        const scopes = requested.filter((scope) => server.scopes.has(scope));
-        if (scopes.length) grant.addResourceScope(indicator, scopes.join(' '));
-      }
-      await grant.save();
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (!client || !account || !oneIdClientFacts(client).firstParty) return existing;
+      if (existing && (existing.accountId !== account.accountId || existing.clientId !== client.clientId)) return existing;
+      // An existing grant is widened too (e.g. offline_access asked for after a sign-in without it),
+      // so that prompt=none finds it complete rather than failing with consent_required.
+      const grant = existing ?? new ctx.oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId });
+      if (coverRequest(ctx, grant) || !existing) await grant.save();
       return grant;
     },
     extraClientMetadata: {
-      properties: ['urn:oneid:first_party', 'urn:oneid:app_id'],
+      properties: ['urn:oneid:first_party', 'urn:oneid:app_id', 'urn:oneid:allow_no_pkce'],
     },
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
       const appId = oneIdClientFacts(ctx.oidc?.client).appId;
@@ -292,6 +364,15 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   // Client secrets are stored as SHA-256; compare the hash of what was presented, in constant time.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && digestsEqual(this.clientSecret, sha256(actual));
+  };
+
+  // A DPoP proof (and any other one-time value oidc-provider checks) is accepted once across nodes.
+  (provider.ReplayDetection as unknown as { unique: ReturnType<typeof rememberOnce> }).unique = rememberOnce(db);
+
+  // Discovery lists sid among claims_supported; every ID token carries it (OpenID Connect Front-
+  // and Back-Channel Logout), not only those of apps registered for back-channel logout.
+  provider.Client.prototype.includeSid = function includeSid() {
+    return true;
   };
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
