@@ -48,7 +48,10 @@ async function page(path: string, lang: 'en' | 'zh-CN', init: { method?: string;
   return { status: res.status, html, text: visible(html), details: developerDetails(html), type: res.headers.get('content-type') ?? '' };
 }
 
-const authUrl = (params: Record<string, string>) => `/auth?${new URLSearchParams({ response_type: 'code', scope: 'openid', ...params })}`;
+// Every app must send PKCE; any valid S256 challenge will do for pages that never redeem a code.
+const authUrl = (params: Record<string, string>) => `/auth?${new URLSearchParams({
+  response_type: 'code', scope: 'openid', code_challenge_method: 'S256', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', ...params,
+})}`;
 
 describe('error pages', () => {
   it('an unknown app: says the app is not registered, keeps invalid_client for the developer', async () => {
