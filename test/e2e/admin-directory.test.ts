@@ -431,7 +431,8 @@ describe('sign-in names in the admin API and the CLI', () => {
   });
 
   it('refuses the same over the CLI, with a message and no SQL', async () => {
-    const res = await runCli(['users', 'create', '--username', 'ns.admin.owner@example.com', '--email', 'cli.thief@example.com', '--password', 'cli-thief-password'], env);
+    expect((await admin.call('POST', '/users', { username: 'cli.owner', email: 'cli.owner@example.com' })).status).toBe(201);
+    const res = await runCli(['users', 'create', '--username', 'CLI.Owner@example.com', '--email', 'cli.thief@example.com', '--password', 'cli-thief-password'], env);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/username/);
     expect(res.stderr).not.toMatch(/sign_in_names|insert into|select /i);

@@ -363,6 +363,8 @@ describe('sign-in names: usernames and sign-in emails are one namespace', () => 
     });
     expect(lister.status).toBe(201);
     expect(lister.body.emails).toEqual([{ value: 'ns.holder@example.com', primary: true }]);
+    // Listed, but not the address the lister signs in with (or the one in their ID token).
+    expect((await auditor.call('GET', `/users/${lister.body.id}`)).body.email).toBeNull();
     expect((await signIn('ns.holder@example.com', 'holder-password-1')).tokens.claims()!.sub).toBe(holder.body.id);
   });
 });
