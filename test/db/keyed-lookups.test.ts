@@ -111,10 +111,10 @@ it('reads every row of the hot lookups by its key, with plans made while the tab
       expect(access.mostRowsInOneNode).toBeLessThanOrEqual(2);
     }
 
-    // The sign-in's lookup of the account it names, by user name or email, with its password.
+    // The sign-in's lookup of the account it names (sign_in_names: user name or email), with its password.
     for (const login of ['ada', 'ada@example.com']) {
       expect((await findUserByLoginWithPassword(db, login))?.user.id).toBe(userId);
-      const named = await rowsReadBy(db, 'user_by_login_with_password', [`'${login}'`, `'${login}'`, `'${login}'`]);
+      const named = await rowsReadBy(db, 'user_by_sign_in_name_with_password', [`'${login}'`]);
       expect(named.mostRowsInOneNode).toBeLessThanOrEqual(2);
     }
   } finally {
