@@ -80,9 +80,8 @@ export type UpdateUserInput = z.input<typeof updateUserInput>;
  * values that are not addresses (RFC 7643: "SHOULD" be addresses) and addresses that other
  * accounts also list; the primary one (else the first) becomes the sign-in email only when it
  * is an address that no other account signs in with (as its username or email), otherwise the
- * account has no sign-in email
- * (the person signs in by username). `scimAttributes` replaces the stored SCIM attributes that
- * OneID does not model; it is opaque to the directory.
+ * account has no sign-in email (the person signs in by username). `scimAttributes` replaces the
+ * stored SCIM attributes that OneID does not model; it is opaque to the directory.
  */
 export interface ProvisionedWrite {
   scimAttributes?: Record<string, unknown>;
