@@ -1,5 +1,6 @@
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
+import { foldName } from '../shared/names.ts';
 
 export type UserStatus = 'active' | 'suspended' | 'deprovisioned';
 
@@ -95,30 +96,24 @@ export async function findUserById(db: Tx, id: string): Promise<User | undefined
   return row ? toUser(row) : undefined;
 }
 
-// Every password sign-in: the user by username or email (both stored lower-case; a username
-// match wins) and their password credential, in one prepared statement. Each row is found by its
-// own key (username, email, then the user's id): a prepared statement keeps the plan its
-// connection made first, and with `username = ? or email = ?` and a join, a plan made while the
-// tables were small read every user and every password on each sign-in.
-const BY_LOGIN_WITH_PASSWORD = statement('user_by_login_with_password', `
+// Every password sign-in: the user a sign-in name belongs to and their password credential, in
+// one prepared statement. Usernames and sign-in emails are one namespace, sign_in_names (kept by
+// a trigger on users, see migration 20261206130000): a name belongs to at most one account, so
+// there is one rule and no order between a username and an email match. Each row is found by its
+// own key (the name, then the user's id): a prepared statement keeps the plan its connection made
+// first, and a plan made while the tables were small must not read every user on each sign-in.
+const BY_SIGN_IN_NAME_WITH_PASSWORD = statement('user_by_sign_in_name_with_password', `
   with u as (
-    select * from (
-      select * from (select * from users where username = ? offset 0) by_username
-      union all
-      select * from (select * from users where email = ? offset 0) by_email
-    ) named
-    order by (username = ?) desc
-    limit 1
+    select * from users where id = (select user_id from sign_in_names where name = ?) offset 0
   )
   select u.*, c.id as password_credential_id, c.data as password_credential_data
     from u
     left join credentials c on c.user_id = (select id from u) and c.type = 'password'`);
 
-/** The user a sign-in names, with their password credential when they have one. */
+/** The user a sign-in names (username or email, folded as stored), with their password credential when they have one. */
 export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow } | undefined> {
-  const key = login.trim().normalize('NFC').toLowerCase();
   const [row] = await run<DbUserRow & { password_credential_id: string | null; password_credential_data: DbCredentialRow['data'] | null }>(
-    db, BY_LOGIN_WITH_PASSWORD, [key, key, key]);
+    db, BY_SIGN_IN_NAME_WITH_PASSWORD, [foldName(login)]);
   if (!row) return undefined;
   const password = row.password_credential_id
     ? { id: row.password_credential_id, user_id: row.id, type: 'password', data: row.password_credential_data ?? {} }
@@ -164,10 +159,10 @@ export async function bumpUserVersion(db: Tx, id: string): Promise<User | undefi
   return updateUserById(db, id, {});
 }
 
-/** Whether another account than `exceptId` signs in with this (lower-case) email. */
-export async function isEmailTaken(db: Tx, email: string, exceptId?: string): Promise<boolean> {
-  const q = db('users').where({ email }).first('id');
-  if (exceptId) q.whereNot({ id: exceptId });
+/** Whether another account than `exceptId` signs in with this (folded) name, as its username or email. */
+export async function isSignInNameTaken(db: Tx, name: string, exceptId?: string): Promise<boolean> {
+  const q = db('sign_in_names').where({ name }).first('user_id');
+  if (exceptId) q.whereNot({ user_id: exceptId });
   return Boolean(await q);
 }
 
@@ -186,18 +181,20 @@ export interface UserFilter {
   limit: number;
 }
 
-const likePrefix = (s: string): string => `${s.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
 
 /** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
 export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
   const q = db<DbUserRow>('users as u').select('u.*').orderBy([{ column: 'u.created_at' }, { column: 'u.id' }]).limit(f.limit);
   if (f.status) q.where('u.status', f.status);
-  if (f.username) q.where('u.username', f.username.toLowerCase());
-  if (f.email) q.where('u.email', f.email.toLowerCase());
+  // Usernames and emails are compared folded, as stored (shared/names.ts); never lower() in SQL.
+  if (f.username) q.where('u.username', foldName(f.username));
+  if (f.email) q.where('u.email', foldName(f.email));
   if (f.externalId) q.where('u.external_id', f.externalId);
   if (f.q) {
-    const p = likePrefix(f.q);
-    q.where((w) => w.where('u.username', 'like', p).orWhere('u.email', 'like', p).orWhereRaw('lower(u.display_name) like ?', [p]));
+    const name = `${escapeLike(foldName(f.q))}%`;
+    const label = `${escapeLike(f.q.toLowerCase())}%`;
+    q.where((w) => w.where('u.username', 'like', name).orWhere('u.email', 'like', name).orWhereRaw('lower(u.display_name) like ?', [label]));
   }
   if (f.groupId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.user_id = u.id and gm.group_id = ?', [f.groupId!]));
   const departmentId = f.departmentId;

@@ -2,13 +2,14 @@ import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { foldName } from '../shared/names.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
 import { recordAudit, recordAuditNow, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
   countAdmins, deleteOidcStateOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
-  isEmailTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
+  isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
 export const ADMIN_ROLES = ['super_admin', 'user_admin', 'app_admin', 'auditor'] as const;
@@ -17,15 +18,15 @@ export type AdminRole = (typeof ADMIN_ROLES)[number];
 // A sign-in name as HR systems and identity providers send it (RFC 7643 leaves userName free):
 // letters and digits of any script and the punctuation of email addresses and Entra or Okta
 // user principal names (a guest's `#EXT#`, `+tags`, apostrophes); no spaces or control
-// characters. Stored trimmed, in Unicode NFC and lower case, as sign-in looks it up.
-const username = z.string().trim().normalize('NFC').toLowerCase().regex(
+// characters. Stored folded (shared/names.ts: NFKC, lower case, trimmed), as sign-in looks it up.
+const username = z.string().overwrite(foldName).regex(
   /^[\p{L}\p{N}_][\p{L}\p{M}\p{N}.@_+'#!$%&*=?^`{|}~/-]{0,253}$/u,
   "letters, digits and the punctuation of email addresses (. _ @ - + ' # and the like), 1-254 characters, no spaces",
 );
-// Trim before the format check: in z.email().trim() the format check sees the untrimmed value.
-const email = z.string().trim().toLowerCase().max(254).pipe(z.email());
+// Fold (and so trim) before the format check: in z.email().trim() the check sees the untrimmed value.
+const email = z.string().overwrite(foldName).max(254).pipe(z.email());
 const emails = z.array(z.strictObject({ value: email, type: z.string().max(50).optional(), primary: z.boolean().optional() })).max(20)
-  // Compared as stored (trimmed, lower case): D@x.com and d@x.com are one address.
+  // Compared as stored (folded): D@x.com and d@x.com are one address.
   .refine((list) => new Set(list.map((e) => e.value)).size === list.length, 'each address once (compared in lower case)')
   .refine((list) => list.filter((e) => e.primary).length <= 1, 'at most one primary address');
 const text = (max: number) => z.string().trim().min(1).max(max);
@@ -78,9 +79,9 @@ export type UpdateUserInput = z.input<typeof updateUserInput>;
  * is derived (a display name is not split into given and family name). Its email list may hold
  * values that are not addresses (RFC 7643: "SHOULD" be addresses) and addresses that other
  * accounts also list; the primary one (else the first) becomes the sign-in email only when it
- * is an address that no other account signs in with, otherwise the account has no sign-in email
- * (the person signs in by username). `scimAttributes` replaces the stored SCIM attributes that
- * OneID does not model; it is opaque to the directory.
+ * is an address that no other account signs in with (as its username or email), otherwise the
+ * account has no sign-in email (the person signs in by username). `scimAttributes` replaces the
+ * stored SCIM attributes that OneID does not model; it is opaque to the directory.
  */
 export interface ProvisionedWrite {
   scimAttributes?: Record<string, unknown>;
@@ -116,7 +117,12 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
 function uniqueViolation(err: unknown): never {
   const constraint = String((err as { constraint?: string }).constraint ?? '');
   const field = constraint.includes('email') ? 'email' : constraint.includes('external_id') ? 'externalId' : 'username';
-  throw new AppError('already_exists', `user.${field === 'externalId' ? 'external_id' : field}_taken`, `a user with this ${field} already exists`, { field });
+  // sign_in_names__*: the name is another account's username or sign-in email (one namespace,
+  // kept by the users__sign_in_names trigger, see migration 20261206130000).
+  const message = constraint.startsWith('sign_in_names')
+    ? `another account already signs in with this ${field} (as its username or email)`
+    : `a user with this ${field} already exists`;
+  throw new AppError('already_exists', `user.${field === 'externalId' ? 'external_id' : field}_taken`, message, { field });
 }
 
 /** The primary email is mirrored into `email` (used for sign-in and the email claim). */
@@ -131,13 +137,15 @@ function reconcileEmails(primary: string | null | undefined, list: { value: stri
   return { email: chosen, emails: normalised };
 }
 
-/** Addresses are stored lower-case; other values as sent. At most one primary (the first flagged). */
+/**
+ * Addresses are stored folded (shared/names.ts), as sign-in names are; other values as sent.
+ * At most one primary (the first flagged).
+ */
 export function normaliseProvisionedEmails(list: UserEmail[]): UserEmail[] {
   let primarySeen = false;
   return list.map((e) => {
-    const lower = e.value.toLowerCase();
-    const value = email.safeParse(lower).success ? lower : e.value;
-    const out: UserEmail = { value };
+    const address = email.safeParse(e.value);
+    const out: UserEmail = { value: address.success ? address.data : e.value };
     if (e.type !== undefined) out.type = e.type;
     if (e.primary !== undefined) {
       out.primary = e.primary && !primarySeen;
@@ -149,8 +157,8 @@ export function normaliseProvisionedEmails(list: UserEmail[]): UserEmail[] {
 
 async function provisionedSignInEmail(trx: Knex.Transaction, list: UserEmail[], userId: string | undefined): Promise<string | null> {
   const chosen = (list.find((e) => e.primary) ?? list[0])?.value;
-  if (!chosen || !email.safeParse(chosen).success || chosen !== chosen.toLowerCase()) return null;
-  return (await isEmailTaken(trx, chosen, userId)) ? null : chosen;
+  if (!chosen || !email.safeParse(chosen).success || chosen !== foldName(chosen)) return null;
+  return (await isSignInNameTaken(trx, chosen, userId)) ? null : chosen;
 }
 
 function splitName(name: string | null | undefined): { given: string | null; family: string | null } {
@@ -163,10 +171,10 @@ export interface SignInContext { ip?: string | null; userAgent?: string | null; 
 
 /**
  * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
- * username and each of its emails share one count), else the name itself (trimmed, lower case).
+ * username and each of its emails share one count), else the name itself (folded, as stored).
  */
 export function signInSubject(login: string, user?: { id: string }): string {
-  return user ? `user:${user.id}` : `name:${login.trim().toLowerCase()}`;
+  return user ? `user:${user.id}` : `name:${foldName(login)}`;
 }
 
 export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;
@@ -272,7 +280,10 @@ export class UsersService {
         if (input.givenName !== undefined) changes.given_name = input.givenName;
         if (input.familyName !== undefined) changes.family_name = input.familyName;
         if (input.locale !== undefined) changes.locale = input.locale;
+        // A new sign-in address is unverified unless this same write says it is verified: the
+        // verification of the old one says nothing about an address someone else chose.
         if (input.emailVerified !== undefined) changes.email_verified = input.emailVerified;
+        else if (changes.email !== undefined && changes.email !== current.email && current.emailVerified) changes.email_verified = false;
         if (input.phone !== undefined) changes.phone = input.phone;
         if (input.employeeNumber !== undefined) changes.employee_number = input.employeeNumber;
         if (input.title !== undefined) changes.title = input.title;
@@ -295,6 +306,7 @@ export class UsersService {
           action: 'user.updated', targetType: 'user', targetId: id,
           changes: {
             ...audited, ...(hash ? { passwordChanged: true } : {}),
+            ...(input.emailVerified === undefined && changes.email_verified === false ? { emailVerified: false } : {}),
             ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
           },
         });

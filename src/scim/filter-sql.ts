@@ -10,10 +10,11 @@
 //   them as false instead, but a typo (`usrName eq "x"`) silently matching nothing makes a
 //   provisioning client believe a user does not exist and create a duplicate; a clear error is
 //   safer and is what clients surface to admins.
-// - Strings honour caseExact: case-insensitive attributes compare lower(column) with lower(value);
-//   a column stored lower-case (userName) compares `column = lower(?)` so its btree index is used.
-//   lower() folds case by the database's LC_CTYPE: under C / C.UTF-8 (our test servers) only ASCII
-//   letters fold, so "ZOË" does not match "Zoë" there; gt/lt on strings follow the column collation.
+// - Strings honour caseExact: case-insensitive attributes compare lower(column) with lower(value).
+//   lower() folds case by the database's LC_CTYPE, so it may disagree with JavaScript; sign-in
+//   names (userName, emails.value) are therefore stored folded by shared/names.ts and compared
+//   with the value folded by the same function, never lower() on either side (`fold`), which also
+//   lets `username = ?` use its btree index. gt/lt on strings follow the column collation.
 // - co/sw/ew are LIKE with the value's %, _ and \ escaped. gt/ge/lt/le work on strings, numbers
 //   and dateTimes; booleans accept only eq/ne/pr; co/sw/ew apply to strings only.
 // - `pr` is "not null and, for strings, not empty"; for a multi-valued attribute "has an element".
@@ -26,6 +27,7 @@
 //   emails.value co "@x.com"` may match two different emails, while
 //   `emails[type eq "work" and value co "@x.com"]` needs one email with both.
 import { isWellFormed } from '../shared/text-input.ts';
+import { foldName } from '../shared/names.ts';
 import type { Knex } from 'knex';
 import {
   parseScimFilter, formatAttrPath, ScimFilterError,
@@ -47,8 +49,11 @@ export interface ScimScalarAttribute {
   column?: string;
   jsonKey?: string;
   sql?: string;
-  /** The column holds lower-cased text: case-insensitive eq becomes `column = lower(?)` (index-friendly). */
-  storedLowerCase?: boolean;
+  /** The column holds text folded by this function: every comparison binds the value folded by it, no SQL lower(). */
+  fold?: (value: string) => string;
+  /** With fold: some values are kept exactly as sent instead (email values that are not addresses), so
+   *  eq/ne/co/sw/ew also match the value as given, case and all. */
+  foldedOrExact?: boolean;
   /** The column is a uuid: eq/ne with a non-uuid string is constant false/true (no cast error);
    *  co/sw/ew/gt/ge/lt/le compare its (lower-case) text form. */
   uuid?: boolean;
@@ -325,8 +330,15 @@ class Compiler {
           if (isLikeOp(op)) return `(${text} like lower(${this.bind(likePattern(op, value))}::text) ${LIKE_ESCAPE})`;
           return `(${text} ${sqlOp} lower(${this.bind(value)}::text))`;
         }
+        if (attr.fold) {
+          const folded = attr.fold(value);
+          const forms = attr.foldedOrExact && folded !== value && (isLikeOp(op) || op === 'eq' || op === 'ne') ? [folded, value] : [folded];
+          if (op === 'ne') return `(${forms.map((v) => `${expr} is distinct from ${this.bind(v)}::text`).join(' and ')})`;
+          const one = (v: string): string => (isLikeOp(op) ? `${expr} like ${this.bind(likePattern(op, v))}::text ${LIKE_ESCAPE}` : `${expr} ${sqlOp} ${this.bind(v)}::text`);
+          return `(${forms.map(one).join(' or ')})`;
+        }
         const ci = !attr.caseExact;
-        const lhs = ci && !attr.storedLowerCase ? `lower(${expr})` : expr;
+        const lhs = ci ? `lower(${expr})` : expr;
         const rhs = (v: string) => (ci ? `lower(${this.bind(v)}::text)` : `${this.bind(v)}::text`);
         if (isLikeOp(op)) return `(${lhs} like ${rhs(likePattern(op, value))} ${LIKE_ESCAPE})`;
         if (op === 'ne') return `(${lhs} is distinct from ${rhs(value)})`;
@@ -404,7 +416,8 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
   attributes: {
     id: uuidColumn('id'),
     externalid: text('external_id', true),
-    username: { type: 'string', caseExact: false, column: 'username', storedLowerCase: true },
+    // Sign-in names: stored folded (shared/names.ts), compared folded.
+    username: { type: 'string', caseExact: false, column: 'username', fold: foldName },
     displayname: text('display_name'),
     // name.formatted is rendered from display_name by the SCIM layer.
     name: {
@@ -416,7 +429,8 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
       multi: { jsonbArray: 'emails' },
       defaultSubAttribute: 'value',
       subAttributes: {
-        value: { type: 'string', caseExact: false, jsonKey: 'value' },
+        // Addresses are stored folded, other values as sent (users.service normaliseProvisionedEmails).
+        value: { type: 'string', caseExact: false, jsonKey: 'value', fold: foldName, foldedOrExact: true },
         type: { type: 'string', caseExact: false, jsonKey: 'type' },
         primary: { type: 'boolean', caseExact: false, jsonKey: 'primary' },
       },

@@ -2,8 +2,9 @@
 //
 // What maps to the directory (and so to OIDC claims, the admin API and the filter compiler's
 // USER_FILTER_MAPPING):
-//   userName            -> username (unique, compared case-insensitively, stored lower-case; the
-//                          case the client sent is kept and returned while it still matches)
+//   userName            -> username (unique among sign-in names, stored and compared folded by
+//                          shared/names.ts: NFKC, lower case; the form the client sent is kept and
+//                          returned while it still folds to the stored name)
 //   displayName         -> display_name (falls back to name.formatted, then "givenName familyName")
 //   name.givenName/familyName -> given_name / family_name
 //   name.formatted      -> rendered from display_name; a different value sent by the client is kept
@@ -25,6 +26,7 @@
 // honorificPrefix/Suffix, costCenter, organization, division) are kept as sent in
 // users.scim_attributes and returned. Attributes of no schema are ignored (RFC 7644 3.3).
 import { AppError } from '../shared/errors.ts';
+import { foldName } from '../shared/names.ts';
 import { normaliseProvisionedEmails, type CreateUserInput, type UpdateUserInput } from '../directory/users.service.ts';
 import type { User, UserEmail } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
@@ -100,7 +102,7 @@ const MAX_MULTI_VALUES = 100;
 // What OneID keeps in users.scim_attributes
 
 export interface ScimExtras {
-  /** userName as sent, when it is not already lower-case; returned while it still matches username. */
+  /** userName as sent, when it is not already folded; returned while it still folds to username. */
   userName?: string;
   /** locale as sent, when OneID normalised it (en_US -> en-US); returned while it still matches. */
   locale?: string;
@@ -137,7 +139,7 @@ export function renderUser(rec: ScimUserRecord, baseUrl: string): Record<string,
   const x = u.scimAttributes as ScimExtras;
   const out: Record<string, unknown> = { schemas: [CORE_URN], id: u.id };
   if (u.externalId !== null) out.externalId = u.externalId;
-  out.userName = typeof x.userName === 'string' && x.userName.trim().toLowerCase() === u.username ? x.userName : u.username;
+  out.userName = typeof x.userName === 'string' && foldName(x.userName) === u.username ? x.userName : u.username;
 
   const name: Record<string, unknown> = {};
   const formatted = x.formatted && x.formatted.basis === u.displayName ? x.formatted.value : u.displayName;
@@ -346,7 +348,7 @@ export function toDesiredUser(resource: { core: Record<string, unknown>; enterpr
   const displayName = optional(core.displayName) ?? formatted ?? ([givenName, familyName].filter(Boolean).join(' ') || null);
 
   const extras: ScimExtras = {};
-  if (userName !== userName!.toLowerCase()) extras.userName = userName!;
+  if (userName !== foldName(userName!)) extras.userName = userName!;
   if (formatted !== null && formatted !== displayName) extras.formatted = { value: formatted, basis: displayName };
   const nameKept: Record<string, string> = {};
   for (const k of KEPT_NAME) if (name[k] !== undefined) nameKept[k] = name[k];
@@ -441,7 +443,7 @@ export const sameJson = (a: unknown, b: unknown): boolean => canonical(a) === ca
  */
 export function toUpdateInput(d: DesiredUser, current: User, managerId: string | null): { input: UpdateUserInput; scimAttributes?: Record<string, unknown> } {
   const input: UpdateUserInput = {};
-  if (d.userName.toLowerCase() !== current.username) input.username = d.userName;
+  if (foldName(d.userName) !== current.username) input.username = d.userName;
   if (d.displayName !== current.displayName) input.name = d.displayName;
   if (d.givenName !== current.givenName) input.givenName = d.givenName;
   if (d.familyName !== current.familyName) input.familyName = d.familyName;

@@ -159,12 +159,108 @@ describe('UsersService.authenticate', () => {
     expect(await users.authenticate('suspended@example.com', 'analytical-engine')).toBeUndefined();
   });
 
-  it('prefers the account whose username matches over one whose email matches', async () => {
-    const byEmail = await users.createUser({ username: 'grace', email: 'hopper@example.com', password: 'password-of-grace' });
-    const byName = await users.createUser({ username: 'hopper@example.com', email: 'other-hopper@example.com', password: 'password-of-other' });
-    expect((await users.authenticate('hopper@example.com', 'password-of-other'))?.id).toBe(byName.id);
-    expect(await users.authenticate('hopper@example.com', 'password-of-grace')).toBeUndefined();
-    expect((await users.authenticate('grace', 'password-of-grace'))?.id).toBe(byEmail.id);
+  it('signs a name in as the one account that holds it, never as a later account that uses it as its username', async () => {
+    const owner = await users.createUser({ username: 'grace', email: 'hopper@example.com', password: 'password-of-grace' });
+    const err = await appError(users.createUser({ username: 'hopper@example.com', email: 'other-hopper@example.com', password: 'password-of-other' }));
+    expect(err).toMatchObject({ kind: 'already_exists', code: 'user.username_taken', details: { field: 'username' } });
+    expect((await users.authenticate('hopper@example.com', 'password-of-grace'))?.id).toBe(owner.id);
+    expect(await users.authenticate('hopper@example.com', 'password-of-other')).toBeUndefined();
+  });
+});
+
+describe('one namespace for usernames and sign-in emails', () => {
+  const password = 'shared-namespace-pw';
+
+  it('refuses a username that is another account\'s email, on create and on rename, in any case and form', async () => {
+    const owner = await users.createUser({ username: 'ns.owner', email: 'ns.owner.mail@example.com', password });
+    const other = await users.createUser({ username: 'ns.other', email: 'ns.other@example.com', password });
+    for (const name of ['ns.owner.mail@example.com', 'NS.Owner.Mail@Example.com', 'ｎｓ.owner.mail@example.com']) {
+      expect(await appError(users.createUser({ username: name, password }))).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
+      expect(await appError(users.updateUser(other.id, { username: name }))).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
+    }
+    expect((await users.getUser(other.id)).username).toBe('ns.other');
+    expect((await users.authenticate('ns.owner.mail@example.com', password))?.id).toBe(owner.id);
+  });
+
+  it('refuses an email that is another account\'s username, on create, when added later and in the email list', async () => {
+    const owner = await users.createUser({ username: 'ns.name@example.com', password });
+    const later = await users.createUser({ username: 'ns.later', password });
+    const taken = { kind: 'already_exists', code: 'user.email_taken', details: { field: 'email' } };
+    expect(await appError(users.createUser({ username: 'ns.thief', email: 'NS.Name@example.com', password }))).toMatchObject(taken);
+    expect(await appError(users.updateUser(later.id, { email: 'ns.name@example.com' }))).toMatchObject(taken);
+    expect(await appError(users.updateUser(later.id, { emails: [{ value: 'ns.name@example.com', primary: true }] }))).toMatchObject(taken);
+    expect(await db('users').where({ username: 'ns.thief' })).toEqual([]);
+    expect((await users.getUser(later.id)).email).toBeNull();
+    expect((await users.authenticate('ns.name@example.com', password))?.id).toBe(owner.id);
+  });
+
+  it('lets a person\'s own username and email be the same, and frees a name its account gives up', async () => {
+    const same = await users.createUser({ username: 'ns.same@example.com', email: 'ns.same@example.com', password });
+    expect((await users.authenticate('ns.same@example.com', password))?.id).toBe(same.id);
+    // Swapping its own username and email, then giving the old email up.
+    await users.updateUser(same.id, { username: 'ns.same', email: 'ns.same@example.com' });
+    await users.updateUser(same.id, { email: 'ns.same2@example.com' });
+    const next = await users.createUser({ username: 'ns.same@example.com', password: 'other-person-pw' });
+    expect((await users.authenticate('ns.same@example.com', 'other-person-pw'))?.id).toBe(next.id);
+    expect((await users.authenticate('ns.same2@example.com', password))?.id).toBe(same.id);
+    expect((await users.authenticate('ns.same', password))?.id).toBe(same.id);
+    expect(await users.authenticate('ns.same@example.com', password)).toBeUndefined();
+  });
+
+  it('lets exactly one of two concurrent writes take a name, whichever way each uses it', async () => {
+    for (let round = 0; round < 8; round += 1) {
+      const name = `ns.race${round}@example.com`;
+      const results = await Promise.allSettled([
+        users.createUser({ username: name, password }),
+        users.createUser({ username: `ns.race${round}`, email: name, password }),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]!.reason).toMatchObject({ kind: 'already_exists' });
+      const holder = (won[0] as PromiseFulfilledResult<{ id: string }>).value.id;
+      expect((await users.authenticate(name, password))?.id).toBe(holder);
+    }
+  });
+});
+
+describe('one folding rule for names', () => {
+  const password = 'folding-rule-pw';
+
+  it('keeps ALİCE (dotted capital I) and alice apart, and folds fullwidth ａｌｉｃｅ into alice', async () => {
+    const alice = await users.createUser({ username: 'alice', email: 'alice@fold.example', password });
+    const dotted = await users.createUser({ username: 'ALİCE', password: 'dotted-alice-pw' });
+    expect(dotted.username).toBe('ali\u0307ce');
+    expect(await appError(users.createUser({ username: 'ａｌｉｃｅ' }))).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
+    expect(await appError(users.createUser({ username: 'x.fold', email: 'ＡＬＩＣＥ@fold.example' }))).toMatchObject({ kind: 'already_exists', code: 'user.email_taken' });
+    expect((await users.authenticate('ALİCE', 'dotted-alice-pw'))?.id).toBe(dotted.id);
+    expect(await users.authenticate('ALİCE', password)).toBeUndefined();
+    expect((await users.authenticate('ＡＬＩＣＥ', password))?.id).toBe(alice.id);
+    expect((await users.authenticate('ａｌｉｃｅ＠ｆｏｌｄ．ｅｘａｍｐｌｅ', password))?.id).toBe(alice.id);
+    expect((await users.listUsers({ username: 'ALİCE', limit: 10 })).map((u) => u.id)).toEqual([dotted.id]);
+    expect((await users.listUsers({ username: 'ＡＬＩＣＥ', limit: 10 })).map((u) => u.id)).toEqual([alice.id]);
+    expect((await users.listUsers({ email: 'ＡＬＩＣＥ@FOLD.example', limit: 10 })).map((u) => u.id)).toEqual([alice.id]);
+  });
+});
+
+describe('email_verified', () => {
+  it('is cleared when the sign-in email changes, unless the same write says the new address is verified', async () => {
+    const { claimsFor } = await import('../../src/oidc/claims.ts');
+    const user = await users.createUser({ username: 'verified.person', email: 'verified@example.com', emailVerified: true });
+    expect(claimsFor(user, 'openid email')).toMatchObject({ email: 'verified@example.com', email_verified: true });
+    // Other changes, and the same address in another case, keep it.
+    expect((await users.updateUser(user.id, { title: 'Engineer', email: 'VERIFIED@example.com' })).emailVerified).toBe(true);
+    const changed = await users.updateUser(user.id, { email: 'attacker@example.com' });
+    expect(changed.emailVerified).toBe(false);
+    expect(claimsFor(changed, 'openid email')).toMatchObject({ email: 'attacker@example.com', email_verified: false });
+    expect((await users.updateUser(user.id, { emailVerified: true })).emailVerified).toBe(true);
+    expect((await users.updateUser(user.id, { emails: [{ value: 'third@example.com', primary: true }] })).emailVerified).toBe(false);
+    const vouched = await users.updateUser(user.id, { email: 'fourth@example.com', emailVerified: true });
+    expect(claimsFor(vouched, 'openid email')).toMatchObject({ email: 'fourth@example.com', email_verified: true });
+    // A provisioning client's write (SCIM) follows the same rule.
+    const provisioned = await users.updateUser(user.id, { emails: [{ value: 'Fifth@Example.com', primary: true }] }, undefined, undefined, {});
+    expect(provisioned).toMatchObject({ email: 'fifth@example.com', emailVerified: false });
   });
 });
 

@@ -404,3 +404,62 @@ describe('oneid CLI', () => {
     expect(unknownFlag.stderr).toContain('unknown option --colour');
   }, CLI_TIMEOUT);
 });
+
+describe('sign-in names in the admin API and the CLI', () => {
+  it('refuses a username that is another person\'s email and an email that is another\'s username (409, stable codes)', async () => {
+    const owner = await admin.call('POST', '/users', { username: 'ns.admin.owner', email: 'ns.admin.owner@example.com' });
+    expect(owner.status).toBe(201);
+    const other = await admin.call('POST', '/users', { username: 'ns.admin.other' });
+    expect(other.status).toBe(201);
+    const username = await admin.call('POST', '/users', { username: 'NS.Admin.Owner@example.com' });
+    expect(username.status).toBe(409);
+    expect(username.body).toMatchObject({ code: 'user.username_taken', field: 'username' });
+    const renamed = await admin.call('PATCH', `/users/${other.body.id}`, { username: 'ns.admin.owner@example.com' });
+    expect(renamed.status).toBe(409);
+    expect(renamed.body).toMatchObject({ code: 'user.username_taken' });
+    const email = await admin.call('PATCH', `/users/${other.body.id}`, { email: 'ns.admin.owner@example.com' });
+    expect(email.status).toBe(409);
+    expect(email.body).toMatchObject({ code: 'user.email_taken', field: 'email' });
+    // A person's own username and email may be the same name.
+    const self = await admin.call('POST', '/users', { username: 'ns.admin.self@example.com', email: 'ＮＳ.Admin.Self@example.com' });
+    expect(self.status).toBe(201);
+    expect(self.body).toMatchObject({ username: 'ns.admin.self@example.com', email: 'ns.admin.self@example.com' });
+    const list = await admin.call('POST', '/users', { username: 'ns.admin.fourth', emails: [{ value: 'ns.admin.owner@example.com', primary: true }] });
+    expect(list.status).toBe(409);
+    expect(list.body).toMatchObject({ code: 'user.email_taken' });
+    expect((await admin.call('GET', `/users/${other.body.id}`)).body.username).toBe('ns.admin.other');
+  });
+
+  it('refuses the same over the CLI, with a message and no SQL', async () => {
+    expect((await admin.call('POST', '/users', { username: 'cli.owner', email: 'cli.owner@example.com' })).status).toBe(201);
+    const res = await runCli(['users', 'create', '--username', 'CLI.Owner@example.com', '--email', 'cli.thief@example.com', '--password', 'cli-thief-password'], env);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/username/);
+    expect(res.stderr).not.toMatch(/sign_in_names|insert into|select /i);
+    expect((await admin.call('GET', '/users?email=cli.thief@example.com')).body.items).toEqual([]);
+  });
+
+  it('searches usernames and emails by the folding rule of sign-in (NFKC, not the database\'s lower())', async () => {
+    const alice = await admin.call('POST', '/users', { username: 'alice.admin', email: 'alice.admin@example.com' });
+    const dotted = await admin.call('POST', '/users', { username: 'ALİCE.admin' });
+    expect([alice.status, dotted.status]).toEqual([201, 201]);
+    const ids = async (query: string): Promise<string[]> => (await admin.call('GET', `/users?${query}`)).body.items.map((u: { id: string }) => u.id);
+    expect(await ids(`username=${encodeURIComponent('ALİCE.admin')}`)).toEqual([dotted.body.id]);
+    expect(await ids(`username=${encodeURIComponent('ＡＬＩＣＥ.admin')}`)).toEqual([alice.body.id]);
+    expect(await ids(`q=${encodeURIComponent('ALİCE.ad')}`)).toEqual([dotted.body.id]);
+    expect(await ids(`email=${encodeURIComponent('ＡＬＩＣＥ.ADMIN@example.com')}`)).toEqual([alice.body.id]);
+  });
+
+  it('clears emailVerified when the email changes, unless the same write says it is verified', async () => {
+    const created = await admin.call('POST', '/users', { username: 'verified.admin', email: 'verified.admin@example.com', emailVerified: true });
+    expect(created.body.emailVerified).toBe(true);
+    const id = created.body.id;
+    expect((await admin.call('PATCH', `/users/${id}`, { title: 'Kept' })).body.emailVerified).toBe(true);
+    const changed = await admin.call('PATCH', `/users/${id}`, { email: 'chosen.by.someone@example.com' });
+    expect(changed.body).toMatchObject({ email: 'chosen.by.someone@example.com', emailVerified: false });
+    const vouched = await admin.call('PATCH', `/users/${id}`, { email: 'vouched@example.com', emailVerified: true });
+    expect(vouched.body).toMatchObject({ email: 'vouched@example.com', emailVerified: true });
+    const listed = await admin.call('PATCH', `/users/${id}`, { emails: [{ value: 'from.list@example.com', primary: true }] });
+    expect(listed.body).toMatchObject({ email: 'from.list@example.com', emailVerified: false });
+  });
+});

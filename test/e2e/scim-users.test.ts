@@ -322,3 +322,100 @@ describe('a department-scoped token', () => {
     expect((await scim('GET', `/Users?filter=${q('title eq "scoped-test"')}`)).body.totalResults).toBe(2);
   });
 });
+
+describe('sign-in names: usernames and sign-in emails are one namespace', () => {
+  it('refuses a userName that is another person\'s email with 409 uniqueness, by every write path and token', async () => {
+    const owner = await scim('POST', '/Users', {
+      body: { schemas: [CORE], userName: 'ns.owner', password: 'owner-password-1', emails: [{ value: 'NS.Owner@Example.com', primary: true }] },
+    });
+    expect(owner.status).toBe(201);
+    const other = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'ns.other' } });
+    expect(other.status).toBe(201);
+    const id = other.body.id;
+    for (const userName of ['ns.owner@example.com', 'NS.OWNER@EXAMPLE.COM', 'ｎｓ.ｏｗｎｅｒ@example.com']) {
+      expectScimError(await scim('POST', '/Users', { body: { schemas: [CORE], userName, password: 'thief-password-1' } }), 409, 'uniqueness');
+      expectScimError(await scim('POST', '/Users', { token: scopedToken, body: { schemas: [CORE], userName, password: 'thief-password-1' } }), 409, 'uniqueness');
+      expectScimError(await scim('PATCH', `/Users/${id}`, { body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'userName', value: userName }] } }), 409, 'uniqueness');
+      expectScimError(await scim('PUT', `/Users/${id}`, { body: { schemas: [CORE], userName } }), 409, 'uniqueness');
+    }
+    const bulk = await scim('POST', '/Bulk', {
+      body: {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
+        Operations: [
+          { method: 'POST', path: '/Users', bulkId: 'thief', data: { schemas: [CORE], userName: 'ns.owner@example.com' } },
+          { method: 'PATCH', path: `/Users/${id}`, data: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'userName', value: 'ns.owner@example.com' }] } },
+        ],
+      },
+    });
+    expect(bulk.status).toBe(200);
+    expect(bulk.body.Operations.map((o: { status: string; response?: { scimType?: string } }) => [o.status, o.response?.scimType])).toEqual([['409', 'uniqueness'], ['409', 'uniqueness']]);
+    expect((await scim('GET', `/Users/${id}`)).body.userName).toBe('ns.other');
+    expect((await scim('GET', `/Users?filter=${q('userName eq "ns.owner@example.com"')}`)).body.totalResults).toBe(0);
+    // The owner still signs in with their email.
+    expect((await signIn('ns.owner@example.com', 'owner-password-1')).tokens.claims()!.sub).toBe(owner.body.id);
+  });
+
+  it('gives the sign-in email only to an address that is not another person\'s username', async () => {
+    const holder = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'ns.holder@example.com', password: 'holder-password-1' } });
+    expect(holder.status).toBe(201);
+    const lister = await scim('POST', '/Users', {
+      body: { schemas: [CORE], userName: 'ns.lister', password: 'lister-password-1', emails: [{ value: 'ns.holder@example.com', primary: true }] },
+    });
+    expect(lister.status).toBe(201);
+    expect(lister.body.emails).toEqual([{ value: 'ns.holder@example.com', primary: true }]);
+    // Listed, but not the address the lister signs in with (or the one in their ID token).
+    expect((await auditor.call('GET', `/users/${lister.body.id}`)).body.email).toBeNull();
+    expect((await signIn('ns.holder@example.com', 'holder-password-1')).tokens.claims()!.sub).toBe(holder.body.id);
+  });
+});
+
+describe('one folding rule for userName', () => {
+  it('finds ALİCE and alice as two people, and ａｌｉｃｅ as alice, in filters and at sign-in alike', async () => {
+    const alice = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'alice.fold', password: 'alice-password-1', emails: [{ value: 'alice@fold.example', primary: true }] } });
+    const dotted = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'ALİCE.fold', password: 'dotted-password-1' } });
+    expect([alice.status, dotted.status]).toEqual([201, 201]);
+    expect(dotted.body.userName).toBe('ALİCE.fold');
+    const ids = async (filter: string): Promise<string[]> => {
+      const res = await scim('GET', `/Users?filter=${q(filter)}`);
+      expect(res.status).toBe(200);
+      return res.body.Resources.map((r: { id: string }) => r.id);
+    };
+    expect(await ids('userName eq "ALİCE.fold"')).toEqual([dotted.body.id]);
+    expect(await ids('userName eq "alice.fold"')).toEqual([alice.body.id]);
+    expect(await ids('userName eq "ａｌｉｃｅ.fold"')).toEqual([alice.body.id]);
+    expect(await ids('userName sw "ALİCE."')).toEqual([dotted.body.id]);
+    expect(await ids('emails.value eq "ＡＬＩＣＥ@FOLD.example"')).toEqual([alice.body.id]);
+    expect(await ids('emails co "ＡＬＩＣＥ@"')).toEqual([alice.body.id]);
+    expectScimError(await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'ＡＬＩＣＥ.fold' } }), 409, 'uniqueness');
+    expect((await signIn('ALİCE.fold', 'dotted-password-1')).tokens.claims()!.sub).toBe(dotted.body.id);
+    expect((await signIn('ａｌｉｃｅ.fold', 'alice-password-1')).tokens.claims()!.sub).toBe(alice.body.id);
+  });
+});
+
+describe('email_verified after an email change', () => {
+  it('is false in the ID token and the admin API once SCIM changes the sign-in email', async () => {
+    const admin = await adminClient(server.url, env, ['user_admin']);
+    const created = await admin.call('POST', '/users', { username: 'verified.scim', email: 'verified.scim@example.com', emailVerified: true, password: 'verified-password-1' });
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    const first = (await signIn('verified.scim', 'verified-password-1')).tokens.claims()!;
+    expect(first).toMatchObject({ email: 'verified.scim@example.com', email_verified: true });
+
+    // A change of something else keeps the claim.
+    expect((await scim('PATCH', `/Users/${id}`, { body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: 'Chemist' }] } })).status).toBe(200);
+    expect((await admin.call('GET', `/users/${id}`)).body.emailVerified).toBe(true);
+
+    const patched = await scim('PATCH', `/Users/${id}`, {
+      body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'emails', value: [{ value: 'attacker.chosen@example.com', primary: true }] }] },
+    });
+    expect(patched.status).toBe(200);
+    expect((await admin.call('GET', `/users/${id}`)).body).toMatchObject({ email: 'attacker.chosen@example.com', emailVerified: false });
+    expect((await signIn('verified.scim', 'verified-password-1')).tokens.claims()!).toMatchObject({ email: 'attacker.chosen@example.com', email_verified: false });
+
+    // PUT too, after an administrator vouched for the address again.
+    expect((await admin.call('PATCH', `/users/${id}`, { emailVerified: true })).body.emailVerified).toBe(true);
+    const put = await scim('PUT', `/Users/${id}`, { body: { schemas: [CORE], userName: 'verified.scim', emails: [{ value: 'another@example.com', primary: true }] } });
+    expect(put.status).toBe(200);
+    expect((await admin.call('GET', `/users/${id}`)).body).toMatchObject({ email: 'another@example.com', emailVerified: false });
+  });
+});

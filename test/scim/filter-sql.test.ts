@@ -43,7 +43,8 @@ const USER_ROWS = [
     id: ID.alice, username: USERNAME.alice, external_id: 'EXT-1', given_name: 'Alice', family_name: 'Anderson',
     display_name: 'Alice Anderson', title: 'Engineer', locale: 'en-US', phone: '+1 555 0100', employee_number: '1001',
     status: 'active', version: 1, created_at: '2011-01-01T00:00:00Z', updated_at: '2011-05-13T04:42:35Z',
-    emails: [{ value: 'Alice@X.com', type: 'work', primary: true }, { value: 'alice@home.org', type: 'home' }],
+    // Addresses are stored folded, as the directory stores them (shared/names.ts).
+    emails: [{ value: 'alice@x.com', type: 'work', primary: true }, { value: 'alice@home.org', type: 'home' }],
   },
   {
     id: ID.bob, username: USERNAME.bob, external_id: '123', given_name: 'Bob', family_name: "O'Brien",

@@ -1,6 +1,7 @@
 // SCIM Users on a real, migrated PostgreSQL database, below HTTP: the SCIM <-> directory mapping,
 // the write operations that the routes and /Bulk share (create, replace, patch, remove), the
 // reads (filter, sort, paging, projection, department scope) and their SQL cost.
+import fc from 'fast-check';
 import type { Knex } from 'knex';
 import { loadConfig } from '../../src/config.ts';
 import { createServices, type Services } from '../../src/services.ts';
@@ -12,6 +13,8 @@ import { ScimError } from '../../src/scim/errors.ts';
 import { ScimFilterError } from '../../src/scim/filter.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createScimUserOps } from '../../src/scim/users.resource.ts';
+import { findUserByLoginWithPassword } from '../../src/directory/users.repo.ts';
+import { foldName } from '../../src/shared/names.ts';
 import { listParamsFromQuery, listParamsFromSearch } from '../../src/scim/scim-list.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -451,7 +454,8 @@ describe('list', () => {
     expect(page.Resources[0].groups).toEqual([{ value: g.id, $ref: `${BASE}/Groups/${g.id}`, display: g.name, type: 'direct' }]);
     const lookup = await countQueries(() => list({ filter: `userName eq "${tag}-bob"` }));
     // An index lookup on users__username, in the count and in the page query.
-    expect(lookup.filter((sql) => /"u"\."username" = lower\(\$\d+::text\)/.test(sql))).toHaveLength(2);
+    // (The value is folded in JavaScript, shared/names.ts: no lower() on either side.)
+    expect(lookup.filter((sql) => /"u"\."username" = \$\d+::text/.test(sql))).toHaveLength(2);
   });
 });
 
@@ -487,5 +491,26 @@ describe('department-scoped tokens', () => {
     await ops.replace(inTeam.id, { schemas: [CORE], userName: inTeam.userName }, scoped);
     expect(await primaryDepartment(inTeam.id)).toMatchObject({ id: team.id });
     expect((await ops.get(inTeam.id, scoped)).status).toBe(200);
+  });
+});
+
+describe('userName: filters and sign-in agree', () => {
+  it('finds, for any spelling, the same person (or nobody) by a userName eq filter and by sign-in', async () => {
+    // Letters whose case or compatibility forms JavaScript and PostgreSQL's lower() treat differently.
+    const letters = ['a', 'A', 'i', 'I', 'İ', 'ı', 'ß', 'ẞ', 'ｓ', 'Ｓ', 'ſ', 'K', 'k', '\u212a', 'σ', 'Σ', 'ς', 'é', 'e\u0301', 'ﬁ', 'Å', '\u212b', '.'];
+    const name = fc.array(fc.constantFrom(...letters), { minLength: 1, maxLength: 4 }).map((parts) => `fold${parts.join('')}`);
+    await fc.assert(fc.asyncProperty(name, name, async (stored, asked) => {
+      const created = await ops.create({ schemas: [CORE], userName: stored }, rc).then((r) => r.body as { id: string }, (err: unknown) => {
+        expect(err).toMatchObject({ kind: 'already_exists' }); // the folded name exists already (409 uniqueness over HTTP)
+        return undefined;
+      });
+      if (created) expect((await row(created.id)).username).toBe(foldName(stored));
+      for (const spelling of [stored, asked]) {
+        const byFilter = ((await list({ filter: `userName eq ${JSON.stringify(spelling)}` })).Resources as { id: string }[]).map((r) => r.id);
+        const bySignIn = (await findUserByLoginWithPassword(db, spelling))?.user.id;
+        expect(byFilter).toEqual(bySignIn ? [bySignIn] : []);
+      }
+      expect((await findUserByLoginWithPassword(db, stored))?.user.id).toBeDefined();
+    }), { numRuns: 80 });
   });
 });
