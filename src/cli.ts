@@ -12,6 +12,7 @@ import { options, required, UsageError, type Command } from './cli/command.ts';
 import { directoryCommands, directoryUsage } from './cli/directory.commands.ts';
 import { accessCommands, accessUsage } from './cli/access.commands.ts';
 import { scimCommands, scimUsage } from './cli/scim.commands.ts';
+import { cliActor } from './cli/actor.ts';
 
 const USAGE = `usage:
   oneid migrate
@@ -123,7 +124,7 @@ async function run(argv: string[]): Promise<number> {
   const rt = await startRuntime(config, log, 'cli');
   try {
     const services = createServices(rt.db, config);
-    const result = await command(rest, { rt, config, services, actor: { type: 'system', id: `cli:${process.env.USER ?? 'unknown'}` } });
+    const result = await command(rest, { rt, config, services, actor: cliActor() });
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
   } finally {
