@@ -297,3 +297,18 @@ describe('old values beside the new', () => {
     expect(event).toMatchObject({ actorType: 'system', actorId: `cli:${userInfo().username}`, clientId: null });
   });
 });
+
+describe('migration 20261206150000', () => {
+  it('adds client_id and before, goes down while no event carries them, and refuses to drop them once one does', async () => {
+    await withDatabaseAt('oneid_test_audit_client_id_migration', '20261201130000', async (m) => {
+      await m.migrate.up(migratorConfig);
+      await m.migrate.down(migratorConfig);
+      await m.migrate.up(migratorConfig);
+      await recordAudit(m, { type: 'user', id: 'u1', clientId: 'console' }, { action: 'test.changed', changes: { title: 'new' }, before: { title: 'old' } });
+      await expect(m.migrate.down(migratorConfig)).rejects.toThrow(/break the audit chain/);
+      expect(await m('audit_events').where({ action: 'test.changed' }).first('client_id', 'before')).toEqual({ client_id: 'console', before: { title: 'old' } });
+      await chainAllPendingAuditEvents(m);
+      expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 1, pending: 0 });
+    });
+  });
+});
