@@ -16,7 +16,7 @@ const auditEvent = z.object({
   targetId: z.string().nullable(),
   ip: z.string().nullable(),
   userAgent: z.string().nullable(),
-  changes: z.unknown().describe('what changed; an update gives each changed field as { from, to } (old and new value); a refused write (action write.refused) gives the operation, the refusal code and reason, and the names of the fields it tried to set. Secrets read [redacted]'),
+  changes: z.unknown().describe('what changed (the new values; a few events also give a field as { from, to }); for a refused write (action write.refused) the operation, the refusal code and reason, and the names of the fields it tried to set. Secrets read [redacted]'),
   before: z.unknown().describe('for an update, the old values of the fields changes names (secrets read [redacted]); null otherwise'),
   hash: z.string().nullable().describe('null for a fraction of a second after commit, until the event is chained'),
 });
