@@ -14,6 +14,7 @@ import { usersCommands } from './cli/users.commands.ts';
 import { directoryCommands } from './cli/directory.commands.ts';
 import { accessCommands } from './cli/access.commands.ts';
 import { scimCommands } from './cli/scim.commands.ts';
+import { cliActor } from './cli/actor.ts';
 
 const migrate = define({
   summary: 'Apply the database migrations that have not run yet (the server also does this when it starts).',
@@ -189,7 +190,7 @@ async function run(argv: string[]): Promise<number> {
         throw err;
       }
     };
-    const result = await command(rest, { rt, config, services, actor: { type: 'system', id: `cli:${process.env.USER ?? 'unknown'}` } });
+    const result = await command(rest, { rt, config, services, actor: cliActor() });
     process.stdout.write(result instanceof TextOutput ? `${result.text}\n` : `${JSON.stringify(result)}\n`);
     return 0;
   } catch (err) {

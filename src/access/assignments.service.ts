@@ -8,7 +8,7 @@ import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { parseInput } from '../directory/users.service.ts';
 import { findUserById } from '../directory/users.repo.ts';
-import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { findAppById, findAppRolesByIdsOrKeys, type AppRole } from '../apps/apps.repo.ts';
 import { APP_ROLE_KEY } from '../apps/apps.service.ts';
 import { entitledApps, entitlements, type AppEntitlements, type Entitlements } from './entitlements.ts';
@@ -117,7 +117,10 @@ export class AccessService {
         await replaceAssignmentRoles(trx, id, roles.map((r) => r.id));
         changes.roles = { from: current.roles.map((r) => r.key), to: roles.map((r) => r.key).sort() };
       }
-      await recordAudit(trx, actor, { action: 'assignment.updated', targetType: 'app', targetId: appId, changes: { assignmentId: id, ...changes } });
+      await recordAudit(trx, actor, {
+        action: 'assignment.updated', targetType: 'app', targetId: appId, changes: { assignmentId: id, ...changes },
+        before: valuesBefore({ ...current, roles: current.roles.map((r) => r.key) }, changes),
+      });
       return (await findAssignmentById(trx, id))!;
     });
   }

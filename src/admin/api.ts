@@ -4,11 +4,13 @@
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import { z } from 'zod';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
+import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import type { Principal } from './auth.ts';
 import type { AdminRole } from '../directory/users.service.ts';
 import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
+import { recordRefusal } from '../audit/audit.service.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -102,8 +104,14 @@ function parseIfMatch(header: string): number | undefined {
   return Number(m[1]);
 }
 
+/** `/users/:id/roles` -> user: the target types the services' own audit events use. */
+const targetTypeOf = (path: string): string => (path.split('/')[1] ?? '').replace(/s$/, '').replace(/-/g, '_');
+
 export class AdminApi {
   readonly routes: RouteDef[] = [];
+
+  /** With `db`, every write refused with 403 is recorded in the audit log (see #recordRefusals). */
+  constructor(private readonly db?: Knex) {}
 
   add<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType>(def: RouteDef<P, Q, B>): void {
     this.routes.push(def as unknown as RouteDef);
@@ -114,8 +122,9 @@ export class AdminApi {
     const router = new Router();
     router.use(bodyParser({ enableTypes: ['json'], jsonLimit: `${maxBodyBytes}b`, encoding: 'utf-8' }));
     for (const def of this.routes) {
-      router[def.method](def.path, async (ctx) => {
+      router[def.method](def.path, this.#recordRefusals(def), async (ctx) => {
         const principal = await authenticate(ctx);
+        ctx.state.adminPrincipal = principal;
         const allowed = principal.roles.has('super_admin') || def.roles.some((r) => principal.roles.has(r));
         if (!allowed) {
           throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
@@ -144,6 +153,35 @@ export class AdminApi {
       });
     }
     return router;
+  }
+
+  /**
+   * Records a write the caller was refused (403, by its roles or by a service's own check), after
+   * the handler's transactions rolled back: the refusal is all that is written. Unauthenticated
+   * requests are not recorded (they never reach a refusal), nor are refused reads.
+   */
+  #recordRefusals(def: RouteDef): Middleware {
+    return async (ctx, next) => {
+      try {
+        await next();
+      } catch (err) {
+        const principal = ctx.state.adminPrincipal as Principal | undefined;
+        if (this.db && principal && def.method !== 'get' && err instanceof AppError && err.kind === 'permission_denied') {
+          const { id, ...others } = ctx.params as Record<string, string>;
+          const body = ctx.request.body as unknown;
+          await recordRefusal(this.db, principal.actor, {
+            operation: `${def.method.toUpperCase()} /admin/api/v1${def.path}`,
+            targetType: targetTypeOf(def.path),
+            targetId: id ?? others.key ?? null,
+            code: err.code,
+            reason: err.message,
+            fields: body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [],
+            params: Object.fromEntries(Object.entries(others).filter(([k]) => k !== 'key')),
+          });
+        }
+        throw err;
+      }
+    };
   }
 
   openapi(serverUrl: string): Record<string, unknown> {

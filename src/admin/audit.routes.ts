@@ -10,12 +10,14 @@ const auditEvent = z.object({
   occurredAt: z.string(),
   actorType: z.string(),
   actorId: z.string().nullable(),
+  clientId: z.string().nullable().describe('the app (client_id) whose access token made the change: an admin client, or the app a person\'s token was issued to'),
   action: z.string(),
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
   ip: z.string().nullable(),
   userAgent: z.string().nullable(),
-  changes: z.unknown(),
+  changes: z.unknown().describe('what changed (the new values; a few events also give a field as { from, to }); for a refused write (action write.refused) the operation, the refusal code and reason, and the names of the fields it tried to set. Secrets read [redacted]'),
+  before: z.unknown().describe('for an update, the old values of the fields changes names (secrets read [redacted]); null otherwise'),
   hash: z.string().nullable().describe('null for a fraction of a second after commit, until the event is chained'),
 });
 
@@ -23,6 +25,7 @@ const auditQuery = z.strictObject({
   ...pageQuery,
   actorId: z.string().max(255).optional(),
   actorType: z.enum(['user', 'admin_client', 'scim_client', 'system', 'anonymous']).optional(),
+  clientId: z.string().max(255).optional().describe('changes made with access tokens of this app'),
   action: z.string().max(100).optional().describe('exact action, or a prefix ending in .* such as user.*'),
   targetType: z.string().max(50).optional(),
   targetId: z.string().max(255).optional(),
@@ -37,7 +40,7 @@ export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
     handler: async ({ query }) => {
       const cursor = decodeCursorAs(query.cursor, z.tuple([z.number().int().positive()]));
       const rows = await findAuditEvents(db, {
-        actorId: query.actorId, actorType: query.actorType, action: query.action, targetType: query.targetType, targetId: query.targetId,
+        actorId: query.actorId, actorType: query.actorType, clientId: query.clientId, action: query.action, targetType: query.targetType, targetId: query.targetId,
         since: query.since ? new Date(query.since) : undefined,
         until: query.until ? new Date(query.until) : undefined,
         before: cursor ? Number(cursor[0]) : undefined,

@@ -112,7 +112,7 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     if (clientId && payload.sub === clientId) {
       const row = await db('apps').where({ client_id: clientId }).first<TokenApp | undefined>('admin_roles', 'secret_rotated_at');
       if (!row || issuedBefore(payload, row.secret_rotated_at)) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
-      return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, ...base } };
+      return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, clientId, ...base } };
     }
     // A person's token, obtained through an app: it acts with the admin roles that both the
     // person and that app hold. Without the app's part, any app a signed-in administrator passes
@@ -129,6 +129,7 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
       throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
     }
     const roles = new Set(user.admin_roles.filter((role) => app.admin_roles.includes(role)));
-    return { kind: 'user', id: user.id, roles, actor: { type: 'user', id: user.id, ...base } };
+    // The audit log names the app the person's token was issued to (clientId was checked above).
+    return { kind: 'user', id: user.id, roles, actor: { type: 'user', id: user.id, clientId: clientId!, ...base } };
   };
 }

@@ -15,7 +15,7 @@ import { registerScimTokenRoutes } from './scim-tokens.routes.ts';
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
 export function buildAdminApi(services: Services): AdminApi {
-  const api = new AdminApi();
+  const api = new AdminApi(services.db);
   registerUserRoutes(api, services);
   registerDepartmentsRoutes(api, services);
   registerGroupsRoutes(api, services);

@@ -4,7 +4,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
-import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import {
   deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
   insertAppRole, updateAppById, updateAppRoleById,
@@ -66,6 +66,14 @@ export const updateAppInput = z.strictObject({
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
+
+/** An app under the names of updateAppInput, so that an update's old values sit beside its new ones in the audit log. */
+const asInput = (app: App): Record<string, unknown> => ({
+  ...app,
+  redirectUris: app.oidc.redirect_uris ?? [],
+  postLogoutRedirectUris: app.oidc.post_logout_redirect_uris ?? [],
+  idTokenSigningAlg: app.oidc.id_token_signed_response_alg ?? 'RS256',
+});
 
 /** Role keys appear in the `roles` claim: lower-case, no spaces, e.g. docs.editor. */
 export const APP_ROLE_KEY = /^[a-z][a-z0-9_.:-]{0,99}$/;
@@ -194,7 +202,7 @@ export class AppsService {
       }
       const updated = await updateAppById(trx, id, changes, current.version);
       if (!updated) throw versionMismatch(current.version);
-      await recordAudit(trx, actor, { action: 'app.updated', targetType: 'app', targetId: id, changes: input });
+      await recordAudit(trx, actor, { action: 'app.updated', targetType: 'app', targetId: id, changes: input, before: valuesBefore(asInput(current), input) });
       return updated;
     });
   }
@@ -275,14 +283,18 @@ export class AppsService {
     const input = parseInput(updateAppRoleInput, raw);
     try {
       return await this.db.transaction(async (trx) => {
-        if (!(await findAppById(trx, appId))) throw notFound();
+        const current = await findAppRoleById(trx, appId, roleId);
+        if (!current) {
+          if (!(await findAppById(trx, appId))) throw notFound();
+          throw roleNotFound();
+        }
         const changes: { key?: string; name?: string; description?: string | null } = {};
         if (input.key !== undefined) changes.key = input.key;
         if (input.name !== undefined) changes.name = input.name;
         if (input.description !== undefined) changes.description = input.description || null;
         const role = await updateAppRoleById(trx, appId, roleId, changes);
         if (!role) throw roleNotFound();
-        await recordAudit(trx, actor, { action: 'app_role.updated', targetType: 'app', targetId: appId, changes: { roleId, ...input } });
+        await recordAudit(trx, actor, { action: 'app_role.updated', targetType: 'app', targetId: appId, changes: { roleId, ...input }, before: valuesBefore(current, input) });
         return role;
       });
     } catch (err) {

@@ -60,10 +60,14 @@ export class ScimTokensService {
 
   async revoke(id: string, actor: Actor = SYSTEM_ACTOR): Promise<ScimToken> {
     return this.db.transaction(async (trx) => {
-      const [row] = await trx('scim_tokens').where({ id }).update({ revoked_at: trx.raw('coalesce(revoked_at, now())') })
-        .returning(['id', 'name', 'department_id', 'created_at', 'last_used_at', 'revoked_at']);
+      const old = await trx('scim_tokens').where({ id }).forUpdate().first<{ revoked_at: Date | null } | undefined>('revoked_at');
+      const [row] = old ? await trx('scim_tokens').where({ id }).update({ revoked_at: trx.raw('coalesce(revoked_at, now())') })
+        .returning(['id', 'name', 'department_id', 'created_at', 'last_used_at', 'revoked_at']) : [];
       if (!row) throw new AppError('not_found', 'scim_token.not_found', 'no SCIM token with this id');
-      await recordAudit(trx, actor, { action: 'scim_token.revoked', targetType: 'scim_token', targetId: id });
+      await recordAudit(trx, actor, {
+        action: 'scim_token.revoked', targetType: 'scim_token', targetId: id,
+        changes: { name: row.name, revokedAt: row.revoked_at }, before: { revokedAt: old!.revoked_at },
+      });
       return toToken(row as DbScimTokenRow);
     });
   }

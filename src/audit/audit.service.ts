@@ -15,6 +15,8 @@ export type ActorType = 'user' | 'admin_client' | 'scim_client' | 'system' | 'an
 export interface Actor {
   type: ActorType;
   id?: string | null;
+  /** The app (OAuth client_id) whose access token acts: an admin client, or the app a person's token was issued to. */
+  clientId?: string | null;
   ip?: string | null;
   userAgent?: string | null;
 }
@@ -26,6 +28,8 @@ export interface AuditEntry {
   targetType?: string | null;
   targetId?: string | null;
   changes?: Record<string, unknown> | null;
+  /** For an update: the old values of what `changes` names (see valuesBefore). */
+  before?: Record<string, unknown> | null;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -36,6 +40,9 @@ const CHAIN_SLICE = 25;
 const chainFieldsOf = (r: DbAuditRow): ChainFields => ({
   id: r.id, occurred_at: new Date(r.occurred_at).toISOString(), actor_type: r.actor_type, actor_id: r.actor_id,
   action: r.action, target_type: r.target_type, target_id: r.target_id, ip: r.ip, user_agent: r.user_agent, changes: r.changes,
+  // Hashed only when set (canonicalJson leaves undefined out): events from before the column hash as they did.
+  client_id: r.client_id ?? undefined,
+  before: r.before ?? undefined,
 });
 
 /** JSON with object keys sorted at every level, so the same data always hashes the same. */
@@ -57,6 +64,8 @@ interface ChainFields {
   ip: string | null;
   user_agent: string | null;
   changes: unknown;
+  client_id?: string | null;
+  before?: unknown;
 }
 
 export function eventHash(prevHash: string, e: ChainFields): string {
@@ -67,24 +76,53 @@ const SECRET_KEYS = /pass(word)?|secret|token|hash|private|credential/i;
 /** Names the pattern catches that hold no secret: settings an auditor needs to read. */
 const NOT_SECRET = new Set(['idTokenSigningAlg']);
 
-/** Drops anything that looks like a secret from a changes object, at any depth. */
+/**
+ * Drops anything that looks like a secret from a changes object, at any depth. A boolean or null
+ * under such a name stays: it holds no secret and says whether one was set (passwordChanged: true).
+ */
 export function redactChanges(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactChanges);
   if (value && typeof value === 'object' && !(value instanceof Date)) {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEYS.test(k) && !NOT_SECRET.has(k) ? '[redacted]' : redactChanges(v)]));
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+      k, SECRET_KEYS.test(k) && !NOT_SECRET.has(k) && v !== null && typeof v !== 'boolean' ? '[redacted]' : redactChanges(v),
+    ]));
   }
   return value instanceof Date ? value.toISOString() : value;
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date);
+
+/**
+ * The old values beside an update's `changes`: for each field `changes` names, its value in
+ * `current` (the record as it was), under the same name; `aliases` maps a name of `changes` to
+ * the record's own (name -> displayName). A field holding an object (custom attributes, settings)
+ * gives only the keys `changes` names in it. Fields the record does not hold (a role's id, a
+ * count) are left out. Secrets are redacted when the event is written, as in `changes`.
+ */
+export function valuesBefore(current: object, changes: Record<string, unknown>, aliases: Record<string, string> = {}): Record<string, unknown> {
+  const record = current as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, next] of Object.entries(changes)) {
+    const source = aliases[key] ?? key;
+    if (!Object.hasOwn(record, source)) continue;
+    const old = record[source] ?? null;
+    out[key] = isPlainObject(old) && isPlainObject(next) && !('from' in next && 'to' in next)
+      ? Object.fromEntries(Object.keys(next).map((k) => [k, old[k] ?? null]))
+      : old;
+  }
+  return out;
+}
+
 /** The row of one event as it is inserted: chain position and hashes come later (the chainer). */
-function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes'> & { changes: string | null } {
-  const { changes, ...row } = auditRecord(actor, entry);
-  return { ...row, changes: changes === null ? null : JSON.stringify(changes) };
+function auditRow(actor: Actor, entry: AuditEntry): Omit<ChainFields, 'changes' | 'before'> & { changes: string | null; before: string | null } {
+  const { changes, before, ...row } = auditRecord(actor, entry);
+  return { ...row, changes: changes === null ? null : JSON.stringify(changes), before: before == null ? null : JSON.stringify(before) };
 }
 
 /** auditRow with `changes` as the (redacted) value itself, for SQL that reads the rows from JSON. */
 function auditRecord(actor: Actor, entry: AuditEntry): ChainFields {
   const changes = entry.changes ? redactChanges(entry.changes) : null;
+  const before = entry.before && Object.keys(entry.before).length ? redactChanges(entry.before) : null;
   return {
     id: newId(),
     occurred_at: new Date().toISOString(),
@@ -93,13 +131,15 @@ function auditRecord(actor: Actor, entry: AuditEntry): ChainFields {
     action: entry.action,
     target_type: entry.targetType ?? null,
     target_id: entry.targetId ?? null,
+    client_id: actor.clientId ?? null,
     ip: actor.ip ?? null,
     user_agent: actor.userAgent ? actor.userAgent.slice(0, 512) : null,
     changes,
+    before,
   };
 }
 
-const AUDIT_COLUMNS = 'id, occurred_at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, changes';
+const AUDIT_COLUMNS = 'id, occurred_at, actor_type, actor_id, action, target_type, target_id, client_id, ip, user_agent, changes, before';
 
 /**
  * The insert of one or more events (at least one), not yet run: await it, or send it with
@@ -178,6 +218,47 @@ export async function chainAllPendingAuditEvents(db: Knex): Promise<void> {
   }
 }
 
+/** What a refused write (403) tried, for recordRefusal. */
+export interface Refusal {
+  /** The operation as its API names it, e.g. `PATCH /admin/api/v1/users/:id`, `PATCH /scim/v2/Groups/:id`. */
+  operation: string;
+  targetType?: string | null;
+  targetId?: string | null;
+  /** The error code the write was refused with, e.g. admin.forbidden, user.admin_roles_forbidden. */
+  code: string;
+  /** The refusal's message (made by OneID, naming what the caller lacks). */
+  reason?: string;
+  /** The names of the fields the write tried to set (never their values). */
+  fields?: readonly string[];
+  /** Other path parameters (a role's or member's id). */
+  params?: Record<string, string>;
+}
+
+export const REFUSED_ACTION = 'write.refused';
+const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}...` : text);
+
+/**
+ * Records a write refused with 403: who tried what on which target, and the code it was refused
+ * with. Written on its own, after the refused write's transaction rolled back (nothing of that
+ * write is kept). Every part is cut to a fixed size, so one refused request is one small row
+ * whatever it sent; only authenticated callers reach a refusal.
+ */
+export async function recordRefusal(db: Knex, actor: Actor, r: Refusal): Promise<void> {
+  const fields = r.fields ? [...new Set(r.fields)].slice(0, 50).map((f) => cut(f, 64)) : [];
+  const params = Object.entries(r.params ?? {}).slice(0, 5).map(([k, v]) => [cut(k, 32), cut(v, 128)]);
+  await recordAudit(db, actor, {
+    action: REFUSED_ACTION,
+    targetType: r.targetType ? cut(r.targetType, 50) : null,
+    targetId: r.targetId ? cut(r.targetId, 255) : null,
+    changes: {
+      operation: cut(r.operation, 200), code: cut(r.code, 100),
+      ...(r.reason ? { reason: cut(r.reason, 300) } : {}),
+      ...(fields.length ? { fields } : {}),
+      ...(params.length ? { params: Object.fromEntries(params) } : {}),
+    },
+  });
+}
+
 /** For callers without a transaction of their own (sign-in events): one insert, atomic by itself. */
 export function recordAuditNow(db: Knex, actor: Actor, entry: AuditEntry): Promise<void> {
   return recordAudit(db, actor, entry);
@@ -189,12 +270,16 @@ export interface AuditEvent {
   occurredAt: string;
   actorType: string;
   actorId: string | null;
+  /** The app whose access token made the change (see Actor.clientId); null without one. */
+  clientId: string | null;
   action: string;
   targetType: string | null;
   targetId: string | null;
   ip: string | null;
   userAgent: string | null;
   changes: unknown;
+  /** For an update, the old values of the fields `changes` names; null otherwise. */
+  before: unknown;
   /** null until the chainer has linked the event (a fraction of a second after commit). */
   hash: string | null;
 }
@@ -202,13 +287,14 @@ export interface AuditEvent {
 interface DbAuditRow extends Omit<ChainFields, 'occurred_at'> { seq: number; occurred_at: Date }
 
 const toEvent = (r: DbAuditRow & { hash: string | null }): AuditEvent => ({
-  seq: Number(r.seq), id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), actorType: r.actor_type, actorId: r.actor_id,
-  action: r.action, targetType: r.target_type, targetId: r.target_id, ip: r.ip, userAgent: r.user_agent, changes: r.changes, hash: r.hash,
+  seq: Number(r.seq), id: r.id, occurredAt: new Date(r.occurred_at).toISOString(), actorType: r.actor_type, actorId: r.actor_id, clientId: r.client_id ?? null,
+  action: r.action, targetType: r.target_type, targetId: r.target_id, ip: r.ip, userAgent: r.user_agent, changes: r.changes, before: r.before ?? null, hash: r.hash,
 });
 
 export interface AuditQuery {
   actorId?: string;
   actorType?: string;
+  clientId?: string;
   action?: string;
   targetType?: string;
   targetId?: string;
@@ -224,6 +310,7 @@ export async function findAuditEvents(db: Tx, q: AuditQuery): Promise<AuditEvent
     .orderBy('e.seq', 'desc').limit(q.limit);
   if (q.actorId) query.where('e.actor_id', q.actorId);
   if (q.actorType) query.where('e.actor_type', q.actorType);
+  if (q.clientId) query.where('e.client_id', q.clientId);
   if (q.action) {
     if (q.action.endsWith('.*')) query.where('e.action', 'like', `${q.action.slice(0, -1).replace(/[%_\\]/g, '\\$&')}%`);
     else query.where('e.action', q.action);

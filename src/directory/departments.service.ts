@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { parseInput } from './users.service.ts';
 import { findUserById, isUuid, type UserStatus } from './users.repo.ts';
 import {
@@ -178,10 +178,11 @@ export class DepartmentsService {
           await recordAudit(trx, actor, {
             action: 'department.moved', targetType: 'department', targetId: id,
             changes: { parentId: { from: current.parentId, to: changes.parent_id }, path: { from: current.path, to: newPath }, departmentsMoved: moved },
+            before: { parentId: current.parentId, path: current.path },
           });
         }
         const fieldChanges = Object.keys(audited).length > 0;
-        if (fieldChanges) await recordAudit(trx, actor, { action: 'department.updated', targetType: 'department', targetId: id, changes: audited });
+        if (fieldChanges) await recordAudit(trx, actor, { action: 'department.updated', targetType: 'department', targetId: id, changes: audited, before: valuesBefore(current, audited) });
         return (await findDepartmentById(trx, id))!;
       });
     } catch (err) {

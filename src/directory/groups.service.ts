@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { auditInsert, auditInsertWhere, recordAudit, SYSTEM_ACTOR, type Actor, type AuditEntry } from '../audit/audit.service.ts';
+import { auditInsert, auditInsertWhere, recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor, type AuditEntry } from '../audit/audit.service.ts';
 import { parseInput } from './users.service.ts';
 import { findUserById, isUuid, type User, type UserStatus } from './users.repo.ts';
 import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
@@ -153,7 +153,7 @@ export class GroupsService {
         const updated = await updateGroupById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'group.version_mismatch', 'the group changed during the update; retry');
         if (changes.name !== undefined) await bumpMemberVersions(trx, id);
-        await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited });
+        await recordAudit(trx, actor, { action: 'group.updated', targetType: 'group', targetId: id, changes: audited, before: valuesBefore(current, audited) });
         return updated;
       });
     } catch (err) {
@@ -351,7 +351,7 @@ export class GroupsService {
         const renamed = columns.name !== undefined;
         const bumped = renamed ? removed : [...added, ...removed];
         const events = [
-          ...(Object.keys(audited).length ? [{ action: 'group.updated', targetType: 'group', targetId: id, changes: audited }] : []),
+          ...(Object.keys(audited).length ? [{ action: 'group.updated', targetType: 'group', targetId: id, changes: audited, before: valuesBefore(locked!, audited) }] : []),
           ...memberEvents(id, added, removed, [...ignored]),
         ];
         const alongside = [

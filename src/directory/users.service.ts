@@ -5,7 +5,7 @@ import { newId } from '../shared/ids.ts';
 import { foldName } from '../shared/names.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
-import { recordAudit, recordAuditNow, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, recordAuditNow, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
   countAdmins, deleteOidcStateOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
@@ -302,12 +302,17 @@ export class UsersService {
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
         if (hash) await upsertPasswordCredential(trx, newId(), id, hash);
         const { password: _p, ...audited } = input;
+        // A password set shows as passwordChanged: true, beside nothing: neither side holds a hash.
         await recordAudit(trx, actor, {
           action: 'user.updated', targetType: 'user', targetId: id,
           changes: {
             ...audited, ...(hash ? { passwordChanged: true } : {}),
             ...(input.emailVerified === undefined && changes.email_verified === false ? { emailVerified: false } : {}),
             ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
+          },
+          before: {
+            ...valuesBefore(current, audited, { name: 'displayName' }),
+            ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(current.scimAttributes) } : {}),
           },
         });
         return updated;
@@ -341,7 +346,7 @@ export class UsersService {
         : await updateUserById(trx, id, { status: target, status_changed_at: new Date() });
       await recordAudit(trx, actor, {
         action: `user.${action === 'reactivate' ? 'reactivated' : action === 'suspend' ? 'suspended' : 'deprovisioned'}`,
-        targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended },
+        targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended }, before: { status: current.status },
       });
       return updated!;
     });
@@ -377,6 +382,7 @@ export class UsersService {
           endedOidcRecords: ended,
           released: { username: current.username, email: current.email, emails: current.emails, externalId: current.external_id },
         },
+        before: { status: current.status, username: current.username, email: current.email, emails: current.emails, externalId: current.external_id },
       });
       return updated!;
     });

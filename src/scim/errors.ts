@@ -9,9 +9,9 @@ import { ScimFilterError, type ScimErrorType } from './filter.ts';
 export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 export const SCIM_CONTENT_TYPE = 'application/scim+json';
 
-/** A SCIM error with an explicit HTTP status (for 404, 412, 413, 501, ...). */
+/** A SCIM error with an explicit HTTP status (for 404, 412, 413, 501, ...); `code` names a refusal in the audit log. */
 export class ScimError extends Error {
-  constructor(readonly status: number, readonly detail: string, readonly scimType?: ScimErrorType) {
+  constructor(readonly status: number, readonly detail: string, readonly scimType?: ScimErrorType, readonly code?: string) {
     super(detail);
     this.name = 'ScimError';
   }

@@ -51,6 +51,7 @@ import { parseAttributeList, projectResource } from './projection.ts';
 import { filterParam } from './scim-list.ts';
 import { LIST_RESPONSE_SCHEMA, PATCH_OP_SCHEMA, SCIM_LIMITS, SEARCH_REQUEST_SCHEMA } from './schemas.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
+import { recordingRefusals } from './refusals.ts';
 import {
   attributeKey, attributesOf, groupLocation, isObject, membersRequested, readDisplayName, readExternalId, readGroupBody, readMembers, renderGroup,
 } from './groups.mapper.ts';
@@ -453,7 +454,7 @@ async function guardScopedGroupWrite<T>(
     if (touchesGroup && await hasMemberOutsideScope(trx, id, scopePath)) {
       throw new ScimError(403, what === 'delete'
         ? `this group cannot be deleted with this token: ${OUTSIDE_SCOPE}`
-        : `the displayName and externalId of this group cannot be changed with this token: ${OUTSIDE_SCOPE}`);
+        : `the displayName and externalId of this group cannot be changed with this token: ${OUTSIDE_SCOPE}`, undefined, 'group.members_outside_scope');
     }
     return write(new GroupsService(trx), current, trx);
   });
@@ -471,7 +472,7 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
     return { status, body: renderGroup(group, members, rc.baseUrl), location: groupLocation(rc.baseUrl, group.id), etag: weakEtag(group.version) };
   };
 
-  return {
+  return recordingRefusals(services.db, 'Groups', {
     reader,
 
     create: (body, rc) => mapErrors(undefined, async () => {
@@ -545,5 +546,5 @@ export function createScimGroupOps(deps: ScimDeps): ScimResourceOps & { reader: 
       }
       return { status: 204 };
     }),
-  };
+  });
 }

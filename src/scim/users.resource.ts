@@ -41,6 +41,7 @@ import {
 } from './users.mapper.ts';
 import { patchUserResource } from './users.patch.ts';
 import { findScimUser, findVisibleUser, listScimUsers, lockScimUser } from './users.query.ts';
+import { recordingRefusals } from './refusals.ts';
 
 const ENT = SCIM_ENTERPRISE_USER_SCHEMA;
 
@@ -62,7 +63,7 @@ export function checkIfMatch(ifMatch: string | undefined, version: number): void
  */
 export function assertScimMaySetPassword(current: ScimUserRecord, desired: DesiredUser): void {
   if (desired.password === undefined || current.user.adminRoles.length === 0) return;
-  throw new ScimError(403, "password: this user holds OneID admin roles, so SCIM cannot set or change their password; administrators' passwords are managed in OneID's admin API");
+  throw new ScimError(403, "password: this user holds OneID admin roles, so SCIM cannot set or change their password; administrators' passwords are managed in OneID's admin API", undefined, 'user.admin_password_not_scim');
 }
 
 function result(status: number, rec: ScimUserRecord, baseUrl: string): ScimResult {
@@ -265,5 +266,5 @@ export class ScimUsers implements ScimResourceOps {
 
 /** The ops /Bulk runs for Users; the same code as the HTTP routes. */
 export function createScimUserOps(deps: ScimDeps): ScimUsers {
-  return new ScimUsers(deps);
+  return recordingRefusals(deps.services.db, 'Users', new ScimUsers(deps));
 }

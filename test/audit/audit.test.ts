@@ -3,7 +3,13 @@ import type { Knex } from 'knex';
 import { migrateLatest, migratorConfig } from '../../src/db/migrate.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
-import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, redactChanges, verifyAuditChain } from '../../src/audit/audit.service.ts';
+import { canonicalJson, chainAllPendingAuditEvents, chainPendingAuditEvents, eventHash, findAuditEvents, GENESIS_HASH, recordAudit, redactChanges, verifyAuditChain } from '../../src/audit/audit.service.ts';
+import { userInfo } from 'node:os';
+import { AppsService } from '../../src/apps/apps.service.ts';
+import { ScimTokensService } from '../../src/apps/scim-tokens.service.ts';
+import { AccessService } from '../../src/access/assignments.service.ts';
+import { DepartmentsService } from '../../src/directory/departments.service.ts';
+import { GroupsService } from '../../src/directory/groups.service.ts';
 import { runCli, testMasterKey } from '../helpers/server.ts';
 import { createMigratedDatabase, withDatabaseAt, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -184,6 +190,125 @@ describe('migration 20261201110000', () => {
 
       await migrateLatest(m);
       expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 5, pending: 0 });
+    });
+  });
+});
+
+describe('old values beside the new', () => {
+  let odb: MigratedDatabase;
+  let o: Knex;
+  const byToken = { type: 'user' as const, id: '5b0d8d38-0c55-4d4c-9a3e-7f0f3f0c0a11', clientId: 'admin-console', ip: '203.0.113.7', userAgent: 'jest' };
+  const latest = async (action: string, targetId: string) => (await findAuditEvents(o, { action, targetId, limit: 1 }))[0]!;
+
+  beforeAll(async () => {
+    odb = await createMigratedDatabase('oneid_test_audit_before', 4);
+    o = odb.db;
+  });
+
+  afterAll(async () => {
+    await odb?.close();
+  });
+
+  it('records the old value of every field an update of a user changes, and a password set as changed with no hash on either side', async () => {
+    const u = newUsers(o);
+    const user = await u.createUser({ username: 'ada', email: 'ada@example.com', name: 'Ada Byron', title: 'Analyst', password: 'first-password-1' }, actor);
+    await u.updateUser(user.id, { title: 'Countess', email: 'ada@lovelace.example', name: 'Ada Lovelace', password: 'second-password-2' }, byToken);
+    const event = await latest('user.updated', user.id);
+    expect(event.changes).toMatchObject({ title: 'Countess', email: 'ada@lovelace.example', name: 'Ada Lovelace', passwordChanged: true });
+    expect(event.before).toEqual({ title: 'Analyst', email: 'ada@example.com', name: 'Ada Byron' });
+    const raw = JSON.stringify(await o('audit_events').select('changes', 'before'));
+    expect(raw).not.toContain('$argon2id$');
+    expect(raw).not.toContain('password-1');
+    expect(raw).not.toContain('password-2');
+
+    await u.changeStatus(user.id, 'suspend', actor);
+    expect((await latest('user.suspended', user.id)).before).toEqual({ status: 'active' });
+  });
+
+  it('records the old values of groups, departments, apps, app roles, assignments and SCIM tokens', async () => {
+    const groups = new GroupsService(o);
+    const group = await groups.createGroup({ name: 'Writers' }, actor);
+    await groups.updateGroup(group.id, { name: 'Tech Writers' }, actor);
+    expect((await latest('group.updated', group.id)).before).toEqual({ name: 'Writers' });
+
+    const departments = new DepartmentsService(o);
+    const dept = await departments.createDepartment({ name: 'Support' }, actor);
+    await departments.updateDepartment(dept.id, { name: 'Customer Support', externalId: 'HR-7' }, actor);
+    expect((await latest('department.updated', dept.id)).before).toEqual({ name: 'Support', externalId: null });
+
+    const apps = new AppsService(o);
+    const app = await apps.createApp({ name: 'Docs', redirectUris: ['https://docs.example/cb'], adminRoles: ['auditor'] }, actor);
+    await apps.updateApp(app.id, { name: 'Docs 2', redirectUris: ['https://docs.example/cb2'], adminRoles: [], idTokenSigningAlg: 'ES256' }, actor);
+    expect((await latest('app.updated', app.id)).before).toEqual({ name: 'Docs', redirectUris: ['https://docs.example/cb'], adminRoles: ['auditor'], idTokenSigningAlg: 'RS256' });
+
+    const role = await apps.createRole(app.id, { key: 'docs.editor', name: 'Editor' }, actor);
+    await apps.updateRole(app.id, role.id, { name: 'Editors', description: 'edit pages' }, actor);
+    expect((await latest('app_role.updated', app.id)).before).toEqual({ name: 'Editor', description: null });
+
+    const access = new AccessService(o);
+    const assignment = await access.createAssignment(app.id, { principalType: 'department', principalId: dept.id }, actor);
+    await access.updateAssignment(app.id, assignment.id, { includeSubdepartments: true, roleKeys: ['docs.editor'] }, actor);
+    expect((await latest('assignment.updated', app.id)).before).toEqual({ includeSubdepartments: false, roles: [] });
+
+    const tokens = new ScimTokensService(o);
+    const { token } = await tokens.create({ name: 'HR' }, actor);
+    await tokens.revoke(token.id, actor);
+    const revoked = await latest('scim_token.revoked', token.id);
+    expect(revoked.before).toEqual({ revokedAt: null });
+    expect((revoked.changes as { revokedAt: string }).revokedAt).toEqual(expect.any(String));
+  });
+
+  it('redacts secrets at any depth on both sides, and keeps booleans that only say a secret was set', async () => {
+    await recordAudit(o, actor, {
+      action: 'test.secret_changed', targetType: 'test', targetId: 'secrets',
+      changes: { clientSecret: 'new-cs', settings: { refreshToken: 'new-rt', name: 'kept' }, passwordChanged: true },
+      before: { clientSecret: 'old-cs', settings: { refreshToken: 'old-rt', name: 'was' } },
+    });
+    const event = await latest('test.secret_changed', 'secrets');
+    expect(event.changes).toEqual({ clientSecret: '[redacted]', settings: { refreshToken: '[redacted]', name: 'kept' }, passwordChanged: true });
+    expect(event.before).toEqual({ clientSecret: '[redacted]', settings: { refreshToken: '[redacted]', name: 'was' } });
+  });
+
+  it('names the app whose token made a change, finds events by it, and keeps the chain valid with both new fields', async () => {
+    const u = newUsers(o);
+    const user = await u.createUser({ username: 'grace', title: 'Captain' }, byToken);
+    await u.updateUser(user.id, { title: 'Rear Admiral' }, byToken);
+    const found = await findAuditEvents(o, { clientId: 'admin-console', limit: 10 });
+    expect(found.map((e) => [e.action, e.targetId])).toEqual(expect.arrayContaining([['user.created', user.id], ['user.updated', user.id]]));
+    expect(found.every((e) => e.clientId === 'admin-console' && e.actorId === byToken.id)).toBe(true);
+    expect(await findAuditEvents(o, { clientId: 'another-app', limit: 10 })).toEqual([]);
+
+    await chainAllPendingAuditEvents(o);
+    expect((await verifyAuditChain(o)).ok).toBe(true);
+    // Both are covered by the hash: changing either with SQL is found.
+    const [row] = await o('audit_events').where({ action: 'user.updated', target_id: user.id }).select('seq', 'client_id', 'before');
+    await o('audit_events').where({ seq: row.seq }).update({ client_id: 'someone-else' });
+    expect((await verifyAuditChain(o)).firstBroken?.seq).toBe(Number(row.seq));
+    await o('audit_events').where({ seq: row.seq }).update({ client_id: row.client_id, before: JSON.stringify({ title: 'Admiral' }) });
+    expect((await verifyAuditChain(o)).firstBroken?.seq).toBe(Number(row.seq));
+    await o('audit_events').where({ seq: row.seq }).update({ before: JSON.stringify(row.before) });
+    expect((await verifyAuditChain(o)).ok).toBe(true);
+  });
+
+  it('names the operating-system user of a CLI change, not what $USER claims', async () => {
+    const cli = await runCli(['users', 'create', '--username', 'from.cli', '--email', 'from.cli@example.com', '--password', 'cli-password-1'], { DATABASE_URL: odb.database.url, ONEID_MASTER_KEY: testMasterKey(), USER: 'mallory', LOGNAME: 'mallory' });
+    expect(cli.code).toBe(0);
+    const [event] = await findAuditEvents(o, { action: 'user.created', targetId: cli.json.id, limit: 1 });
+    expect(event).toMatchObject({ actorType: 'system', actorId: `cli:${userInfo().username}`, clientId: null });
+  });
+});
+
+describe('migration 20261206150000', () => {
+  it('adds client_id and before, goes down while no event carries them, and refuses to drop them once one does', async () => {
+    await withDatabaseAt('oneid_test_audit_client_id_migration', '20261201130000', async (m) => {
+      await m.migrate.up(migratorConfig);
+      await m.migrate.down(migratorConfig);
+      await m.migrate.up(migratorConfig);
+      await recordAudit(m, { type: 'user', id: 'u1', clientId: 'console' }, { action: 'test.changed', changes: { title: 'new' }, before: { title: 'old' } });
+      await expect(m.migrate.down(migratorConfig)).rejects.toThrow(/break the audit chain/);
+      expect(await m('audit_events').where({ action: 'test.changed' }).first('client_id', 'before')).toEqual({ client_id: 'console', before: { title: 'old' } });
+      await chainAllPendingAuditEvents(m);
+      expect(await verifyAuditChain(m)).toEqual({ ok: true, checked: 1, pending: 0 });
     });
   });
 });

@@ -62,7 +62,9 @@ const group = async (members: string[] = [], externalId?: string) =>
   services.groups.createGroupWithMembers({ name: `Scope group ${(gseq += 1)}`, ...(externalId ? { externalId } : {}) }, members, unscopedActor);
 const memberIds = async (groupId: string) => (await db('group_members').where({ group_id: groupId }).pluck('user_id')).sort();
 const groupRow = (groupId: string) => db('groups').where({ id: groupId }).first();
-const auditCount = async (groupId: string) => Number((await db('audit_events').where({ target_type: 'group', target_id: groupId }).count({ n: '*' }))[0]!.n);
+/** The group's own audit trail: every event on it except the record of a refused write. */
+const auditCount = async (groupId: string) => Number((await db('audit_events').where({ target_type: 'group', target_id: groupId }).whereNot({ action: 'write.refused' }).count({ n: '*' }))[0]!.n);
+const refusals = (groupId: string) => db('audit_events').where({ target_type: 'group', target_id: groupId, action: 'write.refused' }).select('actor_id', 'changes');
 const patchOp = (...Operations: unknown[]) => ({ schemas: [PATCH], Operations });
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -92,6 +94,8 @@ describe('a scoped token and a group with members outside its subtree', () => {
     expect(await groupRow(g.id)).toEqual(before.row);
     expect(await memberIds(g.id)).toEqual([inside, outside].sort());
     expect(await auditCount(g.id)).toBe(before.audit);
+    // The refusal itself is recorded, apart from the group's trail: who tried what and why.
+    expect(await refusals(g.id)).toEqual([{ actor_id: scoped.actor.id, changes: expect.objectContaining({ operation: 'DELETE /scim/v2/Groups/:id', code: 'group.members_outside_scope' }) }]);
     // With a matching If-Match too: authorisation comes before the precondition.
     expect403(await rejection(ops.remove(g.id, scoped, `W/"${g.version}"`)), /cannot be deleted/);
   });
