@@ -161,6 +161,14 @@ function splitName(name: string | null | undefined): { given: string | null; fam
 
 export interface SignInContext { ip?: string | null; userAgent?: string | null; clientId?: string | null }
 
+/** A sign-in attempt counted by a throttle (see signIn). */
+export interface SignInTicket {
+  /** Seconds to wait before another attempt; 0: the attempt may check its password. */
+  retryAfter: number;
+  /** Called after a right password. */
+  succeeded(): Promise<void>;
+}
+
 /**
  * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
  * username and each of its emails share one count), else the name itself (trimmed, lower case).
@@ -387,16 +395,18 @@ export class UsersService {
 
   /**
    * authenticate, with a gate for throttling: `admit` hears whom the attempt counts against (see
-   * signInSubject) before any password work, and answers the seconds to wait (0: go on). A
-   * refused attempt costs no hash and writes nothing; `retryAfter` says it was refused.
+   * signInSubject) before any password work and counts it there; its ticket's retryAfter says
+   * to wait (the attempt is refused: no hash, nothing written). The attempt stays counted unless
+   * the password is right, when the ticket's succeeded() clears the count.
    */
-  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<number>): Promise<{ user?: User; subject: string; retryAfter: number }> {
+  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<SignInTicket>): Promise<{ user?: User; subject: string; retryAfter: number }> {
     const malformed = !login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH;
     const found = malformed ? undefined : await findUserByLoginWithPassword(this.db, login);
     const subject = signInSubject(login, found?.user);
-    const retryAfter = admit ? await admit(subject) : 0;
-    if (retryAfter > 0) return { subject, retryAfter };
+    const ticket = admit ? await admit(subject) : undefined;
+    if (ticket && ticket.retryAfter > 0) return { subject, retryAfter: ticket.retryAfter };
     const result = malformed ? await this.#refuse(password, 'malformed') : await this.#checkPassword(found, password);
+    if (result.ok && ticket) await ticket.succeeded();
     if (context) {
       const trimmed = login.trim().slice(0, 254);
       await recordAuditNow(this.db, result.user && result.ok
@@ -410,6 +420,7 @@ export class UsersService {
     }
     return { user: result.ok ? result.user : undefined, subject, retryAfter: 0 };
   }
+
 
   async #refuse(password: string, reason: string, user?: User): Promise<{ ok: false; user?: User; reason: string }> {
     await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
