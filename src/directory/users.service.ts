@@ -244,8 +244,13 @@ export class UsersService {
     return findUsers(this.db, filter);
   }
 
-  /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
-  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite): Promise<User> {
+  /**
+   * Partial update; with expectedVersion, a stale version gives failed_precondition (412).
+   * A new password ends every session, grant, code and refresh token of the person in the same
+   * transaction (whoever set it may have done so because the old one leaked), except, with
+   * `keepSessionUid`, the session the person changed their own password from (see setPassword).
+   */
+  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite, keepSessionUid?: string): Promise<User> {
     const input = parseInput(provisioned ? updateProvisionedUserInput : updateUserInput, raw);
     checkScimAttributes(provisioned?.scimAttributes);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
@@ -297,12 +302,17 @@ export class UsersService {
         if (provisioned?.scimAttributes !== undefined) changes.scim_attributes = provisioned.scimAttributes;
         const updated = await updateUserById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
-        if (hash) await upsertPasswordCredential(trx, newId(), id, hash);
+        let ended = 0;
+        if (hash) {
+          await upsertPasswordCredential(trx, newId(), id, hash);
+          ended = await deleteOidcStateOfAccount(trx, id, keepSessionUid);
+        }
         const { password: _p, ...audited } = input;
         await recordAudit(trx, actor, {
           action: 'user.updated', targetType: 'user', targetId: id,
           changes: {
-            ...audited, ...(hash ? { passwordChanged: true } : {}),
+            ...audited,
+            ...(hash ? { passwordChanged: true, endedOidcRecords: ended, ...(keepSessionUid !== undefined ? { keptSessionUid: keepSessionUid } : {}) } : {}),
             ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
           },
         });
@@ -312,6 +322,16 @@ export class UsersService {
       if (isUniqueViolation(err)) uniqueViolation(err);
       throw err;
     }
+  }
+
+  /**
+   * Sets a person's password. Every session, grant, code and refresh token of theirs ends, except,
+   * with `keepSessionUid` (the uid of oidc-provider's Session), that session and what was issued
+   * under its grants: a person who changes their own password stays signed in where they did it
+   * and nowhere else. Audited as user.updated with passwordChanged.
+   */
+  setPassword(id: string, password: string, actor: Actor = SYSTEM_ACTOR, keepSessionUid?: string): Promise<User> {
+    return this.updateUser(id, { password }, actor, undefined, undefined, keepSessionUid);
   }
 
   /**
