@@ -10,8 +10,9 @@
 // reservation it made on the count that did not refuse it, so a locked account does not use up
 // its IP's budget, nor a blocked IP the accounts it tries.
 //
-// The rows are rate-limiter-flexible's (table rate_limits: key, points, expire in epoch ms;
-// keys signin_login:<subject> and signin_ip:<ip>), which also clears expired rows. The library's
+// The rows are in rate-limiter-flexible's table (rate_limits: key, points, expire in epoch ms;
+// keys signin_login:<subject> and signin_ip:<ip>), whose expired rows the authorization
+// limiter's store removes (authorization-limits.ts). The library's
 // consume is not used here: past the limit it writes the lock in a second statement that resets
 // the count, and its reward turns an expired row into a negative count; either would let a
 // give-back hand out more checks than the limit. The statements below keep the count at least

@@ -47,6 +47,8 @@ const en = {
   'setup.done': 'The administrator {username} has been created. You can now sign in to your apps with it.',
   'setup.invalid': 'This setup link is invalid, expired or already used.',
   'csrf.invalid': 'Your form has expired. Go back, reload the page and try again.',
+  'authorize.too_large': 'The sign-in request from the application is too large. Tell the application\'s developer.',
+  'authorize.too_many': 'Too many sign-in requests came from your network. Wait a minute and try again.',
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -96,6 +98,8 @@ const zhCN: Record<MessageKey, string> = {
   'setup.done': '管理员 {username} 已创建。现在可以用它登录您的应用。',
   'setup.invalid': '此设置链接无效、已过期或已被使用。',
   'csrf.invalid': '表单已过期。请返回、刷新页面后重试。',
+  'authorize.too_large': '应用发来的登录请求过大。请告知该应用的开发者。',
+  'authorize.too_many': '来自您所在网络的登录请求过多。请稍候一分钟后重试。',
 };
 
 const CATALOG: Record<Locale, Record<MessageKey, string>> = { en, 'zh-CN': zhCN };

@@ -29,7 +29,7 @@ export interface ProviderDeps {
 }
 
 const TOKEN_PATH = '/token';
-const AUTHORIZATION_PATH = '/auth';
+export const AUTHORIZATION_PATH = '/auth';
 
 /**
  * The requests whose writes are sent together when the response is ready (request-writes.ts):
