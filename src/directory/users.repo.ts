@@ -25,6 +25,8 @@ export interface DbUserRow {
   external_id: string | null;
   status: UserStatus;
   status_changed_at: Date | null;
+  /** Last time every session of the person was ended without a status change (a password set). */
+  sessions_ended_at?: Date | null;
   admin_roles: string[];
   version: number;
   created_at: Date;

@@ -300,6 +300,8 @@ export class UsersService {
           changes.custom_attributes = await validateCustomAttributes(trx, { ...current.customAttributes, ...input.customAttributes }, true);
         }
         if (provisioned?.scimAttributes !== undefined) changes.scim_attributes = provisioned.scimAttributes;
+        // The person's admin API tokens (JWTs, not recallable) issued before now stop working too.
+        if (hash) changes.sessions_ended_at = new Date();
         const updated = await updateUserById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
         let ended = 0;

@@ -31,7 +31,7 @@ beforeAll(async () => {
   env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey() };
   const [hr, app] = await Promise.all([
     runCli(['scim-tokens', 'create', '--name', 'HR'], env),
-    runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env),
+    runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party', '--admin-role', 'auditor'], env),
   ]);
   scimToken = hr.json.token;
   server = await startServer(env);
@@ -147,6 +147,26 @@ describe('a password set by someone else', () => {
       .finally(() => c.end());
     expect(rows[0].changes.endedOidcRecords).toBeGreaterThan(0);
     expect(JSON.stringify(rows[0].changes)).not.toContain('third-password-3');
+  });
+
+  it("also ends the person's admin API access tokens (JWTs issued before the change)", async () => {
+    const created = await admin.call('POST', '/users', { username: 'reader', password: PASSWORD, adminRoles: ['auditor'] });
+    expect(created.status).toBe(201);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const browser = new Browser();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT, scope: 'openid', state, resource: `${server.url}/api`,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const done = await browser.submit(await browser.navigate(url.toString(), REDIRECT), '/login', { login: 'reader', password: PASSWORD }, REDIRECT);
+    const { access_token: token } = await client.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: state });
+    const listUsers = () => fetch(`${server.url}/admin/api/v1/users`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    expect(await listUsers()).toBe(200);
+    // iat has whole seconds: the change must fall in a later second than the token's issue.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await admin.call('PATCH', `/users/${created.body.id}`, { password: 'reset-by-admin-5' })).status).toBe(200);
+    expect(await listUsers()).toBe(401);
   });
 
   it('other changes leave sessions and refresh tokens alone', async () => {
