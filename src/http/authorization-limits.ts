@@ -55,8 +55,11 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
  * In front of oidc-provider's authorization endpoint (`path`, GET and POST; not its resume).
  * Oversized parameters get invalid_request on the error page (400), never a redirect: the
  * redirect_uri has not been checked yet. Past the per-IP limit: 429 with Retry-After.
+ * A pushed authorization request (`parPath`, RFC 9126; a public app may push one without a
+ * secret) becomes the parameters of a later authorization request, so its body has the same
+ * bound, answered as the OAuth JSON error.
  */
-export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string): Middleware {
+export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
   const limiter = new RateLimiterPostgres({
     storeClient: knexRateLimitStore(db), storeType: 'pool', tableName: 'rate_limits', tableCreated: true,
     keyPrefix: 'authorize_ip', points: limits.perIp, duration: limits.windowSeconds,
@@ -69,14 +72,24 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
     ctx.set('Cache-Control', 'no-store');
     ctx.body = views.render(ctx, 'error.njk', { messageKey, error, description, requestId: ctx.state.requestId });
   };
+  const bodyProblem = (ctx: Context): string | undefined => {
+    const length = ctx.request.length;
+    if (length === undefined) return 'a POSTed authorization request needs a Content-Length';
+    return length > AUTHORIZE_BODY_MAX ? `the request body is larger than ${AUTHORIZE_BODY_MAX} bytes` : undefined;
+  };
   return async (ctx, next) => {
+    if (ctx.path === parPath && ctx.method === 'POST') {
+      const problem = bodyProblem(ctx);
+      if (!problem) return next();
+      ctx.set('Connection', 'close');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: problem };
+      return undefined;
+    }
     if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
     let problem = paramsProblem(ctx.query);
-    if (!problem && ctx.method === 'POST') {
-      const length = ctx.request.length;
-      if (length === undefined) problem = 'a POSTed authorization request needs a Content-Length';
-      else if (length > AUTHORIZE_BODY_MAX) problem = `the request body is larger than ${AUTHORIZE_BODY_MAX} bytes`;
-    }
+    if (!problem && ctx.method === 'POST') problem = bodyProblem(ctx);
     if (problem) {
       // Nothing of the body is read; the connection closes after the answer.
       if (ctx.method === 'POST') ctx.set('Connection', 'close');

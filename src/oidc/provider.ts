@@ -30,6 +30,8 @@ export interface ProviderDeps {
 
 const TOKEN_PATH = '/token';
 export const AUTHORIZATION_PATH = '/auth';
+/** oidc-provider's pushed authorization request endpoint (its default path, named here). */
+export const PAR_PATH = '/request';
 
 /**
  * The requests whose writes are sent together when the response is ready (request-writes.ts):
@@ -116,7 +118,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
     clients: [],
-    routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH },
+    routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH, pushed_authorization_request: PAR_PATH },
     // Each key signs through node:crypto (keys/signing-key.ts), not WebCrypto.
     jwks: signingKeys(jwks),
     cookies: {

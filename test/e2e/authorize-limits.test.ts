@@ -12,11 +12,17 @@ const PER_IP = 12;
 let db: TestDatabase;
 let server: RunningServer;
 let clientId: string;
+let publicClientId: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   const env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey(), TRUST_PROXY: 'true', AUTHORIZE_MAX_PER_IP: String(PER_IP) };
-  clientId = (await runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env)).json.client_id;
+  const [portal, mobile] = await Promise.all([
+    runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env),
+    runCli(['apps', 'create', '--name', 'Mobile', '--redirect-uri', REDIRECT, '--public'], env),
+  ]);
+  clientId = portal.json.client_id;
+  publicClientId = mobile.json.client_id;
   server = await startServer(env);
 }, 120000);
 
@@ -42,11 +48,11 @@ function authorize(params: Record<string, string>, ip: string, init: { method?: 
   });
 }
 
-async function storedInteractions(): Promise<number> {
+async function storedInteractions(model = 'Interaction'): Promise<number> {
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   try {
-    const { rows } = await c.query("select count(*)::int as n from oidc_payloads where model = 'Interaction'");
+    const { rows } = await c.query('select count(*)::int as n from oidc_payloads where model = $1', [model]);
     return rows[0].n;
   } finally {
     await c.end();
@@ -82,6 +88,29 @@ describe('GET and POST /auth parameter sizes', () => {
     const res = await fetch(`${server.url}/auth?client_id=${clientId}&state=${'x'.repeat(9000)}`, { headers: { 'accept-language': 'zh-CN', 'x-forwarded-for': freshIp() } });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('应用发来的登录请求过大');
+  });
+});
+
+describe('POST /request (pushed authorization requests)', () => {
+  const push = (extra: Record<string, string>) => fetch(`${server.url}/request`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams({
+      client_id: publicClientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...extra,
+    }).toString(),
+  });
+
+  it('takes a sensible request from a public app and refuses an oversized one with the OAuth error', async () => {
+    const ok = await push({ state: 's'.repeat(1000) });
+    expect(ok.status).toBe(201);
+    expect(await ok.json()).toMatchObject({ request_uri: expect.stringMatching(/^urn:ietf:params:oauth:request_uri:/) });
+    const before = await storedInteractions('PushedAuthorizationRequest');
+    expect(before).toBeGreaterThan(0);
+    const big = await push({ state: 'x'.repeat(30 * 1024) });
+    expect(big.status).toBe(400);
+    expect(await big.json()).toMatchObject({ error: 'invalid_request' });
+    expect(await storedInteractions('PushedAuthorizationRequest')).toBe(before);
   });
 });
 
