@@ -330,7 +330,9 @@ export class UsersService {
    * Sets a person's password. Every session, grant, code and refresh token of theirs ends, except,
    * with `keepSessionUid` (the uid of oidc-provider's Session), that session and what was issued
    * under its grants: a person who changes their own password stays signed in where they did it
-   * and nowhere else. Audited as user.updated with passwordChanged.
+   * and nowhere else. Their admin API access tokens (JWTs) issued before end in every case; the
+   * kept session's app gets new ones with its refresh token. Audited as user.updated with
+   * passwordChanged, endedOidcRecords and keptSessionUid.
    */
   setPassword(id: string, password: string, actor: Actor = SYSTEM_ACTOR, keepSessionUid?: string): Promise<User> {
     return this.updateUser(id, { password }, actor, undefined, undefined, keepSessionUid);
