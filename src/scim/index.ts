@@ -74,7 +74,7 @@ export function scimRouter(deps: ScimDeps): Router {
       baseUrl,
     };
     ctx.state.scim = scim;
-  }).then(next);
+  }).then(() => next());
 
   // Text PostgreSQL cannot store (a NUL character, an unpaired surrogate), anywhere in the query
   // string or the parsed body (a /Bulk request's operations included): 400 invalidValue before
