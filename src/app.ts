@@ -11,6 +11,7 @@ import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
 import { canonicalHost } from './http/canonical-host.ts';
 import { SignInThrottle } from './http/signin-throttle.ts';
+import { authorizationLimits } from './http/authorization-limits.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
@@ -28,7 +29,7 @@ import type { SetupService } from './directory/setup.service.ts';
 import { createServices, type Services } from './services.ts';
 import { ADMIN_API_PREFIX, adminRouter, buildAdminApi } from './admin/index.ts';
 import { bearerAuthenticator } from './admin/auth.ts';
-import { apiResource } from './oidc/provider.ts';
+import { apiResource, AUTHORIZATION_PATH, PAR_PATH } from './oidc/provider.ts';
 import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
 
@@ -126,6 +127,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(oauthResponses(config.issuer));
+  app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH));
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
   app.use(mount(provider));

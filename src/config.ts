@@ -26,6 +26,8 @@ const schema = z.object({
   SIGNIN_MAX_FAILURES: positiveInt.default(10),
   SIGNIN_MAX_FAILURES_PER_IP: positiveInt.default(100),
   SIGNIN_LOCK_SECONDS: positiveInt.default(900),
+  AUTHORIZE_MAX_PER_IP: positiveInt.default(300),
+  AUTHORIZE_WINDOW_SECONDS: positiveInt.default(60),
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
@@ -60,6 +62,9 @@ export interface Config {
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
    */
   metrics: { port: number | undefined; host: string; token: string | undefined };
+  /** Authorization requests (each may store an interaction) allowed per client IP per window. */
+  authorizeMaxPerIp: number;
+  authorizeWindowSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -113,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailures: v.SIGNIN_MAX_FAILURES,
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
+    authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
+    authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
     metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },
   };

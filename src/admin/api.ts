@@ -11,6 +11,7 @@ import type { Principal } from './auth.ts';
 import type { AdminRole } from '../directory/users.service.ts';
 import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
 import { recordRefusal } from '../audit/audit.service.ts';
+import { refuseUnread } from '../http/request-context.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -120,18 +121,22 @@ export class AdminApi {
   /** Mounts every route; `authenticate` resolves the caller or throws unauthenticated. */
   router(authenticate: (ctx: Context) => Promise<Principal>, maxBodyBytes: number): Router {
     const router = new Router();
-    router.use(bodyParser({ enableTypes: ['json'], jsonLimit: `${maxBodyBytes}b`, encoding: 'utf-8' }));
+    const parseBody = bodyParser({ enableTypes: ['json'], jsonLimit: `${maxBodyBytes}b`, encoding: 'utf-8' });
     for (const def of this.routes) {
       router[def.method](def.path, this.#recordRefusals(def), async (ctx) => {
-        const principal = await authenticate(ctx);
+        // The caller and their roles are checked before any of the body is read: an anonymous
+        // or unauthorised request costs no upload (see refuseUnread).
+        const principal = await refuseUnread(ctx, () => authenticate(ctx));
         ctx.state.adminPrincipal = principal;
         const allowed = principal.roles.has('super_admin') || def.roles.some((r) => principal.roles.has(r));
         if (!allowed) {
+          refuseUnread(ctx);
           throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
         }
         if (def.body && ['post', 'put', 'patch'].includes(def.method) && !ctx.is('application/json')) {
           throw new AppError('invalid_argument', 'request.content_type', 'body: send application/json', { field: 'body' });
         }
+        if (def.body) await parseBody(ctx, async () => undefined);
         rejectIllFormedText(ctx.params, 'path');
         rejectIllFormedText(ctx.query, 'query');
         if (def.body) rejectIllFormedText(ctx.request.body, 'body');

@@ -11,12 +11,13 @@ import type { AdminRole } from '../directory/users.service.ts';
 import { isUuid } from '../directory/users.repo.ts';
 import { DPOP_ALGS, DpopError, verifyDpopProof } from './dpop.ts';
 
-interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null }
+interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null; sessions_ended_at: Date | null }
 interface TokenApp { admin_roles: AdminRole[]; secret_rotated_at: Date | null }
 
 /**
  * Whether the token was issued before `changedAt` (in a whole second before it: iat has no finer
- * grain): a person's last status change, or the app's last secret rotation. A JWT cannot be
+ * grain): a person's last status change or end of all their sessions (a password set), or the
+ * app's last secret rotation. A JWT cannot be
  * recalled, so one issued before a suspension must not work again after the reactivation, nor one
  * that a leaked secret obtained after the secret was rotated.
  */
@@ -121,11 +122,12 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     // URIs changed by a caller holding those roles (role-guard.ts).
     const [user, app] = await Promise.all([
       payload.sub && isUuid(payload.sub)
-        ? db('users').where({ id: payload.sub }).first<TokenUser | undefined>('id', 'status', 'admin_roles', 'status_changed_at')
+        ? db('users').where({ id: payload.sub }).first<TokenUser | undefined>('id', 'status', 'admin_roles', 'status_changed_at', 'sessions_ended_at')
         : undefined,
       clientId ? db('apps').where({ client_id: clientId }).first<TokenApp | undefined>('admin_roles', 'secret_rotated_at') : undefined,
     ]);
-    if (!user || user.status !== 'active' || !app || issuedBefore(payload, user.status_changed_at) || issuedBefore(payload, app.secret_rotated_at)) {
+    if (!user || user.status !== 'active' || !app || issuedBefore(payload, user.status_changed_at)
+      || issuedBefore(payload, user.sessions_ended_at) || issuedBefore(payload, app.secret_rotated_at)) {
       throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
     }
     const roles = new Set(user.admin_roles.filter((role) => app.admin_roles.includes(role)));

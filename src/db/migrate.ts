@@ -16,6 +16,7 @@ import * as m20261201100000 from '../../migrations/20261201100000_index_oidc_pay
 import * as m20261201110000 from '../../migrations/20261201110000_move_audit_chain_to_its_own_table.ts';
 import * as m20261201120000 from '../../migrations/20261201120000_count_status_changes_per_row.ts';
 import * as m20261201130000 from '../../migrations/20261201130000_add_apps_secret_rotated_at.ts';
+import * as m20261206110000 from '../../migrations/20261206110000_add_users_sessions_ended_at.ts';
 import * as m20261206120000 from '../../migrations/20261206120000_add_apps_allow_no_pkce.ts';
 import * as m20261206120100 from '../../migrations/20261206120100_create_dpop_proofs.ts';
 import * as m20261206130000 from '../../migrations/20261206130000_create_sign_in_names.ts';
@@ -40,6 +41,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201110000_move_audit_chain_to_its_own_table': m20261201110000,
   '20261201120000_count_status_changes_per_row': m20261201120000,
   '20261201130000_add_apps_secret_rotated_at': m20261201130000,
+  '20261206110000_add_users_sessions_ended_at': m20261206110000,
   '20261206120000_add_apps_allow_no_pkce': m20261206120000,
   '20261206120100_create_dpop_proofs': m20261206120100,
   '20261206130000_create_sign_in_names': m20261206130000,

@@ -26,6 +26,8 @@ export interface DbUserRow {
   external_id: string | null;
   status: UserStatus;
   status_changed_at: Date | null;
+  /** Last time every session of the person was ended without a status change (a password set). */
+  sessions_ended_at?: Date | null;
   admin_roles: string[];
   version: number;
   created_at: Date;
@@ -223,7 +225,20 @@ export async function upsertPasswordCredential(db: Tx, id: string, userId: strin
     .merge({ data: JSON.stringify({ hash }), updated_at: db.fn.now() });
 }
 
-/** Ends every OIDC session, grant, code and token of a user at once. */
-export async function deleteOidcStateOfAccount(db: Tx, userId: string): Promise<number> {
-  return db('oidc_payloads').where({ account_id: userId }).delete();
+/**
+ * Ends every OIDC session, grant, code and token of a user at once. With `keepSessionUid`, the
+ * session with that uid stays, with the grants it holds (its `authorizations`) and the codes and
+ * tokens issued under them.
+ */
+export async function deleteOidcStateOfAccount(db: Tx, userId: string, keepSessionUid?: string): Promise<number> {
+  const rows = db('oidc_payloads').where({ account_id: userId });
+  if (keepSessionUid !== undefined) {
+    rows.whereRaw(`not (
+      coalesce(model = 'Session' and uid = ?, false)
+      or coalesce(case when model = 'Grant' then id else grant_id end in (
+        select a.value->>'grantId'
+          from oidc_payloads s, jsonb_each(case when jsonb_typeof(s.payload->'authorizations') = 'object' then s.payload->'authorizations' else '{}'::jsonb end) a
+         where s.model = 'Session' and s.uid = ? and s.account_id = ?), false))`, [keepSessionUid, keepSessionUid, userId]);
+  }
+  return rows.delete();
 }

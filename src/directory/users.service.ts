@@ -169,6 +169,14 @@ function splitName(name: string | null | undefined): { given: string | null; fam
 
 export interface SignInContext { ip?: string | null; userAgent?: string | null; clientId?: string | null }
 
+/** A sign-in attempt counted by a throttle (see signIn). */
+export interface SignInTicket {
+  /** Seconds to wait before another attempt; 0: the attempt may check its password. */
+  retryAfter: number;
+  /** Called after a right password. */
+  succeeded(): Promise<void>;
+}
+
 /**
  * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
  * username and each of its emails share one count), else the name itself (folded, as stored).
@@ -244,8 +252,13 @@ export class UsersService {
     return findUsers(this.db, filter);
   }
 
-  /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
-  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite): Promise<User> {
+  /**
+   * Partial update; with expectedVersion, a stale version gives failed_precondition (412).
+   * A new password ends every session, grant, code and refresh token of the person in the same
+   * transaction (whoever set it may have done so because the old one leaked), except, with
+   * `keepSessionUid`, the session the person changed their own password from (see setPassword).
+   */
+  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite, keepSessionUid?: string): Promise<User> {
     const input = parseInput(provisioned ? updateProvisionedUserInput : updateUserInput, raw);
     checkScimAttributes(provisioned?.scimAttributes);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
@@ -298,15 +311,22 @@ export class UsersService {
           changes.custom_attributes = await validateCustomAttributes(trx, { ...current.customAttributes, ...input.customAttributes }, true);
         }
         if (provisioned?.scimAttributes !== undefined) changes.scim_attributes = provisioned.scimAttributes;
+        // The person's admin API tokens (JWTs, not recallable) issued before now stop working too.
+        if (hash) changes.sessions_ended_at = new Date();
         const updated = await updateUserById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
-        if (hash) await upsertPasswordCredential(trx, newId(), id, hash);
+        let ended = 0;
+        if (hash) {
+          await upsertPasswordCredential(trx, newId(), id, hash);
+          ended = await deleteOidcStateOfAccount(trx, id, keepSessionUid);
+        }
         const { password: _p, ...audited } = input;
         // A password set shows as passwordChanged: true, beside nothing: neither side holds a hash.
         await recordAudit(trx, actor, {
           action: 'user.updated', targetType: 'user', targetId: id,
           changes: {
-            ...audited, ...(hash ? { passwordChanged: true } : {}),
+            ...audited,
+            ...(hash ? { passwordChanged: true, endedOidcRecords: ended, ...(keepSessionUid !== undefined ? { keptSessionUid: keepSessionUid } : {}) } : {}),
             ...(input.emailVerified === undefined && changes.email_verified === false ? { emailVerified: false } : {}),
             ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
           },
@@ -321,6 +341,18 @@ export class UsersService {
       if (isUniqueViolation(err)) uniqueViolation(err);
       throw err;
     }
+  }
+
+  /**
+   * Sets a person's password. Every session, grant, code and refresh token of theirs ends, except,
+   * with `keepSessionUid` (the uid of oidc-provider's Session), that session and what was issued
+   * under its grants: a person who changes their own password stays signed in where they did it
+   * and nowhere else. Their admin API access tokens (JWTs) issued before end in every case; the
+   * kept session's app gets new ones with its refresh token. Audited as user.updated with
+   * passwordChanged, endedOidcRecords and keptSessionUid.
+   */
+  setPassword(id: string, password: string, actor: Actor = SYSTEM_ACTOR, keepSessionUid?: string): Promise<User> {
+    return this.updateUser(id, { password }, actor, undefined, undefined, keepSessionUid);
   }
 
   /**
@@ -405,16 +437,18 @@ export class UsersService {
 
   /**
    * authenticate, with a gate for throttling: `admit` hears whom the attempt counts against (see
-   * signInSubject) before any password work, and answers the seconds to wait (0: go on). A
-   * refused attempt costs no hash and writes nothing; `retryAfter` says it was refused.
+   * signInSubject) before any password work and counts it there; its ticket's retryAfter says
+   * to wait (the attempt is refused: no hash, nothing written). The attempt stays counted unless
+   * the password is right, when the ticket's succeeded() clears the count.
    */
-  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<number>): Promise<{ user?: User; subject: string; retryAfter: number }> {
+  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<SignInTicket>): Promise<{ user?: User; subject: string; retryAfter: number }> {
     const malformed = !login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH;
     const found = malformed ? undefined : await findUserByLoginWithPassword(this.db, login);
     const subject = signInSubject(login, found?.user);
-    const retryAfter = admit ? await admit(subject) : 0;
-    if (retryAfter > 0) return { subject, retryAfter };
+    const ticket = admit ? await admit(subject) : undefined;
+    if (ticket && ticket.retryAfter > 0) return { subject, retryAfter: ticket.retryAfter };
     const result = malformed ? await this.#refuse(password, 'malformed') : await this.#checkPassword(found, password);
+    if (result.ok && ticket) await ticket.succeeded();
     if (context) {
       const trimmed = login.trim().slice(0, 254);
       await recordAuditNow(this.db, result.user && result.ok
@@ -428,6 +462,7 @@ export class UsersService {
     }
     return { user: result.ok ? result.user : undefined, subject, retryAfter: 0 };
   }
+
 
   async #refuse(password: string, reason: string, user?: User): Promise<{ ok: false; user?: User; reason: string }> {
     await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));

@@ -1,6 +1,6 @@
 // Request id, one log line per request, security headers, early 413 for oversized bodies.
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from '../shared/logger.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -14,6 +14,25 @@ const PROVIDER_BODY_LIMIT = 56 * 1024;
 function bodyLimit(path: string, maxBodyBytes: number): number {
   const ours = path.startsWith('/admin/') || path.startsWith('/interaction/') || path === '/setup';
   return ours ? maxBodyBytes : Math.min(maxBodyBytes, PROVIDER_BODY_LIMIT);
+}
+
+/**
+ * For a request refused before its body was read: the connection closes after the answer, so
+ * the rest of the body is not received (Node would otherwise read and discard it to keep the
+ * connection). With `check`, runs it and does so only if it throws.
+ */
+export function refuseUnread(ctx: Context): void;
+export function refuseUnread<T>(ctx: Context, check: () => Promise<T>): Promise<T>;
+export function refuseUnread<T>(ctx: Context, check?: () => Promise<T>): Promise<T> | void {
+  const close = () => {
+    if (ctx.req.readableEnded) return;
+    if (ctx.get('content-length') || ctx.get('transfer-encoding')) ctx.set('Connection', 'close');
+  };
+  if (!check) return close();
+  return check().catch((err: unknown) => {
+    close();
+    throw err;
+  });
 }
 
 export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
@@ -32,9 +51,10 @@ export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
     const started = process.hrtime.bigint();
     try {
       const length = Number(ctx.get('content-length') || 0);
-      // SCIM enforces its own (larger, for /Bulk) limit and answers in its own error format.
+      // SCIM (a larger limit, for /Bulk) and the admin API check the size themselves, after the
+      // caller is authenticated, and answer in their own error formats.
       const limit = bodyLimit(ctx.path, maxBodyBytes);
-      if (length > limit && !ctx.path.startsWith('/scim/')) {
+      if (length > limit && !ctx.path.startsWith('/scim/') && !ctx.path.startsWith('/admin/api/')) {
         ctx.status = 413;
         const detail = `request body larger than ${limit} bytes`;
         ctx.body = ctx.path.startsWith('/admin/')

@@ -172,26 +172,20 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: ill-formed text in the account name');
       return renderLogin(ctx, details, true);
     }
-    // Too many recent failures for this account (whichever of its names was typed) or this
-    // address: refused before any password work, without saying whether the account exists.
-    let loginFailures = false;
-    const { user, subject, retryAfter } = await users.signIn(login, str(body.password), {
+    // The attempt is counted against this account (whichever of its names was typed) and this
+    // address before any password work; over either limit it is refused without saying whether
+    // the account exists.
+    const { user, retryAfter } = await users.signIn(login, str(body.password), {
       ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
-    }, async (who) => {
-      const gate = await throttle.check(who, ctx.ip);
-      loginFailures = gate.loginFailures;
-      return gate.retryAfter;
-    });
+    }, (who) => throttle.reserve(who, ctx.ip));
     if (retryAfter > 0) {
       log.info({ requestId: ctx.state.requestId, event: 'signin.throttled' }, 'sign-in throttled');
       return renderLogin(ctx, details, false, login, retryAfter);
     }
     if (!user) {
-      await throttle.failed(subject, ctx.ip);
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return renderLogin(ctx, details, true, login);
     }
-    if (loginFailures) await throttle.succeeded(subject);
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
     // A sign-in answers prompt=select_account as well: the person chose this account.
     await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] }, ...(choosing ? { select_account: {} } : {}) }, false);

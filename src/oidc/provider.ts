@@ -36,7 +36,9 @@ const TOKEN_PATH = '/token';
  * every authorization request, after its own scope check, which is where keepOfflineAccess runs.
  */
 const KEEP_OFFLINE_ACCESS_HOOK = 'x_oneid_offline_access';
-const AUTHORIZATION_PATH = '/auth';
+export const AUTHORIZATION_PATH = '/auth';
+/** oidc-provider's pushed authorization request endpoint (its default path, named here). */
+export const PAR_PATH = '/request';
 
 /**
  * The requests whose writes are sent together when the response is ready (request-writes.ts):
@@ -191,7 +193,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     adapter: createAdapterFactory(db, clients),
     // OneID's own sign-in from `/` (login/home.routes.ts); apps are in the database.
     clients: [homeClient(config.issuer)],
-    routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH },
+    routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH, pushed_authorization_request: PAR_PATH },
     // Each key signs through node:crypto (keys/signing-key.ts), not WebCrypto.
     jwks: signingKeys(jwks),
     cookies: {

@@ -12,6 +12,7 @@ import { describeIllFormedText, findIllFormedText } from '../shared/text-input.t
 import { registerScimUserRoutes } from './users.routes.ts';
 import { registerScimGroupRoutes } from './groups.routes.ts';
 import { registerScimBulkRoute } from './bulk.routes.ts';
+import { refuseUnread } from '../http/request-context.ts';
 
 export const SCIM_PREFIX = '/scim/v2';
 
@@ -35,14 +36,6 @@ export function scimRouter(deps: ScimDeps): Router {
     await next();
     if (ctx.body !== undefined && ctx.body !== null && ctx.status !== 304) ctx.type = SCIM_CONTENT_TYPE;
   });
-  router.use(bodyParser({
-    enableTypes: ['json'],
-    // @koa/bodyparser merges this list into its defaults index by index (lodash merge), so a
-    // one-element list would replace application/json; name both (scim+json is a default too).
-    extendTypes: { json: ['application/json', SCIM_CONTENT_TYPE] },
-    jsonLimit: SCIM_LIMITS.bulkMaxPayloadSize,
-    encoding: 'utf-8',
-  }));
 
   // Discovery is public (RFC 7644 section 4): it describes the server, nothing about people.
   router.get('/ServiceProviderConfig', (ctx) => { ctx.body = serviceProviderConfig(baseUrl, `${issuer}/admin/api/v1/openapi.json`); });
@@ -68,7 +61,7 @@ export function scimRouter(deps: ScimDeps): Router {
   });
 
   // Everything else needs a provisioning token.
-  const authenticate = async (ctx: Context, next: Next) => {
+  const authenticate = async (ctx: Context, next: Next) => refuseUnread(ctx, async () => {
     const match = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'));
     const client = match ? await services.scimTokens.authenticate(match[1]!) : undefined;
     if (!client) {
@@ -81,8 +74,7 @@ export function scimRouter(deps: ScimDeps): Router {
       baseUrl,
     };
     ctx.state.scim = scim;
-    return next();
-  };
+  }).then(() => next());
 
   // Text PostgreSQL cannot store (a NUL character, an unpaired surrogate), anywhere in the query
   // string or the parsed body (a /Bulk request's operations included): 400 invalidValue before
@@ -99,7 +91,17 @@ export function scimRouter(deps: ScimDeps): Router {
   };
 
   const api = new Router();
+  // The token is checked before any of the body is read: an anonymous or wrongly authenticated
+  // request costs no upload.
   api.use(authenticate);
+  api.use(bodyParser({
+    enableTypes: ['json'],
+    // @koa/bodyparser merges this list into its defaults index by index (lodash merge), so a
+    // one-element list would replace application/json; name both (scim+json is a default too).
+    extendTypes: { json: ['application/json', SCIM_CONTENT_TYPE] },
+    jsonLimit: SCIM_LIMITS.bulkMaxPayloadSize,
+    encoding: 'utf-8',
+  }));
   api.use(rejectIllFormedText);
   api.all('/Me', () => {
     throw new ScimError(501, '/Me needs a user\'s own access token; OneID issues SCIM tokens to provisioning clients only');

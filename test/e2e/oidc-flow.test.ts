@@ -502,13 +502,14 @@ describe('bad input at the token endpoint', () => {
     });
     expect(between.status).toBe(413);
     expect(await between.json()).toMatchObject({ error: 'invalid_request' });
-    // The admin API answers in its own format.
+    // The admin API answers in its own format, and checks the caller first: without a token,
+    // 401 (an authenticated caller gets 413, see auth-before-body.test.ts).
     const admin = await fetch(`${server.url}/admin/api/v1/users`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'a'.repeat(200 * 1024) }),
     });
-    expect(admin.status).toBe(413);
+    expect(admin.status).toBe(401);
     expect(admin.headers.get('content-type')).toContain('application/problem+json');
-    expect(await admin.json()).toMatchObject({ status: 413, code: 'request.too_large' });
+    expect(await admin.json()).toMatchObject({ status: 401, code: 'admin.token_missing' });
   });
 });
 

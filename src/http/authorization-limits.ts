@@ -1,0 +1,107 @@
+// Bounds on what an anonymous browser can make OneID store at the authorization endpoint: each
+// authorization request may become an interaction kept for an hour, holding every parameter.
+// Parameters are capped in size, and authorization requests are counted per client IP in
+// PostgreSQL (rate-limiter-flexible, shared by every node).
+import type { Knex } from 'knex';
+import type { Context, Middleware } from 'koa';
+import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Views } from '../login/views.ts';
+
+/** Longest value of one parameter (characters, decoded): a long id_token_hint or claims request fits. */
+export const AUTHORIZE_PARAM_MAX = 4096;
+/** All parameters together (names and values, decoded). Request objects are not supported. */
+export const AUTHORIZE_PARAMS_MAX = 8192;
+/** A POSTed authorization request's body (form-encoded bytes). */
+export const AUTHORIZE_BODY_MAX = 12 * 1024;
+
+export interface AuthorizeLimits {
+  /** Authorization requests allowed per client IP per window. */
+  perIp: number;
+  windowSeconds: number;
+}
+
+/**
+ * rate-limiter-flexible's store speaks node-postgres ({text, values} with $n placeholders);
+ * this routes it through our knex instance, so it works the same on PostgreSQL and PGlite.
+ */
+export function knexRateLimitStore(db: Knex) {
+  return {
+    query: async ({ text, values = [] }: { text: string; values?: unknown[] }) => {
+      const bindings: unknown[] = [];
+      const sql = text.replace(/\$(\d+)/g, (_m, n: string) => {
+        bindings.push(values[Number(n) - 1]);
+        return '?';
+      });
+      const result = (await db.raw(sql, bindings as Knex.RawBinding[])) as { rows?: unknown[] };
+      const rows = result.rows ?? [];
+      return { rows, rowCount: rows.length };
+    },
+  };
+}
+
+/** The size problem of a query's parameters, if any. */
+function paramsProblem(query: Record<string, string | string[] | undefined>): string | undefined {
+  let total = 0;
+  for (const [name, value] of Object.entries(query)) {
+    for (const one of Array.isArray(value) ? value : [value ?? '']) {
+      if (one.length > AUTHORIZE_PARAM_MAX) return `the parameter ${name.slice(0, 40)} is longer than ${AUTHORIZE_PARAM_MAX} characters`;
+      total += name.length + one.length;
+    }
+  }
+  return total > AUTHORIZE_PARAMS_MAX ? `the parameters are longer than ${AUTHORIZE_PARAMS_MAX} characters together` : undefined;
+}
+
+/**
+ * In front of oidc-provider's authorization endpoint (`path`, GET and POST; not its resume).
+ * Oversized parameters get invalid_request on the error page (400), never a redirect: the
+ * redirect_uri has not been checked yet. Past the per-IP limit: 429 with Retry-After.
+ * A pushed authorization request (`parPath`, RFC 9126; a public app may push one without a
+ * secret) becomes the parameters of a later authorization request, so its body has the same
+ * bound, answered as the OAuth JSON error.
+ */
+export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
+  const limiter = new RateLimiterPostgres({
+    storeClient: knexRateLimitStore(db), storeType: 'pool', tableName: 'rate_limits', tableCreated: true,
+    keyPrefix: 'authorize_ip', points: limits.perIp, duration: limits.windowSeconds,
+    // Also removes the sign-in throttle's expired rows (same table), every few minutes.
+    clearExpiredByTimeout: true,
+  });
+  const page = (ctx: Context, status: number, error: string, messageKey: string, description: string) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = views.render(ctx, 'error.njk', { messageKey, error, description, requestId: ctx.state.requestId });
+  };
+  const bodyProblem = (ctx: Context): string | undefined => {
+    const length = ctx.request.length;
+    if (length === undefined) return 'a POSTed authorization request needs a Content-Length';
+    return length > AUTHORIZE_BODY_MAX ? `the request body is larger than ${AUTHORIZE_BODY_MAX} bytes` : undefined;
+  };
+  return async (ctx, next) => {
+    if (ctx.path === parPath && ctx.method === 'POST') {
+      const problem = bodyProblem(ctx);
+      if (!problem) return next();
+      ctx.set('Connection', 'close');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: problem };
+      return undefined;
+    }
+    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
+    let problem = paramsProblem(ctx.query);
+    if (!problem && ctx.method === 'POST') problem = bodyProblem(ctx);
+    if (problem) {
+      // Nothing of the body is read; the connection closes after the answer.
+      if (ctx.method === 'POST') ctx.set('Connection', 'close');
+      return page(ctx, 400, 'invalid_request', 'authorize.too_large', problem);
+    }
+    try {
+      await limiter.consume(ctx.ip || 'unknown');
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      ctx.set('Retry-After', String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))));
+      return page(ctx, 429, 'temporarily_unavailable', 'authorize.too_many', 'too many authorization requests from this address');
+    }
+    return next();
+  };
+}
