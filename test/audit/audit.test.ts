@@ -300,7 +300,7 @@ describe('old values beside the new', () => {
 
 describe('migration 20261206150000', () => {
   it('adds client_id and before, goes down while no event carries them, and refuses to drop them once one does', async () => {
-    await withDatabaseAt('oneid_test_audit_client_id_migration', '20261201130000', async (m) => {
+    await withDatabaseAt('oneid_test_audit_client_id_migration', '20261206130000', async (m) => {
       await m.migrate.up(migratorConfig);
       await m.migrate.down(migratorConfig);
       await m.migrate.up(migratorConfig);
