@@ -88,7 +88,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'get', path: '/apps', tag: 'apps', summary: 'List apps (filtered and paged in SQL, oldest first)',
     roles: readers, query: appListQuery, response: page(appResource),
     handler: async ({ query }) => {
-      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const after = decodeCursorAs(query.cursor, 'apps', createdAtIdCursor);
       const rows = await apps.listApps({
         q: query.q, access: query.access, clientId: query.clientId,
         firstParty: query.firstParty === undefined ? undefined : query.firstParty === 'true',
@@ -97,7 +97,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 

@@ -50,7 +50,7 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
     method: 'get', path: '/apps/:id/assignments', tag: 'assignments', summary: "List an app's assignments (paged in SQL, oldest first)",
     roles: readers, params: idParam, query: assignmentListQuery, response: page(assignmentResource),
     handler: async ({ params, query }) => {
-      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const after = decodeCursorAs(query.cursor, 'assignments', createdAtIdCursor);
       const rows = await access.listAssignments({
         appId: params.id, principalType: query.principalType, principalId: query.principalId,
         after: after ? { createdAt: after[0], id: after[1] } : undefined,
@@ -58,7 +58,7 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentAssignment), next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: items.map(presentAssignment), next_cursor: rows.length > query.limit && last ? encodeCursor('assignments', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 
