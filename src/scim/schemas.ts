@@ -15,6 +15,11 @@ export const SCIM_LIMITS = {
   bulkMaxOperations: 1000,
   bulkMaxPayloadSize: 1048576,
   defaultCount: 100,
+  /**
+   * How deeply a request body (or a Bulk operation's data) may nest objects and arrays. The
+   * deepest SCIM resource or PatchOp nests 5-6 levels; the bound only stops stack-overflowing input.
+   */
+  maxJsonDepth: 32,
 };
 
 type Attr = Record<string, unknown>;
