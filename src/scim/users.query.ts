@@ -44,13 +44,19 @@ const RECORD_JOINS = `
   left join lateral (select d.id, d.name, d.path from user_departments pud join departments d on d.id = pud.department_id
                       where pud.user_id = u.id and pud.is_primary limit 1) pd on true
   left join users m on m.id = u.manager_id and m.status <> 'deprovisioned'`;
+// A department-scoped client sees a manager only if it could read that manager as a User: a
+// manager outside its subtree is left out (neither id nor name), like any other user it cannot see.
+const MANAGER_IN_SCOPE = ` and exists (select 1 from user_departments mud join departments md on md.id = mud.department_id
+                      where mud.user_id = m.id and md.path like ? escape '\\')`;
 
 /**
  * The users whose ids `ids` selects (a subquery with column `id`), as records: the joins and the
  * groups subquery run only for these rows.
  */
-function recordsQuery(db: Tx, ids: Knex.QueryBuilder, orderBy?: string): Knex.QueryBuilder {
-  const q = db.from(ids.as('page')).join('users as u', 'u.id', 'page.id').select(db.raw(RECORD_COLUMNS)).joinRaw(RECORD_JOINS);
+function recordsQuery(db: Tx, ids: Knex.QueryBuilder, scopePath: string | null, orderBy?: string): Knex.QueryBuilder {
+  const q = db.from(ids.as('page')).join('users as u', 'u.id', 'page.id').select(db.raw(RECORD_COLUMNS));
+  if (scopePath) q.joinRaw(RECORD_JOINS + MANAGER_IN_SCOPE, [subtreePattern(scopePath)]);
+  else q.joinRaw(RECORD_JOINS);
   return orderBy ? q.orderByRaw(orderBy) : q;
 }
 
@@ -67,7 +73,7 @@ function toRecord(r: RecordRow): ScimUserRecord {
 /** One user as the client sees it, or undefined (unknown id, malformed id, deprovisioned, out of scope). */
 export async function findScimUser(db: Tx, id: string, scopePath: string | null): Promise<ScimUserRecord | undefined> {
   if (!isUuid(id)) return undefined;
-  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id')));
+  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id'), scopePath));
   return rows[0] && toRecord(rows[0]);
 }
 
@@ -180,7 +186,7 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   const select = <R>(q: Knex.QueryBuilder): Promise<R[]> => (first || byBlocks ? runQuery<R>(db, q) : q as unknown as Promise<R[]>);
   const [[counted], rows] = await Promise.all([
     select<{ count: number | string }>(countQuery),
-    params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, orderBy)),
+    params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, scopePath, orderBy)),
   ]);
   return { total: Number(counted?.count ?? 0), records: rows.map(toRecord) };
 }

@@ -321,4 +321,47 @@ describe('a department-scoped token', () => {
     expect((await scim('GET', `/Users/${outside.body.id}`)).status).toBe(200);
     expect((await scim('GET', `/Users?filter=${q('title eq "scoped-test"')}`)).body.totalResults).toBe(2);
   });
+
+  it("does not show a manager outside its subtree, keeps that manager on writes that do not name one, and cannot set one", async () => {
+    const boss = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'hidden.boss', displayName: 'Hidden Boss' } });
+    const peer = await scim('POST', '/Users', { token: scopedToken, body: { schemas: [CORE], userName: 'inside.peer' } });
+    const report = await scim('POST', '/Users', {
+      body: { schemas: [CORE, ENT], userName: 'inside.report', title: 'engineer', [ENT]: { department: 'Subsidiary', manager: { value: boss.body.id } } },
+    });
+    expect(report.status).toBe(201);
+    expect(report.body[ENT].manager.value).toBe(boss.body.id);
+    const id = report.body.id as string;
+    const managerOf = async () => (await scim('GET', `/Users/${id}`)).body[ENT]?.manager?.value;
+
+    // Reads: neither the id nor the name of the manager, in a GET or a list.
+    const got = await scim('GET', `/Users/${id}`, { token: scopedToken });
+    expect(got.status).toBe(200);
+    expect(got.body[ENT]).toEqual({ department: 'Subsidiary' });
+    const listed = await scim('GET', `/Users?filter=${q('userName eq "inside.report"')}`, { token: scopedToken });
+    for (const text of [got.text, listed.text]) {
+      expect(text).not.toContain(boss.body.id);
+      expect(text).not.toContain('Hidden Boss');
+    }
+
+    // A PATCH and a PUT that do not touch the manager succeed and keep it.
+    const patched = await scim('PATCH', `/Users/${id}`, { token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: 'lead' }] } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.title).toBe('lead');
+    expect(patched.text).not.toContain(boss.body.id);
+    const put = await scim('PUT', `/Users/${id}`, { token: scopedToken, body: { ...got.body, title: 'principal' } });
+    expect(put.status).toBe(200);
+    expect(await managerOf()).toBe(boss.body.id);
+
+    // Setting a manager outside the subtree stays refused; one inside replaces the hidden one.
+    expectScimError(await scim('PATCH', `/Users/${id}`, {
+      token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: `${ENT}:manager`, value: { value: boss.body.id } }] },
+    }), 400, 'invalidValue');
+    expect(await managerOf()).toBe(boss.body.id);
+    const replaced = await scim('PATCH', `/Users/${id}`, {
+      token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: `${ENT}:manager`, value: { value: peer.body.id } }] },
+    });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body[ENT].manager).toMatchObject({ value: peer.body.id, displayName: 'inside.peer' });
+    expect(await managerOf()).toBe(peer.body.id);
+  });
 });
