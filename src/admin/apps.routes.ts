@@ -3,7 +3,7 @@ import type { AdminApi } from './api.ts';
 import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
 import type { Principal } from './auth.ts';
-import { assertMayGrant, assertMayManage } from './role-guard.ts';
+import { assertMayGrant, manageApp } from './role-guard.ts';
 import type { App, AppRole } from '../apps/apps.repo.ts';
 import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
 
@@ -78,7 +78,7 @@ const appListQuery = z.strictObject({
 const roleParams = z.strictObject({ id: z.uuid(), roleId: z.uuid() });
 
 const grantToApp = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'an app', 'app.admin_roles_forbidden');
-const manageApp = (principal: Principal, app: App): void => assertMayManage(principal, app.adminRoles, 'app', 'app.admin_roles_forbidden');
+
 
 export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   const readers = ['app_admin', 'user_admin', 'auditor'] as const;
@@ -124,9 +124,8 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
     roles: writers, params: idParam, body: updateAppInput, response: appResource,
     handler: async ({ params, body, principal, ifMatch }) => {
-      manageApp(principal, await apps.getApp(params.id));
       if (body.adminRoles) grantToApp(principal, body.adminRoles);
-      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch));
+      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch, manageApp(principal)));
     },
   });
 
@@ -135,8 +134,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Delete an app with its roles and assignments; its grants and tokens end at once',
     roles: writers, params: idParam,
     handler: async ({ params, principal, ifMatch }) => {
-      manageApp(principal, await apps.getApp(params.id));
-      await apps.deleteApp(params.id, principal.actor, ifMatch);
+      await apps.deleteApp(params.id, principal.actor, ifMatch, manageApp(principal));
     },
   });
 
@@ -145,8 +143,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Rotate the client secret: the new secret is returned once and the old one stops working at once',
     roles: writers, params: idParam, response: appWithSecret,
     handler: async ({ params, principal, ifMatch, ctx }) => {
-      manageApp(principal, await apps.getApp(params.id));
-      const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch);
+      const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch, manageApp(principal));
       ctx.set('Cache-Control', 'no-store');
       return { ...presentApp(rotated.app), client_id: rotated.app.clientId, client_secret: rotated.client_secret };
     },
@@ -162,7 +159,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'post', path: '/apps/:id/roles', tag: 'app roles', summary: 'Define an app role (key such as docs.editor; 409 if the app has it)', status: 201,
     roles: writers, params: idParam, body: createAppRoleInput, response: appRoleResource,
     handler: async ({ params, body, principal, ctx }) => {
-      const role = await apps.createRole(params.id, body, principal.actor);
+      const role = await apps.createRole(params.id, body, principal.actor, manageApp(principal));
       ctx.set('Location', `${ctx.path}/${role.id}`);
       return presentAppRole(role);
     },
@@ -177,13 +174,13 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   api.add({
     method: 'patch', path: '/apps/:id/roles/:roleId', tag: 'app roles', summary: 'Update an app role',
     roles: writers, params: roleParams, body: updateAppRoleInput, response: appRoleResource,
-    handler: async ({ params, body, principal }) => presentAppRole(await apps.updateRole(params.id, params.roleId, body, principal.actor)),
+    handler: async ({ params, body, principal }) => presentAppRole(await apps.updateRole(params.id, params.roleId, body, principal.actor, manageApp(principal))),
   });
 
   api.add({
     method: 'delete', path: '/apps/:id/roles/:roleId', tag: 'app roles', status: 204,
     summary: 'Delete an app role; assignments that carried it lose it',
     roles: writers, params: roleParams,
-    handler: async ({ params, principal }) => apps.deleteRole(params.id, params.roleId, principal.actor),
+    handler: async ({ params, principal }) => apps.deleteRole(params.id, params.roleId, principal.actor, manageApp(principal)),
   });
 }
