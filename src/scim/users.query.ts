@@ -10,7 +10,7 @@ import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from '../directory/departments.repo.ts';
 import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
-import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, USER_FILTER_MAPPING } from './filter-sql.ts';
+import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, userFilterMapping } from './filter-sql.ts';
 import type { ScimListParams } from './scim-list.ts';
 import type { ScimUserRecord } from './users.mapper.ts';
 import { runQuery } from '../db/prepared.ts';
@@ -161,7 +161,7 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   // An extension of RFC 7644: unquoted values (`userName sw O`, `meta.created gt 2015-10-10T14:38:21Z`)
   // are read as strings, as Microsoft's SCIM test collection sends them. Every filter that is valid
   // under the RFC parses and means exactly the same; only filters the RFC rejects are affected.
-  if (params.filter !== undefined) applyScimFilter(base, params.filter, USER_FILTER_MAPPING, 'u', { allowUnquotedValues: true });
+  if (params.filter !== undefined) applyScimFilter(base, params.filter, userFilterMapping(scopePath), 'u', { allowUnquotedValues: true });
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
   // Everyone a client without a scope may see, unfiltered: the count the users table's triggers
   // keep (visible_user_counts); otherwise counted.

@@ -342,6 +342,11 @@ describe('a department-scoped token', () => {
       expect(text).not.toContain(boss.body.id);
       expect(text).not.toContain('Hidden Boss');
     }
+    // Nor can a filter tell who the manager is; the unscoped token can.
+    for (const filter of [`${ENT}:manager.value eq "${boss.body.id}"`, `${ENT}:manager.displayName eq "Hidden Boss"`]) {
+      expect((await scim('GET', `/Users?filter=${q(filter)}`, { token: scopedToken })).body.totalResults).toBe(0);
+      expect((await scim('GET', `/Users?filter=${q(filter)}`)).body.Resources.map((r: { id: string }) => r.id)).toEqual([id]);
+    }
 
     // A PATCH and a PUT that do not touch the manager succeed and keep it.
     const patched = await scim('PATCH', `/Users/${id}`, { token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: 'lead' }] } });
