@@ -422,6 +422,26 @@ const meta: ScimComplexAttribute = {
 
 const DEPARTMENT_PATH = /^(\/[0-9a-f-]{36})+\/$/;
 
+// name.formatted as users.mapper.ts renders it (renderedFormatted): an explicit value while the
+// name parts it was set for are unchanged (rows from before: while display_name is), else the
+// parts joined by spaces, else display_name. `{alias}` is the users row.
+const SA = '{alias}.scim_attributes';
+const namePart = (sql: string): string => `nullif(trim(${sql}), '')`;
+const NAME_PARTS_SQL: [string, string][] = [
+  ['honorificPrefix', namePart(`${SA} #>> '{name,honorificPrefix}'`)],
+  ['givenName', namePart('{alias}.given_name')],
+  ['middleName', namePart(`${SA} #>> '{name,middleName}'`)],
+  ['familyName', namePart('{alias}.family_name')],
+  ['honorificSuffix', namePart(`${SA} #>> '{name,honorificSuffix}'`)],
+];
+export const FORMATTED_SQL = `(case
+  when jsonb_typeof(${SA} #> '{formatted,value}') = 'string'
+   and (case when jsonb_typeof(${SA} #> '{formatted,basis}') = 'object'
+             then ${SA} #> '{formatted,basis}' = jsonb_strip_nulls(jsonb_build_object(${NAME_PARTS_SQL.map(([k, v]) => `'${k}', ${v}`).join(', ')}))
+             else (${SA} #>> '{formatted,basis}') is not distinct from {alias}.display_name end)
+  then ${SA} #>> '{formatted,value}'
+  else coalesce(nullif(concat_ws(' ', ${NAME_PARTS_SQL.map(([, v]) => v).join(', ')}), ''), {alias}.display_name) end)`;
+
 /** SCIM User -> `users` (use with `db('users as u')` and alias `u`, or `db('users')` and alias `users`). */
 export const USER_FILTER_MAPPING: ScimResourceMapping = {
   coreSchema: SCIM_USER_SCHEMA,
@@ -430,11 +450,10 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
     externalid: text('external_id', true),
     username: { type: 'string', caseExact: false, column: 'username', storedLowerCase: true },
     displayname: text('display_name'),
-    // name.formatted is rendered from display_name by the SCIM layer.
     name: {
       type: 'complex',
       subAttributes: {
-        givenname: text('given_name'), familyname: text('family_name'), formatted: text('display_name'),
+        givenname: text('given_name'), familyname: text('family_name'), formatted: { type: 'string', caseExact: false, sql: FORMATTED_SQL },
         middlename: keptText(['name', 'middleName']), honorificprefix: keptText(['name', 'honorificPrefix']), honorificsuffix: keptText(['name', 'honorificSuffix']),
       },
     },

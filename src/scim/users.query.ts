@@ -10,7 +10,7 @@ import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from '../directory/departments.repo.ts';
 import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
-import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, userFilterMapping } from './filter-sql.ts';
+import { applyScimFilter, FORMATTED_SQL, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, userFilterMapping } from './filter-sql.ts';
 import type { ScimListParams } from './scim-list.ts';
 import type { ScimUserRecord } from './users.mapper.ts';
 import { runQuery } from '../db/prepared.ts';
@@ -95,7 +95,7 @@ const SORTS: Record<string, string> = {
   'externalid': 'u.external_id',
   'username': 'u.username',
   'displayname': 'lower(u.display_name)',
-  'name.formatted': 'lower(u.display_name)',
+  'name.formatted': `lower(${FORMATTED_SQL.replaceAll('{alias}', 'u')})`,
   'name.familyname': 'lower(u.family_name)',
   'name.givenname': 'lower(u.given_name)',
   'title': 'lower(u.title)',

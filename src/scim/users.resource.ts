@@ -38,7 +38,7 @@ import { projectResource } from './projection.ts';
 import { listResponse, type ScimListParams } from './scim-list.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
 import {
-  readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
+  currentName, readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
   type DesiredUser, type ScimUserRecord,
 } from './users.mapper.ts';
 import { patchUserResource } from './users.patch.ts';
@@ -149,7 +149,7 @@ export class ScimUsers implements ScimResourceOps {
   async replace(id: string, body: unknown, rc: ScimRequestContext, ifMatch?: string): Promise<ScimResult> {
     await this.transaction(async (w) => {
       const current = await this.lock(w.trx, id, rc, ifMatch);
-      const desired = toDesiredUser(readUserResource(body));
+      const desired = toDesiredUser(readUserResource(body), currentName(current.user));
       if (desired.id !== undefined && desired.id.toLowerCase() !== id.toLowerCase()) {
         throw new ScimError(400, 'id is readOnly: the id in the body must be the id in the URL', 'mutability');
       }
@@ -162,7 +162,7 @@ export class ScimUsers implements ScimResourceOps {
     await this.transaction(async (w) => {
       const current = await this.lock(w.trx, id, rc, ifMatch);
       const patched = patchUserResource(renderUser(current, rc.baseUrl), body);
-      const desired = toDesiredUser(readUserResource(patched));
+      const desired = toDesiredUser(readUserResource(patched), currentName(current.user));
       await this.apply(w, current, desired, rc);
     });
     return result(200, await this.reload(id, rc), rc.baseUrl);

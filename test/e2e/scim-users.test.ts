@@ -370,3 +370,52 @@ describe('a department-scoped token', () => {
     expect(await managerOf()).toBe(peer.body.id);
   });
 });
+
+describe('name.formatted', () => {
+  it('follows the name parts through PATCH, PUT and the admin API, unless set explicitly in the same write', async () => {
+    const userAdmin = await adminClient(server.url, env, ['user_admin']);
+    const created = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'formatted.ada', name: { givenName: 'Ada', familyName: 'Lovelace' } } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const formatted = async () => (await scim('GET', `/Users/${id}`)).body.name.formatted;
+    const patch = (...Operations: unknown[]) => scim('PATCH', `/Users/${id}`, { body: { schemas: [PATCH], Operations } });
+    expect(created.body.name.formatted).toBe('Ada Lovelace');
+
+    // A part changes: formatted is derived again, in the response, in a GET and for filters.
+    const renamed = await patch({ op: 'replace', path: 'name.givenName', value: 'Augusta' });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.name.formatted).toBe('Augusta Lovelace');
+    await patch({ op: 'add', value: { name: { middleName: 'Ada', honorificPrefix: 'Lady' } } });
+    expect(await formatted()).toBe('Lady Augusta Ada Lovelace');
+    const byFormatted = await scim('GET', `/Users?filter=${q('name.formatted eq "lady augusta ada lovelace"')}`);
+    expect(byFormatted.body.Resources.map((r: { id: string }) => r.id)).toEqual([id]);
+
+    // Set explicitly: kept through writes that change no part, an echoing PUT included.
+    await patch({ op: 'replace', path: 'name.formatted', value: 'The Countess of Lovelace' });
+    expect(await formatted()).toBe('The Countess of Lovelace');
+    await patch({ op: 'replace', path: 'title', value: 'Analyst' });
+    const current = (await scim('GET', `/Users/${id}`)).body;
+    expect((await scim('PUT', `/Users/${id}`, { body: { ...current, title: 'Mathematician' } })).status).toBe(200);
+    expect(await formatted()).toBe('The Countess of Lovelace');
+    expect((await scim('GET', `/Users?filter=${q('name.formatted eq "The Countess of Lovelace"')}`)).body.totalResults).toBe(1);
+
+    // A later write that changes a part without setting formatted derives it again...
+    await patch({ op: 'replace', path: 'name.familyName', value: 'King' });
+    expect(await formatted()).toBe('Lady Augusta Ada King');
+    // ...unless it sets formatted too.
+    await patch({ op: 'replace', path: 'name.familyName', value: 'Byron' }, { op: 'replace', path: 'name.formatted', value: 'Ada Byron' });
+    expect(await formatted()).toBe('Ada Byron');
+
+    // A PUT that changes a part and echoes the formatted it read: derived.
+    const echoed = (await scim('GET', `/Users/${id}`)).body;
+    const put = await scim('PUT', `/Users/${id}`, { body: { ...echoed, name: { ...echoed.name, givenName: 'Augusta', familyName: 'King' } } });
+    expect(put.status).toBe(200);
+    expect(put.body.name.formatted).toBe('Lady Augusta Ada King');
+
+    // The admin API changes a part: SCIM shows the derived formatted.
+    await patch({ op: 'replace', path: 'name.formatted', value: 'Countess' });
+    expect((await userAdmin.call('PATCH', `/users/${id}`, { givenName: 'Ada' })).status).toBe(200);
+    expect(await formatted()).toBe('Lady Ada Ada King');
+    expect((await scim('GET', `/Users?filter=${q('name.formatted eq "Lady Ada Ada King"')}`)).body.totalResults).toBe(1);
+  });
+});
