@@ -419,3 +419,16 @@ describe('name.formatted', () => {
     expect((await scim('GET', `/Users?filter=${q('name.formatted eq "Lady Ada Ada King"')}`)).body.totalResults).toBe(1);
   });
 });
+
+describe('PATCH /Users/{id} with Prefer', () => {
+  it('answers 204 for return=minimal even when the client accepts JSON, and 200 with the user for return=representation', async () => {
+    const created = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'prefer.users' } });
+    const body = (value: string) => ({ schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value }] });
+    const minimal = await scim('PATCH', `/Users/${created.body.id}`, { headers: { prefer: 'return=minimal' }, body: body('a') });
+    expect(minimal.status).toBe(204);
+    expect(minimal.text).toBe('');
+    const full = await scim('PATCH', `/Users/${created.body.id}`, { headers: { prefer: 'handling=lenient, return="representation"', accept: '*/*' }, body: body('b') });
+    expect(full.status).toBe(200);
+    expect(full.body).toMatchObject({ id: created.body.id, title: 'b' });
+  });
+});
