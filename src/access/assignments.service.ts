@@ -10,7 +10,7 @@ import { parseInput } from '../directory/users.service.ts';
 import { findUserById } from '../directory/users.repo.ts';
 import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { findAppById, findAppRolesByIdsOrKeys, type AppRole } from '../apps/apps.repo.ts';
-import { APP_ROLE_KEY } from '../apps/apps.service.ts';
+import { APP_ROLE_KEY, type AppGuard } from '../apps/apps.service.ts';
 import { entitledApps, entitlements, type AppEntitlements, type Entitlements } from './entitlements.ts';
 import {
   deleteAssignmentById, findAssignmentById, findAssignments, insertAssignment, principalExists, replaceAssignmentRoles,
@@ -42,10 +42,20 @@ export type UpdateAssignmentInput = z.input<typeof updateAssignmentInput>;
 const appNotFound = (): AppError => new AppError('not_found', 'app.not_found', 'no app with this id');
 const assignmentNotFound = (): AppError => new AppError('not_found', 'assignment.not_found', 'no assignment with this id');
 
+/**
+ * The app whose assignments change, locked against changes (FOR SHARE: its admin roles stay as
+ * the guard saw them until the write commits); 404 if unknown.
+ */
+async function lockApp(trx: Knex.Transaction, appId: string, guard?: AppGuard): Promise<void> {
+  const app = await findAppById(trx, appId, { forShare: true });
+  if (!app) throw appNotFound();
+  guard?.(app);
+}
+
 export class AccessService {
   constructor(readonly db: Knex) {}
 
-  async createAssignment(appId: string, raw: CreateAssignmentInput, actor: Actor = SYSTEM_ACTOR): Promise<Assignment> {
+  async createAssignment(appId: string, raw: CreateAssignmentInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<Assignment> {
     const input = parseInput(createAssignmentInput, raw);
     if (input.includeSubdepartments && input.principalType !== 'department') {
       throw new AppError('invalid_argument', 'assignment.subdepartments_need_department',
@@ -54,7 +64,7 @@ export class AccessService {
     const id = newId();
     try {
       return await this.db.transaction(async (trx) => {
-        if (!(await findAppById(trx, appId))) throw appNotFound();
+        await lockApp(trx, appId, guard);
         if (!(await principalExists(trx, input.principalType, input.principalId))) {
           throw new AppError('not_found', `assignment.${input.principalType}_not_found`, `principalId: no ${input.principalType} with this id`, { field: 'principalId' });
         }
@@ -95,14 +105,12 @@ export class AccessService {
     return findAssignments(this.db, filter);
   }
 
-  async updateAssignment(appId: string, id: string, raw: UpdateAssignmentInput, actor: Actor = SYSTEM_ACTOR): Promise<Assignment> {
+  async updateAssignment(appId: string, id: string, raw: UpdateAssignmentInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<Assignment> {
     const input = parseInput(updateAssignmentInput, raw);
     return this.db.transaction(async (trx) => {
+      await lockApp(trx, appId, guard);
       const current = await findAssignmentById(trx, id);
-      if (!current || current.appId !== appId) {
-        if (!(await findAppById(trx, appId))) throw appNotFound();
-        throw assignmentNotFound();
-      }
+      if (!current || current.appId !== appId) throw assignmentNotFound();
       if (input.includeSubdepartments && current.principalType !== 'department') {
         throw new AppError('invalid_argument', 'assignment.subdepartments_need_department',
           'includeSubdepartments: only a department assignment can include sub-departments', { field: 'includeSubdepartments' });
@@ -125,14 +133,12 @@ export class AccessService {
     });
   }
 
-  /** Deletes an assignment; with appId, only if it belongs to that app. */
-  async deleteAssignment(id: string, actor: Actor = SYSTEM_ACTOR, appId?: string): Promise<void> {
+  /** Deletes an assignment; with appId, only if it belongs to that app (and the guard allows changing that app). */
+  async deleteAssignment(id: string, actor: Actor = SYSTEM_ACTOR, appId?: string, guard?: AppGuard): Promise<void> {
     await this.db.transaction(async (trx) => {
+      if (appId !== undefined) await lockApp(trx, appId, guard);
       const current = await findAssignmentById(trx, id);
-      if (!current || (appId !== undefined && current.appId !== appId)) {
-        if (appId !== undefined && !(await findAppById(trx, appId))) throw appNotFound();
-        throw assignmentNotFound();
-      }
+      if (!current || (appId !== undefined && current.appId !== appId)) throw assignmentNotFound();
       await deleteAssignmentById(trx, id);
       await recordAudit(trx, actor, {
         action: 'assignment.deleted', targetType: 'app', targetId: current.appId,

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
 import type { Principal } from './auth.ts';
 import type { AdminRole } from '../directory/users.service.ts';
-import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
+import { describeIllFormedText, findIllFormedText, hasIllFormedText } from '../shared/text-input.ts';
 import { recordRefusal } from '../audit/audit.service.ts';
 import { refuseUnread } from '../http/request-context.ts';
 
@@ -51,28 +51,42 @@ export const pageQuery = {
 
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
 
-/** Opaque cursors: base64url JSON of the last row's sort key. */
-export const encodeCursor = (key: unknown[]): string => Buffer.from(JSON.stringify(key)).toString('base64url');
-export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
-  if (!cursor) return undefined;
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value)) return value;
-  } catch { /* fall through */ }
-  throw new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this API', { field: 'cursor' });
-}
+/**
+ * Opaque cursors: base64url JSON of the list's name and the last row's sort key. The name makes a
+ * cursor from one list (users) a 400 on another (apps) whose key has the same shape, instead of
+ * silently paging from an unrelated position.
+ */
+export const encodeCursor = (list: string, key: unknown[]): string => Buffer.from(JSON.stringify([list, ...key])).toString('base64url');
 
-/** Decodes a cursor and checks its shape, so a forged cursor is a 400, never a database error. */
-export function decodeCursorAs<T extends z.ZodType>(cursor: string | undefined, shape: T): z.output<T> | undefined {
-  const value = decodeCursor(cursor);
-  if (value === undefined) return undefined;
-  const parsed = shape.safeParse(value);
-  if (!parsed.success) throw new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this API', { field: 'cursor' });
+const invalidCursor = () => new AppError('invalid_argument', 'request.invalid_cursor', 'cursor: not a cursor returned by this list', { field: 'cursor' });
+
+/**
+ * Decodes a cursor of `list` and checks its key against `shape`: anything forged (not base64url
+ * JSON, another list's cursor, wrong types, text PostgreSQL cannot take, an out-of-range date) is
+ * a 400 request.invalid_cursor, never a database error.
+ */
+export function decodeCursorAs<T extends z.ZodType>(cursor: string | undefined, list: string, shape: T): z.output<T> | undefined {
+  if (!cursor) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalidCursor();
+  }
+  if (!Array.isArray(value) || value[0] !== list || hasIllFormedText(value)) throw invalidCursor();
+  const parsed = shape.safeParse(value.slice(1));
+  if (!parsed.success) throw invalidCursor();
   return parsed.data;
 }
 
+/** An ISO timestamp PostgreSQL's timestamptz accepts (the regex alone lets year 0000 through). */
+const cursorTimestamp = z.iso.datetime({ offset: true }).refine((s) => {
+  const t = Date.parse(s);
+  return Number.isFinite(t) && new Date(t).getUTCFullYear() >= 1 && new Date(t).getUTCFullYear() <= 9999;
+});
+
 /** The usual keyset cursor: [createdAt ISO timestamp, uuid]. */
-export const createdAtIdCursor = z.tuple([z.iso.datetime({ offset: true }), z.uuid()]);
+export const createdAtIdCursor = z.tuple([cursorTimestamp, z.uuid()]);
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
   const parsed = schema.safeParse(value);

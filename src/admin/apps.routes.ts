@@ -3,7 +3,7 @@ import type { AdminApi } from './api.ts';
 import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
 import type { Principal } from './auth.ts';
-import { assertMayGrant, assertMayManage } from './role-guard.ts';
+import { assertMayGrant, manageApp } from './role-guard.ts';
 import type { App, AppRole } from '../apps/apps.repo.ts';
 import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
 
@@ -80,7 +80,7 @@ const appListQuery = z.strictObject({
 const roleParams = z.strictObject({ id: z.uuid(), roleId: z.uuid() });
 
 const grantToApp = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'an app', 'app.admin_roles_forbidden');
-const manageApp = (principal: Principal, app: App): void => assertMayManage(principal, app.adminRoles, 'app', 'app.admin_roles_forbidden');
+
 
 export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   const readers = ['app_admin', 'user_admin', 'auditor'] as const;
@@ -90,7 +90,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'get', path: '/apps', tag: 'apps', summary: 'List apps (filtered and paged in SQL, oldest first)',
     roles: readers, query: appListQuery, response: page(appResource),
     handler: async ({ query }) => {
-      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const after = decodeCursorAs(query.cursor, 'apps', createdAtIdCursor);
       const rows = await apps.listApps({
         q: query.q, access: query.access, clientId: query.clientId,
         firstParty: query.firstParty === undefined ? undefined : query.firstParty === 'true',
@@ -99,7 +99,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 
@@ -126,9 +126,8 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
     roles: writers, params: idParam, body: updateAppInput, response: appResource,
     handler: async ({ params, body, principal, ifMatch }) => {
-      manageApp(principal, await apps.getApp(params.id));
       if (body.adminRoles) grantToApp(principal, body.adminRoles);
-      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch));
+      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch, manageApp(principal)));
     },
   });
 
@@ -137,8 +136,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Delete an app with its roles and assignments; its grants and tokens end at once',
     roles: writers, params: idParam,
     handler: async ({ params, principal, ifMatch }) => {
-      manageApp(principal, await apps.getApp(params.id));
-      await apps.deleteApp(params.id, principal.actor, ifMatch);
+      await apps.deleteApp(params.id, principal.actor, ifMatch, manageApp(principal));
     },
   });
 
@@ -147,8 +145,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     summary: 'Rotate the client secret: the new secret is returned once and the old one stops working at once',
     roles: writers, params: idParam, response: appWithSecret,
     handler: async ({ params, principal, ifMatch, ctx }) => {
-      manageApp(principal, await apps.getApp(params.id));
-      const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch);
+      const rotated = await apps.rotateSecret(params.id, principal.actor, ifMatch, manageApp(principal));
       ctx.set('Cache-Control', 'no-store');
       return { ...presentApp(rotated.app), client_id: rotated.app.clientId, client_secret: rotated.client_secret };
     },
@@ -164,7 +161,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'post', path: '/apps/:id/roles', tag: 'app roles', summary: 'Define an app role (key such as docs.editor; 409 if the app has it)', status: 201,
     roles: writers, params: idParam, body: createAppRoleInput, response: appRoleResource,
     handler: async ({ params, body, principal, ctx }) => {
-      const role = await apps.createRole(params.id, body, principal.actor);
+      const role = await apps.createRole(params.id, body, principal.actor, manageApp(principal));
       ctx.set('Location', `${ctx.path}/${role.id}`);
       return presentAppRole(role);
     },
@@ -179,13 +176,13 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   api.add({
     method: 'patch', path: '/apps/:id/roles/:roleId', tag: 'app roles', summary: 'Update an app role',
     roles: writers, params: roleParams, body: updateAppRoleInput, response: appRoleResource,
-    handler: async ({ params, body, principal }) => presentAppRole(await apps.updateRole(params.id, params.roleId, body, principal.actor)),
+    handler: async ({ params, body, principal }) => presentAppRole(await apps.updateRole(params.id, params.roleId, body, principal.actor, manageApp(principal))),
   });
 
   api.add({
     method: 'delete', path: '/apps/:id/roles/:roleId', tag: 'app roles', status: 204,
     summary: 'Delete an app role; assignments that carried it lose it',
     roles: writers, params: roleParams,
-    handler: async ({ params, principal }) => apps.deleteRole(params.id, params.roleId, principal.actor),
+    handler: async ({ params, principal }) => apps.deleteRole(params.id, params.roleId, principal.actor, manageApp(principal)),
   });
 }

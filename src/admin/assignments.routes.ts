@@ -4,6 +4,7 @@ import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQue
 import type { Services } from '../services.ts';
 import type { Assignment } from '../access/assignments.repo.ts';
 import { PRINCIPAL_TYPES } from '../access/assignments.repo.ts';
+import { manageApp } from './role-guard.ts';
 import { createAssignmentInput, updateAssignmentInput } from '../access/assignments.service.ts';
 
 export const assignmentResource = z.object({
@@ -50,7 +51,7 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
     method: 'get', path: '/apps/:id/assignments', tag: 'assignments', summary: "List an app's assignments (paged in SQL, oldest first)",
     roles: readers, params: idParam, query: assignmentListQuery, response: page(assignmentResource),
     handler: async ({ params, query }) => {
-      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const after = decodeCursorAs(query.cursor, 'assignments', createdAtIdCursor);
       const rows = await access.listAssignments({
         appId: params.id, principalType: query.principalType, principalId: query.principalId,
         after: after ? { createdAt: after[0], id: after[1] } : undefined,
@@ -58,7 +59,7 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentAssignment), next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: items.map(presentAssignment), next_cursor: rows.length > query.limit && last ? encodeCursor('assignments', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 
@@ -67,7 +68,7 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
     summary: 'Assign a user, a group or a department (optionally with its sub-departments) to the app, with roles given by id or key',
     roles: writers, params: idParam, body: createAssignmentInput, response: assignmentResource,
     handler: async ({ params, body, principal, ctx }) => {
-      const assignment = await access.createAssignment(params.id, body, principal.actor);
+      const assignment = await access.createAssignment(params.id, body, principal.actor, manageApp(principal));
       ctx.set('Location', `${ctx.path}/${assignment.id}`);
       return presentAssignment(assignment);
     },
@@ -83,14 +84,14 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
     method: 'patch', path: '/apps/:id/assignments/:assignmentId', tag: 'assignments',
     summary: "Change an assignment: includeSubdepartments, or replace its roles (roleIds and/or roleKeys)",
     roles: writers, params: assignmentParams, body: updateAssignmentInput, response: assignmentResource,
-    handler: async ({ params, body, principal }) => presentAssignment(await access.updateAssignment(params.id, params.assignmentId, body, principal.actor)),
+    handler: async ({ params, body, principal }) => presentAssignment(await access.updateAssignment(params.id, params.assignmentId, body, principal.actor, manageApp(principal))),
   });
 
   api.add({
     method: 'delete', path: '/apps/:id/assignments/:assignmentId', tag: 'assignments', status: 204,
     summary: 'Remove an assignment; users it entitled can no longer sign in or refresh tokens (unless another path entitles them)',
     roles: writers, params: assignmentParams,
-    handler: async ({ params, principal }) => access.deleteAssignment(params.assignmentId, principal.actor, params.id),
+    handler: async ({ params, principal }) => access.deleteAssignment(params.assignmentId, principal.actor, params.id, manageApp(principal)),
   });
 
   api.add({

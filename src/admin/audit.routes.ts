@@ -38,7 +38,7 @@ export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
     method: 'get', path: '/audit-events', tag: 'audit', summary: 'List audit events, newest first, filtered in SQL',
     roles: ['auditor'], query: auditQuery, response: page(auditEvent),
     handler: async ({ query }) => {
-      const cursor = decodeCursorAs(query.cursor, z.tuple([z.number().int().positive()]));
+      const cursor = decodeCursorAs(query.cursor, 'audit', z.tuple([z.number().int().positive()]));
       const rows = await findAuditEvents(db, {
         actorId: query.actorId, actorType: query.actorType, clientId: query.clientId, action: query.action, targetType: query.targetType, targetId: query.targetId,
         since: query.since ? new Date(query.since) : undefined,
@@ -48,7 +48,7 @@ export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items, next_cursor: rows.length > query.limit && last ? encodeCursor([last.seq]) : null };
+      return { items, next_cursor: rows.length > query.limit && last ? encodeCursor('audit', [last.seq]) : null };
     },
   });
 }

@@ -63,10 +63,10 @@ const pathCursor = z.tuple([z.string().max(20000).regex(/^(\/[0-9a-fA-F-]{36})+\
 const userIdCursor = z.tuple([z.uuid()]);
 
 /** Returns one page and the cursor for the next (callers fetch limit + 1 rows). */
-function paged<T, R>(rows: T[], limit: number, present: (row: T) => R, key: (row: T) => unknown[]) {
+function paged<T, R>(list: string, rows: T[], limit: number, present: (row: T) => R, key: (row: T) => unknown[]) {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items: items.map(present), next_cursor: rows.length > limit && last ? encodeCursor(key(last)) : null };
+  return { items: items.map(present), next_cursor: rows.length > limit && last ? encodeCursor(list, key(last)) : null };
 }
 
 export function registerDepartmentsRoutes(api: AdminApi, { departments }: Services): void {
@@ -77,14 +77,14 @@ export function registerDepartmentsRoutes(api: AdminApi, { departments }: Servic
     method: 'get', path: '/departments', tag: 'departments', summary: 'List departments (filtered and paged in SQL, by name)',
     roles: readers, query: departmentListQuery, response: page(departmentResource),
     handler: async ({ query }) => {
-      const after = decodeCursorAs(query.cursor, nameIdCursor);
+      const after = decodeCursorAs(query.cursor, 'departments', nameIdCursor);
       const rows = await departments.listDepartments({
         parentId: query.parentId === 'root' ? null : query.parentId,
         name: query.name, q: query.q, externalId: query.externalId, memberId: query.memberId,
         after: after ? { name: after[0], id: after[1] } : undefined,
         limit: query.limit + 1,
       });
-      return paged(rows, query.limit, presentDepartment, (d) => [d.name, d.id]);
+      return paged('departments', rows, query.limit, presentDepartment, (d) => [d.name, d.id]);
     },
   });
 
@@ -121,9 +121,9 @@ export function registerDepartmentsRoutes(api: AdminApi, { departments }: Servic
     method: 'get', path: '/departments/:id/descendants', tag: 'departments', summary: 'Every department below this one, all levels down, in tree order',
     roles: readers, params: idParam, query: descendantsQuery, response: page(departmentResource),
     handler: async ({ params, query }) => {
-      const after = decodeCursorAs(query.cursor, pathCursor);
+      const after = decodeCursorAs(query.cursor, 'departments.descendants', pathCursor);
       const rows = await departments.listDescendants(params.id, { afterPath: after?.[0], maxDepth: query.maxDepth, limit: query.limit + 1 });
-      return paged(rows, query.limit, presentDepartment, (d) => [d.path]);
+      return paged('departments.descendants', rows, query.limit, presentDepartment, (d) => [d.path]);
     },
   });
 
@@ -132,11 +132,11 @@ export function registerDepartmentsRoutes(api: AdminApi, { departments }: Servic
     summary: 'People in the department (recursive=true: everyone in it and every department below it), by user id',
     roles: readers, params: idParam, query: membersQuery, response: page(memberResource),
     handler: async ({ params, query }) => {
-      const after = decodeCursorAs(query.cursor, userIdCursor);
+      const after = decodeCursorAs(query.cursor, 'departments.members', userIdCursor);
       const rows = await departments.listMembers(params.id, {
         recursive: query.recursive === 'true', status: query.status, afterUserId: after?.[0], limit: query.limit + 1,
       });
-      return paged(rows, query.limit, presentMember, (m) => [m.id]);
+      return paged('departments.members', rows, query.limit, presentMember, (m) => [m.id]);
     },
   });
 

@@ -43,10 +43,10 @@ const memberParams = z.strictObject({ id: z.uuid(), userId: z.uuid() });
 const nameCursor = z.tuple([z.string().max(200)]);
 const userIdCursor = z.tuple([z.uuid()]);
 
-function paged<T, R>(rows: T[], limit: number, present: (row: T) => R, key: (row: T) => unknown[]) {
+function paged<T, R>(list: string, rows: T[], limit: number, present: (row: T) => R, key: (row: T) => unknown[]) {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items: items.map(present), next_cursor: rows.length > limit && last ? encodeCursor(key(last)) : null };
+  return { items: items.map(present), next_cursor: rows.length > limit && last ? encodeCursor(list, key(last)) : null };
 }
 
 export function registerGroupsRoutes(api: AdminApi, { groups }: Services): void {
@@ -57,11 +57,11 @@ export function registerGroupsRoutes(api: AdminApi, { groups }: Services): void 
     method: 'get', path: '/groups', tag: 'groups', summary: 'List groups (filtered and paged in SQL, by name)',
     roles: readers, query: groupListQuery, response: page(groupResource),
     handler: async ({ query }) => {
-      const after = decodeCursorAs(query.cursor, nameCursor);
+      const after = decodeCursorAs(query.cursor, 'groups', nameCursor);
       const rows = await groups.listGroups({
         name: query.name, q: query.q, externalId: query.externalId, memberId: query.memberId, afterName: after?.[0], limit: query.limit + 1,
       });
-      return paged(rows, query.limit, presentGroup, (g) => [g.name]);
+      return paged('groups', rows, query.limit, presentGroup, (g) => [g.name]);
     },
   });
 
@@ -97,9 +97,9 @@ export function registerGroupsRoutes(api: AdminApi, { groups }: Services): void 
     method: 'get', path: '/groups/:id/members', tag: 'groups', summary: 'Members of the group, by user id, paged in SQL',
     roles: readers, params: idParam, query: membersQuery, response: page(userResource),
     handler: async ({ params, query }) => {
-      const after = decodeCursorAs(query.cursor, userIdCursor);
+      const after = decodeCursorAs(query.cursor, 'groups.members', userIdCursor);
       const rows = await groups.listMembers(params.id, { status: query.status, afterUserId: after?.[0], limit: query.limit + 1 });
-      return paged(rows, query.limit, presentUser, (u) => [u.id]);
+      return paged('groups.members', rows, query.limit, presentUser, (u) => [u.id]);
     },
   });
 

@@ -5,6 +5,7 @@
 // super_admin may do all of it.
 import { AppError } from '../shared/errors.ts';
 import type { Principal } from './auth.ts';
+import type { AppGuard } from '../apps/apps.service.ts';
 
 /** The roles of `roles` that `principal` does not hold (none for super_admin). */
 function missing(principal: Principal, roles: readonly string[]): string[] {
@@ -27,3 +28,10 @@ export function assertMayManage(principal: Principal, roles: readonly string[], 
     throw new AppError('permission_denied', code, `this ${what} holds admin roles you do not hold (${lacking.join(', ')}); only an administrator holding those roles can change it`);
   }
 }
+
+/**
+ * The guard for every change to an app, its roles and its assignments: refused (403) if the app
+ * holds admin roles the caller does not, since a person signing in to it acts with them (the
+ * roles both hold). The service runs it in the write's transaction on the locked app row.
+ */
+export const manageApp = (principal: Principal): AppGuard => (app) => assertMayManage(principal, app.adminRoles, 'app', 'app.admin_roles_forbidden');

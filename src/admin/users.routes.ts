@@ -87,7 +87,7 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
     method: 'get', path: '/users', tag: 'users', summary: 'List users (filtered and paged in SQL, oldest first)',
     roles: readers, query: userListQuery, response: page(userResource),
     handler: async ({ query }) => {
-      const after = decodeCursorAs(query.cursor, createdAtIdCursor);
+      const after = decodeCursorAs(query.cursor, 'users', createdAtIdCursor);
       const rows = await users.listUsers({
         ...query,
         recursive: query.recursive === 'true',
@@ -98,7 +98,7 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
       const last = items[items.length - 1];
       return {
         items: items.map(presentUser),
-        next_cursor: rows.length > query.limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null,
+        next_cursor: rows.length > query.limit && last ? encodeCursor('users', [new Date(last.createdAt).toISOString(), last.id]) : null,
       };
     },
   });

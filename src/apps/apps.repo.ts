@@ -88,10 +88,12 @@ export async function findAppByClientId(db: Tx, clientId: string): Promise<App |
   return row ? toApp(row) : undefined;
 }
 
-export async function findAppById(db: Tx, id: string, opts: { forUpdate?: boolean } = {}): Promise<App | undefined> {
+/** forShare: the row cannot change (admin_roles included) until the transaction ends; writes to other rows that reference it still can. */
+export async function findAppById(db: Tx, id: string, opts: { forUpdate?: boolean; forShare?: boolean } = {}): Promise<App | undefined> {
   if (!isUuid(id)) return undefined;
   const query = db<DbAppRow>('apps').where({ id }).first();
   if (opts.forUpdate) query.forUpdate();
+  else if (opts.forShare) query.forShare();
   const row = await query;
   return row ? toApp(row) : undefined;
 }

@@ -97,6 +97,13 @@ export type UpdateAppRoleInput = z.input<typeof updateAppRoleInput>;
 export interface CreatedApp { id: string; client_id: string; client_secret: string | null; app: App }
 export interface RotatedSecret { client_secret: string; app: App }
 
+/**
+ * A caller's check on the app a write changes (e.g. "holds no admin roles the caller lacks"):
+ * run inside the write's transaction on the app row as it is locked there, so a concurrent change
+ * of the app's admin roles cannot slip between the check and the write. Throws to refuse.
+ */
+export type AppGuard = (app: App) => void;
+
 const applicationType = (redirectUris: string[]): 'web' | 'native' => (redirectUris.some((u) => !/^https?:/i.test(u)) ? 'native' : 'web');
 
 const publicNeedsPkce = (): AppError => new AppError('invalid_argument', 'app.public_needs_pkce',
@@ -170,11 +177,13 @@ export class AppsService {
   }
 
   /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
-  async updateApp(id: string, raw: UpdateAppInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<App> {
+  async updateApp(id: string, raw: UpdateAppInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, guard?: AppGuard): Promise<App> {
     const input = parseInput(updateAppInput, raw);
     return this.db.transaction(async (trx) => {
+      // The update below is conditional on this version, so the guard sees what is overwritten.
       const current = await findAppById(trx, id);
       if (!current) throw notFound();
+      guard?.(current);
       if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
       const changes: AppChanges = {};
       if (input.name !== undefined) changes.name = input.name;
@@ -213,11 +222,12 @@ export class AppsService {
    * and so do the app's admin API tokens issued before (admin/auth.ts).
    * Public apps have no secret.
    */
-  async rotateSecret(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<RotatedSecret> {
+  async rotateSecret(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, guard?: AppGuard): Promise<RotatedSecret> {
     const secret = newSecret(32);
     const app = await this.db.transaction(async (trx) => {
       const current = await findAppById(trx, id, { forUpdate: true });
       if (!current) throw notFound();
+      guard?.(current);
       if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
       if (current.oidc.token_endpoint_auth_method === 'none') {
         throw new AppError('invalid_argument', 'app.public_has_no_secret', 'this app is a public client and has no client secret');
@@ -234,10 +244,11 @@ export class AppsService {
    * Deletes the app with its roles and assignments (cascade) and ends every grant, code and
    * token issued to it.
    */
-  async deleteApp(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number): Promise<void> {
+  async deleteApp(id: string, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, guard?: AppGuard): Promise<void> {
     await this.db.transaction(async (trx) => {
       const current = await findAppById(trx, id, { forUpdate: true });
       if (!current) throw notFound();
+      guard?.(current);
       if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
       const ended = await deleteOidcStateOfClient(trx, current.clientId);
       await deleteAppById(trx, id);
@@ -263,11 +274,11 @@ export class AppsService {
     return role;
   }
 
-  async createRole(appId: string, raw: CreateAppRoleInput, actor: Actor = SYSTEM_ACTOR): Promise<AppRole> {
+  async createRole(appId: string, raw: CreateAppRoleInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<AppRole> {
     const input = parseInput(createAppRoleInput, raw);
     try {
       return await this.db.transaction(async (trx) => {
-        if (!(await findAppById(trx, appId))) throw notFound();
+        await this.#lockApp(trx, appId, guard);
         const role = await insertAppRole(trx, {
           id: newId(), app_id: appId, key: input.key, name: input.name ?? input.key, description: input.description || null,
         });
@@ -279,15 +290,13 @@ export class AppsService {
     }
   }
 
-  async updateRole(appId: string, roleId: string, raw: UpdateAppRoleInput, actor: Actor = SYSTEM_ACTOR): Promise<AppRole> {
+  async updateRole(appId: string, roleId: string, raw: UpdateAppRoleInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<AppRole> {
     const input = parseInput(updateAppRoleInput, raw);
     try {
       return await this.db.transaction(async (trx) => {
+        await this.#lockApp(trx, appId, guard);
         const current = await findAppRoleById(trx, appId, roleId);
-        if (!current) {
-          if (!(await findAppById(trx, appId))) throw notFound();
-          throw roleNotFound();
-        }
+        if (!current) throw roleNotFound();
         const changes: { key?: string; name?: string; description?: string | null } = {};
         if (input.key !== undefined) changes.key = input.key;
         if (input.name !== undefined) changes.name = input.name;
@@ -303,15 +312,21 @@ export class AppsService {
   }
 
   /** Deletes the role; assignments that carried it lose it (the assignment itself stays). */
-  async deleteRole(appId: string, roleId: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
+  async deleteRole(appId: string, roleId: string, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<void> {
     await this.db.transaction(async (trx) => {
+      await this.#lockApp(trx, appId, guard);
       const role = await findAppRoleById(trx, appId, roleId);
-      if (!role) {
-        if (!(await findAppById(trx, appId))) throw notFound();
-        throw roleNotFound();
-      }
+      if (!role) throw roleNotFound();
       await deleteAppRoleById(trx, appId, roleId);
       await recordAudit(trx, actor, { action: 'app_role.deleted', targetType: 'app', targetId: appId, changes: { roleId, key: role.key } });
     });
+  }
+
+  /** The app, locked against changes for the rest of the transaction (404 if unknown), after the caller's guard. */
+  async #lockApp(trx: Knex.Transaction, appId: string, guard?: AppGuard): Promise<App> {
+    const app = await findAppById(trx, appId, { forShare: true });
+    if (!app) throw notFound();
+    guard?.(app);
+    return app;
   }
 }

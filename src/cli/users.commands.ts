@@ -127,7 +127,7 @@ export const usersCommands: Record<string, CommandDef> = {
       }
       let after: [string, string] | undefined;
       try {
-        after = decodeCursorAs(o.cursor, createdAtIdCursor);
+        after = decodeCursorAs(o.cursor, 'users', createdAtIdCursor);
       } catch {
         throw new UsageError('--cursor is not one this command printed; start again without it');
       }
@@ -136,7 +136,7 @@ export const usersCommands: Record<string, CommandDef> = {
       });
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
-      const next = rows.length > limit && last ? encodeCursor([new Date(last.createdAt).toISOString(), last.id]) : null;
+      const next = rows.length > limit && last ? encodeCursor('users', [new Date(last.createdAt).toISOString(), last.id]) : null;
       if (o.json) return { items: items.map(presentUser), next_cursor: next };
       if (!items.length) return new TextOutput('no people found');
       const text = table([['ID', 'USERNAME', 'EMAIL', 'NAME', 'STATUS'],

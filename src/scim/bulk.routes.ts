@@ -20,6 +20,7 @@ import type Router from '@koa/router';
 import { scimContext, type ScimDeps } from './index.ts';
 import { ScimError, toScimError } from './errors.ts';
 import { BULK_REQUEST_SCHEMA, BULK_RESPONSE_SCHEMA, SCIM_LIMITS } from './schemas.ts';
+import { nestsDeeperThan } from '../shared/json-depth.ts';
 import type { ScimRequestContext, ScimResourceOps, ScimResult } from './types.ts';
 import { createScimGroupOps } from './groups.resource.ts';
 import { createScimUserOps } from './users.resource.ts';
@@ -55,6 +56,7 @@ export interface BulkOperationResult {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const short = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}...` : s);
+const shortName = (s: string): string => JSON.stringify(s.length > 32 ? `${s.slice(0, 32)}...` : s);
 
 /** Every "bulkId:x" string value in `value`, at any depth. */
 function collectRefs(value: unknown, into: Set<string>, depth = 0): void {
@@ -107,53 +109,161 @@ function readOperation(raw: unknown, index: number): BulkOperation {
   if (!op.invalid && typeof path !== 'string') op.invalid = new ScimError(400, `${where}.path: is required, e.g. "/Users" or "/Groups/{id}"`, 'invalidValue');
   if (!op.invalid && op.method !== 'DELETE' && op.data === undefined) op.invalid = new ScimError(400, `${where}.data: is required for ${op.method}`, 'invalidValue');
   if (!op.invalid && version !== undefined && typeof version !== 'string') op.invalid = new ScimError(400, `${where}.version: must be an ETag string such as W/"3"`, 'invalidValue');
+  if (!op.invalid && nestsDeeperThan(op.data, SCIM_LIMITS.maxJsonDepth)) {
+    op.invalid = new ScimError(400, `${where}.data: nests objects and arrays more than ${SCIM_LIMITS.maxJsonDepth} levels deep`, 'invalidSyntax');
+    op.data = undefined;
+  }
   if (op.path !== undefined) collectRefs(op.path.split('/').pop(), op.refs);
   if (op.method !== 'DELETE') collectRefs(op.data, op.refs);
   return op;
 }
 
 /**
- * A stable topological order (request order among independent operations). Operations left over
- * are in, or wait on, a reference cycle; for each, the cycle it is caught in.
+ * A stable topological order (request order among independent operations, Kahn's algorithm with
+ * the lowest index first). Operations left over are in, or wait on, a reference cycle; for each,
+ * the cycle it is caught in (one cycle per strongly connected component, found once), so a ring
+ * of 1,000 operations costs linear work, not a walk of the ring per operation.
  */
-interface Cycle { loop: string[]; inLoop: boolean }
+interface Cycle { loop: BulkOperation[]; inLoop: boolean }
 
 function orderOperations(ops: BulkOperation[]): { order: BulkOperation[]; cycles: Map<number, Cycle> } {
   const byBulkId = new Map<string, BulkOperation>();
   for (const op of ops) if (op.bulkId && op.method === 'POST') byBulkId.set(op.bulkId, op);
-  const waitsOn = new Map<number, BulkOperation[]>();
-  for (const op of ops) waitsOn.set(op.index, [...op.refs].map((r) => byBulkId.get(r)).filter((d): d is BulkOperation => d !== undefined));
+  const waitsOn: BulkOperation[][] = ops.map((op) => [...op.refs].map((r) => byBulkId.get(r)).filter((d): d is BulkOperation => d !== undefined));
+  const waitedBy: number[][] = ops.map(() => []);
+  const pending = ops.map((op) => waitsOn[op.index]!.length);
+  for (const op of ops) for (const d of waitsOn[op.index]!) waitedBy[d.index]!.push(op.index);
+
+  // Ready operations, kept sorted by index descending so pop() takes the lowest (n <= bulkMaxOperations).
+  const ready = ops.filter((op) => pending[op.index] === 0).map((op) => op.index).reverse();
   const done = new Set<number>();
   const order: BulkOperation[] = [];
-  // n is at most bulkMaxOperations: a quadratic scan is fine and keeps the order obviously stable.
-  for (let progress = true; progress;) {
-    progress = false;
-    for (const op of ops) {
-      if (done.has(op.index)) continue;
-      if (waitsOn.get(op.index)!.every((d) => done.has(d.index))) {
-        done.add(op.index);
-        order.push(op);
-        progress = true;
-        break;
+  while (ready.length) {
+    const i = ready.pop()!;
+    done.add(i);
+    order.push(ops[i]!);
+    for (const j of waitedBy[i]!) {
+      pending[j]! -= 1;
+      if (pending[j] === 0) {
+        let at = ready.length;
+        while (at > 0 && ready[at - 1]! < j) at -= 1;
+        ready.splice(at, 0, j);
       }
     }
   }
   const cycles = new Map<number, Cycle>();
-  for (const op of ops) {
-    if (done.has(op.index)) continue;
-    // Follow unfinished dependencies until one repeats: that loop is the cycle.
-    const seen: BulkOperation[] = [];
-    let cur: BulkOperation | undefined = op;
-    while (cur && !seen.includes(cur)) {
-      seen.push(cur);
-      cur = waitsOn.get(cur.index)!.find((d) => !done.has(d.index));
+  if (order.length === ops.length) return { order, cycles };
+
+  // Strongly connected components of what is left (Tarjan; depth is at most bulkMaxOperations).
+  const left = ops.filter((op) => !done.has(op.index));
+  const deps = (op: BulkOperation) => waitsOn[op.index]!.filter((d) => !done.has(d.index));
+  const indexOf = new Map<number, number>();
+  const low = new Map<number, number>();
+  const stack: BulkOperation[] = [];
+  const onStack = new Set<number>();
+  const component = new Map<number, BulkOperation[]>();
+  let counter = 0;
+  const connect = (op: BulkOperation): void => {
+    indexOf.set(op.index, counter);
+    low.set(op.index, counter);
+    counter += 1;
+    stack.push(op);
+    onStack.add(op.index);
+    for (const d of deps(op)) {
+      if (!indexOf.has(d.index)) {
+        connect(d);
+        low.set(op.index, Math.min(low.get(op.index)!, low.get(d.index)!));
+      } else if (onStack.has(d.index)) {
+        low.set(op.index, Math.min(low.get(op.index)!, indexOf.get(d.index)!));
+      }
     }
-    const loop = cur ? seen.slice(seen.indexOf(cur)) : seen;
-    const names = loop.map((o) => o.bulkId ?? `Operations[${o.index}]`);
-    cycles.set(op.index, { loop: [...names, names[0]!], inLoop: loop.includes(op) });
+    if (low.get(op.index) === indexOf.get(op.index)) {
+      const members: BulkOperation[] = [];
+      let m: BulkOperation;
+      do {
+        m = stack.pop()!;
+        onStack.delete(m.index);
+        members.push(m);
+      } while (m !== op);
+      const cyclic = members.length > 1 || deps(op).includes(op);
+      if (cyclic) for (const x of members) component.set(x.index, members);
+    }
+  };
+  for (const op of left) if (!indexOf.has(op.index)) connect(op);
+
+  /** The shortest loop from `from` back to itself inside its component (BFS). */
+  const loopThrough = (from: BulkOperation): BulkOperation[] => {
+    const inside = new Set(component.get(from.index)!.map((x) => x.index));
+    const parent = new Map<number, BulkOperation>();
+    const queue = [from];
+    for (let q = 0; q < queue.length; q += 1) {
+      const cur = queue[q]!;
+      for (const d of deps(cur)) {
+        if (!inside.has(d.index)) continue;
+        if (d === from) {
+          const path = [cur];
+          while (path[0] !== from) path.unshift(parent.get(path[0]!.index)!);
+          return path;
+        }
+        if (!parent.has(d.index)) {
+          parent.set(d.index, cur);
+          queue.push(d);
+        }
+      }
+    }
+    return [from];
+  };
+  // One loop per component, rotated to start at each operation on it; others get their own.
+  const loopOf = new Map<number, BulkOperation[]>();
+  for (const op of left) {
+    if (!component.has(op.index) || loopOf.has(op.index)) continue;
+    const loop = loopThrough(op);
+    loop.forEach((x, k) => { if (!loopOf.has(x.index)) loopOf.set(x.index, [...loop.slice(k), ...loop.slice(0, k)]); });
+  }
+  // Operations that only wait on a cycle name the cycle they reach (memoised walk down the dependencies).
+  const reached = new Map<number, BulkOperation[]>();
+  const reach = (op: BulkOperation): BulkOperation[] => {
+    const path: BulkOperation[] = [];
+    let cur = op;
+    while (!loopOf.has(cur.index) && !reached.has(cur.index)) {
+      path.push(cur);
+      cur = deps(cur)[0]!;
+    }
+    const loop = loopOf.get(cur.index) ?? reached.get(cur.index)!;
+    for (const p of path) reached.set(p.index, loop);
+    return loop;
+  };
+  for (const op of left) {
+    if (component.has(op.index)) cycles.set(op.index, { loop: loopOf.get(op.index) ?? loopThrough(op), inLoop: true });
+    else cycles.set(op.index, { loop: reach(op), inLoop: false });
   }
   return { order, cycles };
 }
+
+/** A cycle for an error detail: a few names and the length, so a ring of 1,000 stays a short line. */
+function describeLoop(loop: BulkOperation[]): string {
+  const name = (o: BulkOperation) => shortName(o.bulkId ?? `Operations[${o.index}]`);
+  const shown = loop.length <= 3 ? loop.map(name) : [...loop.slice(0, 2).map(name), '...'];
+  return `${[...shown, name(loop[0]!)].join(' -> ')}${loop.length > 3 ? ` (${loop.length} operations)` : ''}`;
+}
+
+/** A percent-encoded id from an operation's path; malformed encoding (%E0%A4%A) is that operation's 400. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ScimError(400, `path: ${short(segment)} is not a valid percent-encoded resource id`, 'invalidValue');
+  }
+}
+
+const isDecodable = (path: string): boolean => {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export function registerScimBulkRoute(router: Router, deps: ScimDeps): void {
   const resources: Record<'users' | 'groups', ScimResourceOps> = {
@@ -206,7 +316,7 @@ export function registerScimBulkRoute(router: Router, deps: ScimDeps): void {
       const m = /^\/?(Users|Groups)(?:\/([^/?#]+))?\/?$/i.exec(path);
       if (!m) throw new ScimError(400, `path ${short(op.path!)} must be /Users, /Groups, /Users/{id} or /Groups/{id}`, 'invalidValue');
       const type = m[1]!.toLowerCase() as 'users' | 'groups';
-      const id = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+      const id = m[2] === undefined ? undefined : decodePathSegment(m[2]);
       const target = resources[type];
       const location = id !== undefined ? `${rc.baseUrl}/${type === 'users' ? 'Users' : 'Groups'}/${id}` : undefined;
       if (op.method === 'POST') {
@@ -229,7 +339,7 @@ export function registerScimBulkRoute(router: Router, deps: ScimDeps): void {
       try {
         const cycle = cycles.get(op.index);
         if (cycle) {
-          const loop = cycle.loop.map((b) => short(b)).join(' -> ');
+          const loop = describeLoop(cycle.loop);
           throw new ScimError(409, cycle.inLoop
             ? `circular bulkId references: ${loop}; create the resources first, then link them with PATCH operations`
             : `this operation references bulkIds caught in circular references (${loop}), so they cannot be resolved`);
@@ -245,7 +355,8 @@ export function registerScimBulkRoute(router: Router, deps: ScimDeps): void {
         errors += 1;
         if (op.bulkId) failedBulkIds.add(op.bulkId);
         const { status, body: response } = toScimError(err, deps.log, requestId);
-        const loc = op.path && /^\/?(Users|Groups)\/[^/]+\/?$/i.test(op.path) && !op.path.includes('bulkId:') ? `${rc.baseUrl}/${op.path.replace(/^\/+|\/+$/g, '')}` : undefined;
+        const loc = op.path && /^\/?(Users|Groups)\/[^/]+\/?$/i.test(op.path) && !op.path.includes('bulkId:') && isDecodable(op.path)
+          ? `${rc.baseUrl}/${op.path.replace(/^\/+|\/+$/g, '')}` : undefined;
         results.set(op.index, { ...echo, ...(loc ? { location: loc } : {}), status: String(status), response: response as unknown as Record<string, unknown> });
       }
     }

@@ -62,6 +62,8 @@ export interface ScimScalarAttribute {
 export type ScimMultiValuedSource =
   /** Elements are the objects of a jsonb array column on the main table. */
   | { jsonbArray: string }
+  /** Elements are the objects of a jsonb array that a trusted SQL expression gives (`{alias}`: the main table; no `?`). */
+  | { jsonbSql: string }
   /** Elements are rows of a child table whose `foreignKey` references the main table's `parentKey` (default `id`). */
   | { table: string; foreignKey: string; parentKey?: string };
 
@@ -245,8 +247,9 @@ class Compiler {
     this.elementAliases += 1;
     const row = ident(`scim_e${this.elementAliases}`);
     const where = cond ? cond(row) : 'true';
-    if ('jsonbArray' in source) {
-      const col = `${this.main}.${ident(source.jsonbArray)}`;
+    if ('jsonbArray' in source || 'jsonbSql' in source) {
+      if ('jsonbSql' in source && source.jsonbSql.includes('?')) throw new Error('scim filter mapping: sql expressions must not contain "?"');
+      const col = 'jsonbArray' in source ? `${this.main}.${ident(source.jsonbArray)}` : `(${source.jsonbSql.replaceAll('{alias}', this.main)})`;
       return `exists (select 1 from jsonb_array_elements(case when jsonb_typeof(${col}) = 'array' then ${col} else '[]'::jsonb end) as ${row}(elem) where ${where})`;
     }
     return `exists (select 1 from ${ident(source.table)} as ${row} where ${row}.${ident(source.foreignKey)} = ${this.main}.${ident(source.parentKey ?? 'id')} and ${where})`;
@@ -402,6 +405,25 @@ export const SCIM_ENTERPRISE_USER_SCHEMA = 'urn:ietf:params:scim:schemas:extensi
 const ENTERPRISE = SCIM_ENTERPRISE_USER_SCHEMA.toLowerCase();
 const text = (column: string, caseExact = false): ScimScalarAttribute => ({ type: 'string', caseExact, column });
 const uuidColumn = (column: string): ScimScalarAttribute => ({ type: 'string', caseExact: true, column, uuid: true });
+
+// Attributes OneID keeps as sent in users.scim_attributes (users.mapper.ts): `path` is where, as
+// canonical names (the mapper stores canonical names), so `{core,nickName}` is scim_attributes.core.nickName.
+const JSON_PATH_PART = /^[A-Za-z0-9]+$/;
+const keptPath = (path: string[]): string => {
+  if (!path.every((p) => JSON_PATH_PART.test(p))) throw new Error(`scim filter mapping: invalid path ${path.join('.')}`);
+  return `'{${path.join(',')}}'`;
+};
+const keptText = (path: string[], caseExact = false): ScimScalarAttribute => ({ type: 'string', caseExact, sql: `{alias}.scim_attributes #>> ${keptPath(path)}` });
+const element = (key: string, type: ScimScalarType = 'string', caseExact = false): ScimScalarAttribute => ({ type, caseExact, jsonKey: key });
+const keptMulti = (name: string, subs: ScimScalarAttribute[], defaultSubAttribute: string | undefined = 'value'): ScimComplexAttribute => ({
+  type: 'complex',
+  multi: { jsonbSql: `{alias}.scim_attributes #> ${keptPath(['core', name])}` },
+  ...(defaultSubAttribute ? { defaultSubAttribute } : {}),
+  subAttributes: Object.fromEntries(subs.map((s) => [s.jsonKey!.toLowerCase(), s])),
+});
+const pluralElements = (valueCaseExact = false): ScimScalarAttribute[] => [
+  element('value', 'string', valueCaseExact), element('display'), element('type'), element('primary', 'boolean'),
+];
 const meta: ScimComplexAttribute = {
   type: 'complex',
   subAttributes: {
@@ -409,6 +431,28 @@ const meta: ScimComplexAttribute = {
     lastmodified: { type: 'dateTime', caseExact: false, column: 'updated_at' },
   },
 };
+
+const DEPARTMENT_PATH = /^(\/[0-9a-f-]{36})+\/$/;
+
+// name.formatted as users.mapper.ts renders it (renderedFormatted): an explicit value while the
+// name parts it was set for are unchanged (rows from before: while display_name is), else the
+// parts joined by spaces, else display_name. `{alias}` is the users row.
+const SA = '{alias}.scim_attributes';
+const namePart = (sql: string): string => `nullif(trim(${sql}), '')`;
+const NAME_PARTS_SQL: [string, string][] = [
+  ['honorificPrefix', namePart(`${SA} #>> '{name,honorificPrefix}'`)],
+  ['givenName', namePart('{alias}.given_name')],
+  ['middleName', namePart(`${SA} #>> '{name,middleName}'`)],
+  ['familyName', namePart('{alias}.family_name')],
+  ['honorificSuffix', namePart(`${SA} #>> '{name,honorificSuffix}'`)],
+];
+export const FORMATTED_SQL = `(case
+  when jsonb_typeof(${SA} #> '{formatted,value}') = 'string'
+   and (case when jsonb_typeof(${SA} #> '{formatted,basis}') = 'object'
+             then ${SA} #> '{formatted,basis}' = jsonb_strip_nulls(jsonb_build_object(${NAME_PARTS_SQL.map(([k, v]) => `'${k}', ${v}`).join(', ')}))
+             else (${SA} #>> '{formatted,basis}') is not distinct from {alias}.display_name end)
+  then ${SA} #>> '{formatted,value}'
+  else coalesce(nullif(concat_ws(' ', ${NAME_PARTS_SQL.map(([, v]) => v).join(', ')}), ''), {alias}.display_name) end)`;
 
 /** SCIM User -> `users` (use with `db('users as u')` and alias `u`, or `db('users')` and alias `users`). */
 export const USER_FILTER_MAPPING: ScimResourceMapping = {
@@ -419,11 +463,27 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
     // Sign-in names: stored folded (shared/names.ts), compared folded.
     username: { type: 'string', caseExact: false, column: 'username', fold: foldName },
     displayname: text('display_name'),
-    // name.formatted is rendered from display_name by the SCIM layer.
     name: {
       type: 'complex',
-      subAttributes: { givenname: text('given_name'), familyname: text('family_name'), formatted: text('display_name') },
+      subAttributes: {
+        givenname: text('given_name'), familyname: text('family_name'), formatted: { type: 'string', caseExact: false, sql: FORMATTED_SQL },
+        middlename: keptText(['name', 'middleName']), honorificprefix: keptText(['name', 'honorificPrefix']), honorificsuffix: keptText(['name', 'honorificSuffix']),
+      },
     },
+    nickname: keptText(['core', 'nickName']),
+    profileurl: { ...keptText(['core', 'profileUrl'], true), type: 'reference' },
+    usertype: keptText(['core', 'userType']),
+    preferredlanguage: keptText(['core', 'preferredLanguage']),
+    timezone: keptText(['core', 'timezone']),
+    ims: keptMulti('ims', pluralElements()),
+    photos: keptMulti('photos', [element('value', 'reference', true), element('display'), element('type'), element('primary', 'boolean')]),
+    addresses: keptMulti('addresses', [
+      element('formatted'), element('streetAddress'), element('locality'), element('region'), element('postalCode'), element('country'),
+      element('type'), element('primary', 'boolean'),
+    ], undefined),
+    entitlements: keptMulti('entitlements', pluralElements()),
+    roles: keptMulti('roles', pluralElements()),
+    x509certificates: keptMulti('x509Certificates', pluralElements(true)),
     emails: {
       type: 'complex',
       multi: { jsonbArray: 'emails' },
@@ -431,12 +491,25 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
       subAttributes: {
         // Addresses are stored folded, other values as sent (users.service normaliseProvisionedEmails).
         value: { type: 'string', caseExact: false, jsonKey: 'value', fold: foldName, foldedOrExact: true },
+        display: { type: 'string', caseExact: false, jsonKey: 'display' },
         type: { type: 'string', caseExact: false, jsonKey: 'type' },
         primary: { type: 'boolean', caseExact: false, jsonKey: 'primary' },
       },
     },
-    // One phone number per user in OneID: phoneNumbers.value is the phone column.
-    phonenumbers: { type: 'complex', defaultSubAttribute: 'value', subAttributes: { value: text('phone') } },
+    // As users.mapper.ts renders phoneNumbers: the list as sent while it still holds the phone
+    // column's number, otherwise that number alone (primary).
+    phonenumbers: {
+      type: 'complex',
+      multi: {
+        jsonbSql: `case when {alias}.phone is null then '[]'::jsonb
+          when jsonb_typeof({alias}.scim_attributes -> 'phoneNumbers') = 'array'
+           and {alias}.scim_attributes -> 'phoneNumbers' @> jsonb_build_array(jsonb_build_object('value', {alias}.phone))
+          then {alias}.scim_attributes -> 'phoneNumbers'
+          else jsonb_build_array(jsonb_build_object('value', {alias}.phone, 'primary', true)) end`,
+      },
+      defaultSubAttribute: 'value',
+      subAttributes: { value: element('value'), display: element('display'), type: element('type'), primary: element('primary', 'boolean') },
+    },
     active: { type: 'boolean', caseExact: false, sql: "{alias}.status = 'active'" },
     title: text('title'),
     locale: text('locale'),
@@ -444,19 +517,57 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
       type: 'complex',
       multi: { table: 'group_members', foreignKey: 'user_id' },
       defaultSubAttribute: 'value',
-      subAttributes: { value: uuidColumn('group_id') },
+      subAttributes: {
+        value: uuidColumn('group_id'),
+        display: { type: 'string', caseExact: false, sql: '(select scim_g.name from groups scim_g where scim_g.id = {alias}.group_id)' },
+        type: { type: 'string', caseExact: false, sql: "'direct'" },
+      },
     },
     meta,
     [`${ENTERPRISE}:employeenumber`]: text('employee_number'),
+    [`${ENTERPRISE}:costcenter`]: keptText(['enterprise', 'costCenter']),
+    [`${ENTERPRISE}:organization`]: keptText(['enterprise', 'organization']),
+    [`${ENTERPRISE}:division`]: keptText(['enterprise', 'division']),
     // The user's primary department's name.
     [`${ENTERPRISE}:department`]: {
       type: 'string',
       caseExact: false,
       sql: '(select scim_d.name from user_departments scim_ud join departments scim_d on scim_d.id = scim_ud.department_id where scim_ud.user_id = {alias}.id and scim_ud.is_primary)',
     },
-    [`${ENTERPRISE}:manager`]: { type: 'complex', defaultSubAttribute: 'value', subAttributes: { value: uuidColumn('manager_id') } },
+    [`${ENTERPRISE}:manager`]: managerAttribute(null),
   },
 };
+
+
+/**
+ * The enterprise manager as a client with this scope sees it: for a department-scoped token only a
+ * manager inside its subtree (users.query.ts leaves others out of the resource), so that a filter
+ * cannot reveal who an unseen manager is. The path is checked and written as a literal (mapping
+ * SQL takes no bindings); department paths are "/<uuid>/.../" and hold no LIKE metacharacters.
+ */
+function managerAttribute(scopePath: string | null): ScimComplexAttribute {
+  if (scopePath !== null && !DEPARTMENT_PATH.test(scopePath)) throw new Error('scim filter mapping: not a department path');
+  const visible = `scim_mg.id = {alias}.manager_id and scim_mg.status <> 'deprovisioned'${scopePath === null ? '' : ` and exists (
+    select 1 from user_departments scim_mud join departments scim_md on scim_md.id = scim_mud.department_id
+     where scim_mud.user_id = scim_mg.id and scim_md.path like '${scopePath}%')`}`;
+  return {
+    type: 'complex',
+    defaultSubAttribute: 'value',
+    subAttributes: {
+      value: scopePath === null ? uuidColumn('manager_id') : { type: 'string', caseExact: true, uuid: true, sql: `(select scim_mg.id from users scim_mg where ${visible})` },
+      displayname: {
+        type: 'string', caseExact: false,
+        sql: `(select coalesce(nullif(scim_mg.display_name, ''), nullif(trim(concat_ws(' ', scim_mg.given_name, scim_mg.family_name)), ''), scim_mg.username) from users scim_mg where ${visible})`,
+      },
+    },
+  };
+}
+
+/** USER_FILTER_MAPPING for a client with this scope (a department path, or null for all). */
+export function userFilterMapping(scopePath: string | null): ScimResourceMapping {
+  if (scopePath === null) return USER_FILTER_MAPPING;
+  return { ...USER_FILTER_MAPPING, attributes: { ...USER_FILTER_MAPPING.attributes, [`${ENTERPRISE}:manager`]: managerAttribute(scopePath) } };
+}
 
 /** SCIM Group -> `groups` (+ `group_members` for members). */
 export const GROUP_FILTER_MAPPING: ScimResourceMapping = {
@@ -470,7 +581,15 @@ export const GROUP_FILTER_MAPPING: ScimResourceMapping = {
       type: 'complex',
       multi: { table: 'group_members', foreignKey: 'group_id' },
       defaultSubAttribute: 'value',
-      subAttributes: { value: uuidColumn('user_id') },
+      subAttributes: {
+        value: uuidColumn('user_id'),
+        // As findMembersOfGroups renders a member's display: the membership's label, else the user's (USER_LABEL_SQL).
+        display: {
+          type: 'string', caseExact: false,
+          sql: "coalesce(nullif({alias}.display_label, ''), (select coalesce(nullif(scim_m.display_name, ''), nullif(trim(concat_ws(' ', scim_m.given_name, scim_m.family_name)), ''), scim_m.username) from users scim_m where scim_m.id = {alias}.user_id))",
+        },
+        type: { type: 'string', caseExact: false, sql: "'User'" },
+      },
     },
     meta,
   },

@@ -2,13 +2,15 @@
 // groups.resource.ts (shared with /Bulk); this file maps it to status codes and headers:
 // ETag (weak, from the group's version) and Location on single-resource responses,
 // If-None-Match -> 304 on GET, If-Match -> 412 on PUT/PATCH/DELETE (checked in the transaction).
+// PATCH answers 204, or 200 with the group when the client asks for it (Prefer:
+// return=representation, or attributes/excludedAttributes without Prefer: return=minimal).
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { scimContext, type ScimDeps } from './index.ts';
 import { createScimGroupOps, readListParams, readSearchRequest } from './groups.resource.ts';
 import { parseAttributeList, projectResource } from './projection.ts';
 import { SCIM_GROUP_SCHEMA } from './filter-sql.ts';
-import { parseEtagList, weakEtag, type ScimResult } from './types.ts';
+import { parseEtagList, preferredReturn, weakEtag, type ScimResult } from './types.ts';
 
 function send(ctx: Context, result: ScimResult): void {
   ctx.status = result.status;
@@ -62,7 +64,8 @@ export function registerScimGroupRoutes(router: Router, deps: ScimDeps): void {
     const attributes = parseAttributeList(ctx.query.attributes);
     const excluded = parseAttributeList(ctx.query.excludedAttributes, 'excludedAttributes');
     const result = await ops.patch(ctx.params.id!, ctx.request.body, rc, header(ctx, 'if-match'));
-    if (attributes || excluded) {
+    const prefer = preferredReturn(ctx.get('prefer'));
+    if (prefer === 'representation' || (prefer === undefined && (attributes || excluded))) {
       // The client asked for (part of) the resource back: 200 with it (RFC 7644 section 3.5.2).
       const { group, body } = await ops.reader.get(ctx.params.id!, rc, attributes, excluded);
       send(ctx, { ...result, status: 200, body, etag: weakEtag(group.version) });

@@ -9,6 +9,7 @@ import { SCIM_CONTENT_TYPE, ScimError, scimErrorHandler } from './errors.ts';
 import { scimResourceTypes, scimSchemas, serviceProviderConfig, SCIM_LIMITS } from './schemas.ts';
 import type { ScimRequestContext } from './types.ts';
 import { describeIllFormedText, findIllFormedText } from '../shared/text-input.ts';
+import { nestsDeeperThan } from '../shared/json-depth.ts';
 import { registerScimUserRoutes } from './users.routes.ts';
 import { registerScimGroupRoutes } from './groups.routes.ts';
 import { registerScimBulkRoute } from './bulk.routes.ts';
@@ -90,6 +91,16 @@ export function scimRouter(deps: ScimDeps): Router {
     return next();
   };
 
+  // A body nested deeper than any SCIM resource: 400 before a recursive walk overflows the stack.
+  // /Bulk bounds each operation's data itself, so that one deep operation fails alone.
+  const rejectDeepBody = (ctx: Context, next: Next) => {
+    if (/\/bulk\/?$/i.test(ctx.path)) return next();
+    if (nestsDeeperThan((ctx.request as { body?: unknown }).body, SCIM_LIMITS.maxJsonDepth)) {
+      throw new ScimError(400, `the request body nests objects and arrays more than ${SCIM_LIMITS.maxJsonDepth} levels deep`, 'invalidSyntax');
+    }
+    return next();
+  };
+
   const api = new Router();
   // The token is checked before any of the body is read: an anonymous or wrongly authenticated
   // request costs no upload.
@@ -103,6 +114,7 @@ export function scimRouter(deps: ScimDeps): Router {
     encoding: 'utf-8',
   }));
   api.use(rejectIllFormedText);
+  api.use(rejectDeepBody);
   api.all('/Me', () => {
     throw new ScimError(501, '/Me needs a user\'s own access token; OneID issues SCIM tokens to provisioning clients only');
   });

@@ -15,6 +15,11 @@ export const SCIM_LIMITS = {
   bulkMaxOperations: 1000,
   bulkMaxPayloadSize: 1048576,
   defaultCount: 100,
+  /**
+   * How deeply a request body (or a Bulk operation's data) may nest objects and arrays. The
+   * deepest SCIM resource or PatchOp nests 5-6 levels; the bound only stops stack-overflowing input.
+   */
+  maxJsonDepth: 32,
 };
 
 type Attr = Record<string, unknown>;
@@ -23,10 +28,13 @@ const attr = (name: string, type: string, extra: Attr = {}): Attr => ({
 });
 const sub = (parent: string, names: [string, string, Attr?][]): Attr[] => names.map(([n, t, x]) => attr(n, t, { description: `${parent}.${n}`, ...x }));
 const multi = (name: string, subs: Attr[], extra: Attr = {}): Attr => attr(name, 'complex', { multiValued: true, subAttributes: subs, ...extra });
-const typedValue = (parent: string, types: string[]) => sub(parent, [
-  ['value', 'string'], ['display', 'string'], ['type', 'string', { canonicalValues: types }], ['primary', 'boolean'],
+const typedValue = (parent: string, types: string[], value: [string, Attr?] = ['string']) => sub(parent, [
+  ['value', value[0], value[1]], ['display', 'string'], ['type', 'string', types.length ? { canonicalValues: types } : {}], ['primary', 'boolean'],
 ]);
 
+// Every attribute OneID stores for a User (users.mapper.ts: columns, and scim_attributes for the
+// rest), with RFC 7643 section 4.1 / 4.3 characteristics; test/e2e/scim-conformance checks that
+// each is accepted on write and filterable.
 export function scimSchemas(baseUrl: string): Attr[] {
   const meta = (id: string) => ({ resourceType: 'Schema', location: `${baseUrl}/Schemas/${id}` });
   return [
@@ -37,16 +45,37 @@ export function scimSchemas(baseUrl: string): Attr[] {
         attr('id', 'string', { caseExact: true, mutability: 'readOnly', returned: 'always', uniqueness: 'server' }),
         attr('externalId', 'string', { caseExact: true }),
         attr('userName', 'string', { required: true, uniqueness: 'server', description: 'unique; compared case-insensitively; stored lower-case' }),
-        attr('name', 'complex', { subAttributes: sub('name', [['formatted', 'string'], ['familyName', 'string'], ['givenName', 'string']]) }),
+        attr('name', 'complex', {
+          subAttributes: sub('name', [
+            ['formatted', 'string', { description: 'the full name; derived from the parts unless set explicitly (see the README)' }],
+            ['familyName', 'string'], ['givenName', 'string'], ['middleName', 'string'], ['honorificPrefix', 'string'], ['honorificSuffix', 'string'],
+          ]),
+        }),
         attr('displayName', 'string'),
+        attr('nickName', 'string'),
+        attr('profileUrl', 'reference', { referenceTypes: ['external'] }),
         attr('title', 'string'),
+        attr('userType', 'string'),
         attr('preferredLanguage', 'string'),
         attr('locale', 'string'),
+        attr('timezone', 'string'),
         attr('active', 'boolean', { description: 'false suspends the user and ends all their sessions' }),
         attr('password', 'string', { mutability: 'writeOnly', returned: 'never' }),
         multi('emails', typedValue('emails', ['work', 'home', 'other'])),
-        multi('phoneNumbers', typedValue('phoneNumbers', ['work', 'mobile', 'other'])),
-        multi('groups', sub('groups', [['value', 'string', { mutability: 'readOnly' }], ['$ref', 'reference', { mutability: 'readOnly', referenceTypes: ['Group'] }], ['display', 'string', { mutability: 'readOnly' }]]), { mutability: 'readOnly' }),
+        multi('phoneNumbers', typedValue('phoneNumbers', ['work', 'home', 'mobile', 'fax', 'pager', 'other'])),
+        multi('ims', typedValue('ims', ['aim', 'gtalk', 'icq', 'xmpp', 'msn', 'skype', 'qq', 'yahoo'])),
+        multi('photos', typedValue('photos', ['photo', 'thumbnail'], ['reference', { referenceTypes: ['external'] }])),
+        multi('addresses', sub('addresses', [
+          ['formatted', 'string'], ['streetAddress', 'string'], ['locality', 'string'], ['region', 'string'], ['postalCode', 'string'], ['country', 'string'],
+          ['type', 'string', { canonicalValues: ['work', 'home', 'other'] }], ['primary', 'boolean'],
+        ])),
+        multi('groups', sub('groups', [
+          ['value', 'string', { mutability: 'readOnly' }], ['$ref', 'reference', { mutability: 'readOnly', referenceTypes: ['Group'] }],
+          ['display', 'string', { mutability: 'readOnly' }], ['type', 'string', { mutability: 'readOnly', canonicalValues: ['direct', 'indirect'] }],
+        ]), { mutability: 'readOnly' }),
+        multi('entitlements', typedValue('entitlements', [])),
+        multi('roles', typedValue('roles', [])),
+        multi('x509Certificates', typedValue('x509Certificates', [], ['binary', { caseExact: true }])),
       ],
       meta: meta(SCIM_USER_SCHEMA),
     },
@@ -55,9 +84,15 @@ export function scimSchemas(baseUrl: string): Attr[] {
       id: SCIM_ENTERPRISE_USER_SCHEMA, name: 'EnterpriseUser', description: 'Enterprise User',
       attributes: [
         attr('employeeNumber', 'string'),
-        attr('department', 'string', { description: 'the name of the primary department; created under the top level if missing' }),
+        attr('costCenter', 'string'),
         attr('organization', 'string'),
-        attr('manager', 'complex', { subAttributes: sub('manager', [['value', 'string'], ['$ref', 'reference', { referenceTypes: ['User'] }], ['displayName', 'string', { mutability: 'readOnly' }]]) }),
+        attr('division', 'string'),
+        attr('department', 'string', { description: 'the name of the primary department; created under the top level if missing' }),
+        attr('manager', 'complex', {
+          subAttributes: sub('manager', [
+            ['value', 'string'], ['$ref', 'reference', { referenceTypes: ['User'] }], ['displayName', 'string', { mutability: 'readOnly' }],
+          ]),
+        }),
       ],
       meta: meta(SCIM_ENTERPRISE_USER_SCHEMA),
     },

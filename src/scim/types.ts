@@ -37,3 +37,12 @@ export function parseEtagList(header: string | undefined): { any: boolean; versi
   const versions = [...header.matchAll(/(?:W\/)?"(\d+)"/g)].map((m) => Number(m[1]));
   return { any: false, versions };
 }
+
+/**
+ * The client's `Prefer: return=...` (RFC 7240 section 4.2, which RFC 7644 section 3.5.2 lets a
+ * PATCH honour), or undefined when it states none.
+ */
+export function preferredReturn(prefer: string): 'minimal' | 'representation' | undefined {
+  const m = /(?:^|[,;\s])return\s*=\s*"?(minimal|representation)"?\s*(?:[,;]|$)/i.exec(prefer);
+  return m ? (m[1]!.toLowerCase() as 'minimal' | 'representation') : undefined;
+}

@@ -7,8 +7,14 @@
 //                          returned while it still folds to the stored name)
 //   displayName         -> display_name (falls back to name.formatted, then "givenName familyName")
 //   name.givenName/familyName -> given_name / family_name
-//   name.formatted      -> rendered from display_name; a different value sent by the client is kept
-//                          and returned until display_name changes (filters compare display_name)
+//   name.formatted      -> derived: "honorificPrefix givenName middleName familyName honorificSuffix"
+//                          (display_name when there are no parts), so it follows the parts whoever
+//                          changes them (PATCH, PUT, the admin API). A client that sends a different
+//                          value in a write sets it explicitly: it is kept (scim_attributes.formatted,
+//                          with the parts it was set for) and returned until a later write changes a
+//                          part without setting formatted again. A PUT or PATCH that returns the
+//                          formatted OneID showed is not an explicit set (users.query.ts filters and
+//                          sorts on the same rule, FORMATTED_SQL)
 //   title, externalId   -> title, external_id (externalId is the client's and need not be unique)
 //   locale              -> locale (en_US is accepted as en-US); without locale, the first language of
 //                          preferredLanguage sets the locale column (the OIDC locale claim)
@@ -108,8 +114,11 @@ export interface ScimExtras {
   locale?: string;
   /** The locale column value derived from preferredLanguage; not returned as locale. */
   derivedLocale?: string;
-  /** name.formatted when it differs from display_name (basis); returned while display_name is unchanged. */
-  formatted?: { value: string; basis: string | null };
+  /**
+   * name.formatted set explicitly, and the name parts it was set for (basis); returned while the
+   * parts are unchanged. Rows written before parts were the basis hold display_name as a string.
+   */
+  formatted?: { value: string; basis: NameParts | string | null };
   name?: Record<string, string>;
   phoneNumbers?: Record<string, unknown>[];
   core?: Record<string, unknown>;
@@ -129,6 +138,40 @@ export interface ScimUserRecord {
 
 const iso = (d: Date): string => new Date(d).toISOString();
 
+/** The parts name.formatted is made of, in the order it shows them. */
+const NAME_PARTS = ['honorificPrefix', 'givenName', 'middleName', 'familyName', 'honorificSuffix'] as const;
+export type NameParts = Partial<Record<(typeof NAME_PARTS)[number], string>>;
+
+function nameParts(get: (part: (typeof NAME_PARTS)[number]) => unknown): NameParts {
+  const parts: NameParts = {};
+  for (const k of NAME_PARTS) {
+    const v = get(k);
+    if (typeof v === 'string' && v.trim() !== '') parts[k] = v.trim();
+  }
+  return parts;
+}
+
+const joinParts = (parts: NameParts): string | null => NAME_PARTS.map((k) => parts[k]).filter(Boolean).join(' ') || null;
+
+function storedParts(u: User): NameParts {
+  const kept = (u.scimAttributes as ScimExtras).name ?? {};
+  return nameParts((k) => (k === 'givenName' ? u.givenName : k === 'familyName' ? u.familyName : kept[k]));
+}
+
+/** The explicit formatted still in force: set for the current parts (or, as first stored, for the current display_name). */
+function explicitFormatted(u: User, parts: NameParts): string | undefined {
+  const f = (u.scimAttributes as ScimExtras).formatted;
+  if (!f || typeof f.value !== 'string') return undefined;
+  const valid = f.basis !== null && typeof f.basis === 'object' ? sameJson(f.basis, parts) : f.basis === u.displayName;
+  return valid ? f.value : undefined;
+}
+
+/** name.formatted as rendered: the explicit value, else the parts, else display_name. */
+function renderedFormatted(u: User): string | null {
+  const parts = storedParts(u);
+  return explicitFormatted(u, parts) ?? joinParts(parts) ?? u.displayName;
+}
+
 export function userLocation(baseUrl: string, id: string): string {
   return `${baseUrl}/Users/${id}`;
 }
@@ -142,7 +185,7 @@ export function renderUser(rec: ScimUserRecord, baseUrl: string): Record<string,
   out.userName = typeof x.userName === 'string' && foldName(x.userName) === u.username ? x.userName : u.username;
 
   const name: Record<string, unknown> = {};
-  const formatted = x.formatted && x.formatted.basis === u.displayName ? x.formatted.value : u.displayName;
+  const formatted = renderedFormatted(u);
   if (formatted !== null) name.formatted = formatted;
   if (u.familyName !== null) name.familyName = u.familyName;
   if (u.givenName !== null) name.givenName = u.givenName;
@@ -337,19 +380,36 @@ function chosenValue(list: Record<string, unknown>[]): string | null {
 
 const optional = (v: unknown): string | null => (typeof v === 'string' && v.trim() !== '' ? v.trim() : null);
 
-export function toDesiredUser(resource: { core: Record<string, unknown>; enterprise: Record<string, unknown> }): DesiredUser {
+/** What a PUT or PATCH replaces, as far as name.formatted is concerned (see currentName). */
+export interface CurrentName { formatted: string | null; explicit: boolean; parts: NameParts }
+
+/** The user's name.formatted as OneID shows it, whether it was set explicitly, and its parts. */
+export function currentName(u: User): CurrentName {
+  const parts = storedParts(u);
+  return { formatted: renderedFormatted(u), explicit: explicitFormatted(u, parts) !== undefined, parts };
+}
+
+export function toDesiredUser(resource: { core: Record<string, unknown>; enterprise: Record<string, unknown> }, current?: CurrentName): DesiredUser {
   const { core, enterprise } = resource;
   const userName = optional(core.userName);
   if (userName === null) invalid('userName is required');
   const name = (core.name ?? {}) as Record<string, string>;
   const givenName = optional(name.givenName);
   const familyName = optional(name.familyName);
-  const formatted = optional(name.formatted);
-  const displayName = optional(core.displayName) ?? formatted ?? ([givenName, familyName].filter(Boolean).join(' ') || null);
+  const parts = nameParts((k) => name[k]);
+  const fromParts = joinParts(parts);
+  // Explicit: a formatted that is neither what the parts give nor (on PUT/PATCH) an echo of what
+  // OneID showed; an echo stays explicit only while the parts it was set for are unchanged.
+  const sent = optional(name.formatted);
+  const sentDisplayName = optional(core.displayName);
+  const echo = current !== undefined && sent === current.formatted;
+  const explicit = sent !== null && sent !== (fromParts ?? sentDisplayName)
+    && (!echo || (current!.explicit && sameJson(parts, current!.parts)));
+  const displayName = sentDisplayName ?? (explicit ? sent : null) ?? fromParts;
 
   const extras: ScimExtras = {};
   if (userName !== foldName(userName!)) extras.userName = userName!;
-  if (formatted !== null && formatted !== displayName) extras.formatted = { value: formatted, basis: displayName };
+  if (explicit) extras.formatted = { value: sent!, basis: parts };
   const nameKept: Record<string, string> = {};
   for (const k of KEPT_NAME) if (name[k] !== undefined) nameKept[k] = name[k];
   if (Object.keys(nameKept).length) extras.name = nameKept;

@@ -10,7 +10,7 @@ import type { Tx } from '../db/knex.ts';
 import { subtreePattern } from '../directory/departments.repo.ts';
 import { isUuid, toUser, USER_LABEL_SQL, type DbUserRow } from '../directory/users.repo.ts';
 import { ScimError } from './errors.ts';
-import { applyScimFilter, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, USER_FILTER_MAPPING } from './filter-sql.ts';
+import { applyScimFilter, FORMATTED_SQL, SCIM_ENTERPRISE_USER_SCHEMA, SCIM_USER_SCHEMA, userFilterMapping } from './filter-sql.ts';
 import type { ScimListParams } from './scim-list.ts';
 import type { ScimUserRecord } from './users.mapper.ts';
 import { runQuery } from '../db/prepared.ts';
@@ -44,13 +44,19 @@ const RECORD_JOINS = `
   left join lateral (select d.id, d.name, d.path from user_departments pud join departments d on d.id = pud.department_id
                       where pud.user_id = u.id and pud.is_primary limit 1) pd on true
   left join users m on m.id = u.manager_id and m.status <> 'deprovisioned'`;
+// A department-scoped client sees a manager only if it could read that manager as a User: a
+// manager outside its subtree is left out (neither id nor name), like any other user it cannot see.
+const MANAGER_IN_SCOPE = ` and exists (select 1 from user_departments mud join departments md on md.id = mud.department_id
+                      where mud.user_id = m.id and md.path like ? escape '\\')`;
 
 /**
  * The users whose ids `ids` selects (a subquery with column `id`), as records: the joins and the
  * groups subquery run only for these rows.
  */
-function recordsQuery(db: Tx, ids: Knex.QueryBuilder, orderBy?: string): Knex.QueryBuilder {
-  const q = db.from(ids.as('page')).join('users as u', 'u.id', 'page.id').select(db.raw(RECORD_COLUMNS)).joinRaw(RECORD_JOINS);
+function recordsQuery(db: Tx, ids: Knex.QueryBuilder, scopePath: string | null, orderBy?: string): Knex.QueryBuilder {
+  const q = db.from(ids.as('page')).join('users as u', 'u.id', 'page.id').select(db.raw(RECORD_COLUMNS));
+  if (scopePath) q.joinRaw(RECORD_JOINS + MANAGER_IN_SCOPE, [subtreePattern(scopePath)]);
+  else q.joinRaw(RECORD_JOINS);
   return orderBy ? q.orderByRaw(orderBy) : q;
 }
 
@@ -67,7 +73,7 @@ function toRecord(r: RecordRow): ScimUserRecord {
 /** One user as the client sees it, or undefined (unknown id, malformed id, deprovisioned, out of scope). */
 export async function findScimUser(db: Tx, id: string, scopePath: string | null): Promise<ScimUserRecord | undefined> {
   if (!isUuid(id)) return undefined;
-  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id')));
+  const rows = await runQuery<RecordRow>(db, recordsQuery(db, visibleUsersQuery(db, scopePath).where('u.id', id).select('u.id'), scopePath));
   return rows[0] && toRecord(rows[0]);
 }
 
@@ -89,7 +95,7 @@ const SORTS: Record<string, string> = {
   'externalid': 'u.external_id',
   'username': 'u.username',
   'displayname': 'lower(u.display_name)',
-  'name.formatted': 'lower(u.display_name)',
+  'name.formatted': `lower(${FORMATTED_SQL.replaceAll('{alias}', 'u')})`,
   'name.familyname': 'lower(u.family_name)',
   'name.givenname': 'lower(u.given_name)',
   'title': 'lower(u.title)',
@@ -155,7 +161,7 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   // An extension of RFC 7644: unquoted values (`userName sw O`, `meta.created gt 2015-10-10T14:38:21Z`)
   // are read as strings, as Microsoft's SCIM test collection sends them. Every filter that is valid
   // under the RFC parses and means exactly the same; only filters the RFC rejects are affected.
-  if (params.filter !== undefined) applyScimFilter(base, params.filter, USER_FILTER_MAPPING, 'u', { allowUnquotedValues: true });
+  if (params.filter !== undefined) applyScimFilter(base, params.filter, userFilterMapping(scopePath), 'u', { allowUnquotedValues: true });
   const orderBy = userOrderBy(params.sortBy, params.sortOrder);
   // Everyone a client without a scope may see, unfiltered: the count the users table's triggers
   // keep (visible_user_counts); otherwise counted.
@@ -180,7 +186,7 @@ export async function listScimUsers(db: Tx, scopePath: string | null, params: Sc
   const select = <R>(q: Knex.QueryBuilder): Promise<R[]> => (first || byBlocks ? runQuery<R>(db, q) : q as unknown as Promise<R[]>);
   const [[counted], rows] = await Promise.all([
     select<{ count: number | string }>(countQuery),
-    params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, orderBy)),
+    params.count === 0 ? [] : select<RecordRow>(recordsQuery(db, ids, scopePath, orderBy)),
   ]);
   return { total: Number(counted?.count ?? 0), records: rows.map(toRecord) };
 }

@@ -15,7 +15,9 @@
 //   in (or is put into) the token's department instead, so that they stay visible to it.
 // - Manager: manager.value must be the id of a user the client can see (400 invalidValue if it is
 //   a well-formed id that does not exist); a value that cannot be a OneID id at all (e.g. an
-//   employee number from another system) is ignored and no manager is set.
+//   employee number from another system) is ignored and no manager is set. A department-scoped
+//   token does not see a manager outside its subtree (the attribute is left out) and cannot set
+//   one; its writes that name no manager keep that hidden manager.
 // - active: false suspends (ends every session and token at once), true on a suspended user
 //   reactivates; a PUT without active leaves the status as it is.
 // - DELETE deprovisions: sessions end, the id and audit history stay, the user disappears from
@@ -36,7 +38,7 @@ import { projectResource } from './projection.ts';
 import { listResponse, type ScimListParams } from './scim-list.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
 import {
-  readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
+  currentName, readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
   type DesiredUser, type ScimUserRecord,
 } from './users.mapper.ts';
 import { patchUserResource } from './users.patch.ts';
@@ -148,7 +150,7 @@ export class ScimUsers implements ScimResourceOps {
   async replace(id: string, body: unknown, rc: ScimRequestContext, ifMatch?: string): Promise<ScimResult> {
     await this.transaction(async (w) => {
       const current = await this.lock(w.trx, id, rc, ifMatch);
-      const desired = toDesiredUser(readUserResource(body));
+      const desired = toDesiredUser(readUserResource(body), currentName(current.user));
       if (desired.id !== undefined && desired.id.toLowerCase() !== id.toLowerCase()) {
         throw new ScimError(400, 'id is readOnly: the id in the body must be the id in the URL', 'mutability');
       }
@@ -161,7 +163,7 @@ export class ScimUsers implements ScimResourceOps {
     await this.transaction(async (w) => {
       const current = await this.lock(w.trx, id, rc, ifMatch);
       const patched = patchUserResource(renderUser(current, rc.baseUrl), body);
-      const desired = toDesiredUser(readUserResource(patched));
+      const desired = toDesiredUser(readUserResource(patched), currentName(current.user));
       await this.apply(w, current, desired, rc);
     });
     return result(200, await this.reload(id, rc), rc.baseUrl);
@@ -193,7 +195,12 @@ export class ScimUsers implements ScimResourceOps {
   private async apply(w: WriteContext, current: ScimUserRecord, desired: DesiredUser, rc: ScimRequestContext): Promise<void> {
     const id = current.user.id;
     assertScimMaySetPassword(current, desired);
-    const managerId = await this.resolveManager(w.trx, desired.manager, rc.client);
+    let managerId = await this.resolveManager(w.trx, desired.manager, rc.client);
+    // A manager outside a scoped token's subtree is not shown to it (users.query.ts), so a PATCH
+    // or PUT that names no manager leaves that one as it is; naming one in scope replaces it.
+    if (managerId === null && rc.client.departmentPath && current.user.managerId !== null && current.manager === null) {
+      managerId = current.user.managerId;
+    }
     const move = await this.planDepartment(w.trx, current, desired.department, rc.client);
     const { input, scimAttributes } = toUpdateInput(desired, current.user, managerId);
     if (Object.keys(input).length > 0 || scimAttributes !== undefined) {

@@ -16,14 +16,13 @@ import { scimContext, type ScimDeps } from './index.ts';
 import { SCIM_USER_SCHEMA } from './filter-sql.ts';
 import { projectResource } from './projection.ts';
 import { listParamsFromQuery, listParamsFromSearch, projectionFromQuery } from './scim-list.ts';
-import { parseEtagList, type ScimResult } from './types.ts';
+import { parseEtagList, preferredReturn, type ScimResult } from './types.ts';
 import { createScimUserOps } from './users.resource.ts';
 
 /** Whether a PATCH response should carry the resource (200) rather than nothing (204). */
 export function wantsRepresentation(ctx: Context): boolean {
-  const prefer = ctx.get('prefer').toLowerCase();
-  if (/\breturn\s*=\s*"?minimal/.test(prefer)) return false;
-  if (/\breturn\s*=\s*"?representation/.test(prefer)) return true;
+  const prefer = preferredReturn(ctx.get('prefer'));
+  if (prefer) return prefer === 'representation';
   const projection = projectionFromQuery(ctx.query);
   if (projection.attributes || projection.excludedAttributes) return true;
   return /application\/(scim\+)?json/i.test(ctx.get('accept'));

@@ -127,6 +127,40 @@ describe('POST /admin/api/v1/apps', () => {
     expect((await appAdmin.call('DELETE', `/apps/${powerful.body.id}`)).status).toBe(403);
     expect((await appAdmin.call('PATCH', `/apps/${powerful.body.id}`, { name: 'Mine now' })).status).toBe(403);
   });
+
+  it("does not let an app_admin change the roles or assignments of an app holding admin roles it does not hold", async () => {
+    // People signing in to this app act in the admin API with the user_admin role they share with it.
+    const console_ = await superAdmin.call('POST', '/apps', { name: 'HR console', redirectUris: [REDIRECT], adminRoles: ['user_admin'] });
+    expect(console_.status).toBe(201);
+    const id = console_.body.id as string;
+    const role = await superAdmin.call('POST', `/apps/${id}/roles`, { key: 'console.viewer' });
+    expect(role.status).toBe(201);
+    const assignment = await superAdmin.call('POST', `/apps/${id}/assignments`, { principalType: 'user', principalId: userId, roleKeys: ['console.viewer'] });
+    expect(assignment.status).toBe(201);
+    const mallory = await superAdmin.call('POST', '/users', { username: 'mallory', email: 'mallory@example.com' });
+    expect(mallory.status).toBe(201);
+    const before = [(await superAdmin.call('GET', `/apps/${id}/roles`)).body, (await superAdmin.call('GET', `/apps/${id}/assignments`)).body];
+
+    const attempts: [string, string, unknown][] = [
+      ['POST', `/apps/${id}/roles`, { key: 'console.admin' }],
+      ['PATCH', `/apps/${id}/roles/${role.body.id}`, { key: 'console.owner' }],
+      ['DELETE', `/apps/${id}/roles/${role.body.id}`, undefined],
+      ['POST', `/apps/${id}/assignments`, { principalType: 'user', principalId: mallory.body.id, roleKeys: ['console.viewer'] }],
+      ['PATCH', `/apps/${id}/assignments/${assignment.body.id}`, { roleKeys: [] }],
+      ['DELETE', `/apps/${id}/assignments/${assignment.body.id}`, undefined],
+    ];
+    for (const [method, path, body] of attempts) {
+      const res = await appAdmin.call(method, path, body);
+      expect({ method, path, status: res.status, code: res.body?.code }).toEqual({ method, path, status: 403, code: 'app.admin_roles_forbidden' });
+    }
+    expect([(await superAdmin.call('GET', `/apps/${id}/roles`)).body, (await superAdmin.call('GET', `/apps/${id}/assignments`)).body]).toEqual(before);
+
+    // An app holding only roles the app_admin holds stays the app_admin's to manage; unknown apps stay 404.
+    const own = await superAdmin.call('POST', '/apps', { name: 'App console', redirectUris: [REDIRECT], adminRoles: ['app_admin'] });
+    expect((await appAdmin.call('POST', `/apps/${own.body.id}/roles`, { key: 'console.viewer' })).status).toBe(201);
+    expect((await appAdmin.call('POST', `/apps/${own.body.id}/assignments`, { principalType: 'user', principalId: userId })).status).toBe(201);
+    expect((await appAdmin.call('POST', '/apps/00000000-0000-4000-8000-000000000000/roles', { key: 'x.y' })).status).toBe(404);
+  });
 });
 
 describe('GET /admin/api/v1/apps', () => {

@@ -115,6 +115,66 @@ describe('POST /Bulk', () => {
     expect(names.totalResults).toBe(0);
   });
 
+  it('answers a ring of 1,000 bulkId references with a short 409 per operation and a bounded response', async () => {
+    const n = 1000;
+    const id = (i: number) => `ring-${String(i).padStart(4, '0')}-${'x'.repeat(60)}`;
+    const ops = Array.from({ length: n }, (_, i) => ({
+      method: 'POST', path: '/Groups', bulkId: id(i), data: { schemas: [GROUP], displayName: `Ring ${i}`, members: [{ value: `bulkId:${id((i + 1) % n)}` }] },
+    }));
+    const r = await fetch(`${server.url}/scim/v2/Bulk`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+      body: JSON.stringify({ schemas: [BULK_REQUEST], Operations: ops }),
+    });
+    const text = await r.text();
+    expect(r.status).toBe(200);
+    // Each result echoes its bulkId (RFC 7644 3.7.3); the rest is a short error, not the whole ring.
+    expect(text.length).toBeLessThan(500_000);
+    const body = JSON.parse(text);
+    expect(body.Operations).toHaveLength(n);
+    for (const [i, o] of (body.Operations as { bulkId: string; status: string; response: { status: string; detail: string } }[]).entries()) {
+      expect(o).toMatchObject({ bulkId: id(i), status: '409', response: { status: '409' } });
+      expect(o.response.detail.length).toBeLessThan(250);
+    }
+    expect(body.Operations[0].response.detail).toContain(`circular bulkId references: "${id(0).slice(0, 32)}..." -> "${id(1).slice(0, 32)}..." -> ... -> "${id(0).slice(0, 32)}..." (1000 operations)`);
+    expect(body.Operations[0].response.detail).toContain('(1000 operations)');
+    expect((await scim('GET', `/Groups?filter=${encodeURIComponent('displayName sw "Ring "')}`)).body.totalResults).toBe(0);
+  });
+
+  it('answers an operation with a malformed percent-encoded path with 400 for that operation only', async () => {
+    const res = await bulk([
+      { method: 'PATCH', path: '/Users/%E0%A4%A', data: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'displayName', value: 'x' }] } },
+      { method: 'DELETE', path: '/Groups/%E0%A4%A' },
+      { method: 'PUT', path: '/Users/%', data: { schemas: [USER], userName: 'nobody' } },
+      userOp('fine', 'bulk.fine'),
+    ]);
+    expect(res.status).toBe(200);
+    const [patch, del, put, fine] = res.body.Operations;
+    for (const o of [patch, del, put]) {
+      expect(o).toMatchObject({ status: '400', response: { schemas: [ERROR], status: '400', scimType: 'invalidValue', detail: expect.stringContaining('percent-encoded') } });
+    }
+    expect(fine).toMatchObject({ bulkId: 'fine', status: '201' });
+  });
+
+  it('answers an operation whose data nests 200,000 levels deep with 400 for that operation only', async () => {
+    const depth = 200_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const raw = `{"schemas":["${BULK_REQUEST}"],"Operations":[`
+      + `{"method":"POST","path":"/Groups","bulkId":"deep","data":{"schemas":["${GROUP}"],"displayName":"Deep","members":${deep}}},`
+      + `{"method":"PATCH","path":"/Groups/bulkId:deep","data":${deep}},`
+      + `${JSON.stringify(userOp('shallow', 'bulk.shallow'))}]}`;
+    const res = await scim('POST', '/Bulk', raw);
+    expect(res.status).toBe(200);
+    const [post, patch, shallow] = res.body.Operations;
+    expect(post).toMatchObject({ bulkId: 'deep', status: '400', response: { schemas: [ERROR], status: '400', detail: expect.stringContaining('levels deep') } });
+    expect(patch).toMatchObject({ status: '400', response: { status: '400' } });
+    expect(shallow).toMatchObject({ bulkId: 'shallow', status: '201' });
+    // The same body outside Bulk is a 400 for the request.
+    const direct = await scim('POST', '/Groups', `{"schemas":["${GROUP}"],"displayName":"Deep","members":${deep}}`);
+    expect(direct).toMatchObject({ status: 400, body: { schemas: [ERROR], scimType: 'invalidSyntax', detail: expect.stringContaining('levels deep') } });
+    expect((await scim('GET', '/ServiceProviderConfig')).status).toBe(200);
+  });
+
   it('answers more than maxOperations operations, and a body over maxPayloadSize, with 413', async () => {
     const config = (await scim('GET', '/ServiceProviderConfig')).body;
     expect(config.bulk).toMatchObject({ supported: true, maxOperations: 1000, maxPayloadSize: 1048576 });

@@ -212,6 +212,32 @@ describe('a group of 5,000 members', () => {
   });
 });
 
+describe('PATCH /Groups/{id} with Prefer (RFC 7644 3.5.2, RFC 7240)', () => {
+  it('answers 200 with the group for Prefer: return=representation, and 204 without it or with return=minimal', async () => {
+    const a = await person('Ann Prefer');
+    const created = await scim(okta, 'POST', '/Groups', { schemas: [GROUP], displayName: 'Preferred' });
+    const id = created.body.id as string;
+
+    const full = await scim(okta, 'PATCH', `/Groups/${id}`, patchOp({ op: 'add', path: 'members', value: [{ value: a.id }] }), { prefer: 'return=representation' });
+    expect(full.status).toBe(200);
+    expect(full.headers.get('content-type')).toMatch(/^application\/scim\+json/);
+    expect(full.body).toMatchObject({ schemas: [GROUP], id, displayName: 'Preferred', members: [{ value: a.id, display: 'Ann Prefer' }], meta: { version: 'W/"2"' } });
+    expect(full.headers.get('etag')).toBe('W/"2"');
+    expect(full.body).toEqual((await scim(okta, 'GET', `/Groups/${id}`)).body);
+
+    const quoted = await scim(okta, 'PATCH', `/Groups/${id}`, patchOp({ op: 'replace', path: 'displayName', value: 'Preferred 2' }), { prefer: 'respond-async, RETURN="representation"' });
+    expect(quoted.status).toBe(200);
+    expect(quoted.body.displayName).toBe('Preferred 2');
+
+    const plain = await scim(okta, 'PATCH', `/Groups/${id}`, patchOp({ op: 'replace', path: 'displayName', value: 'Preferred 3' }));
+    expect(plain.status).toBe(204);
+    expect(plain.text).toBe('');
+    const minimal = await scim(okta, 'PATCH', `/Groups/${id}?attributes=displayName`, patchOp({ op: 'replace', path: 'displayName', value: 'Preferred 4' }), { prefer: 'return=minimal' });
+    expect(minimal.status).toBe(204);
+    expect(minimal.headers.get('etag')).toBe('W/"5"');
+  });
+});
+
 describe('ETags', () => {
   it('answers If-None-Match with 304 and a stale If-Match with 412 on PUT, PATCH and DELETE', async () => {
     const a = await person();

@@ -321,6 +321,116 @@ describe('a department-scoped token', () => {
     expect((await scim('GET', `/Users/${outside.body.id}`)).status).toBe(200);
     expect((await scim('GET', `/Users?filter=${q('title eq "scoped-test"')}`)).body.totalResults).toBe(2);
   });
+
+  it("does not show a manager outside its subtree, keeps that manager on writes that do not name one, and cannot set one", async () => {
+    const boss = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'hidden.boss', displayName: 'Hidden Boss' } });
+    const peer = await scim('POST', '/Users', { token: scopedToken, body: { schemas: [CORE], userName: 'inside.peer' } });
+    const report = await scim('POST', '/Users', {
+      body: { schemas: [CORE, ENT], userName: 'inside.report', title: 'engineer', [ENT]: { department: 'Subsidiary', manager: { value: boss.body.id } } },
+    });
+    expect(report.status).toBe(201);
+    expect(report.body[ENT].manager.value).toBe(boss.body.id);
+    const id = report.body.id as string;
+    const managerOf = async () => (await scim('GET', `/Users/${id}`)).body[ENT]?.manager?.value;
+
+    // Reads: neither the id nor the name of the manager, in a GET or a list.
+    const got = await scim('GET', `/Users/${id}`, { token: scopedToken });
+    expect(got.status).toBe(200);
+    expect(got.body[ENT]).toEqual({ department: 'Subsidiary' });
+    const listed = await scim('GET', `/Users?filter=${q('userName eq "inside.report"')}`, { token: scopedToken });
+    for (const text of [got.text, listed.text]) {
+      expect(text).not.toContain(boss.body.id);
+      expect(text).not.toContain('Hidden Boss');
+    }
+    // Nor can a filter tell who the manager is; the unscoped token can.
+    for (const filter of [`${ENT}:manager.value eq "${boss.body.id}"`, `${ENT}:manager.displayName eq "Hidden Boss"`]) {
+      expect((await scim('GET', `/Users?filter=${q(filter)}`, { token: scopedToken })).body.totalResults).toBe(0);
+      expect((await scim('GET', `/Users?filter=${q(filter)}`)).body.Resources.map((r: { id: string }) => r.id)).toEqual([id]);
+    }
+
+    // A PATCH and a PUT that do not touch the manager succeed and keep it.
+    const patched = await scim('PATCH', `/Users/${id}`, { token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: 'lead' }] } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.title).toBe('lead');
+    expect(patched.text).not.toContain(boss.body.id);
+    const put = await scim('PUT', `/Users/${id}`, { token: scopedToken, body: { ...got.body, title: 'principal' } });
+    expect(put.status).toBe(200);
+    expect(await managerOf()).toBe(boss.body.id);
+
+    // Setting a manager outside the subtree stays refused; one inside replaces the hidden one.
+    expectScimError(await scim('PATCH', `/Users/${id}`, {
+      token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: `${ENT}:manager`, value: { value: boss.body.id } }] },
+    }), 400, 'invalidValue');
+    expect(await managerOf()).toBe(boss.body.id);
+    const replaced = await scim('PATCH', `/Users/${id}`, {
+      token: scopedToken, body: { schemas: [PATCH], Operations: [{ op: 'replace', path: `${ENT}:manager`, value: { value: peer.body.id } }] },
+    });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body[ENT].manager).toMatchObject({ value: peer.body.id, displayName: 'inside.peer' });
+    expect(await managerOf()).toBe(peer.body.id);
+  });
+});
+
+describe('name.formatted', () => {
+  it('follows the name parts through PATCH, PUT and the admin API, unless set explicitly in the same write', async () => {
+    const userAdmin = await adminClient(server.url, env, ['user_admin']);
+    const created = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'formatted.ada', name: { givenName: 'Ada', familyName: 'Lovelace' } } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const formatted = async () => (await scim('GET', `/Users/${id}`)).body.name.formatted;
+    const patch = (...Operations: unknown[]) => scim('PATCH', `/Users/${id}`, { body: { schemas: [PATCH], Operations } });
+    expect(created.body.name.formatted).toBe('Ada Lovelace');
+
+    // A part changes: formatted is derived again, in the response, in a GET and for filters.
+    const renamed = await patch({ op: 'replace', path: 'name.givenName', value: 'Augusta' });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.name.formatted).toBe('Augusta Lovelace');
+    await patch({ op: 'add', value: { name: { middleName: 'Ada', honorificPrefix: 'Lady' } } });
+    expect(await formatted()).toBe('Lady Augusta Ada Lovelace');
+    const byFormatted = await scim('GET', `/Users?filter=${q('name.formatted eq "lady augusta ada lovelace"')}`);
+    expect(byFormatted.body.Resources.map((r: { id: string }) => r.id)).toEqual([id]);
+
+    // Set explicitly: kept through writes that change no part, an echoing PUT included.
+    await patch({ op: 'replace', path: 'name.formatted', value: 'The Countess of Lovelace' });
+    expect(await formatted()).toBe('The Countess of Lovelace');
+    await patch({ op: 'replace', path: 'title', value: 'Analyst' });
+    const current = (await scim('GET', `/Users/${id}`)).body;
+    expect((await scim('PUT', `/Users/${id}`, { body: { ...current, title: 'Mathematician' } })).status).toBe(200);
+    expect(await formatted()).toBe('The Countess of Lovelace');
+    expect((await scim('GET', `/Users?filter=${q('name.formatted eq "The Countess of Lovelace"')}`)).body.totalResults).toBe(1);
+
+    // A later write that changes a part without setting formatted derives it again...
+    await patch({ op: 'replace', path: 'name.familyName', value: 'King' });
+    expect(await formatted()).toBe('Lady Augusta Ada King');
+    // ...unless it sets formatted too.
+    await patch({ op: 'replace', path: 'name.familyName', value: 'Byron' }, { op: 'replace', path: 'name.formatted', value: 'Ada Byron' });
+    expect(await formatted()).toBe('Ada Byron');
+
+    // A PUT that changes a part and echoes the formatted it read: derived.
+    const echoed = (await scim('GET', `/Users/${id}`)).body;
+    const put = await scim('PUT', `/Users/${id}`, { body: { ...echoed, name: { ...echoed.name, givenName: 'Augusta', familyName: 'King' } } });
+    expect(put.status).toBe(200);
+    expect(put.body.name.formatted).toBe('Lady Augusta Ada King');
+
+    // The admin API changes a part: SCIM shows the derived formatted.
+    await patch({ op: 'replace', path: 'name.formatted', value: 'Countess' });
+    expect((await userAdmin.call('PATCH', `/users/${id}`, { givenName: 'Ada' })).status).toBe(200);
+    expect(await formatted()).toBe('Lady Ada Ada King');
+    expect((await scim('GET', `/Users?filter=${q('name.formatted eq "Lady Ada Ada King"')}`)).body.totalResults).toBe(1);
+  });
+});
+
+describe('PATCH /Users/{id} with Prefer', () => {
+  it('answers 204 for return=minimal even when the client accepts JSON, and 200 with the user for return=representation', async () => {
+    const created = await scim('POST', '/Users', { body: { schemas: [CORE], userName: 'prefer.users' } });
+    const body = (value: string) => ({ schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value }] });
+    const minimal = await scim('PATCH', `/Users/${created.body.id}`, { headers: { prefer: 'return=minimal' }, body: body('a') });
+    expect(minimal.status).toBe(204);
+    expect(minimal.text).toBe('');
+    const full = await scim('PATCH', `/Users/${created.body.id}`, { headers: { prefer: 'handling=lenient, return="representation"', accept: '*/*' }, body: body('b') });
+    expect(full.status).toBe(200);
+    expect(full.body).toMatchObject({ id: created.body.id, title: 'b' });
+  });
 });
 
 describe('sign-in names: usernames and sign-in emails are one namespace', () => {
