@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import type { Context, Middleware } from 'koa';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Views } from '../login/views.ts';
+import type { MessageKey } from '../login/i18n.ts';
 
 /** Longest value of one parameter (characters, decoded): a long id_token_hint or claims request fits. */
 export const AUTHORIZE_PARAM_MAX = 4096;
@@ -66,11 +67,12 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
     // Also removes the sign-in throttle's expired rows (same table), every few minutes.
     clearExpiredByTimeout: true,
   });
-  const page = (ctx: Context, status: number, error: string, messageKey: string, description: string) => {
+  // The shared error page: what happened, what to do next, and the OAuth error for the app's developer.
+  const page = (ctx: Context, status: number, error: string, what: MessageKey, next: MessageKey, description: string) => {
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(ctx, 'error.njk', { messageKey, error, description, requestId: ctx.state.requestId });
+    ctx.body = views.render(ctx, 'error.njk', { what, next, error, description, requestId: ctx.state.requestId });
   };
   const bodyProblem = (ctx: Context): string | undefined => {
     const length = ctx.request.length;
@@ -93,14 +95,14 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
     if (problem) {
       // Nothing of the body is read; the connection closes after the answer.
       if (ctx.method === 'POST') ctx.set('Connection', 'close');
-      return page(ctx, 400, 'invalid_request', 'authorize.too_large', problem);
+      return page(ctx, 400, 'invalid_request', 'authorize.too_large', 'error.tell_app_admin', problem);
     }
     try {
       await limiter.consume(ctx.ip || 'unknown');
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;
       ctx.set('Retry-After', String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))));
-      return page(ctx, 429, 'temporarily_unavailable', 'authorize.too_many', 'too many authorization requests from this address');
+      return page(ctx, 429, 'temporarily_unavailable', 'authorize.too_many', 'authorize.too_many_next', 'too many authorization requests from this address');
     }
     return next();
   };

@@ -86,8 +86,9 @@ const en = {
   'setup.error.taken': 'Another account already uses this username or email. Choose another one.',
   'setup.error.generic': 'Check the form and try again.',
   'csrf.invalid': 'Your form has expired. Go back, reload the page and try again.',
-  'authorize.too_large': 'The sign-in request from the application is too large. Tell the application\'s developer.',
-  'authorize.too_many': 'Too many sign-in requests came from your network. Wait a minute and try again.',
+  'authorize.too_large': 'The sign-in request from the application is too large.',
+  'authorize.too_many': 'Too many sign-in requests came from your network.',
+  'authorize.too_many_next': 'Wait a minute and try again.',
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -176,8 +177,9 @@ const zhCN: Record<MessageKey, string> = {
   'setup.error.taken': '已有其他帐户使用此用户名或电子邮件。请换一个。',
   'setup.error.generic': '请检查表单后重试。',
   'csrf.invalid': '表单已过期。请返回、刷新页面后重试。',
-  'authorize.too_large': '应用发来的登录请求过大。请告知该应用的开发者。',
-  'authorize.too_many': '来自您所在网络的登录请求过多。请稍候一分钟后重试。',
+  'authorize.too_large': '应用发来的登录请求过大。',
+  'authorize.too_many': '来自您所在网络的登录请求过多。',
+  'authorize.too_many_next': '请稍候一分钟后重试。',
 };
 
 const CATALOG: Record<Locale, Record<MessageKey, string>> = { en, 'zh-CN': zhCN };

@@ -146,7 +146,8 @@ describe('old values', () => {
     const user = await person();
     expect((await superAdmin.call('PATCH', `/users/${user.id}`, { password: 'a-brand-new-pass' })).status).toBe(200);
     const [event] = await allEvents(`&action=user.updated&targetId=${user.id}`);
-    expect(event.changes).toEqual({ passwordChanged: true });
+    // It also counts the sessions and tokens the new password ended (none here).
+    expect(event.changes).toEqual({ passwordChanged: true, endedOidcRecords: 0 });
     expect(event.before).toBeNull();
     expect(JSON.stringify(event)).not.toMatch(/a-brand-new-pass|audited-pass|\$argon2/);
   });
@@ -165,7 +166,7 @@ describe('refused writes', () => {
     expect(after[0]).toMatchObject({
       action: 'write.refused', actorType: 'admin_client', actorId: userAdmin.clientId, clientId: userAdmin.clientId,
       targetType: 'app', targetId: app.id, userAgent: 'attacker/1.0',
-      changes: { operation: 'PATCH /admin/api/v1/apps/:id', code: 'admin.forbidden', fields: ['name', 'redirectUris'] },
+      changes: { operation: 'PATCH /admin/api/v1/apps/:id', code: 'admin.forbidden' },
     });
     expect(after[0].changes.reason).toContain('app_admin');
     const now = await superAdmin.call('GET', `/apps/${app.id}`);
@@ -200,7 +201,8 @@ describe('refused writes', () => {
     const after = await allEvents();
     expect(after).toHaveLength(before + 1);
     expect(after[0]).toMatchObject({ action: 'write.refused', actorId: auditor.clientId, targetId: group.id });
-    expect(after[0].changes.fields).toHaveLength(50);
+    // Refused by role before its body was read (the API checks the caller first), so no field names.
+    expect(after[0].changes.fields).toBeUndefined();
     expect(JSON.stringify(after[0]).length).toBeLessThan(6000);
     expect((await superAdmin.call('GET', `/groups/${group.id}`)).body.name).toBe('Flooded');
   });
