@@ -58,7 +58,7 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
  * redirect_uri has not been checked yet. Past the per-IP limit: 429 with Retry-After.
  * A pushed authorization request (`parPath`, RFC 9126; a public app may push one without a
  * secret) becomes the parameters of a later authorization request, so its body has the same
- * bound, answered as the OAuth JSON error.
+ * bound and it counts against the same per-IP limit, both answered as the OAuth JSON error.
  */
 export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
   const limiter = new RateLimiterPostgres({
@@ -79,15 +79,34 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
     if (length === undefined) return 'a POSTed authorization request needs a Content-Length';
     return length > AUTHORIZE_BODY_MAX ? `the request body is larger than ${AUTHORIZE_BODY_MAX} bytes` : undefined;
   };
+  const json = (ctx: Context, status: number, description: string) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = status;
+    ctx.body = { error: 'invalid_request', error_description: description };
+  };
+  /** Counts one authorization request of the client's address; the seconds to wait past the limit. */
+  const overLimit = async (ctx: Context): Promise<number | undefined> => {
+    try {
+      await limiter.consume(ctx.ip || 'unknown');
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      const seconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+      ctx.set('Retry-After', String(seconds));
+      return seconds;
+    }
+  };
   return async (ctx, next) => {
     if (ctx.path === parPath && ctx.method === 'POST') {
+      // A pushed request is stored like an interaction, so it counts against the same per-IP
+      // limit as the authorization endpoint (RFC 9126 2.3 allows 429 here).
       const problem = bodyProblem(ctx);
-      if (!problem) return next();
-      ctx.set('Connection', 'close');
-      ctx.set('Cache-Control', 'no-store');
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: problem };
-      return undefined;
+      if (problem) {
+        ctx.set('Connection', 'close');
+        return json(ctx, 400, problem);
+      }
+      if (await overLimit(ctx) !== undefined) return json(ctx, 429, 'too many authorization requests from this address');
+      return next();
     }
     if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
     let problem = paramsProblem(ctx.query);
@@ -97,11 +116,7 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
       if (ctx.method === 'POST') ctx.set('Connection', 'close');
       return page(ctx, 400, 'invalid_request', 'authorize.too_large', 'error.tell_app_admin', problem);
     }
-    try {
-      await limiter.consume(ctx.ip || 'unknown');
-    } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err;
-      ctx.set('Retry-After', String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))));
+    if (await overLimit(ctx) !== undefined) {
       return page(ctx, 429, 'temporarily_unavailable', 'authorize.too_many', 'authorize.too_many_next', 'too many authorization requests from this address');
     }
     return next();

@@ -131,4 +131,30 @@ describe('authorization requests per client address', () => {
     expect(await storedInteractions()).toBe(before);
     expect((await authorize({}, freshIp())).status).toBe(303);
   });
+
+  it('counts pushed authorization requests (POST /request) per address too: past the limit 429 with the OAuth JSON error, nothing stored', async () => {
+    const ip = freshIp();
+    const push = () => fetch(`${server.url}/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'x-forwarded-for': ip },
+      body: new URLSearchParams({
+        client_id: publicClientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+      }).toString(),
+    });
+    const answers = await Promise.all(Array.from({ length: PER_IP + 5 }, push));
+    expect(answers.filter((r) => r.status === 201)).toHaveLength(PER_IP);
+    const refused = answers.filter((r) => r.status === 429);
+    expect(refused).toHaveLength(5);
+    for (const r of refused) {
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(r.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await r.json()).toMatchObject({ error: 'invalid_request' });
+    }
+    const before = await storedInteractions('PushedAuthorizationRequest');
+    expect((await push()).status).toBe(429);
+    expect(await storedInteractions('PushedAuthorizationRequest')).toBe(before);
+    // The same address's browser is refused at /auth as well: one count per address.
+    expect((await authorize({}, ip)).status).toBe(429);
+  });
 });
