@@ -80,7 +80,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const metrics = new Metrics(config.metrics, db);
   metrics.observeProvider(provider);
 
-  const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops, keys: cookieKeys });
   app.silent = true;
   app.use(metrics.http(PUBLISHED_PATHS));
   app.use(requestContext(log, config.maxBodyBytes));

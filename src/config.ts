@@ -17,7 +17,8 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default('./data'),
   ONEID_MASTER_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$|^[0-9a-fA-F]{64}$/, 'must be 32 bytes as base64url (43 chars) or hex (64 chars)').optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-  TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  // false, true (one proxy in front) or the number of proxies in front that each append to X-Forwarded-For.
+  TRUST_PROXY: z.string().regex(/^(true|false|[1-9])$/, 'must be false, true, or the number of proxies in front (1-9)').default('false'),
   MAX_BODY_BYTES: positiveInt.default(100 * 1024),
   SHUTDOWN_GRACE_MS: positiveInt.default(10000),
   SESSION_TTL_SECONDS: positiveInt.default(14 * 24 * 3600),
@@ -48,6 +49,12 @@ export interface Config {
   masterKey: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   trustProxy: boolean;
+  /**
+   * How many proxies in front of OneID append to X-Forwarded-For (0 when not trusted): the
+   * client's address is that many entries from the right; anything further left was written by
+   * the client and is ignored.
+   */
+  proxyHops: number;
   maxBodyBytes: number;
   shutdownGraceMs: number;
   sessionTtlSeconds: number;
@@ -109,7 +116,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(v.DATA_DIR),
     masterKey: v.ONEID_MASTER_KEY,
     logLevel: v.LOG_LEVEL,
-    trustProxy: v.TRUST_PROXY === 'true',
+    trustProxy: v.TRUST_PROXY !== 'false',
+    proxyHops: v.TRUST_PROXY === 'false' ? 0 : v.TRUST_PROXY === 'true' ? 1 : Number(v.TRUST_PROXY),
     maxBodyBytes: v.MAX_BODY_BYTES,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
     sessionTtlSeconds: v.SESSION_TTL_SECONDS,

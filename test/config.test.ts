@@ -80,6 +80,7 @@ describe('loadConfig bad values', () => {
     ['DATABASE_POOL_MAX', '0'],
     ['NODE_ENV', 'staging'],
     ['TRUST_PROXY', 'yes'],
+    ['TRUST_PROXY', '0'],
   ])('throws a ConfigError naming %s for %s', (key, value) => {
     const err = configError({ [key]: value });
     expect(err.message).toContain(key);
@@ -108,6 +109,9 @@ describe('loadConfig bad values', () => {
     expect(config.masterKey).toBe('ab'.repeat(32));
     expect(config.password).toEqual({ memoryCost: 19456, timeCost: 3, parallelism: 1 });
     expect(config.trustProxy).toBe(true);
+    expect(config.proxyHops).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '2' })).toMatchObject({ trustProxy: true, proxyHops: 2 });
+    expect(loadConfig({})).toMatchObject({ trustProxy: false, proxyHops: 0 });
     expect(loadConfig({ ONEID_MASTER_KEY: MASTER_KEY, DATABASE_URL: 'postgres://x' }).masterKey).toBe(MASTER_KEY);
   });
 });

@@ -362,6 +362,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.maxIpsCount = config.proxyHops;
 
   // Client secrets are stored as SHA-256; compare the hash of what was presented, in constant time.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {

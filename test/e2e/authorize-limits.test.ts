@@ -132,6 +132,15 @@ describe('authorization requests per client address', () => {
     expect((await authorize({}, freshIp())).status).toBe(303);
   });
 
+  it('counts the address the proxy saw, not one the client wrote into X-Forwarded-For before it', async () => {
+    // A reverse proxy appends the address it received the connection from; whatever stands
+    // left of it was written by the client and cannot be trusted.
+    const ip = freshIp();
+    const answers = await Promise.all(Array.from({ length: PER_IP + 4 }, (_, i) => authorize({}, `203.0.113.${i + 1}, ${ip}`)));
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(PER_IP);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(4);
+  });
+
   it('counts pushed authorization requests (POST /request) per address too: past the limit 429 with the OAuth JSON error, nothing stored', async () => {
     const ip = freshIp();
     const push = () => fetch(`${server.url}/request`, {
