@@ -7,6 +7,7 @@ import type { Context, Middleware } from 'koa';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Views } from '../login/views.ts';
 import type { MessageKey } from '../login/i18n.ts';
+import { rateLimitKey } from './client-address.ts';
 
 /** Longest value of one parameter (characters, decoded): a long id_token_hint or claims request fits. */
 export const AUTHORIZE_PARAM_MAX = 4096;
@@ -87,7 +88,7 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
   /** Counts one authorization request of the client's address; the seconds to wait past the limit. */
   const overLimit = async (ctx: Context): Promise<number | undefined> => {
     try {
-      await limiter.consume(ctx.ip || 'unknown');
+      await limiter.consume(rateLimitKey(ctx.ip));
       return undefined;
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;

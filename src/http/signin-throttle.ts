@@ -11,14 +11,15 @@
 // its IP's budget, nor a blocked IP the accounts it tries.
 //
 // The rows are in rate-limiter-flexible's table (rate_limits: key, points, expire in epoch ms;
-// keys signin_login:<subject> and signin_ip:<ip>), whose expired rows the authorization
-// limiter's store removes (authorization-limits.ts). The library's
+// keys signin_login:<subject> and signin_ip:<client-address.ts's key: an IPv6 client by its /64>),
+// whose expired rows the authorization limiter's store removes (authorization-limits.ts). The library's
 // consume is not used here: past the limit it writes the lock in a second statement that resets
 // the count, and its reward turns an expired row into a negative count; either would let a
 // give-back hand out more checks than the limit. The statements below keep the count at least
 // the number of reservations still held.
 import type { Knex } from 'knex';
 import type { SignInTicket } from '../directory/users.service.ts';
+import { rateLimitKey } from './client-address.ts';
 
 export interface ThrottleLimits {
   /** Attempts allowed per account (or unknown name) in the window before it is locked for the window. */
@@ -67,7 +68,7 @@ export class SignInThrottle {
   /** Reserves an attempt against `subject` (signInSubject's answer) and `ip`, before any password work. */
   async reserve(subject: string, ip: string): Promise<SignInTicket> {
     const loginKey = `signin_login:${subject}`;
-    const ipKey = `signin_ip:${ip}`;
+    const ipKey = `signin_ip:${rateLimitKey(ip)}`;
     const windowMs = this.#limits.windowSeconds * 1000;
     const result = await this.#db.raw<{ rows: Reserved[] }>(RESERVE, [
       loginKey, this.#limits.perLogin, ipKey, this.#limits.perIp, windowMs, windowMs,

@@ -141,6 +141,17 @@ describe('authorization requests per client address', () => {
     expect(answers.filter((r) => r.status === 429)).toHaveLength(4);
   });
 
+  it('counts an IPv6 client by its /64 network, which one subscriber holds whole', async () => {
+    const n = (nextIp += 1).toString(16);
+    const net = `2001:db8:${n}:7`;
+    const answers = await Promise.all(Array.from({ length: PER_IP + 4 }, (_, i) => authorize({}, `${net}::${(i + 1).toString(16)}`)));
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(PER_IP);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(4);
+    // Written in full, it is the same network; the next /64 is another client.
+    expect((await authorize({}, `2001:0db8:${n}:0007:0:0:0:ffff`)).status).toBe(429);
+    expect((await authorize({}, `2001:db8:${n}:8::1`)).status).toBe(303);
+  });
+
   it('counts pushed authorization requests (POST /request) per address too: past the limit 429 with the OAuth JSON error, nothing stored', async () => {
     const ip = freshIp();
     const push = () => fetch(`${server.url}/request`, {

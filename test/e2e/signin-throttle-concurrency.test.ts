@@ -34,7 +34,7 @@ beforeAll(async () => {
   ]);
   const [app, target] = await Promise.all([
     runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env),
-    ...['target', 'spread', 'office'].map((name) => runCli(['users', 'create', '--username', name, '--email', `${name}@example.com`, '--password', 'right-password'], env)),
+    ...['target', 'spread', 'office', 'roamer'].map((name) => runCli(['users', 'create', '--username', name, '--email', `${name}@example.com`, '--password', 'right-password'], env)),
   ]);
   targetId = target!.json.id;
   config = await client.discovery(new URL(issuer), app.json.client_id, undefined, client.ClientSecretBasic(app.json.client_secret), { execute: [client.allowInsecureRequests] });
@@ -125,5 +125,12 @@ describe('POST /interaction/:uid/login, many at once', () => {
     // Wrong guesses from that address still count.
     for (let i = 0; i < PER_IP; i += 1) expect(checked(await submit(await openForm(nodeA, '192.0.2.50'), `nobody-office-${i}`, 'guess'))).toBe(true);
     expect(refused(await submit(await openForm(nodeB, '192.0.2.50'), 'office', 'right-password'))).toBe(true);
+  }, 120000);
+  it('counts guesses by the address the proxy saw, an IPv6 client by its /64: neither a forged X-Forwarded-For entry nor a new interface id gives a new budget', async () => {
+    // The balancer appends the address it saw; the client wrote the entry before it.
+    const from = (i: number) => `203.0.113.${i + 1}, 2001:db8:50:1::${(i + 1).toString(16)}`;
+    for (let i = 0; i < PER_IP; i += 1) expect(checked(await submit(await openForm(i % 2 ? nodeB : nodeA, from(i)), `nobody-roamer-${i}`, 'guess'))).toBe(true);
+    expect(refused(await submit(await openForm(nodeA, from(100)), 'roamer', 'right-password'))).toBe(true);
+    expect(signedIn(await submit(await openForm(nodeB, '2001:db8:50:2::1'), 'roamer', 'right-password'))).toBe(true);
   }, 120000);
 });
