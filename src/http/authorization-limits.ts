@@ -59,7 +59,8 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
  * redirect_uri has not been checked yet. Past the per-IP limit: 429 with Retry-After.
  * A pushed authorization request (`parPath`, RFC 9126; a public app may push one without a
  * secret) becomes the parameters of a later authorization request, so its body has the same
- * bound and it counts against the same per-IP limit, both answered as the OAuth JSON error.
+ * bound and, unless its app authenticates with HTTP Basic, it counts against the same per-IP
+ * limit; both answered as the OAuth JSON error.
  */
 export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
   const limiter = new RateLimiterPostgres({
@@ -106,6 +107,10 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
         ctx.set('Connection', 'close');
         return json(ctx, 400, problem);
       }
+      // A confidential app's back end pushes for all of its users from a few addresses, and only
+      // the holder of its secret can make it store anything (a wrong Basic header is refused by
+      // oidc-provider before anything is stored, also for a public app): not counted.
+      if (/^basic\s/i.test(ctx.get('authorization'))) return next();
       if (await overLimit(ctx) !== undefined) return json(ctx, 429, 'too many authorization requests from this address');
       return next();
     }

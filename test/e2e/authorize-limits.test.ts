@@ -12,6 +12,7 @@ const PER_IP = 12;
 let db: TestDatabase;
 let server: RunningServer;
 let clientId: string;
+let clientSecret: string;
 let publicClientId: string;
 
 beforeAll(async () => {
@@ -22,6 +23,7 @@ beforeAll(async () => {
     runCli(['apps', 'create', '--name', 'Mobile', '--redirect-uri', REDIRECT, '--public'], env),
   ]);
   clientId = portal.json.client_id;
+  clientSecret = portal.json.client_secret;
   publicClientId = mobile.json.client_id;
   server = await startServer(env);
 }, 120000);
@@ -176,5 +178,29 @@ describe('authorization requests per client address', () => {
     expect(await storedInteractions('PushedAuthorizationRequest')).toBe(before);
     // The same address's browser is refused at /auth as well: one count per address.
     expect((await authorize({}, ip)).status).toBe(429);
+  });
+
+  it('does not count pushes a confidential app authenticates with HTTP Basic (its back end pushes for all its users); a wrong or borrowed Basic header stores nothing', async () => {
+    const ip = freshIp();
+    const push = (id: string, secret: string) => fetch(`${server.url}/request`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'x-forwarded-for': ip,
+        authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({
+        client_id: id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+      }).toString(),
+    });
+    const answers = await Promise.all(Array.from({ length: PER_IP + 3 }, () => push(clientId, clientSecret)));
+    expect(answers.map((r) => r.status)).toEqual(Array(PER_IP + 3).fill(201));
+    const before = await storedInteractions('PushedAuthorizationRequest');
+    for (const [id, secret] of [[clientId, 'not-the-secret'], [publicClientId, 'anything']] as const) {
+      const res = await push(id, secret);
+      expect(res.status).toBe(401);
+      expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+    }
+    expect(await storedInteractions('PushedAuthorizationRequest')).toBe(before);
   });
 });
