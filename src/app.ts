@@ -82,7 +82,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops, keys: cookieKeys });
   app.silent = true;
-  app.use(metrics.http(PUBLISHED_PATHS));
+  // The authorization limits answer before oidc-provider's router: label their answers by endpoint.
+  app.use(metrics.http(new Set([...PUBLISHED_PATHS, AUTHORIZATION_PATH, PAR_PATH])));
   app.use(requestContext(log, config.maxBodyBytes));
   app.use(canonicalHost(config.issuer, config.trustProxy));
   app.use(publishedDocuments());

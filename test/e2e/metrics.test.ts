@@ -32,7 +32,7 @@ beforeAll(async () => {
   scimToken = scim.json.token;
   [metricsPort, portOnlyMetrics] = [await freePort(), await freePort()];
   [server, portOnly] = await Promise.all([
-    startServer({ ...env, METRICS_TOKEN, METRICS_PORT: String(metricsPort), SIGNIN_MAX_FAILURES: '2' }),
+    startServer({ ...env, METRICS_TOKEN, METRICS_PORT: String(metricsPort), SIGNIN_MAX_FAILURES: '2', TRUST_PROXY: 'true', AUTHORIZE_MAX_PER_IP: '20' }),
     startServer({ ...env, METRICS_PORT: String(portOnlyMetrics) }),
   ]);
 });
@@ -160,6 +160,21 @@ describe('GET /metrics on the public port (METRICS_TOKEN)', () => {
     expect(delta('oneid_signins_total', { method: 'password', result: 'failure' })).toBe(2);
     expect(delta('oneid_signins_total', { method: 'password', result: 'throttled' })).toBe(1);
     expect(delta('oneid_throttled_requests_total', { route: '/interaction/:uid/login' })).toBe(1);
+  });
+
+  it('counts refused authorization requests under their endpoint: oversized (400) and throttled per address (429)', async () => {
+    const before = await scrape();
+    const auth = (query: string, ip: string) => fetch(`${server.url}/auth?client_id=${app.client_id}&${query}`, { redirect: 'manual', headers: { 'x-forwarded-for': ip } });
+    expect((await auth(`state=${'x'.repeat(9000)}`, '198.51.100.200')).status).toBe(400);
+    const answers = await Promise.all(Array.from({ length: 21 }, () => auth(`response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256`, '198.51.100.201')));
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(1);
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(20);
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string>) => total(after, name, labels) - total(before, name, labels);
+    expect(delta('oneid_http_requests_total', { method: 'GET', route: '/auth', status: '400' })).toBe(1);
+    expect(delta('oneid_http_requests_total', { method: 'GET', route: '/auth', status: '429' })).toBe(1);
+    expect(delta('oneid_throttled_requests_total', { route: '/auth' })).toBe(1);
+    expect(delta('oneid_http_requests_total', { route: 'unmatched' })).toBe(0);
   });
 
   it('counts SCIM operations by resource, operation and result, each operation of a Bulk request included', async () => {
