@@ -143,6 +143,17 @@ describe('filters on the documented attributes', () => {
     expect(results).toEqual([...hits.map((filter) => ({ filter, status: 200, ids: [id] })), ...misses.map((filter) => ({ filter, status: 200, ids: [] }))]);
   });
 
+  it('a complex attribute as a whole takes pr (RFC 7644 3.4.2.2), also one without a value sub-attribute', async () => {
+    const schemas = (await scim('GET', '/Schemas')).body.Resources as { id: string; attributes: Attribute[] }[];
+    const complex = schemas.find((s) => s.id === CORE)!.attributes.filter((a) => a.type === 'complex' && a.mutability !== 'writeOnly').map((a) => a.name);
+    expect(complex).toContain('addresses');
+    const results = await Promise.all(complex.map(async (name) => ({ name, status: (await scim('GET', `/Users?filter=${encodeURIComponent(`${name} pr`)}&count=1`)).status })));
+    expect(results).toEqual(complex.map((name) => ({ name, status: 200 })));
+    expect(await found(`addresses pr and id eq "${id}"`)).toEqual({ filter: `addresses pr and id eq "${id}"`, status: 200, ids: [id] });
+    const none = await found('addresses pr and userName eq "nobody.here"');
+    expect(none.ids).toEqual([]);
+  });
+
   it('accepts a filter on every attribute and sub-attribute that /Schemas documents', async () => {
     const schemas = (await scim('GET', '/Schemas')).body.Resources as { id: string; attributes: Attribute[] }[];
     const paths = (schemaId: string, prefix: string) => schemas.find((s) => s.id === schemaId)!.attributes.flatMap((a) => {
