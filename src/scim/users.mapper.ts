@@ -436,6 +436,7 @@ export function toDesiredUser(resource: { core: Record<string, unknown>; enterpr
     if (value === null) return invalid(`emails[${i}].value is required`);
     const out: UserEmail = { value };
     if (typeof e.type === 'string') out.type = e.type;
+    if (typeof e.display === 'string') out.display = e.display;
     if (typeof e.primary === 'boolean') out.primary = e.primary;
     return out;
   });
