@@ -221,6 +221,11 @@ function demoteFormerPrimaries(resource: Record<string, unknown>, before: Map<st
   }
 }
 
+/** Whether an operation of the (valid) PatchOp body targets the core attribute `name`. */
+export function patchTouches(body: unknown, name: string): boolean {
+  return normalisePatch(body).some((op) => op.path === name || op.path.startsWith(`${name}.`) || op.path.startsWith(`${name}[`));
+}
+
 /**
  * Applies a PatchOp body to a copy of `resource` (the full current representation) and returns
  * the patched copy. The enterprise schema is added to `schemas` when the result has extension

@@ -317,6 +317,21 @@ describe('patch', () => {
     expect((await services.users.getUser(u.id)).email).toBe(old);
   });
 
+  it('a displayName OneID derived from the name parts follows them; one the client chose stays', async () => {
+    const u = await create({ name: { givenName: 'Ann', familyName: 'Lee' } });
+    expect(u.displayName).toBe('Ann Lee');
+    const body = (await ops.patch(u.id, patchOp({ op: 'replace', path: 'name.familyName', value: 'Smith' }), rc)).body as Record<string, any>;
+    expect([body.displayName, body.name.formatted]).toEqual(['Ann Smith', 'Ann Smith']);
+    // The OIDC name claim comes from the directory's display name.
+    expect((await services.users.getUser(u.id)).displayName).toBe('Ann Smith');
+    const chosen = await create({ name: { givenName: 'Bo', familyName: 'Ek' }, displayName: 'The Boss' });
+    const after = (await ops.patch(chosen.id, patchOp({ op: 'replace', path: 'name.familyName', value: 'Berg' }), rc)).body as Record<string, any>;
+    expect([after.displayName, after.name.formatted]).toEqual(['The Boss', 'Bo Berg']);
+    // A PATCH that sets both keeps what it sets.
+    const both = (await ops.patch(u.id, patchOp({ op: 'replace', value: { 'name.givenName': 'Anna', displayName: 'Ann Smith' } }), rc)).body as Record<string, any>;
+    expect([both.displayName, both.name.givenName]).toEqual(['Ann Smith', 'Anna']);
+  });
+
   it('adds, replaces and removes with paths, case-insensitively', async () => {
     const u = await create({ emails: [{ value: `${uniq('p')}@example.com`, type: 'work', primary: true }] });
     let body = (await ops.patch(u.id, patchOp(
