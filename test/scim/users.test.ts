@@ -315,6 +315,10 @@ describe('patch', () => {
     const again = (await ops.patch(u.id, patchOp({ op: 'replace', path: `emails[value eq "${old}"].primary`, value: true }), rc)).body as Record<string, any>;
     expect(again.emails.map((e: { value: string; primary?: boolean }) => [e.value, e.primary])).toEqual([[old, true], [added, false]]);
     expect((await services.users.getUser(u.id)).email).toBe(old);
+    // As Entra ID sends it: "True" as a string.
+    const entra = (await ops.patch(u.id, patchOp({ op: 'Add', path: `emails[value eq "${added}"].primary`, value: 'True' }), rc)).body as Record<string, any>;
+    expect(entra.emails.map((e: { value: string; primary?: boolean }) => [e.value, e.primary])).toEqual([[old, false], [added, true]]);
+    expect((await services.users.getUser(u.id)).email).toBe(added);
   });
 
   it('a displayName OneID derived from the name parts follows them; one the client chose stays', async () => {
