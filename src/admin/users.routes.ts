@@ -12,7 +12,7 @@ export const userResource = z.object({
   username: z.string(),
   email: z.string().nullable(),
   emailVerified: z.boolean(),
-  emails: z.array(z.object({ value: z.string(), type: z.string().optional(), primary: z.boolean().optional() })),
+  emails: z.array(z.object({ value: z.string(), type: z.string().optional(), primary: z.boolean().optional(), display: z.string().optional() })),
   name: z.string().nullable(),
   givenName: z.string().nullable(),
   familyName: z.string().nullable(),

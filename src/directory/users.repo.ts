@@ -4,7 +4,7 @@ import { foldName } from '../shared/names.ts';
 
 export type UserStatus = 'active' | 'suspended' | 'deprovisioned';
 
-export interface UserEmail { value: string; type?: string; primary?: boolean }
+export interface UserEmail { value: string; type?: string; primary?: boolean; display?: string }
 
 export interface DbUserRow {
   id: string;

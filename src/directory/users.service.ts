@@ -91,6 +91,7 @@ const provisionedEmails = z.array(z.strictObject({
   value: z.string().trim().min(1).max(254).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'control characters are not allowed'),
   type: z.string().max(50).optional(),
   primary: z.boolean().optional(),
+  display: z.string().max(254).optional(),
 })).max(20);
 const createProvisionedUserInput = createUserInput.extend({ emails: provisionedEmails.optional() });
 const updateProvisionedUserInput = updateUserInput.extend({ emails: provisionedEmails.optional() });
@@ -147,6 +148,7 @@ export function normaliseProvisionedEmails(list: UserEmail[]): UserEmail[] {
     const address = email.safeParse(e.value);
     const out: UserEmail = { value: address.success ? address.data : e.value };
     if (e.type !== undefined) out.type = e.type;
+    if (e.display !== undefined) out.display = e.display;
     if (e.primary !== undefined) {
       out.primary = e.primary && !primarySeen;
       if (e.primary) primarySeen = true;

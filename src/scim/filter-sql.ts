@@ -415,7 +415,9 @@ const keptPath = (path: string[]): string => {
 };
 const keptText = (path: string[], caseExact = false): ScimScalarAttribute => ({ type: 'string', caseExact, sql: `{alias}.scim_attributes #>> ${keptPath(path)}` });
 const element = (key: string, type: ScimScalarType = 'string', caseExact = false): ScimScalarAttribute => ({ type, caseExact, jsonKey: key });
-const keptMulti = (name: string, subs: ScimScalarAttribute[], defaultSubAttribute: string | undefined = 'value'): ScimComplexAttribute => ({
+// null: no default sub-attribute (addresses has no value), so `addresses pr` tests the list itself.
+// (An explicit undefined would take the parameter's default.)
+const keptMulti = (name: string, subs: ScimScalarAttribute[], defaultSubAttribute: string | null = 'value'): ScimComplexAttribute => ({
   type: 'complex',
   multi: { jsonbSql: `{alias}.scim_attributes #> ${keptPath(['core', name])}` },
   ...(defaultSubAttribute ? { defaultSubAttribute } : {}),
@@ -480,7 +482,7 @@ export const USER_FILTER_MAPPING: ScimResourceMapping = {
     addresses: keptMulti('addresses', [
       element('formatted'), element('streetAddress'), element('locality'), element('region'), element('postalCode'), element('country'),
       element('type'), element('primary', 'boolean'),
-    ], undefined),
+    ], null),
     entitlements: keptMulti('entitlements', pluralElements()),
     roles: keptMulti('roles', pluralElements()),
     x509certificates: keptMulti('x509Certificates', pluralElements(true)),

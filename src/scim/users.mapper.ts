@@ -389,7 +389,18 @@ export function currentName(u: User): CurrentName {
   return { formatted: renderedFormatted(u), explicit: explicitFormatted(u, parts) !== undefined, parts };
 }
 
-export function toDesiredUser(resource: { core: Record<string, unknown>; enterprise: Record<string, unknown> }, current?: CurrentName): DesiredUser {
+/** Whether the stored display name is the one OneID derives from the name parts (equal to them). */
+export function displayNameFromParts(u: User): boolean {
+  return u.displayName !== null && u.displayName === joinParts(storedParts(u));
+}
+
+/**
+ * `displayNameFollowsParts`: the displayName in `resource` is an untouched echo of one derived
+ * from the parts (a PATCH that does not set it), so it follows the new parts, as name.formatted does.
+ */
+export function toDesiredUser(
+  resource: { core: Record<string, unknown>; enterprise: Record<string, unknown> }, current?: CurrentName, { displayNameFollowsParts = false } = {},
+): DesiredUser {
   const { core, enterprise } = resource;
   const userName = optional(core.userName);
   if (userName === null) invalid('userName is required');
@@ -405,7 +416,7 @@ export function toDesiredUser(resource: { core: Record<string, unknown>; enterpr
   const echo = current !== undefined && sent === current.formatted;
   const explicit = sent !== null && sent !== (fromParts ?? sentDisplayName)
     && (!echo || (current!.explicit && sameJson(parts, current!.parts)));
-  const displayName = sentDisplayName ?? (explicit ? sent : null) ?? fromParts;
+  const displayName = (displayNameFollowsParts ? fromParts : null) ?? sentDisplayName ?? (explicit ? sent : null) ?? fromParts;
 
   const extras: ScimExtras = {};
   if (userName !== foldName(userName!)) extras.userName = userName!;
@@ -436,6 +447,7 @@ export function toDesiredUser(resource: { core: Record<string, unknown>; enterpr
     if (value === null) return invalid(`emails[${i}].value is required`);
     const out: UserEmail = { value };
     if (typeof e.type === 'string') out.type = e.type;
+    if (typeof e.display === 'string') out.display = e.display;
     if (typeof e.primary === 'boolean') out.primary = e.primary;
     return out;
   });

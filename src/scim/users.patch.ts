@@ -191,6 +191,41 @@ const ERROR_TYPES: Record<string, 'noTarget' | 'invalidPath' | 'invalidValue' | 
   InvalidScimRemoveValue: 'invalidValue',
 };
 
+const MULTI_WITH_PRIMARY = Object.values(CORE_USER_ATTRIBUTES).filter((d) => d.multi && d.sub?.primary).map((d) => d.name);
+const isPrimary = (v: unknown): boolean => isObject(v) && (v.primary === true || (typeof v.primary === 'string' && v.primary.toLowerCase() === 'true'));
+
+/** Per multi-valued attribute, the values (as JSON) that are primary. */
+function primaryValues(resource: Record<string, unknown>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const name of MULTI_WITH_PRIMARY) {
+    const list = resource[name];
+    if (Array.isArray(list)) out.set(name, new Set(list.filter(isPrimary).map((v) => JSON.stringify(v))));
+  }
+  return out;
+}
+
+/**
+ * RFC 7644 3.5.2: an operation that makes a value primary makes the others not primary (so that
+ * an added primary email becomes the sign-in email instead of losing to the old one).
+ */
+function demoteFormerPrimaries(resource: Record<string, unknown>, before: Map<string, Set<string>>): void {
+  for (const name of MULTI_WITH_PRIMARY) {
+    const list = resource[name];
+    if (!Array.isArray(list)) continue;
+    const primaries = list.filter(isPrimary) as Record<string, unknown>[];
+    if (primaries.length < 2) continue;
+    const was = before.get(name) ?? new Set<string>();
+    const made = primaries.filter((v) => !was.has(JSON.stringify(v)));
+    if (made.length === 0) continue;
+    for (const v of primaries) if (!made.includes(v)) v.primary = false;
+  }
+}
+
+/** Whether an operation of the (valid) PatchOp body targets the core attribute `name`. */
+export function patchTouches(body: unknown, name: string): boolean {
+  return normalisePatch(body).some((op) => op.path === name || op.path.startsWith(`${name}.`) || op.path.startsWith(`${name}[`));
+}
+
 /**
  * Applies a PatchOp body to a copy of `resource` (the full current representation) and returns
  * the patched copy. The enterprise schema is added to `schemas` when the result has extension
@@ -201,7 +236,12 @@ export function patchUserResource(resource: Record<string, unknown>, body: unkno
   const copy = structuredClone(resource) as unknown as ScimResource;
   let patched: Record<string, unknown>;
   try {
-    patched = scimPatch(copy, ops as ScimPatchOperation[], { mutateDocument: true, treatMissingAsAdd: true }) as unknown as Record<string, unknown>;
+    patched = copy as unknown as Record<string, unknown>;
+    for (const op of ops) {
+      const before = primaryValues(patched);
+      patched = scimPatch(patched as unknown as ScimResource, [op as ScimPatchOperation], { mutateDocument: true, treatMissingAsAdd: true }) as unknown as Record<string, unknown>;
+      demoteFormerPrimaries(patched, before);
+    }
   } catch (err) {
     const name = (err as Error)?.constructor?.name ?? '';
     const scimType = ERROR_TYPES[name] ?? 'invalidValue';

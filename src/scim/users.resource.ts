@@ -38,10 +38,10 @@ import { projectResource } from './projection.ts';
 import { listResponse, type ScimListParams } from './scim-list.ts';
 import { parseEtagList, weakEtag, type ScimRequestContext, type ScimResourceOps, type ScimResult } from './types.ts';
 import {
-  currentName, readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
+  currentName, displayNameFromParts, readUserResource, renderUser, scimFieldError, toCreateInput, toDesiredUser, toUpdateInput, userLocation,
   type DesiredUser, type ScimUserRecord,
 } from './users.mapper.ts';
-import { patchUserResource } from './users.patch.ts';
+import { patchTouches, patchUserResource } from './users.patch.ts';
 import { findScimUser, findVisibleUser, listScimUsers, lockScimUser } from './users.query.ts';
 import { recordingRefusals } from './refusals.ts';
 
@@ -163,7 +163,8 @@ export class ScimUsers implements ScimResourceOps {
     await this.transaction(async (w) => {
       const current = await this.lock(w.trx, id, rc, ifMatch);
       const patched = patchUserResource(renderUser(current, rc.baseUrl), body);
-      const desired = toDesiredUser(readUserResource(patched), currentName(current.user));
+      const displayNameFollowsParts = displayNameFromParts(current.user) && !patchTouches(body, 'displayName');
+      const desired = toDesiredUser(readUserResource(patched), currentName(current.user), { displayNameFollowsParts });
       await this.apply(w, current, desired, rc);
     });
     return result(200, await this.reload(id, rc), rc.baseUrl);

@@ -78,6 +78,29 @@ describe('GET /scim/v2/Schemas', () => {
   });
 });
 
+describe('what /Schemas documents is kept', () => {
+  it('every documented sub-attribute of a writable multi-valued attribute round-trips (emails.display too)', async () => {
+    const schemas = (await scim('GET', '/Schemas')).body.Resources as { id: string; attributes: Attribute[] }[];
+    const multi = schemas.find((s) => s.id === CORE)!.attributes.filter((a) => a.multiValued && a.type === 'complex' && a.mutability === 'readWrite');
+    const body: Record<string, unknown> = { schemas: [CORE], userName: 'round.trip' };
+    for (const a of multi) {
+      const v: Record<string, unknown> = {};
+      for (const s of a.subAttributes!) {
+        if (s.mutability === 'readOnly' || s.name === '$ref') continue;
+        v[s.name] = s.type === 'boolean' ? true : s.name === 'value' && a.name === 'emails' ? 'round.trip@example.com' : `${a.name}-${s.name}`;
+      }
+      body[a.name] = [v];
+    }
+    expect(Object.keys(body)).toContain('emails');
+    const created = await scim('POST', '/Users', body);
+    expect(created.status).toBe(201);
+    const read = await scim('GET', `/Users/${created.body.id}`);
+    for (const a of multi) expect({ [a.name]: read.body[a.name] }).toEqual({ [a.name]: body[a.name] });
+    // Out of the way of the filter tests below, which count who matches.
+    expect((await scim('DELETE', `/Users/${created.body.id}`)).status).toBe(204);
+  });
+});
+
 describe('filters on the documented attributes', () => {
   let id: string;
 
@@ -141,6 +164,17 @@ describe('filters on the documented attributes', () => {
     ];
     const results = [...await Promise.all(hits.map(found)), ...await Promise.all(misses.map(found))];
     expect(results).toEqual([...hits.map((filter) => ({ filter, status: 200, ids: [id] })), ...misses.map((filter) => ({ filter, status: 200, ids: [] }))]);
+  });
+
+  it('a complex attribute as a whole takes pr (RFC 7644 3.4.2.2), also one without a value sub-attribute', async () => {
+    const schemas = (await scim('GET', '/Schemas')).body.Resources as { id: string; attributes: Attribute[] }[];
+    const complex = schemas.find((s) => s.id === CORE)!.attributes.filter((a) => a.type === 'complex' && a.mutability !== 'writeOnly').map((a) => a.name);
+    expect(complex).toContain('addresses');
+    const results = await Promise.all(complex.map(async (name) => ({ name, status: (await scim('GET', `/Users?filter=${encodeURIComponent(`${name} pr`)}&count=1`)).status })));
+    expect(results).toEqual(complex.map((name) => ({ name, status: 200 })));
+    expect(await found(`addresses pr and id eq "${id}"`)).toEqual({ filter: `addresses pr and id eq "${id}"`, status: 200, ids: [id] });
+    const none = await found('addresses pr and userName eq "nobody.here"');
+    expect(none.ids).toEqual([]);
   });
 
   it('accepts a filter on every attribute and sub-attribute that /Schemas documents', async () => {

@@ -300,6 +300,42 @@ describe('patch', () => {
     expect(again.emails).toHaveLength(2);
   });
 
+  it('a value that a PATCH makes primary is the only primary one (RFC 7644 3.5.2), and a primary email becomes the sign-in email', async () => {
+    const old = `${uniq('prim')}@example.com`;
+    const u = await create({ emails: [{ value: old, type: 'work', primary: true }], phoneNumbers: [{ value: '+1 555 0100', type: 'work', primary: true }] });
+    const added = `${uniq('prim')}@example.com`;
+    const body = (await ops.patch(u.id, patchOp(
+      { op: 'add', path: 'emails', value: [{ value: added, type: 'home', primary: true }] },
+      { op: 'add', path: 'phoneNumbers', value: [{ value: '+1 555 0199', type: 'mobile', primary: true }] },
+    ), rc)).body as Record<string, any>;
+    expect(body.emails).toEqual([{ value: old, type: 'work', primary: false }, { value: added, type: 'home', primary: true }]);
+    expect(body.phoneNumbers.filter((p: { primary?: boolean }) => p.primary === true)).toEqual([{ value: '+1 555 0199', type: 'mobile', primary: true }]);
+    expect((await services.users.getUser(u.id)).email).toBe(added);
+    // Making an existing value primary through a value filter demotes the other one.
+    const again = (await ops.patch(u.id, patchOp({ op: 'replace', path: `emails[value eq "${old}"].primary`, value: true }), rc)).body as Record<string, any>;
+    expect(again.emails.map((e: { value: string; primary?: boolean }) => [e.value, e.primary])).toEqual([[old, true], [added, false]]);
+    expect((await services.users.getUser(u.id)).email).toBe(old);
+    // As Entra ID sends it: "True" as a string.
+    const entra = (await ops.patch(u.id, patchOp({ op: 'Add', path: `emails[value eq "${added}"].primary`, value: 'True' }), rc)).body as Record<string, any>;
+    expect(entra.emails.map((e: { value: string; primary?: boolean }) => [e.value, e.primary])).toEqual([[old, false], [added, true]]);
+    expect((await services.users.getUser(u.id)).email).toBe(added);
+  });
+
+  it('a displayName OneID derived from the name parts follows them; one the client chose stays', async () => {
+    const u = await create({ name: { givenName: 'Ann', familyName: 'Lee' } });
+    expect(u.displayName).toBe('Ann Lee');
+    const body = (await ops.patch(u.id, patchOp({ op: 'replace', path: 'name.familyName', value: 'Smith' }), rc)).body as Record<string, any>;
+    expect([body.displayName, body.name.formatted]).toEqual(['Ann Smith', 'Ann Smith']);
+    // The OIDC name claim comes from the directory's display name.
+    expect((await services.users.getUser(u.id)).displayName).toBe('Ann Smith');
+    const chosen = await create({ name: { givenName: 'Bo', familyName: 'Ek' }, displayName: 'The Boss' });
+    const after = (await ops.patch(chosen.id, patchOp({ op: 'replace', path: 'name.familyName', value: 'Berg' }), rc)).body as Record<string, any>;
+    expect([after.displayName, after.name.formatted]).toEqual(['The Boss', 'Bo Berg']);
+    // A PATCH that sets both keeps what it sets.
+    const both = (await ops.patch(u.id, patchOp({ op: 'replace', value: { 'name.givenName': 'Anna', displayName: 'Ann Smith' } }), rc)).body as Record<string, any>;
+    expect([both.displayName, both.name.givenName]).toEqual(['Ann Smith', 'Anna']);
+  });
+
   it('adds, replaces and removes with paths, case-insensitively', async () => {
     const u = await create({ emails: [{ value: `${uniq('p')}@example.com`, type: 'work', primary: true }] });
     let body = (await ops.patch(u.id, patchOp(
