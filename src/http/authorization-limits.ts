@@ -41,6 +41,17 @@ export function knexRateLimitStore(db: Knex) {
   };
 }
 
+/**
+ * Whether a request path reaches oidc-provider's route `route`: its router matches ASCII letters
+ * in any case and allows one trailing slash, so an exact comparison would let /AUTH or /auth/
+ * past these limits. A regular expression without the u flag folds case as that router does
+ * (no non-ASCII letter matches an ASCII one).
+ */
+function routesTo(route: string): (path: string) => boolean {
+  const pattern = new RegExp(`^${route.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/?$`, 'i');
+  return (path) => pattern.test(path);
+}
+
 /** The size problem of a query's parameters, if any. */
 function paramsProblem(query: Record<string, string | string[] | undefined>): string | undefined {
   let total = 0;
@@ -63,6 +74,8 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
  * limit; both answered as the OAuth JSON error.
  */
 export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
+  const isAuthorization = routesTo(path);
+  const isPar = routesTo(parPath);
   const limiter = new RateLimiterPostgres({
     storeClient: knexRateLimitStore(db), storeType: 'pool', tableName: 'rate_limits', tableCreated: true,
     keyPrefix: 'authorize_ip', points: limits.perIp, duration: limits.windowSeconds,
@@ -99,7 +112,7 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
     }
   };
   return async (ctx, next) => {
-    if (ctx.path === parPath && ctx.method === 'POST') {
+    if (isPar(ctx.path) && ctx.method === 'POST') {
       // A pushed request is stored like an interaction, so it counts against the same per-IP
       // limit as the authorization endpoint (RFC 9126 2.3 allows 429 here).
       const problem = bodyProblem(ctx);
@@ -114,7 +127,7 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
       if (await overLimit(ctx) !== undefined) return json(ctx, 429, 'too many authorization requests from this address');
       return next();
     }
-    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
+    if (!isAuthorization(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
     let problem = paramsProblem(ctx.query);
     if (!problem && ctx.method === 'POST') problem = bodyProblem(ctx);
     if (problem) {

@@ -154,6 +154,34 @@ describe('authorization requests per client address', () => {
     expect((await authorize({}, `2001:db8:${n}:8::1`)).status).toBe(303);
   });
 
+  it('bounds and counts the endpoints under every spelling oidc-provider routes to them (case, trailing slash)', async () => {
+    // oidc-provider's router matches paths case-insensitively and with a trailing slash: the
+    // limits must hold at /AUTH, /auth/ and /Request/ as well, or they are one letter away.
+    const query = new URLSearchParams({
+      client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    });
+    const before = await storedInteractions();
+    for (const path of ['/AUTH', '/auth/', '/Auth/']) {
+      const big = await fetch(`${server.url}${path}?${query}&state=${'x'.repeat(12 * 1024)}`, { redirect: 'manual', headers: { 'x-forwarded-for': freshIp(), accept: 'text/html' } });
+      await expectInvalidRequestPage(big);
+    }
+    expect(await storedInteractions()).toBe(before);
+    const ip = freshIp();
+    const answers = await Promise.all(Array.from({ length: PER_IP + 4 }, (_, i) => fetch(`${server.url}${['/AUTH', '/auth/'][i % 2]}?${query}`, {
+      redirect: 'manual', headers: { 'x-forwarded-for': ip, accept: 'text/html' },
+    })));
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(PER_IP);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(4);
+    const pushed = await fetch(`${server.url}/Request/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'x-forwarded-for': ip },
+      body: new URLSearchParams({ client_id: publicClientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString(),
+    });
+    expect(pushed.status).toBe(429);
+  });
+
   it('counts pushed authorization requests (POST /request) per address too: past the limit 429 with the OAuth JSON error, nothing stored', async () => {
     const ip = freshIp();
     const push = () => fetch(`${server.url}/request`, {
