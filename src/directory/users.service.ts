@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
@@ -181,10 +182,12 @@ export interface SignInTicket {
 
 /**
  * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
- * username and each of its emails share one count), else the name itself (folded, as stored).
+ * username and each of its emails share one count), else the name itself (folded, as stored),
+ * by its SHA-256: a typed name of up to 254 characters, longer once folded, must not overflow
+ * the counter's key (255 characters).
  */
 export function signInSubject(login: string, user?: { id: string }): string {
-  return user ? `user:${user.id}` : `name:${foldName(login)}`;
+  return user ? `user:${user.id}` : `name:${createHash('sha256').update(foldName(login)).digest('base64url')}`;
 }
 
 export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;

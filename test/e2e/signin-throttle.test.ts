@@ -82,6 +82,18 @@ describe('POST /interaction/:uid/login throttling', () => {
     expect(locked.html).toContain('Too many failed sign-ins');
   });
 
+  it('answers a long name, or one that NFKC folding lengthens, like any other failure and counts it', async () => {
+    // The form takes names up to 254 characters; U+FDFA folds to 18 characters.
+    for (const name of ['n'.repeat(254), '\uFDFA'.repeat(200)]) {
+      for (let i = 0; i < 3; i += 1) {
+        const failed = await attempt(name, `guess-${i}`);
+        expect(failed.status).toBe(200);
+        expect(failed.html).toContain('The username or password is incorrect.');
+      }
+      expect((await attempt(name, 'guess-4')).status).toBe(429);
+    }
+  });
+
   it('forgets earlier failures after a successful sign-in, through any of the account\'s names', async () => {
     await attempt('bystander', 'wrong-1');
     await attempt('bystander', 'wrong-2');
