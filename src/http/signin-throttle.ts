@@ -54,6 +54,15 @@ const RESERVE = `
 // new window or a lock the reservation is no longer part of the count.
 const RELEASE = 'update rate_limits set points = points - 1 where key = ? and expire = ? and points > 0';
 
+// A right password: clears the account's count and gives the IP reservation back, locking the
+// rows in RESERVE's order (account, then IP), or a success and another attempt at the same account
+// and address could each wait for the other's row (deadlock). An unreferenced data-modifying CTE
+// runs after the main statement; the one-time filter reading it makes the delete run first.
+const SUCCEEDED = `
+  with cleared as (delete from rate_limits where key = ? returning 1)
+  update rate_limits set points = points - 1
+   where key = ? and expire = ? and points > 0 and (select count(*) from cleared) >= 0`;
+
 interface Reserved { key: string; points: number; expire: string; ms_left: string }
 
 export class SignInThrottle {
@@ -87,7 +96,7 @@ export class SignInThrottle {
     return {
       retryAfter: 0,
       succeeded: async () => {
-        await this.#db.raw(`with cleared as (delete from rate_limits where key = ?) ${RELEASE}`, [loginKey, ipKey, byIp.expire]);
+        await this.#db.raw(SUCCEEDED, [loginKey, ipKey, byIp.expire]);
       },
     };
   }
