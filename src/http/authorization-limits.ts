@@ -65,7 +65,7 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
 }
 
 /**
- * In front of oidc-provider's authorization endpoint (`path`, GET and POST; not its resume).
+ * In front of oidc-provider's authorization endpoint (`path`, GET, HEAD and POST; not its resume).
  * Oversized parameters get invalid_request on the error page (400), never a redirect: the
  * redirect_uri has not been checked yet. Past the per-IP limit: 429 with Retry-After.
  * A pushed authorization request (`parPath`, RFC 9126; a public app may push one without a
@@ -127,7 +127,8 @@ export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLim
       if (await overLimit(ctx) !== undefined) return json(ctx, 429, 'too many authorization requests from this address');
       return next();
     }
-    if (!isAuthorization(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
+    // HEAD as well: oidc-provider serves it as GET, storing an interaction just the same.
+    if (!isAuthorization(ctx.path) || !['GET', 'HEAD', 'POST'].includes(ctx.method)) return next();
     let problem = paramsProblem(ctx.query);
     if (!problem && ctx.method === 'POST') problem = bodyProblem(ctx);
     if (problem) {

@@ -182,6 +182,23 @@ describe('authorization requests per client address', () => {
     expect(pushed.status).toBe(429);
   });
 
+  it('bounds and counts HEAD requests, which oidc-provider serves as GET and which store an interaction as well', async () => {
+    const query = new URLSearchParams({
+      client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    });
+    const before = await storedInteractions();
+    const big = await fetch(`${server.url}/auth?${query}&state=${'x'.repeat(12 * 1024)}`, { method: 'HEAD', redirect: 'manual', headers: { 'x-forwarded-for': freshIp() } });
+    expect(big.status).toBe(400);
+    expect(await storedInteractions()).toBe(before);
+    const ip = freshIp();
+    const answers = await Promise.all(Array.from({ length: PER_IP + 4 }, () => fetch(`${server.url}/auth?${query}`, {
+      method: 'HEAD', redirect: 'manual', headers: { 'x-forwarded-for': ip },
+    })));
+    expect(answers.filter((r) => r.status === 303)).toHaveLength(PER_IP);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(4);
+  });
+
   it('counts pushed authorization requests (POST /request) per address too: past the limit 429 with the OAuth JSON error, nothing stored', async () => {
     const ip = freshIp();
     const push = () => fetch(`${server.url}/request`, {
