@@ -245,6 +245,9 @@ describe('a password set while a sign-in of the old password is in flight', () =
     const posting = browser.submit(page, '/login', { login: person.username, password: PASSWORD }, REDIRECT);
     await held.waiters(1);
     expect((await resetPassword(person.id)).status).toBe(200);
+    // The session is written in a later second than the reset: its sign-in time must still be
+    // that of the password check, not of the write.
+    await new Promise((r) => setTimeout(r, 1100));
     await held.release();
     const done = await posting;
     // Asked to sign in again (before the fix: a code at the app, and a live session).
@@ -278,12 +281,29 @@ describe('a password set while a sign-in of the old password is in flight', () =
     expect(await sessionAlive(browser)).toBe(false);
   }, 60000);
 
+  it("refuses a code and a refresh token of a sign-in older than the reset even if the reset's delete missed them", async () => {
+    // Where the reset's delete ran before a sign-in's code and tokens were written (the race the
+    // tests above force), they are still in the store: set only the time the sessions ended.
+    const person = await newPerson();
+    const { browser, tokens } = await signIn(person.username);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const again = await browser.navigate((await authUrl(verifier, state)).toString(), REDIRECT);
+    expect(again.url.startsWith(REDIRECT)).toBe(true);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('update users set sessions_ended_at = now() where id = $1', [person.id]).finally(() => c.end());
+    await expect(client.authorizationCodeGrant(config, new URL(again.url), { pkceCodeVerifier: verifier, expectedState: state }))
+      .rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(await refreshWorks(tokens.refresh_token!)).toBe(false);
+    expect(await sessionAlive(browser)).toBe(false);
+  }, 60000);
+
   it('lets a sign-in that starts after the reset in, with the new password', async () => {
     const person = await newPerson();
     const old = await signIn(person.username);
     expect((await resetPassword(person.id)).status).toBe(200);
-    // auth_time has whole seconds: a sign-in started in the second of the reset counts as before it.
-    await new Promise((r) => setTimeout(r, 1100));
+    // At once, in the same second as the reset: the new password was checked, so it counts as after.
     const fresh = await signIn(person.username, 'reset-during-sign-in-6');
     expect(await sessionAlive(fresh.browser)).toBe(true);
     expect(await refreshWorks(fresh.tokens.refresh_token!)).toBe(true);
