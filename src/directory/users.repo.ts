@@ -231,11 +231,6 @@ export async function upsertPasswordCredential(db: Tx, id: string, userId: strin
 }
 
 /**
- * Ends every OIDC session, grant, code and token of a user at once. With `keepSessionUid`, the
- * session with that uid stays, with the grants it holds (its `authorizations`) and the codes and
- * tokens issued under them.
- */
-/**
  * The sign-in time of what is left of a user's OIDC state (the kept session, its codes and
  * tokens) moved to `ts`: after a person changed their own password there, a later second than
  * the end of their other sessions (users.sessions_ended_at), which those times are checked against.
@@ -247,6 +242,11 @@ export async function renewSignInTimeOfAccount(db: Tx, userId: string, ts: numbe
     where account_id = ? and (jsonb_exists(payload, 'loginTs') or jsonb_exists(payload, 'authTime'))`, [ts, ts, userId]);
 }
 
+/**
+ * Ends every OIDC session, grant, code and token of a user at once. With `keepSessionUid`, the
+ * session with that uid stays, with the grants it holds (its `authorizations`) and the codes and
+ * tokens issued under them.
+ */
 export async function deleteOidcStateOfAccount(db: Tx, userId: string, keepSessionUid?: string): Promise<number> {
   const rows = db('oidc_payloads').where({ account_id: userId });
   if (keepSessionUid !== undefined) {

@@ -66,9 +66,10 @@ interface OneIdAccount extends Account {
  * A password set ends every session by deleting oidc-provider's rows, but a sign-in whose password
  * was checked before that and whose session, grant and code were written after it would survive
  * the delete: so the sign-in time is also checked at each use, whatever order the writes landed
- * in. Whole seconds, as auth_time has them: a sign-in started in the same second counts as older.
+ * in. Whole seconds, as auth_time has them: a sign-in started in the same second counts as older,
+ * unless its password check already saw the new password (login/interaction.routes.ts).
  */
-export function endedSince(authTime: number | undefined, sessionsEndedAt: Date | null): boolean {
+function endedSince(authTime: number | undefined, sessionsEndedAt: Date | null): boolean {
   if (!sessionsEndedAt) return false;
   return typeof authTime !== 'number' || authTime <= Math.floor(sessionsEndedAt.getTime() / 1000);
 }
