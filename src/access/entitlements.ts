@@ -126,22 +126,22 @@ export const TOKEN_ACCOUNT_SQL = {
 
 export interface TokenAccountColumns {
   account_app_id: string | null;
-  account_user: (Omit<DbUserRow, 'created_at' | 'updated_at' | 'status_changed_at'> & Record<'created_at' | 'updated_at' | 'status_changed_at', string | null>) | null;
+  account_user: (Omit<DbUserRow, 'created_at' | 'updated_at' | 'status_changed_at' | 'sessions_ended_at'> & Record<'created_at' | 'updated_at' | 'status_changed_at', string | null> & { sessions_ended_at?: string | null }) | null;
   account_access: string | null;
   account_assigned: boolean;
   account_roles: string[] | null;
 }
 
 /** The account read with a token (TOKEN_ACCOUNT_SQL): the active user and their entitlements in the app, if any. */
-export function accountFromTokenRow(row: TokenAccountColumns): { appId: string; user: User; entitlements: Entitlements } | undefined {
+export function accountFromTokenRow(row: TokenAccountColumns): { appId: string; user: User; entitlements: Entitlements; sessionsEndedAt: Date | null } | undefined {
   if (!row.account_app_id || !row.account_user) return undefined;
   const u = row.account_user;
   const date = (v: string | null) => (v === null ? null : new Date(v));
-  const user = toUser({ ...u, created_at: date(u.created_at)!, updated_at: date(u.updated_at)!, status_changed_at: date(u.status_changed_at) });
+  const user = toUser({ ...u, created_at: date(u.created_at)!, updated_at: date(u.updated_at)!, status_changed_at: date(u.status_changed_at), sessions_ended_at: date(u.sessions_ended_at ?? null) });
   const { appId, ...granted } = toEntitlements({
     app_id: row.account_app_id, active: true, access: row.account_access, assigned: row.account_assigned, roles: row.account_roles,
   });
-  return { appId, user, entitlements: granted };
+  return { appId, user, entitlements: granted, sessionsEndedAt: date(u.sessions_ended_at ?? null) };
 }
 
 const toEntitlements = (r: Row): AppEntitlements => {
@@ -174,14 +174,14 @@ export async function entitlements(db: Tx, userId: string, appId: string): Promi
 /**
  * An active user and their entitlements in one app, in one statement (what every token
  * redemption asks: the token endpoint and userinfo). Undefined when the user is unknown or not
- * active.
+ * active. With the last time every session of the user was ended (users.sessions_ended_at).
  */
-export async function activeUserWithEntitlements(db: Tx, userId: string, appId: string): Promise<{ user: User; entitlements: Entitlements } | undefined> {
+export async function activeUserWithEntitlements(db: Tx, userId: string, appId: string): Promise<{ user: User; entitlements: Entitlements; sessionsEndedAt: Date | null } | undefined> {
   if (!UUID.test(userId) || !UUID.test(appId)) return undefined;
   const [row] = await run<DbUserRow & { ent_access: string | null; ent_assigned: boolean; ent_roles: string[] | null }>(db, ACCOUNT_ONE_APP, [userId, appId, appId]);
   if (!row) return undefined;
   const { appId: _id, ...granted } = toEntitlements({ app_id: appId, active: true, access: row.ent_access, assigned: row.ent_assigned, roles: row.ent_roles });
-  return { user: toUser(row), entitlements: granted };
+  return { user: toUser(row), entitlements: granted, sessionsEndedAt: row.sessions_ended_at ?? null };
 }
 
 /** Every app the user may sign in to, with the user's roles in each; by app name. */

@@ -93,9 +93,14 @@ export const USER_LABEL_SQL = (alias: string): string =>
 const BY_ID = statement('user_by_id', 'select * from users where id = ?');
 
 export async function findUserById(db: Tx, id: string): Promise<User | undefined> {
+  return (await findUserWithSessionsEnd(db, id))?.user;
+}
+
+/** The user and the last time every session of theirs was ended (users.sessions_ended_at), in one read. */
+export async function findUserWithSessionsEnd(db: Tx, id: string): Promise<{ user: User; sessionsEndedAt: Date | null } | undefined> {
   if (!isUuid(id)) return undefined;
   const [row] = await run<DbUserRow>(db, BY_ID, [id]);
-  return row ? toUser(row) : undefined;
+  return row ? { user: toUser(row), sessionsEndedAt: row.sessions_ended_at ?? null } : undefined;
 }
 
 // Every password sign-in: the user a sign-in name belongs to and their password credential, in
@@ -113,14 +118,14 @@ const BY_SIGN_IN_NAME_WITH_PASSWORD = statement('user_by_sign_in_name_with_passw
     left join credentials c on c.user_id = (select id from u) and c.type = 'password'`);
 
 /** The user a sign-in names (username or email, folded as stored), with their password credential when they have one. */
-export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow } | undefined> {
+export async function findUserByLoginWithPassword(db: Tx, login: string): Promise<{ user: User; password?: DbCredentialRow; sessionsEndedAt: Date | null } | undefined> {
   const [row] = await run<DbUserRow & { password_credential_id: string | null; password_credential_data: DbCredentialRow['data'] | null }>(
     db, BY_SIGN_IN_NAME_WITH_PASSWORD, [foldName(login)]);
   if (!row) return undefined;
   const password = row.password_credential_id
     ? { id: row.password_credential_id, user_id: row.id, type: 'password', data: row.password_credential_data ?? {} }
     : undefined;
-  return { user: toUser(row), ...(password ? { password } : {}) };
+  return { user: toUser(row), sessionsEndedAt: row.sessions_ended_at ?? null, ...(password ? { password } : {}) };
 }
 
 type InsertableUser = Pick<DbUserRow, 'id' | 'username' | 'email' | 'email_verified' | 'given_name' | 'family_name' | 'display_name' | 'locale' | 'status' | 'admin_roles'>
@@ -223,6 +228,18 @@ export async function upsertPasswordCredential(db: Tx, id: string, userId: strin
     .insert({ id, user_id: userId, type: 'password', data: JSON.stringify({ hash }) })
     .onConflict(db.raw("(user_id) where type = 'password'") as unknown as string)
     .merge({ data: JSON.stringify({ hash }), updated_at: db.fn.now() });
+}
+
+/**
+ * The sign-in time of what is left of a user's OIDC state (the kept session, its codes and
+ * tokens) moved to `ts`: after a person changed their own password there, a later second than
+ * the end of their other sessions (users.sessions_ended_at), which those times are checked against.
+ */
+export async function renewSignInTimeOfAccount(db: Tx, userId: string, ts: number): Promise<void> {
+  await db.raw(`update oidc_payloads set payload = payload
+      || case when jsonb_exists(payload, 'loginTs') then jsonb_build_object('loginTs', ?::bigint) else '{}'::jsonb end
+      || case when jsonb_exists(payload, 'authTime') then jsonb_build_object('authTime', ?::bigint) else '{}'::jsonb end
+    where account_id = ? and (jsonb_exists(payload, 'loginTs') or jsonb_exists(payload, 'authTime'))`, [ts, ts, userId]);
 }
 
 /**

@@ -9,7 +9,7 @@ import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '.
 import { recordAudit, recordAuditNow, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
 import {
-  countAdmins, deleteOidcStateOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
+  countAdmins, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
   isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
@@ -317,13 +317,17 @@ export class UsersService {
         }
         if (provisioned?.scimAttributes !== undefined) changes.scim_attributes = provisioned.scimAttributes;
         // The person's admin API tokens (JWTs, not recallable) issued before now stop working too.
-        if (hash) changes.sessions_ended_at = new Date();
+        const endedAt = new Date();
+        if (hash) changes.sessions_ended_at = endedAt;
         const updated = await updateUserById(trx, id, changes, current.version);
         if (!updated) throw new AppError('failed_precondition', 'user.version_mismatch', 'the user changed during the update; retry');
         let ended = 0;
         if (hash) {
           await upsertPasswordCredential(trx, newId(), id, hash);
           ended = await deleteOidcStateOfAccount(trx, id, keepSessionUid);
+          // The kept session is checked against the new end of sessions too (oidc/provider.ts):
+          // its sign-in time moves past it, as the person just proved who they are there.
+          if (keepSessionUid !== undefined) await renewSignInTimeOfAccount(trx, id, Math.floor(endedAt.getTime() / 1000) + 1);
         }
         const { password: _p, ...audited } = input;
         // A password set shows as passwordChanged: true, beside nothing: neither side holds a hash.
@@ -446,7 +450,7 @@ export class UsersService {
    * to wait (the attempt is refused: no hash, nothing written). The attempt stays counted unless
    * the password is right, when the ticket's succeeded() clears the count.
    */
-  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<SignInTicket>): Promise<{ user?: User; subject: string; retryAfter: number }> {
+  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<SignInTicket>): Promise<{ user?: User; subject: string; retryAfter: number; sessionsEndedAt?: Date | null }> {
     const malformed = !login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH;
     const found = malformed ? undefined : await findUserByLoginWithPassword(this.db, login);
     const subject = signInSubject(login, found?.user);
@@ -465,7 +469,9 @@ export class UsersService {
         changes: { login: trimmed, clientId: context.clientId ?? null, method: 'password', ...(result.ok ? {} : { reason: result.reason }) },
       });
     }
-    return { user: result.ok ? result.user : undefined, subject, retryAfter: 0 };
+    // With the end of the person's sessions that the checked password was read with (the same
+    // statement): the password checked is the one set then, or a later one.
+    return result.ok ? { user: result.user, subject, retryAfter: 0, sessionsEndedAt: found?.sessionsEndedAt ?? null } : { subject, retryAfter: 0 };
   }
 
 

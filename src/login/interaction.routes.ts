@@ -172,10 +172,13 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: ill-formed text in the account name');
       return renderLogin(ctx, details, true);
     }
+    // The sign-in's time (auth_time) is when it started, before its password was checked: a
+    // password set meanwhile ends it (oidc/provider.ts, endedSince), whenever its writes land.
+    const startedAt = Math.floor(Date.now() / 1000);
     // The attempt is counted against this account (whichever of its names was typed) and this
     // address before any password work; over either limit it is refused without saying whether
     // the account exists.
-    const { user, retryAfter } = await users.signIn(login, str(body.password), {
+    const { user, retryAfter, sessionsEndedAt } = await users.signIn(login, str(body.password), {
       ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
     }, (who) => throttle.reserve(who, ctx.ip));
     if (retryAfter > 0) {
@@ -187,8 +190,11 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
       return renderLogin(ctx, details, true, login);
     }
     log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
+    // A password set in the second the sign-in started, and already seen by its check: the new
+    // password was checked, so the sign-in counts from the next second (seconds are compared).
+    const ts = sessionsEndedAt ? Math.max(startedAt, Math.floor(sessionsEndedAt.getTime() / 1000) + 1) : startedAt;
     // A sign-in answers prompt=select_account as well: the person chose this account.
-    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'] }, ...(choosing ? { select_account: {} } : {}) }, false);
+    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'], ts }, ...(choosing ? { select_account: {} } : {}) }, false);
     return undefined;
   });
 

@@ -8,7 +8,7 @@ import type { Middleware } from 'koa';
 import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { digestsEqual, sha256 } from '../shared/ids.ts';
-import { findUserById, type User } from '../directory/users.repo.ts';
+import { findUserWithSessionsEnd, type User } from '../directory/users.repo.ts';
 import { activeUserWithEntitlements, entitlements, groupNamesOf, type Entitlements } from '../access/entitlements.ts';
 import { recordAuditNow } from '../audit/audit.service.ts';
 import { createAdapterFactory, oneIdClientFacts, rememberOnce, takePrefetchedAccount } from './adapter.ts';
@@ -57,6 +57,43 @@ interface OneIdAccount extends Account {
   appId?: string;
   /** The user's entitlements in that app, read with the user (none without an app). */
   entitlements: Entitlements;
+  /** When every session of the user was last ended (a password set by someone else), read with the user. */
+  sessionsEndedAt: Date | null;
+}
+
+/**
+ * Whether a sign-in made at `authTime` (seconds) is older than the end of the person's sessions.
+ * A password set ends every session by deleting oidc-provider's rows, but a sign-in whose password
+ * was checked before that and whose session, grant and code were written after it would survive
+ * the delete: so the sign-in time is also checked at each use, whatever order the writes landed
+ * in. Whole seconds, as auth_time has them: a sign-in started in the same second counts as older,
+ * unless its password check already saw the new password (login/interaction.routes.ts).
+ */
+function endedSince(authTime: number | undefined, sessionsEndedAt: Date | null): boolean {
+  if (!sessionsEndedAt) return false;
+  return typeof authTime !== 'number' || authTime <= Math.floor(sessionsEndedAt.getTime() / 1000);
+}
+
+/** The token kinds that carry the sign-in's time (authTime): what the token endpoint redeems. */
+const SIGN_IN_TOKENS = new Set(['AuthorizationCode', 'RefreshToken']);
+
+/**
+ * A session signed in before the person's sessions were ended (see endedSince) is no longer signed
+ * in: the 'login' prompt is raised again (login_required with prompt=none).
+ */
+function sessionsEndedCheck(db: Knex): interactionPolicy.Check {
+  const { Check } = interactionPolicy;
+  return new Check('sessions_ended', 'End-User authentication is required', 'login_required', async (ctx) => {
+    const { session } = ctx.oidc;
+    const accountId = session?.accountId;
+    if (!session || !accountId) return Check.NO_NEED_TO_PROMPT;
+    // The account oidc-provider loaded for this request was read with the end of sessions.
+    const account = ctx.oidc.account as OneIdAccount | undefined;
+    const endedAt = account?.accountId === accountId && account.sessionsEndedAt !== undefined
+      ? account.sessionsEndedAt
+      : (await findUserWithSessionsEnd(db, accountId))?.sessionsEndedAt ?? null;
+    return endedSince(session.authTime(), endedAt) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+  });
 }
 
 /**
@@ -276,6 +313,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       // login, then app access (enforcement (1), see appAccessPrompt), then consent.
       policy: (() => {
         const policy = interactionPolicy.base();
+        policy.get('login')!.checks.add(sessionsEndedCheck(db));
         policy.add(appAccessPrompt(db), policy.findIndex((p) => p.name === 'login') + 1);
         policy.add(selectAccountPrompt(), 0);
         return policy;
@@ -306,6 +344,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       const appId = oneIdClientFacts(ctx.oidc?.client).appId;
       let user: User | undefined;
       let granted: Entitlements = { allowed: false, assigned: false, roles: [] };
+      let sessionsEndedAt: Date | null;
       if (appId) {
         // The user and their access to this app in one statement. With a token: enforcement (2),
         // see appAccessPrompt. Without (the session at the authorization endpoint): the account
@@ -317,11 +356,15 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
           ? prefetched.value
           : await activeUserWithEntitlements(db, sub, appId);
         if (!found || (token && !found.entitlements.allowed)) return undefined;
-        ({ user, entitlements: granted } = found);
+        ({ user, entitlements: granted, sessionsEndedAt } = found);
       } else {
-        user = await findUserById(db, sub);
-        if (!user || user.status !== 'active') return undefined;
+        const found = await findUserWithSessionsEnd(db, sub);
+        if (!found || found.user.status !== 'active') return undefined;
+        ({ user, sessionsEndedAt } = found);
       }
+      // A code or refresh token from a sign-in older than the end of the person's sessions is
+      // refused (invalid_grant), as an ended session is at the authorization endpoint.
+      if (token && SIGN_IN_TOKENS.has(token.kind) && endedSince((token as { authTime?: number }).authTime, sessionsEndedAt)) return undefined;
       const userId = user.id;
       const accessClaims = async (scopes: Set<string>): Promise<AccessClaims> => ({
         ...(scopes.has('groups') ? { groups: await groupNamesOf(db, userId) } : {}),
@@ -333,6 +376,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         accessClaims,
         appId,
         entitlements: granted,
+        sessionsEndedAt,
       };
     },
     // JWT access tokens (RFC 9068, for resource servers such as <issuer>/api) carry groups and

@@ -220,7 +220,7 @@ describe('activeUserWithEntitlements(user, app)', () => {
     for (const app of [assignedApp, openApp, randomUUID()]) {
       for (const user of [direct, viaGroup, plain]) {
         const combined = await activeUserWithEntitlements(db, user, app);
-        expect(combined).toEqual({ user: await findUserById(db, user), entitlements: await entitlements(db, user, app) });
+        expect(combined).toEqual({ user: await findUserById(db, user), entitlements: await entitlements(db, user, app), sessionsEndedAt: null });
       }
       expect(await activeUserWithEntitlements(db, suspended, app)).toBeUndefined();
       expect(await activeUserWithEntitlements(db, randomUUID(), app)).toBeUndefined();

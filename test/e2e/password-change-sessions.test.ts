@@ -199,3 +199,114 @@ describe('UsersService.setPassword with the session to keep (a person changing t
     expect(await refreshWorks(elsewhere.tokens.refresh_token!)).toBe(false);
   }, 60000);
 });
+
+// A sign-in in flight when the password is set: its password checked before, its session, grant,
+// code or tokens written after. The test holds one oidc_payloads row locked (FOR UPDATE) so that
+// the sign-in's write waits exactly there, sets the password meanwhile, then lets it go on.
+describe('a password set while a sign-in of the old password is in flight', () => {
+  async function holdRow(model: string, id: string) {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('begin');
+    const { rowCount } = await c.query('select 1 from oidc_payloads where model = $1 and id = $2 for update', [model, id]);
+    expect(rowCount).toBe(1);
+    return {
+      /** Until `n` statements of this database wait for a lock (the held write, and any other). */
+      waiters: async (n: number) => {
+        for (let i = 0; i < 200; i += 1) {
+          const { rows } = await c.query("select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'");
+          if (rows[0].n >= n) return;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        throw new Error(`fewer than ${n} statements waited for the lock`);
+      },
+      release: async () => { await c.query('rollback'); await c.end(); },
+    };
+  }
+
+  /** Starts a sign-in: the browser, its PKCE verifier and state, and the sign-in page. */
+  async function startSignIn() {
+    const browser = new Browser();
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const page = await browser.navigate((await authUrl(verifier, state)).toString(), REDIRECT);
+    expect(page.html).toContain('name="password"');
+    return { browser, verifier, state, page };
+  }
+
+  const resetPassword = (id: string) => admin.call('PATCH', `/users/${id}`, { password: 'reset-during-sign-in-6' });
+
+  it('ends a sign-in whose session is written after the reset: the browser must sign in again', async () => {
+    const person = await newPerson();
+    const { browser, page } = await startSignIn();
+    const uid = new URL(page.url).pathname.split('/')[2]!;
+    // The password POST checks the password, then saves its result on the interaction: held there.
+    const held = await holdRow('Interaction', uid);
+    const posting = browser.submit(page, '/login', { login: person.username, password: PASSWORD }, REDIRECT);
+    await held.waiters(1);
+    expect((await resetPassword(person.id)).status).toBe(200);
+    // The session is written in a later second than the reset: its sign-in time must still be
+    // that of the password check, not of the write.
+    await new Promise((r) => setTimeout(r, 1100));
+    await held.release();
+    const done = await posting;
+    // Asked to sign in again (before the fix: a code at the app, and a live session).
+    expect(done.url.startsWith(REDIRECT)).toBe(false);
+    expect(done.html).toContain('name="password"');
+    expect(await sessionAlive(browser)).toBe(false);
+  }, 60000);
+
+  it('refuses the code of a sign-in resumed across the reset, and ends its session', async () => {
+    const person = await newPerson();
+    const { browser, verifier, state, page } = await startSignIn();
+    // The password POST answers with the way back to the authorization endpoint (the resume).
+    const posted = await browser.submit(page, '/login', { login: person.username, password: PASSWORD }, `${server.url}/auth/`);
+    const uid = new URL(posted.url).pathname.split('/')[2]!;
+    // The resume checks the session, then writes the session, grant and code in one go, which
+    // also deletes the interaction: held there.
+    const held = await holdRow('Interaction', uid);
+    const resuming = browser.navigate(posted.url, REDIRECT);
+    await held.waiters(1);
+    expect((await resetPassword(person.id)).status).toBe(200);
+    await held.release();
+    const done = await resuming;
+    // Wherever the resume waited (its first write may come before its checks), no usable code:
+    // either it asks to sign in again, or the code it gave is refused.
+    if (done.url.startsWith(REDIRECT)) {
+      await expect(client.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: state }))
+        .rejects.toMatchObject({ error: 'invalid_grant' });
+    } else {
+      expect(done.html).toContain('name="password"');
+    }
+    expect(await sessionAlive(browser)).toBe(false);
+  }, 60000);
+
+  it("refuses a code and a refresh token of a sign-in older than the reset even if the reset's delete missed them", async () => {
+    // Where the reset's delete ran before a sign-in's code and tokens were written (the race the
+    // tests above force), they are still in the store: set only the time the sessions ended.
+    const person = await newPerson();
+    const { browser, tokens } = await signIn(person.username);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const again = await browser.navigate((await authUrl(verifier, state)).toString(), REDIRECT);
+    expect(again.url.startsWith(REDIRECT)).toBe(true);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('update users set sessions_ended_at = now() where id = $1', [person.id]).finally(() => c.end());
+    await expect(client.authorizationCodeGrant(config, new URL(again.url), { pkceCodeVerifier: verifier, expectedState: state }))
+      .rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(await refreshWorks(tokens.refresh_token!)).toBe(false);
+    expect(await sessionAlive(browser)).toBe(false);
+  }, 60000);
+
+  it('lets a sign-in that starts after the reset in, with the new password', async () => {
+    const person = await newPerson();
+    const old = await signIn(person.username);
+    expect((await resetPassword(person.id)).status).toBe(200);
+    // At once, in the same second as the reset: the new password was checked, so it counts as after.
+    const fresh = await signIn(person.username, 'reset-during-sign-in-6');
+    expect(await sessionAlive(fresh.browser)).toBe(true);
+    expect(await refreshWorks(fresh.tokens.refresh_token!)).toBe(true);
+    expect(await sessionAlive(old.browser)).toBe(false);
+  }, 60000);
+});
