@@ -3,6 +3,7 @@
 // budgets: IPv6 clients are counted by their /64, IPv4 ones (also when written IPv4-mapped) by
 // their address.
 import { isIPv4, isIPv6 } from 'node:net';
+import { sha256 } from '../shared/ids.ts';
 
 /** Expands an IPv6 address (no zone) to its eight 16-bit groups; undefined if it is not one. */
 function ipv6Groups(address: string): number[] | undefined {
@@ -22,7 +23,9 @@ function ipv6Groups(address: string): number[] | undefined {
 /** The per-IP limits' key for a client address (ctx.ip). */
 export function rateLimitKey(ip: string): string {
   const address = ip.replace(/%.*$/, '');
-  if (isIPv4(address) || !isIPv6(address)) return address || 'unknown';
+  if (isIPv4(address)) return address;
+  // Not an address (a forwarded header a client wrote itself): a fixed-length key, never the text.
+  if (!isIPv6(address)) return address ? `other:${sha256(address)}` : 'unknown';
   const groups = ipv6Groups(address.toLowerCase());
   if (!groups) return address;
   // IPv4-mapped (::ffff:a.b.c.d): the IPv4 client it is.

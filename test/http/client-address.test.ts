@@ -18,6 +18,15 @@ describe('rateLimitKey', () => {
 
   it('never throws on something that is not an address', () => {
     expect(rateLimitKey('')).toBe('unknown');
-    expect(rateLimitKey('not an address')).toBe('not an address');
+    expect(rateLimitKey('not an address')).toMatch(/^other:/);
+  });
+
+  // A forwarded header a client wrote (a node reached directly while TRUST_PROXY is set) can hold
+  // anything: the key must stay short enough for rate_limits.key (255), and stay the same per value.
+  it('keys anything that is not an address by a short digest', () => {
+    const long = 'x'.repeat(10000);
+    expect(rateLimitKey(long).length).toBeLessThan(100);
+    expect(rateLimitKey(long)).toBe(rateLimitKey(long));
+    expect(rateLimitKey(long)).not.toBe(rateLimitKey(`${long}y`));
   });
 });
