@@ -156,9 +156,10 @@ describe('a scoped token and a group with members outside its subtree', () => {
   });
 
   it('unknown and malformed ids are still 404', async () => {
-    for (const attempt of [ops.remove('7f1b7e2a-4a5b-4c7d-8e9f-0a1b2c3d4e5f', scoped), ops.remove('nope', scoped),
-      ops.patch('7f1b7e2a-4a5b-4c7d-8e9f-0a1b2c3d4e5f', patchOp({ op: 'replace', path: 'displayName', value: 'x' }), scoped)]) {
-      const err = await rejection(attempt);
+    // One at a time: started together, a rejection could land before its handler is attached.
+    for (const attempt of [() => ops.remove('7f1b7e2a-4a5b-4c7d-8e9f-0a1b2c3d4e5f', scoped), () => ops.remove('nope', scoped),
+      () => ops.patch('7f1b7e2a-4a5b-4c7d-8e9f-0a1b2c3d4e5f', patchOp({ op: 'replace', path: 'displayName', value: 'x' }), scoped)]) {
+      const err = await rejection(attempt());
       expect(err).toMatchObject({ status: 404 });
     }
   });
