@@ -10,11 +10,13 @@ import type { Config } from './config.ts';
 import type { Logger } from './shared/logger.ts';
 import { requestContext } from './http/request-context.ts';
 import { canonicalHost } from './http/canonical-host.ts';
-import { SignInThrottle } from './http/signin-throttle.ts';
 import { authorizationLimits } from './http/authorization-limits.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { Views } from './login/views.ts';
-import { interactionRouter } from './login/interaction.routes.ts';
+import { interactionRouter } from './oidc/interaction.routes.ts';
+import { loginRouter } from './login/login.routes.ts';
+import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
+import type { SignInPolicy } from './access/signin-policy.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
@@ -73,9 +75,11 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
   await clients.start();
+  const defaultPolicy = (config as { signinPolicyDefault?: SignInPolicy }).signinPolicyDefault ?? 'password';
   const provider = createProvider({
-    config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey),
+    config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });
+  const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords]), new URL(config.issuer).protocol === 'https:');
 
   const metrics = new Metrics(config.metrics, db);
   metrics.observeProvider(provider);
@@ -112,11 +116,15 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
 
   app.use(errorHandler(log, views));
   app.use(notFound(views));
-  app.use(onlyFor((path) => path === '/', homeRouter(provider, users, views, config.issuer).routes()));
-  app.use(onlyFor(under('/interaction'), metrics.signIns()));
+  app.use(onlyFor((path) => path === '/', homeRouter(flows, users, views).routes()));
+  const signInPaths = (path: string): boolean => under('/login')(path) || path === '/logout';
+  app.use(onlyFor(signInPaths, metrics.signIns()));
+  app.use(onlyFor(signInPaths, loginRouter({
+    db, flows, views, log, maxBodyBytes: config.maxBodyBytes, passwords: services.passwords, throttle: services.throttle,
+    passkeyUserVerification: 'preferred',
+  }).routes()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
-    provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer),
-    throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
+    provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
 
@@ -131,6 +139,16 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH));
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
+  // See provider.ts ('end_session.success'): the person signed out of OneID from an app.
+  app.use(async (ctx, next) => {
+    await next();
+    const accountId = ctx.state.signedOutAccount as string | undefined;
+    if (!accountId) return;
+    const session = await flows.currentSession(ctx as never);
+    if (session?.userId !== accountId) return;
+    await services.sessions.end(session.userId, session.id, 'signed_out', { type: 'user', id: session.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
+    flows.setSessionCookie(ctx as never, null);
+  });
   app.use(mount(provider));
   return { app, provider, services, users, setup, clients, metrics };
 }

@@ -3,6 +3,9 @@ import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { PasswordHasher } from './credentials/password.ts';
 import { UsersService } from './directory/users.service.ts';
+import { PasswordStrategy } from './credentials/password.strategy.ts';
+import { SignInThrottle } from './credentials/signin-throttle.ts';
+import { SessionsService } from './sessions/sessions.service.ts';
 import { SetupService } from './directory/setup.service.ts';
 import { AppsService } from './apps/apps.service.ts';
 import { AttributesService } from './directory/attributes.service.ts';
@@ -16,6 +19,9 @@ export interface Services {
   config: Config;
   hasher: PasswordHasher;
   users: UsersService;
+  passwords: PasswordStrategy;
+  throttle: SignInThrottle;
+  sessions: SessionsService;
   setup: SetupService;
   apps: AppsService;
   attributes: AttributesService;
@@ -33,6 +39,9 @@ export function createServices(db: Knex, config: Config): Services {
     config,
     hasher,
     users,
+    passwords: new PasswordStrategy(db, hasher),
+    throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
+    sessions: new SessionsService(db, { ttlSeconds: config.sessionTtlSeconds }),
     setup: new SetupService(db, users),
     apps: new AppsService(db),
     attributes: new AttributesService(db),

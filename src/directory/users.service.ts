@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
@@ -6,10 +5,11 @@ import { newId } from '../shared/ids.ts';
 import { foldName } from '../shared/names.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
-import { recordAudit, recordAuditNow, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
+import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
+import { endAllSessions } from '../sessions/sessions.service.ts';
 import {
-  countAdmins, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUserByLoginWithPassword, findUsers, insertUser,
+  countAdmins, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
   isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
@@ -168,26 +168,6 @@ function splitName(name: string | null | undefined): { given: string | null; fam
   if (!name) return { given: null, family: null };
   const parts = name.split(/\s+/);
   return { given: parts[0] ?? null, family: parts.length > 1 ? parts.slice(1).join(' ') : null };
-}
-
-export interface SignInContext { ip?: string | null; userAgent?: string | null; clientId?: string | null }
-
-/** A sign-in attempt counted by a throttle (see signIn). */
-export interface SignInTicket {
-  /** Seconds to wait before another attempt; 0: the attempt may check its password. */
-  retryAfter: number;
-  /** Called after a right password. */
-  succeeded(): Promise<void>;
-}
-
-/**
- * Whom a sign-in attempt counts against for throttling: the account the name finds (so its
- * username and each of its emails share one count), else the name itself (folded, as stored),
- * by its SHA-256: a typed name of up to 254 characters, longer once folded, must not overflow
- * the counter's key (255 characters).
- */
-export function signInSubject(login: string, user?: { id: string }): string {
-  return user ? `user:${user.id}` : `name:${createHash('sha256').update(foldName(login)).digest('base64url')}`;
 }
 
 export const LIFECYCLE_ACTIONS = { suspend: 'suspended', reactivate: 'active', deprovision: 'deprovisioned' } as const;
@@ -381,7 +361,10 @@ export class UsersService {
         throw new AppError('failed_precondition', 'user.deprovisioned', 'a deprovisioned user cannot be changed; create a new account');
       }
       let ended = 0;
-      if (target !== 'active') ended = await deleteOidcStateOfAccount(trx, id);
+      if (target !== 'active') {
+        ended = await deleteOidcStateOfAccount(trx, id);
+        await endAllSessions(trx, id, target === 'suspended' ? 'suspended' : 'deprovisioned', actor);
+      }
       const updated = current.status === target
         ? await findUserById(trx, id)
         : await updateUserById(trx, id, { status: target, status_changed_at: new Date() });
@@ -408,6 +391,7 @@ export class UsersService {
         throw new AppError('failed_precondition', 'user.version_mismatch', `the user changed since version ${expectedVersion} (now ${current.version})`);
       }
       const ended = await deleteOidcStateOfAccount(trx, id);
+      await endAllSessions(trx, id, 'deprovisioned', actor);
       const updated = await updateUserById(trx, id, {
         status: 'deprovisioned',
         ...(current.status !== 'deprovisioned' ? { status_changed_at: new Date() } : {}),
@@ -433,64 +417,6 @@ export class UsersService {
     if (!(await findUserById(trx, managerId))) {
       throw new AppError('invalid_argument', 'user.manager_not_found', 'managerId: no user with this id', { field: 'managerId' });
     }
-  }
-
-  /**
-   * Checks a username-or-email and password. Unknown users, users without a password and
-   * inactive users cost the same argon2 work as a wrong password and get the same answer.
-   * With `context`, the attempt is written to the audit log (success or failure, never the password).
-   */
-  async authenticate(login: string, password: string, context?: SignInContext): Promise<User | undefined> {
-    return (await this.signIn(login, password, context)).user;
-  }
-
-  /**
-   * authenticate, with a gate for throttling: `admit` hears whom the attempt counts against (see
-   * signInSubject) before any password work and counts it there; its ticket's retryAfter says
-   * to wait (the attempt is refused: no hash, nothing written). The attempt stays counted unless
-   * the password is right, when the ticket's succeeded() clears the count.
-   */
-  async signIn(login: string, password: string, context?: SignInContext, admit?: (subject: string) => Promise<SignInTicket>): Promise<{ user?: User; subject: string; retryAfter: number; sessionsEndedAt?: Date | null }> {
-    const malformed = !login || !password || login.length > 254 || password.length > PASSWORD_MAX_LENGTH;
-    const found = malformed ? undefined : await findUserByLoginWithPassword(this.db, login);
-    const subject = signInSubject(login, found?.user);
-    const ticket = admit ? await admit(subject) : undefined;
-    if (ticket && ticket.retryAfter > 0) return { subject, retryAfter: ticket.retryAfter };
-    const result = malformed ? await this.#refuse(password, 'malformed') : await this.#checkPassword(found, password);
-    if (result.ok && ticket) await ticket.succeeded();
-    if (context) {
-      const trimmed = login.trim().slice(0, 254);
-      await recordAuditNow(this.db, result.user && result.ok
-        ? { type: 'user', id: result.user.id, ip: context.ip, userAgent: context.userAgent }
-        : { type: 'anonymous', id: null, ip: context.ip, userAgent: context.userAgent }, {
-        action: result.ok ? 'signin.succeeded' : 'signin.failed',
-        targetType: 'user',
-        targetId: result.user?.id ?? null,
-        changes: { login: trimmed, clientId: context.clientId ?? null, method: 'password', ...(result.ok ? {} : { reason: result.reason }) },
-      });
-    }
-    // With the end of the person's sessions that the checked password was read with (the same
-    // statement): the password checked is the one set then, or a later one.
-    return result.ok ? { user: result.user, subject, retryAfter: 0, sessionsEndedAt: found?.sessionsEndedAt ?? null } : { subject, retryAfter: 0 };
-  }
-
-
-  async #refuse(password: string, reason: string, user?: User): Promise<{ ok: false; user?: User; reason: string }> {
-    await this.hasher.burn(password.slice(0, PASSWORD_MAX_LENGTH));
-    return { ok: false, user, reason };
-  }
-
-  async #checkPassword(found: Awaited<ReturnType<typeof findUserByLoginWithPassword>>, password: string): Promise<{ ok: boolean; user?: User; reason?: string }> {
-    const user = found?.user;
-    const cred = found?.password;
-    if (!user || !cred?.data.hash) return this.#refuse(password, user ? 'no_password' : 'unknown_user', user);
-    const ok = await this.hasher.verify(cred.data.hash, password);
-    if (!ok) return { ok: false, user, reason: 'bad_password' };
-    if (user.status !== 'active') return { ok: false, user, reason: `user_${user.status}` };
-    if (this.hasher.needsRehash(cred.data.hash)) {
-      await upsertPasswordCredential(this.db, cred.id, user.id, await this.hasher.hash(password));
-    }
-    return { ok: true, user };
   }
 
   hasAdmin(): Promise<number> {

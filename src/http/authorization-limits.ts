@@ -7,7 +7,7 @@ import type { Context, Middleware } from 'koa';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Views } from '../login/views.ts';
 import type { MessageKey } from '../login/i18n.ts';
-import { rateLimitKey } from './client-address.ts';
+import { rateLimitKey } from '../shared/client-address.ts';
 
 /** Longest value of one parameter (characters, decoded): a long id_token_hint or claims request fits. */
 export const AUTHORIZE_PARAM_MAX = 4096;

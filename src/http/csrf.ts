@@ -16,7 +16,7 @@ export function csrfToken(ctx: Context): string {
   return token;
 }
 
-/** Issues a token on safe methods; on POST requires body._csrf to equal the cookie's token. */
+/** Issues a token on safe methods; on POST requires body._csrf (or the x-csrf-token header) to equal the cookie's token. */
 export function csrf(): Middleware {
   return async (ctx, next) => {
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
@@ -24,7 +24,8 @@ export function csrf(): Middleware {
       return next();
     }
     const cookie = ctx.cookies.get(COOKIE, { signed: true });
-    const sent = (ctx.request.body as Record<string, unknown> | undefined)?._csrf;
+    // Forms send the hidden _csrf field; the pages' scripts (passkeys) send the x-csrf-token header.
+    const sent = ctx.get('x-csrf-token') || (ctx.request.body as Record<string, unknown> | undefined)?._csrf;
     if (!cookie || typeof sent !== 'string' || !safeEqual(cookie, sent)) {
       throw new AppError('permission_denied', 'csrf.invalid', 'csrf.invalid');
     }

@@ -102,17 +102,21 @@ export class Metrics {
 
   /**
    * Around the sign-in routes, inside the error handler, so a thrown error (an expired or foreign
-   * interaction, an outage) is seen as such. A sign-in form POST ends in one of: a redirect on to
+   * sign-in, an outage) is seen as such. A sign-in form POST ends in one of: a redirect on to
    * the app (success), 429 (throttled), the form again with its error (failure), or an error.
    */
   signIns(): Middleware {
     if (!this.enabled) return (_ctx, next) => next();
-    const methods: Record<string, string> = { '/interaction/:uid/login': 'password' };
+    const methods: Record<string, string> = {
+      '/login/:flow/password': 'password', '/login/:flow/passkey': 'passkey', '/login/:flow/totp': 'totp', '/login/:flow/recovery': 'recovery_code',
+    };
     return async (ctx, next) => {
       let result: string | undefined;
       try {
         await next();
-        result = ctx.status >= 300 && ctx.status < 400 ? 'success' : ctx.status === 429 ? 'throttled' : ctx.status >= 500 ? 'error' : 'failure';
+        // A JSON step (a passkey) says its own result; a form step answers with a redirect on success.
+        result = (ctx.state.signInResult as string | undefined)
+          ?? (ctx.status >= 300 && ctx.status < 400 ? 'success' : ctx.status === 429 ? 'throttled' : ctx.status >= 500 ? 'error' : 'failure');
       } catch (err) {
         result = 'error';
         throw err;

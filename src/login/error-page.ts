@@ -45,6 +45,8 @@ export function pageForOAuthError(error: string, description: string | undefined
 /** OneID's own error kinds (AppError, body parsers, the database) on a page. */
 export function pageForStatus(status: number, code: string, detail?: string): ErrorPage {
   if (code === 'csrf.invalid') return { what: 'csrf.invalid', next: 'error.reload_next', error: code };
+  // A sign-in flow that is gone (expired, finished, another browser's) or not at that step.
+  if (code === 'signin.expired' || code === 'signin.step') return { what: 'error.expired', next: 'error.expired_next', error: code };
   if (status === 404) return { what: 'error.not_found', next: 'error.not_found_next', error: code };
   if (status === 429) return { what: 'error.rate_limited', next: 'error.rate_limited_next', error: code };
   if (status === 401 || status === 403) return { what: 'error.forbidden', next: 'error.back_to_app', error: code, description: detail };

@@ -1,6 +1,6 @@
 // oidc-provider configured for OneID: PostgreSQL adapter, keys from the database,
 // accounts from the directory, JWT access tokens for resource servers (RFC 9068).
-import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type ClientMetadata, type AdapterPayload, type Configuration, type KoaContextWithOIDC, type Account } from 'oidc-provider';
 import type { Knex } from 'knex';
 import { decodeJwt, type JWK } from 'jose';
 import type { Config } from '../config.ts';
@@ -16,9 +16,27 @@ import type { ClientCache } from '../apps/client-cache.ts';
 import { claimsFor, scopeSet, SCOPES, CLAIMS, type AccessClaims } from './claims.ts';
 import type { Views } from '../login/views.ts';
 import { pageForOAuthError } from '../login/error-page.ts';
-import { homeClient } from '../login/home.routes.ts';
-import { APP_ACCESS_PROMPT, SELECT_ACCOUNT_PROMPT } from '../login/interaction.routes.ts';
+import { APP_ACCESS_PROMPT, SELECT_ACCOUNT_PROMPT } from './interaction.routes.ts';
+import { SESSION_COOKIE, acrToReport, sessionMeets } from '../login/flow.ts';
+import type { SessionsService } from '../sessions/sessions.service.ts';
+import { ACR_VALUES, amrOf, type SignInPolicy } from '../access/signin-policy.ts';
+import { signInRequestOf } from './signin-request.ts';
 import { signingKeys } from '../keys/signing-key.ts';
+
+/**
+ * OneID's own first-party client: public, no consent, back to `<issuer>/`. The home page signs in
+ * with OneID's flow directly; the client stays for tools that sign in to OneID itself over OIDC.
+ */
+const homeClient = (issuer: string): ClientMetadata => ({
+  client_id: 'oneid',
+  client_name: 'OneID',
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: [`${issuer}/`],
+  post_logout_redirect_uris: [`${issuer}/`],
+  'urn:oneid:first_party': true,
+});
 
 export interface ProviderDeps {
   config: Config;
@@ -28,6 +46,9 @@ export interface ProviderDeps {
   cookieKeys: string[];
   views: Views;
   clients: ClientCache<AdapterPayload>;
+  sessions: SessionsService;
+  /** The sign-in policy of apps without their own. */
+  defaultPolicy: SignInPolicy;
 }
 
 const TOKEN_PATH = '/token';
@@ -93,6 +114,36 @@ function sessionsEndedCheck(db: Knex): interactionPolicy.Check {
       ? account.sessionsEndedAt
       : (await findUserWithSessionsEnd(db, accountId))?.sessionsEndedAt ?? null;
     return endedSince(session.authTime(), endedAt) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+  });
+}
+
+/**
+ * The person's sign-in is OneID's session (sessions/, cookie oneid.sso), which every protocol
+ * shares; oidc-provider's own session follows it. First of the login prompt's checks: when the
+ * browser's OneID session meets what the request requires (the app's policy, acr_values,
+ * max_age), oidc-provider's session is brought in line with it (person, auth_time, acr, amr),
+ * so a person signed in for a SAML app or on the account pages is not asked again and prompt=none
+ * works; when it does not, the login prompt is raised and the interaction runs OneID's sign-in
+ * flow (interaction.routes.ts). A provider session without a OneID session (signed out
+ * everywhere, ended by an administrator) no longer signs anyone in.
+ */
+function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: SignInPolicy): interactionPolicy.Check {
+  const { Check } = interactionPolicy;
+  return new Check('oneid_session', 'End-User authentication is required', 'login_required', async (ctx) => {
+    const providerSession = ctx.oidc.session!;
+    const session = await sessions.find(ctx.cookies.get(SESSION_COOKIE) ?? undefined);
+    if (!session) return providerSession.accountId ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    // Another person's provider session is replaced through the interaction (oidc-provider ends it).
+    if (providerSession.accountId && providerSession.accountId !== session.userId) return Check.REQUEST_PROMPT;
+    const { request, acrValues } = signInRequestOf(ctx.oidc.client, ctx.oidc.params as Record<string, unknown>, defaultPolicy, false);
+    if (!sessionMeets(session, request)) return Check.REQUEST_PROMPT;
+    const acr = acrToReport(session, acrValues);
+    const amr = amrOf(session.methods);
+    if (providerSession.accountId !== session.userId || providerSession.loginTs !== session.authTime
+      || providerSession.acr !== acr || JSON.stringify(providerSession.amr ?? []) !== JSON.stringify(amr)) {
+      providerSession.loginAccount({ accountId: session.userId, loginTs: session.authTime, amr, acr });
+    }
+    return Check.NO_NEED_TO_PROMPT;
   });
 }
 
@@ -218,7 +269,7 @@ function coverRequest(ctx: KoaContextWithOIDC, grant: InstanceType<Provider['Gra
   return JSON.stringify([g.openid, g.resources]) !== before;
 }
 
-export function createProvider({ config, db, log, jwks, cookieKeys, views, clients }: ProviderDeps): Provider {
+export function createProvider({ config, db, log, jwks, cookieKeys, views, clients, sessions, defaultPolicy }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
   // Core 3.1.2.1 wants POST at the authorization endpoint (and RP-initiated logout allows it).
   // oidc-provider offers it only with a SameSite=None session cookie, which browsers keep only
@@ -243,6 +294,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     scopes: [...SCOPES],
     extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
     claims: CLAIMS,
+    // OneID's sign-in levels (access/signin-policy.ts), published as acr_values_supported.
+    acrValues: [...ACR_VALUES],
     conformIdTokenClaims: false,
     responseTypes: ['code'],
     // private_key_jwt is not offered: an app cannot register a JWK Set with OneID.
@@ -313,6 +366,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       // login, then app access (enforcement (1), see appAccessPrompt), then consent.
       policy: (() => {
         const policy = interactionPolicy.base();
+        policy.get('login')!.checks.add(oneIdSessionCheck(sessions, defaultPolicy), 0);
         policy.get('login')!.checks.add(sessionsEndedCheck(db));
         policy.add(appAccessPrompt(db), policy.findIndex((p) => p.name === 'login') + 1);
         policy.add(selectAccountPrompt(), 0);
@@ -421,6 +475,14 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   provider.Client.prototype.includeSid = function includeSid() {
     return true;
   };
+
+  // Signing out of OneID at an app's request (RP-initiated logout, "yes, sign me out") ends the
+  // OneID session of that person too; app.ts ends it once the provider has answered. Not when
+  // the provider signs out the previous person because another just signed in here.
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    const params = ctx.oidc.params as { logout?: string } | undefined;
+    if (params?.logout && ctx.oidc.session?.accountId) ctx.state.signedOutAccount = ctx.oidc.session.accountId;
+  });
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
     if (isDbUnavailable(err)) {

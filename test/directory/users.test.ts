@@ -2,6 +2,7 @@
 import type { Knex } from 'knex';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
+import { PasswordStrategy } from '../../src/credentials/password.strategy.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
@@ -10,11 +11,13 @@ const BASE_PARAMS = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 let mdb: MigratedDatabase;
 let db: Knex;
 let users: UsersService;
+let passwords: PasswordStrategy;
 
 beforeAll(async () => {
   mdb = await createMigratedDatabase('oneid_test_users');
   db = mdb.db;
   users = new UsersService(db, new PasswordHasher(BASE_PARAMS));
+  passwords = new PasswordStrategy(db, new PasswordHasher(BASE_PARAMS));
 });
 
 afterAll(async () => {
@@ -98,10 +101,10 @@ describe('UsersService.authenticate', () => {
   });
 
   it('signs in by username and by email, in any case', async () => {
-    expect((await users.authenticate('ada.lovelace', 'analytical-engine'))?.id).toBe(ada.id);
-    expect((await users.authenticate('Ada.Lovelace', 'analytical-engine'))?.id).toBe(ada.id);
-    expect((await users.authenticate('ada@example.com', 'analytical-engine'))?.id).toBe(ada.id);
-    expect((await users.authenticate(' ADA@EXAMPLE.COM ', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await passwords.authenticate('ada.lovelace', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await passwords.authenticate('Ada.Lovelace', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await passwords.authenticate('ada@example.com', 'analytical-engine'))?.id).toBe(ada.id);
+    expect((await passwords.authenticate(' ADA@EXAMPLE.COM ', 'analytical-engine'))?.id).toBe(ada.id);
   });
 
   it('takes the user names HR systems and identity providers send, and signs them in as typed', async () => {
@@ -111,8 +114,8 @@ describe('UsersService.authenticate', () => {
     for (const name of names) {
       const created = await users.createUser({ username: name, password: 'analytical-engine' });
       expect(created.username).toBe(name.normalize('NFC').toLowerCase());
-      expect((await users.authenticate(name, 'analytical-engine'))?.id).toBe(created.id);
-      expect((await users.authenticate(name.normalize('NFC').toUpperCase(), 'analytical-engine'))?.id).toBe(created.id);
+      expect((await passwords.authenticate(name, 'analytical-engine'))?.id).toBe(created.id);
+      expect((await passwords.authenticate(name.normalize('NFC').toUpperCase(), 'analytical-engine'))?.id).toBe(created.id);
     }
     // The composed and decomposed spellings are one name.
     const taken = await appError(users.createUser({ username: 'Jos\u00e9.Garcia' }));
@@ -136,35 +139,35 @@ describe('UsersService.authenticate', () => {
   });
 
   it('returns undefined for a wrong password', async () => {
-    expect(await users.authenticate('ada.lovelace', 'analytical-engine ')).toBeUndefined();
-    expect(await users.authenticate('ada.lovelace', 'ANALYTICAL-ENGINE')).toBeUndefined();
-    expect(await users.authenticate('ada.lovelace', '')).toBeUndefined();
+    expect(await passwords.authenticate('ada.lovelace', 'analytical-engine ')).toBeUndefined();
+    expect(await passwords.authenticate('ada.lovelace', 'ANALYTICAL-ENGINE')).toBeUndefined();
+    expect(await passwords.authenticate('ada.lovelace', '')).toBeUndefined();
   });
 
   it('returns undefined for an unknown user', async () => {
-    expect(await users.authenticate('charles.babbage', 'analytical-engine')).toBeUndefined();
-    expect(await users.authenticate('', 'analytical-engine')).toBeUndefined();
+    expect(await passwords.authenticate('charles.babbage', 'analytical-engine')).toBeUndefined();
+    expect(await passwords.authenticate('', 'analytical-engine')).toBeUndefined();
   });
 
   it('returns undefined for a user without a password', async () => {
     await users.createUser({ username: 'nopassword', email: 'nopassword@example.com' });
-    expect(await users.authenticate('nopassword', 'anything-at-all')).toBeUndefined();
+    expect(await passwords.authenticate('nopassword', 'anything-at-all')).toBeUndefined();
   });
 
   it('returns undefined for a suspended user with the right password', async () => {
     const user = await users.createUser({ username: 'suspended', email: 'suspended@example.com', password: 'analytical-engine' });
-    expect((await users.authenticate('suspended', 'analytical-engine'))?.id).toBe(user.id);
+    expect((await passwords.authenticate('suspended', 'analytical-engine'))?.id).toBe(user.id);
     await db.raw("update users set status = 'suspended' where id = ?", [user.id]);
-    expect(await users.authenticate('suspended', 'analytical-engine')).toBeUndefined();
-    expect(await users.authenticate('suspended@example.com', 'analytical-engine')).toBeUndefined();
+    expect(await passwords.authenticate('suspended', 'analytical-engine')).toBeUndefined();
+    expect(await passwords.authenticate('suspended@example.com', 'analytical-engine')).toBeUndefined();
   });
 
   it('signs a name in as the one account that holds it, never as a later account that uses it as its username', async () => {
     const owner = await users.createUser({ username: 'grace', email: 'hopper@example.com', password: 'password-of-grace' });
     const err = await appError(users.createUser({ username: 'hopper@example.com', email: 'other-hopper@example.com', password: 'password-of-other' }));
     expect(err).toMatchObject({ kind: 'already_exists', code: 'user.username_taken', details: { field: 'username' } });
-    expect((await users.authenticate('hopper@example.com', 'password-of-grace'))?.id).toBe(owner.id);
-    expect(await users.authenticate('hopper@example.com', 'password-of-other')).toBeUndefined();
+    expect((await passwords.authenticate('hopper@example.com', 'password-of-grace'))?.id).toBe(owner.id);
+    expect(await passwords.authenticate('hopper@example.com', 'password-of-other')).toBeUndefined();
   });
 });
 
@@ -179,7 +182,7 @@ describe('one namespace for usernames and sign-in emails', () => {
       expect(await appError(users.updateUser(other.id, { username: name }))).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
     }
     expect((await users.getUser(other.id)).username).toBe('ns.other');
-    expect((await users.authenticate('ns.owner.mail@example.com', password))?.id).toBe(owner.id);
+    expect((await passwords.authenticate('ns.owner.mail@example.com', password))?.id).toBe(owner.id);
   });
 
   it('refuses an email that is another account\'s username, on create, when added later and in the email list', async () => {
@@ -191,20 +194,20 @@ describe('one namespace for usernames and sign-in emails', () => {
     expect(await appError(users.updateUser(later.id, { emails: [{ value: 'ns.name@example.com', primary: true }] }))).toMatchObject(taken);
     expect(await db('users').where({ username: 'ns.thief' })).toEqual([]);
     expect((await users.getUser(later.id)).email).toBeNull();
-    expect((await users.authenticate('ns.name@example.com', password))?.id).toBe(owner.id);
+    expect((await passwords.authenticate('ns.name@example.com', password))?.id).toBe(owner.id);
   });
 
   it('lets a person\'s own username and email be the same, and frees a name its account gives up', async () => {
     const same = await users.createUser({ username: 'ns.same@example.com', email: 'ns.same@example.com', password });
-    expect((await users.authenticate('ns.same@example.com', password))?.id).toBe(same.id);
+    expect((await passwords.authenticate('ns.same@example.com', password))?.id).toBe(same.id);
     // Swapping its own username and email, then giving the old email up.
     await users.updateUser(same.id, { username: 'ns.same', email: 'ns.same@example.com' });
     await users.updateUser(same.id, { email: 'ns.same2@example.com' });
     const next = await users.createUser({ username: 'ns.same@example.com', password: 'other-person-pw' });
-    expect((await users.authenticate('ns.same@example.com', 'other-person-pw'))?.id).toBe(next.id);
-    expect((await users.authenticate('ns.same2@example.com', password))?.id).toBe(same.id);
-    expect((await users.authenticate('ns.same', password))?.id).toBe(same.id);
-    expect(await users.authenticate('ns.same@example.com', password)).toBeUndefined();
+    expect((await passwords.authenticate('ns.same@example.com', 'other-person-pw'))?.id).toBe(next.id);
+    expect((await passwords.authenticate('ns.same2@example.com', password))?.id).toBe(same.id);
+    expect((await passwords.authenticate('ns.same', password))?.id).toBe(same.id);
+    expect(await passwords.authenticate('ns.same@example.com', password)).toBeUndefined();
   });
 
   it('lets exactly one of two concurrent writes take a name, whichever way each uses it', async () => {
@@ -220,7 +223,7 @@ describe('one namespace for usernames and sign-in emails', () => {
       expect(lost).toHaveLength(1);
       expect(lost[0]!.reason).toMatchObject({ kind: 'already_exists' });
       const holder = (won[0] as PromiseFulfilledResult<{ id: string }>).value.id;
-      expect((await users.authenticate(name, password))?.id).toBe(holder);
+      expect((await passwords.authenticate(name, password))?.id).toBe(holder);
     }
   });
 });
@@ -234,10 +237,10 @@ describe('one folding rule for names', () => {
     expect(dotted.username).toBe('ali\u0307ce');
     expect(await appError(users.createUser({ username: 'ａｌｉｃｅ' }))).toMatchObject({ kind: 'already_exists', code: 'user.username_taken' });
     expect(await appError(users.createUser({ username: 'x.fold', email: 'ＡＬＩＣＥ@fold.example' }))).toMatchObject({ kind: 'already_exists', code: 'user.email_taken' });
-    expect((await users.authenticate('ALİCE', 'dotted-alice-pw'))?.id).toBe(dotted.id);
-    expect(await users.authenticate('ALİCE', password)).toBeUndefined();
-    expect((await users.authenticate('ＡＬＩＣＥ', password))?.id).toBe(alice.id);
-    expect((await users.authenticate('ａｌｉｃｅ＠ｆｏｌｄ．ｅｘａｍｐｌｅ', password))?.id).toBe(alice.id);
+    expect((await passwords.authenticate('ALİCE', 'dotted-alice-pw'))?.id).toBe(dotted.id);
+    expect(await passwords.authenticate('ALİCE', password)).toBeUndefined();
+    expect((await passwords.authenticate('ＡＬＩＣＥ', password))?.id).toBe(alice.id);
+    expect((await passwords.authenticate('ａｌｉｃｅ＠ｆｏｌｄ．ｅｘａｍｐｌｅ', password))?.id).toBe(alice.id);
     expect((await users.listUsers({ username: 'ALİCE', limit: 10 })).map((u) => u.id)).toEqual([dotted.id]);
     expect((await users.listUsers({ username: 'ＡＬＩＣＥ', limit: 10 })).map((u) => u.id)).toEqual([alice.id]);
     expect((await users.listUsers({ email: 'ＡＬＩＣＥ@FOLD.example', limit: 10 })).map((u) => u.id)).toEqual([alice.id]);
@@ -267,7 +270,7 @@ describe('email_verified', () => {
 describe('transparent rehash', () => {
   it('replaces a hash made with weaker parameters at the next successful sign-in', async () => {
     const weak = new UsersService(db, new PasswordHasher(BASE_PARAMS));
-    const strong = new UsersService(db, new PasswordHasher({ ...BASE_PARAMS, timeCost: 3 }));
+    const strong = new PasswordStrategy(db, new PasswordHasher({ ...BASE_PARAMS, timeCost: 3 }));
     const user = await weak.createUser({ username: 'rehash', email: 'rehash@example.com', password: 'difference-engine' });
     const original = await storedHash(user.id);
     expect(original.startsWith('$argon2id$')).toBe(true);

@@ -190,9 +190,10 @@ describe('authorization code flow with PKCE', () => {
   it('skips consent for first-party apps', async () => {
     const { tokens, browser } = await signIn(await rp(firstPartyApp));
     expect(tokens.claims()!.sub).toBe(user.id);
-    // Straight from the password back to the app: no second interaction (consent) on the way.
-    const login = browser.visited.findIndex((v) => v.method === 'POST' && new URL(v.url).pathname.endsWith('/login'));
-    expect(browser.visited.slice(login + 1).map((v) => new URL(v.url).pathname.replace(/[^/]{20,}/g, ':uid'))).toEqual(['/auth/:uid']);
+    // Straight from the password back to the app: the sign-in flow hands back to the interaction,
+    // which finishes it; no second interaction (consent) on the way.
+    const login = browser.visited.findIndex((v) => v.method === 'POST' && new URL(v.url).pathname.endsWith('/password'));
+    expect(browser.visited.slice(login + 1).map((v) => new URL(v.url).pathname.replace(/[^/]{20,}/g, ':uid'))).toEqual(['/interaction/:uid/signed-in', '/auth/:uid']);
   });
 
   it('requires PKCE from public clients and redirects the error only to the registered URI', async () => {
@@ -424,7 +425,9 @@ describe('sign-in page', () => {
     const csp = started.page.headers.get('content-security-policy') ?? '';
     expect(csp).toContain("default-src 'none'");
     expect(csp).toContain("frame-ancestors 'none'");
-    expect(started.page.html).not.toContain('<script');
+    // No inline script: only OneID's own files (the passkey ceremonies), which script-src 'self' allows.
+    expect(started.page.html).not.toMatch(/<script(?![^>]*\bsrc="\/assets\/)/);
+    expect(csp).toContain("script-src 'self'");
     const posted = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
     expect(posted.status).toBe(200);
     expect(posted.html).toContain(`action="${REDIRECT}"`);
@@ -437,8 +440,8 @@ describe('sign-in page', () => {
   it('refuses a form post without the CSRF token and does not sign in', async () => {
     const config = await rp(firstPartyApp);
     const started = await startSignIn(config);
-    const uid = /action="\/interaction\/([^/"]+)\/login"/.exec(started.page.html)![1];
-    const res = await started.browser.request(`${server.url}/interaction/${uid}/login`, {
+    const flow = /action="\/login\/([^/"]+)\/password"/.exec(started.page.html)![1];
+    const res = await started.browser.request(`${server.url}/login/${flow}/password`, {
       method: 'POST', body: new URLSearchParams({ login: 'ada', password: 'analytical-engine' }),
     });
     expect(res.status).toBe(403);

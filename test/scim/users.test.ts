@@ -143,7 +143,7 @@ describe('create', () => {
     const body = await create({ password: 'correct horse battery' });
     expect(body.password).toBeUndefined();
     expect(JSON.stringify(body)).not.toContain('correct horse');
-    const signedIn = await services.users.authenticate(body.userName, 'correct horse battery');
+    const signedIn = await services.passwords.authenticate(body.userName, 'correct horse battery');
     expect(signedIn?.id).toBe(body.id);
   });
 

@@ -1,5 +1,6 @@
-// The sign-in interaction: oidc-provider hands the browser here (GET /interaction/:uid);
-// we run the steps (password, consent) and hand the result back to the provider.
+// oidc-provider's interactions (GET /interaction/:uid): the sign-in is OneID's own flow
+// (login/flow.ts), started here from the authorization request and finished from its result;
+// account choice, "no access" and consent are pages of this protocol, answered here.
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type Provider from 'oidc-provider';
@@ -7,11 +8,13 @@ import { errors as provider_errors } from 'oidc-provider';
 import type { Context } from 'koa';
 import type { Logger } from '../shared/logger.ts';
 import type { UsersService } from '../directory/users.service.ts';
-import type { Views } from './views.ts';
+import type { Views } from '../login/views.ts';
 import { csrf } from '../http/csrf.ts';
-import { textProblem } from '../shared/text-input.ts';
-import { oneIdClientFacts } from '../oidc/adapter.ts';
-import type { SignInThrottle } from '../http/signin-throttle.ts';
+import { oneIdClientFacts } from './adapter.ts';
+import { acrToReport, sessionMeets, type LoginFlows } from '../login/flow.ts';
+import { amrOf } from '../access/signin-policy.ts';
+import { signInRequestOf } from './signin-request.ts';
+import type { SignInPolicy } from '../access/signin-policy.ts';
 
 interface Deps {
   provider: Provider;
@@ -19,7 +22,9 @@ interface Deps {
   views: Views;
   log: Logger;
   maxBodyBytes: number;
-  throttle: SignInThrottle;
+  flows: LoginFlows;
+  /** The sign-in policy of apps that have none of their own. */
+  defaultPolicy: SignInPolicy;
   /** The resource indicator of OneID's admin API (`<ISSUER>/api`): named on the consent page. */
   adminApiResource: string;
 }
@@ -57,7 +62,7 @@ async function finishInteraction(ctx: Context, details: Details, result: Interac
   ctx.redirect(details.returnTo); // oidc-provider's own resume URL on this issuer
 }
 
-export function interactionRouter({ provider, users, views, log, maxBodyBytes, throttle, adminApiResource }: Deps): Router {
+export function interactionRouter({ provider, users, views, maxBodyBytes, flows, defaultPolicy, adminApiResource }: Deps): Router {
   const router = new Router({ prefix: '/interaction' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
   router.use(async (ctx, next) => {
@@ -96,16 +101,32 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     await finishInteraction(ctx, details, result, true);
   };
 
-  const renderLogin = async (ctx: Context, details: Details, failed = false, login = '', retryAfter = 0): Promise<void> => {
-    ctx.type = 'html';
-    if (retryAfter > 0) {
-      ctx.status = 429;
-      ctx.set('Retry-After', String(retryAfter));
+  /**
+   * The sign-in this authorization request needs: finished at once from the browser's OneID
+   * session when it meets the app's requirements (its policy, acr_values, max_age), else OneID's
+   * sign-in flow, which comes back to `/interaction/:uid/signed-in`.
+   */
+  const signIn = async (ctx: Context, details: Details, force = false): Promise<void> => {
+    const client = await provider.Client.find(str(details.params.client_id));
+    const request = signInRequestOf(client, details.params, defaultPolicy, force || details.prompt.reasons.includes('login_prompt'));
+    request.appName = client?.clientName ?? str(details.params.client_id);
+    const session = await flows.currentSession(ctx);
+    if (sessionMeets(session, request.request)) {
+      return finishWithSession(ctx, details, session, request.acrValues);
     }
-    ctx.body = views.render(ctx, 'login.njk', {
-      uid: details.uid, appName: await appNameOf(details), failed, login: login || str(details.params.login_hint),
-      retryMinutes: retryAfter > 0 ? Math.max(1, Math.ceil(retryAfter / 60)) : 0,
-    }, str(details.params.ui_locales) || undefined);
+    ctx.status = 303;
+    ctx.redirect(await flows.start(ctx, { ...request.request, appName: request.appName }, `/interaction/${details.uid}/signed-in`));
+    return undefined;
+  };
+
+  const finishWithSession = async (ctx: Context, details: Details, session: NonNullable<Awaited<ReturnType<LoginFlows['currentSession']>>>, acrValues: string[]): Promise<void> => {
+    const choosing = details.prompt.name === SELECT_ACCOUNT_PROMPT;
+    const acr = acrToReport(session, acrValues);
+    // A sign-in answers prompt=select_account as well: the person chose this account.
+    await finishInteraction(ctx, details, {
+      login: { accountId: session.userId, amr: amrOf(session.methods), ...(acr ? { acr } : {}), ts: session.authTime },
+      ...(choosing ? { select_account: {} } : {}),
+    }, false);
   };
 
   const renderNoAccess = async (ctx: Context, details: Details): Promise<void> => {
@@ -120,7 +141,7 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
 
   const renderSelectAccount = async (ctx: Context, details: Details, accountId: string): Promise<void> => {
     const user = await users.getUser(accountId).catch(() => undefined);
-    if (!user) return renderLogin(ctx, details);
+    if (!user) return signIn(ctx, details, true);
     ctx.type = 'html';
     ctx.body = views.render(ctx, 'select-account.njk', {
       uid: details.uid, appName: await appNameOf(details), username: user.username, displayName: user.displayName ?? user.username,
@@ -133,11 +154,11 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     if (details.uid !== ctx.params.uid) throw new provider_errors.SessionNotFound('interaction mismatch');
     switch (details.prompt.name) {
       case 'login':
-        return renderLogin(ctx, details);
+        return signIn(ctx, details);
       case SELECT_ACCOUNT_PROMPT: {
         // Without a signed-in person there is no account to choose: the sign-in page answers it.
         const accountId = details.session?.accountId;
-        if (!accountId || ctx.query.another === '1') return renderLogin(ctx, details);
+        if (!accountId || ctx.query.another === '1') return signIn(ctx, details, true);
         return renderSelectAccount(ctx, details, accountId);
       }
       case APP_ACCESS_PROMPT:
@@ -160,42 +181,21 @@ export function interactionRouter({ provider, users, views, log, maxBodyBytes, t
     }
   });
 
-  router.post('/:uid/login', async (ctx) => {
+  // Back from OneID's sign-in flow: its outcome finishes the interaction.
+  router.get('/:uid/signed-in', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const choosing = details.prompt.name === SELECT_ACCOUNT_PROMPT;
     if (details.uid !== ctx.params.uid || (details.prompt.name !== 'login' && !choosing)) throw new provider_errors.SessionNotFound('interaction mismatch');
-    const body = ctx.request.body as Record<string, unknown>;
-    const login = str(body.login).slice(0, 254);
-    if (textProblem(login)) {
-      // No account name holds a NUL or an unpaired surrogate (shared/text-input.ts): a failed
-      // sign-in, nothing to look up or count.
-      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed: ill-formed text in the account name');
-      return renderLogin(ctx, details, true);
+    const outcome = await flows.outcome(ctx, str(ctx.query.flow));
+    if (outcome.status === 'done') {
+      const client = await provider.Client.find(str(details.params.client_id));
+      return finishWithSession(ctx, details, outcome.session, signInRequestOf(client, details.params, defaultPolicy, false).acrValues);
     }
-    // The sign-in's time (auth_time) is when it started, before its password was checked: a
-    // password set meanwhile ends it (oidc/provider.ts, endedSince), whenever its writes land.
-    const startedAt = Math.floor(Date.now() / 1000);
-    // The attempt is counted against this account (whichever of its names was typed) and this
-    // address before any password work; over either limit it is refused without saying whether
-    // the account exists.
-    const { user, retryAfter, sessionsEndedAt } = await users.signIn(login, str(body.password), {
-      ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: str(details.params.client_id) || null,
-    }, (who) => throttle.reserve(who, ctx.ip));
-    if (retryAfter > 0) {
-      log.info({ requestId: ctx.state.requestId, event: 'signin.throttled' }, 'sign-in throttled');
-      return renderLogin(ctx, details, false, login, retryAfter);
+    if (outcome.status === 'cancelled' || outcome.status === 'unmet') {
+      return finishInteraction(ctx, details, { error: 'access_denied', error_description: outcome.reason }, false);
     }
-    if (!user) {
-      log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
-      return renderLogin(ctx, details, true, login);
-    }
-    log.info({ requestId: ctx.state.requestId, event: 'signin.succeeded', userId: user.id }, 'sign-in succeeded');
-    // A password set in the second the sign-in started, and already seen by its check: the new
-    // password was checked, so the sign-in counts from the next second (seconds are compared).
-    const ts = sessionsEndedAt ? Math.max(startedAt, Math.floor(sessionsEndedAt.getTime() / 1000) + 1) : startedAt;
-    // A sign-in answers prompt=select_account as well: the person chose this account.
-    await finishInteraction(ctx, details, { login: { accountId: user.id, amr: ['pwd'], ts }, ...(choosing ? { select_account: {} } : {}) }, false);
-    return undefined;
+    // No outcome for this browser (expired, or a flow id from elsewhere): start the sign-in again.
+    return signIn(ctx, details);
   });
 
   router.post('/:uid/select', async (ctx) => {

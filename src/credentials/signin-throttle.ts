@@ -18,8 +18,8 @@
 // give-back hand out more checks than the limit. The statements below keep the count at least
 // the number of reservations still held.
 import type { Knex } from 'knex';
-import type { SignInTicket } from '../directory/users.service.ts';
-import { rateLimitKey } from './client-address.ts';
+import type { SignInTicket } from './password.strategy.ts';
+import { rateLimitKey } from '../shared/client-address.ts';
 
 export interface ThrottleLimits {
   /** Attempts allowed per account (or unknown name) in the window before it is locked for the window. */

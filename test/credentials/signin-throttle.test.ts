@@ -1,7 +1,7 @@
 // The sign-in throttle's statements on real PostgreSQL, where several requests (or nodes) touch
 // the same counters at once.
 import pg from 'pg';
-import { SignInThrottle } from '../../src/http/signin-throttle.ts';
+import { SignInThrottle } from '../../src/credentials/signin-throttle.ts';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 
 let m: MigratedDatabase;

@@ -1,6 +1,6 @@
 // The per-IP limits' key: an IPv6 client counts by its /64 (one subscriber picks any address in
 // it), whichever way the address is written; IPv4, also IPv4-mapped, by its address.
-import { rateLimitKey } from '../../src/http/client-address.ts';
+import { rateLimitKey } from '../../src/shared/client-address.ts';
 
 describe('rateLimitKey', () => {
   it('keeps an IPv4 address, and reads an IPv4-mapped IPv6 address as the IPv4 client', () => {

@@ -3,7 +3,7 @@
 // budgets: IPv6 clients are counted by their /64, IPv4 ones (also when written IPv4-mapped) by
 // their address.
 import { isIPv4, isIPv6 } from 'node:net';
-import { sha256 } from '../shared/ids.ts';
+import { sha256 } from './ids.ts';
 
 /** Expands an IPv6 address (no zone) to its eight 16-bit groups; undefined if it is not one. */
 function ipv6Groups(address: string): number[] | undefined {
