@@ -156,6 +156,20 @@ describe('TotpStrategy enrolment', () => {
     expect((await auditOf(userId)).map((e) => e.action)).toEqual(['totp.enrolled', 'totp.removed']);
   });
 
+  it('confirms once when two nodes confirm the same code at once, and keeps one row per person', async () => {
+    const userId = await newUser('oscar');
+    clock = T0;
+    await Promise.all([totp.beginEnrolment(userId, 'oscar'), otherNode.beginEnrolment(userId, 'oscar'), totp.beginEnrolment(userId, 'oscar')]);
+    const rows = await totpRows(userId);
+    expect(rows).toHaveLength(1);
+    const secret = key.decrypt(rows[0].data.secret);
+    const code = codeAt(secret, stepOf(T0));
+    const results = await Promise.all([totp.confirmEnrolment(userId, code, actor), otherNode.confirmEnrolment(userId, code, actor)]);
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.find((r) => !r.ok)).toEqual({ ok: false, reason: 'not_pending' });
+    expect((await auditOf(userId)).map((e) => e.action)).toEqual(['totp.enrolled']);
+  });
+
   it('refuses to enrol a person who does not exist', async () => {
     await expect(totp.beginEnrolment(newId(), 'ghost')).rejects.toMatchObject({ kind: 'not_found', code: 'user.not_found' });
   });
