@@ -149,9 +149,9 @@ export class TotpStrategy implements CredentialStrategy {
 
   /**
    * The time step of `token` within the window around now. otplib's afterTimeStep skips the
-   * steps already used; it throws when that bound lies past the window (a code from a step
-   * ahead was accepted by a node whose clock is ahead), so it is capped there: every step in
-   * the window is then used. A code refused only because of that bound is told apart (a second
+   * steps already used; it throws when that bound lies past the window (a code of a later step
+   * was accepted, and this node's clock is behind), so it is capped there: every step in the
+   * window is then used. A code refused only because of that bound is told apart (a second
    * check without it) so the audit log can say 'replayed'.
    */
   async #match(secret: string, token: string, lastStep: number | undefined): Promise<Match> {
