@@ -1,6 +1,7 @@
 // The one repository over `credentials`: one row per sign-in method a person set up (a password,
 // each passkey, an authenticator app, a set of recovery codes), its per-type data in `data`.
 // Strategies read and write their rows only through here.
+import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { newId } from '../shared/ids.ts';
 // An id from a URL or a form that is not a uuid names no row (and must not reach a uuid column).
@@ -103,26 +104,36 @@ export interface CredentialPatch {
 }
 
 /**
- * Updates one credential; with `userId`, only when it is that person's (so that an id taken from
- * a request cannot reach someone else's row). Returns the row as updated, or undefined.
+ * Which rows an update or delete by id may reach: with `userId`, only that person's; with
+ * `type`, only that type (so that an id taken from a request cannot reach someone else's row, or
+ * a passkey action a password).
  */
-export async function updateCredentialById<D = Record<string, unknown>>(db: Tx, id: string, patch: CredentialPatch, userId?: string): Promise<Credential<D> | undefined> {
-  if (!isUuid(id) || (userId !== undefined && !isUuid(userId))) return undefined;
+export interface CredentialScope { userId?: string; type?: CredentialType }
+
+function scoped(db: Tx, id: string, scope: CredentialScope): Knex.QueryBuilder | undefined {
+  if (!isUuid(id) || (scope.userId !== undefined && !isUuid(scope.userId))) return undefined;
+  const q = db('credentials').where({ id });
+  if (scope.userId !== undefined) q.andWhere({ user_id: scope.userId });
+  if (scope.type !== undefined) q.andWhere({ type: scope.type });
+  return q;
+}
+
+/** Updates one credential within `scope`; returns the row as updated, or undefined. */
+export async function updateCredentialById<D = Record<string, unknown>>(db: Tx, id: string, patch: CredentialPatch, scope: CredentialScope = {}): Promise<Credential<D> | undefined> {
+  const q = scoped(db, id, scope);
+  if (!q) return undefined;
   const set: Record<string, unknown> = { updated_at: db.fn.now() };
   if (patch.data !== undefined) set.data = JSON.stringify(patch.data);
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.lastUsedAt !== undefined) set.last_used_at = patch.lastUsedAt;
-  const q = db('credentials').where({ id });
-  if (userId !== undefined) q.andWhere({ user_id: userId });
   const [row] = await q.update(set).returning('*');
   return row ? toCredential<D>(row as DbCredentialRow) : undefined;
 }
 
-/** Deletes one credential (with `userId`, only that person's); returns the row deleted, or undefined. */
-export async function deleteCredentialById<D = Record<string, unknown>>(db: Tx, id: string, userId?: string): Promise<Credential<D> | undefined> {
-  if (!isUuid(id) || (userId !== undefined && !isUuid(userId))) return undefined;
-  const q = db('credentials').where({ id });
-  if (userId !== undefined) q.andWhere({ user_id: userId });
+/** Deletes one credential within `scope`; returns the row deleted, or undefined. */
+export async function deleteCredentialById<D = Record<string, unknown>>(db: Tx, id: string, scope: CredentialScope = {}): Promise<Credential<D> | undefined> {
+  const q = scoped(db, id, scope);
+  if (!q) return undefined;
   const [row] = await q.delete().returning('*');
   return row ? toCredential<D>(row as DbCredentialRow) : undefined;
 }
