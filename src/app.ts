@@ -17,6 +17,7 @@ import { Views } from './login/views.ts';
 import { interactionRouter } from './login/interaction.routes.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
+import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
@@ -113,6 +114,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(errorHandler(log, views));
   app.use(notFound(views));
   app.use(onlyFor((path) => path === '/', homeRouter(provider, users, views, config.issuer).routes()));
+  app.use(onlyFor(under('/assets'), assetsRouter().routes()));
   app.use(onlyFor(under('/interaction'), metrics.signIns()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer),

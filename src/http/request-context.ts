@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 /** oidc-provider reads at most 56 KiB of a body and refuses more as unparsable (400). */
 const PROVIDER_BODY_LIMIT = 56 * 1024;
@@ -44,7 +44,8 @@ export function requestContext(log: Logger, maxBodyBytes: number): Middleware {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
-    // OneID's pages load nothing from anywhere and run no script; their one style sheet is inline.
+    // OneID's pages load nothing from anywhere; their scripts are OneID's own (/assets, for
+    // passkeys), which talk to OneID alone (connect-src); their one style sheet is inline.
     // oidc-provider adds the hash of the one script it writes (the form_post page) to script-src.
     // No form-action: browsers apply it to the redirects after a sign-in form, which end at the app.
     ctx.set('Content-Security-Policy', CSP);
