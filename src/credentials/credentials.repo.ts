@@ -75,6 +75,17 @@ export async function findCredentialByExternalId<D = Record<string, unknown>>(db
   return row ? toCredential<D>(row as DbCredentialRow) : undefined;
 }
 
+/**
+ * As findCredentialByExternalId, with its owner's status (active, suspended, deprovisioned), in
+ * one statement: a sign-in by credential id needs both.
+ */
+export async function findCredentialByExternalIdWithOwner<D = Record<string, unknown>>(db: Tx, type: CredentialType, externalId: string): Promise<{ credential: Credential<D>; ownerStatus: string } | undefined> {
+  const row = await db('credentials as c').join('users as u', 'u.id', 'c.user_id')
+    .where({ 'c.type': type, 'c.external_id': externalId })
+    .first<(DbCredentialRow & { owner_status: string }) | undefined>('c.*', 'u.status as owner_status');
+  return row ? { credential: toCredential<D>(row), ownerStatus: row.owner_status } : undefined;
+}
+
 export interface NewCredential {
   id?: string;
   userId: string;

@@ -12,9 +12,9 @@ import {
 } from '@simplewebauthn/server';
 import { recordAudit, recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { isUuid } from '../directory/users.repo.ts';
+import { findUserById, isUuid } from '../directory/users.repo.ts';
 import {
-  deleteCredentialById, findCredentialByExternalId, findCredentialById, findCredentialsOfUser, hasCredentialOfUser, insertCredential,
+  deleteCredentialById, findCredentialByExternalIdWithOwner, findCredentialById, findCredentialsOfUser, hasCredentialOfUser, insertCredential,
   updateCredentialById, type Credential,
 } from './credentials.repo.ts';
 import { nowSeconds, type CredentialStrategy, type Proof, type Verified } from './methods.ts';
@@ -272,9 +272,9 @@ export class PasskeyStrategy implements CredentialStrategy {
     const consumed = await consumeWebauthnChallenge(this.#db, parsed.client.challenge, binding, 'authenticate');
     if (!consumed.ok) return { ok: false, reason: consumed.reason };
 
-    const found = await this.#findWithOwner(parsed.json.id);
+    const found = await findCredentialByExternalIdWithOwner<PasskeyData>(this.#db, TYPE, parsed.json.id);
     if (!found) return { ok: false, reason: 'unknown_credential' };
-    const { credential, status } = found;
+    const { credential, ownerStatus: status } = found;
     const owner = credential.userId;
     const expected = [expectedUserId, consumed.challenge.userId ?? undefined].filter((v): v is string => Boolean(v));
     if (expected.some((id) => id.toLowerCase() !== owner)) return { ok: false, reason: 'other_person', userId: owner };
@@ -339,17 +339,8 @@ export class PasskeyStrategy implements CredentialStrategy {
     return Number(result.rowCount ?? 0);
   }
 
-  async #findWithOwner(externalId: string): Promise<{ credential: Credential<PasskeyData>; status: string } | undefined> {
-    const credential = await findCredentialByExternalId<PasskeyData>(this.#db, TYPE, externalId);
-    if (!credential) return undefined;
-    const user = await this.#db('users').where({ id: credential.userId }).first<{ status: string } | undefined>('status');
-    return user ? { credential, status: user.status } : undefined;
-  }
-
   async #isActive(userId: string): Promise<boolean> {
-    if (!isUuid(userId)) return false;
-    const user = await this.#db('users').where({ id: userId }).first<{ status: string } | undefined>('status');
-    return user?.status === 'active';
+    return (await findUserById(this.#db, userId))?.status === 'active';
   }
 
   async list(userId: string): Promise<PasskeyInfo[]> {
