@@ -24,6 +24,8 @@ export const appResource = z.object({
   adminRoles: z.array(z.string()),
   idTokenSigningAlg: z.enum(['RS256', 'ES256']).describe('how the app\'s ID tokens are signed'),
   allowNoPkce: z.boolean().describe('a confidential legacy app may run the code flow without PKCE; every other app must send a S256 code_challenge (RFC 9700)'),
+  signInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
+    .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -45,6 +47,7 @@ export const presentApp = (a: App): z.infer<typeof appResource> => ({
   adminRoles: a.adminRoles,
   idTokenSigningAlg: a.oidc.id_token_signed_response_alg ?? 'RS256',
   allowNoPkce: a.allowNoPkce,
+  signInPolicy: a.signInPolicy,
   version: a.version,
   createdAt: new Date(a.createdAt).toISOString(),
   updatedAt: new Date(a.updatedAt).toISOString(),
