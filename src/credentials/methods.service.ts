@@ -21,8 +21,8 @@ export type RemovableMethod = 'passkey' | 'totp' | 'recovery_codes';
 
 const userNotFound = (): AppError => new AppError('not_found', 'user.not_found', 'no user with this id');
 
-/** A passkey the person did not name is shown by when it was added. */
-const passkeyName = (name: string | null, createdAt: Date): string => name ?? `Passkey added ${new Date(createdAt).toISOString().slice(0, 10)}`;
+/** A passkey the person did not name: shown as their security page shows it. */
+const passkeyName = (name: string | null): string => name ?? 'Passkey';
 
 export class MethodsService {
   constructor(private readonly db: Knex | Knex.Transaction) {}
@@ -42,7 +42,7 @@ export class MethodsService {
       .select<{ id: string; name: string | null; created_at: Date; last_used_at: Date | null }[]>('id', 'name', 'created_at', 'last_used_at');
     return {
       password: facts.password,
-      passkeys: passkeys.map((p) => ({ id: p.id, name: passkeyName(p.name, p.created_at), createdAt: p.created_at, lastUsedAt: p.last_used_at })),
+      passkeys: passkeys.map((p) => ({ id: p.id, name: passkeyName(p.name), createdAt: p.created_at, lastUsedAt: p.last_used_at })),
       totp: facts.totp,
       recoveryCodesRemaining: facts.recovery,
     };
@@ -62,12 +62,13 @@ export class MethodsService {
       if (!user) throw userNotFound();
       if (kind === 'passkey') {
         const [removed] = id && isUuid(id)
-          ? await trx('credentials').where({ id, user_id: userId, type: 'webauthn' }).delete().returning<{ id: string; name: string | null; created_at: Date }[]>(['id', 'name', 'created_at'])
+          ? await trx('credentials').where({ id, user_id: userId, type: 'webauthn' }).delete().returning<{ id: string; name: string | null }[]>(['id', 'name'])
           : [];
         if (!removed) throw new AppError('not_found', 'passkey.not_found', 'this person has no passkey with this id');
         await recordAudit(trx, actor, {
           action: 'passkey.removed', targetType: 'user', targetId: userId,
-          changes: { passkeyId: removed.id, name: passkeyName(removed.name, removed.created_at) },
+          // As the passkey strategy records a removal by the person (keyId: not redacted as a credential).
+          changes: { keyId: removed.id, name: removed.name },
         });
         return;
       }
