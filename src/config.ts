@@ -69,7 +69,7 @@ export interface Config {
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
   /** The sign-in policy of apps that have none of their own (apps.signin_policy null). */
-  signInPolicyDefault: SignInPolicy;
+  signinPolicyDefault: SignInPolicy;
   /**
    * Prometheus metrics at /metrics: on a port of their own when `port` is set, and on the public
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
@@ -132,7 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailures: v.SIGNIN_MAX_FAILURES,
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
-    signInPolicyDefault: v.SIGNIN_POLICY_DEFAULT,
+    signinPolicyDefault: v.SIGNIN_POLICY_DEFAULT,
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },

@@ -157,9 +157,9 @@ describe('loadConfig METRICS_*', () => {
 
 describe('loadConfig SIGNIN_POLICY_DEFAULT', () => {
   it('defaults to password and takes each level', () => {
-    expect(loadConfig({}).signInPolicyDefault).toBe('password');
+    expect(loadConfig({}).signinPolicyDefault).toBe('password');
     for (const level of ['password', 'mfa', 'phishing_resistant']) {
-      expect(loadConfig({ SIGNIN_POLICY_DEFAULT: level }).signInPolicyDefault).toBe(level);
+      expect(loadConfig({ SIGNIN_POLICY_DEFAULT: level }).signinPolicyDefault).toBe(level);
     }
   });
 
