@@ -3,6 +3,8 @@
 // person's token that makes an administrator, sets a password or removes a sign-in method must
 // come from a two-factor sign-in (acr urn:oneid:acr:mfa or stronger).
 import pg from 'pg';
+import { createHash, randomUUID } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as client from 'openid-client';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -351,6 +353,24 @@ describe('step-up for people (RFC 9470)', () => {
     expect(refused.body.code).toBe('user.admin_roles_forbidden');
     expect((await callAs(token, 'PATCH', `/users/${root.id}`, { password: 'taken-over-now' })).status).toBe(403);
     expect((await callAs(token, 'POST', '/apps', { name: 'Nope', grantTypes: ['client_credentials'], adminRoles: ['auditor'] })).status).toBe(403);
+  });
+
+  it('answers a DPoP-bound token with a DPoP challenge naming the acr it needs', async () => {
+    const admin = await person(['super_admin']);
+    const target = await enrolled();
+    const keys = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(keys.publicKey);
+    // A person's token bound to a key (as a DPoP client gets it), from a password-only sign-in.
+    const token = await withAcr(await personToken(admin.username, admin.password), 'urn:oneid:acr:password', db.url, env.ONEID_MASTER_KEY!,
+      { cnf: { jkt: await calculateJwkThumbprint(jwk) } });
+    const url = `${server.url}/admin/api/v1/users/${target.id}/methods/totp`;
+    const proof = await new SignJWT({ htm: 'DELETE', htu: url, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url') })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(keys.privateKey);
+    const res = await fetch(url, { method: 'DELETE', headers: { authorization: `DPoP ${token}`, dpop: proof, accept: 'application/json' } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^DPoP realm="oneid-admin", error="insufficient_user_authentication", error_description="[^"]+", acr_values="urn:oneid:acr:mfa", algs="ES256/);
+    expect((await res.json()).code).toBe('admin.insufficient_user_authentication');
+    expect(await credentialTypes(target.id)).toContain('totp');
   });
 
   it("does not ask apps' own tokens (client_credentials have no acr)", async () => {
