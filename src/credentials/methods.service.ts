@@ -19,6 +19,10 @@ export interface MethodsSummary {
 
 export type RemovableMethod = 'passkey' | 'totp' | 'recovery_codes';
 
+// An authenticator app counts once a code from it was confirmed; before that the row is an
+// enrolment in progress (totp.strategy.ts: data.confirmed).
+const TOTP_CONFIRMED = "coalesce((c.data->>'confirmed')::boolean, false)";
+
 const userNotFound = (): AppError => new AppError('not_found', 'user.not_found', 'no user with this id');
 
 /** A passkey the person did not name: shown as their security page shows it. */
@@ -33,7 +37,7 @@ export class MethodsService {
     // the passkeys (a person has a handful).
     const [facts] = (await this.db.raw(`
       select exists (select 1 from credentials c where c.user_id = u.id and c.type = 'password') as password,
-             exists (select 1 from credentials c where c.user_id = u.id and c.type = 'totp') as totp,
+             exists (select 1 from credentials c where c.user_id = u.id and c.type = 'totp' and ${TOTP_CONFIRMED}) as totp,
              (select count(*) from credentials c where c.user_id = u.id and c.type = 'recovery' and c.last_used_at is null)::int as recovery
         from users u where u.id = ?`, [userId])).rows as { password: boolean; totp: boolean; recovery: number }[];
     if (!facts) throw userNotFound();
@@ -72,16 +76,20 @@ export class MethodsService {
         });
         return;
       }
-      const type = kind === 'totp' ? 'totp' : 'recovery';
-      const removed = await trx('credentials').where({ user_id: userId, type }).delete().returning<{ last_used_at: Date | null }[]>('last_used_at');
-      if (!removed.length) {
-        throw kind === 'totp'
-          ? new AppError('not_found', 'totp.not_enrolled', 'this person has no authenticator app set up')
-          : new AppError('not_found', 'recovery_codes.none', 'this person has no recovery codes');
+      if (kind === 'totp') {
+        // Only a working authenticator app is removed by name; an enrolment the person has not
+        // finished goes with it (it would otherwise replace the removed app when confirmed).
+        const confirmed = await trx('credentials as c').where({ 'c.user_id': userId, 'c.type': 'totp' }).whereRaw(TOTP_CONFIRMED).first('c.id');
+        if (!confirmed) throw new AppError('not_found', 'totp.not_enrolled', 'this person has no authenticator app set up');
+        await trx('credentials').where({ user_id: userId, type: 'totp' }).delete();
+        await recordAudit(trx, actor, { action: 'totp.removed', targetType: 'user', targetId: userId });
+        return;
       }
-      await recordAudit(trx, actor, kind === 'totp'
-        ? { action: 'totp.removed', targetType: 'user', targetId: userId }
-        : { action: 'recovery_codes.removed', targetType: 'user', targetId: userId, changes: { unusedCodes: removed.filter((r) => r.last_used_at === null).length } });
+      const removed = await trx('credentials').where({ user_id: userId, type: 'recovery' }).delete().returning<{ last_used_at: Date | null }[]>('last_used_at');
+      if (!removed.length) throw new AppError('not_found', 'recovery_codes.none', 'this person has no recovery codes');
+      await recordAudit(trx, actor, {
+        action: 'recovery_codes.removed', targetType: 'user', targetId: userId, changes: { unusedCodes: removed.filter((r) => r.last_used_at === null).length },
+      });
     });
   }
 }

@@ -83,7 +83,7 @@ describe('oneid users methods|reset-method', () => {
     grace = created.json;
     passkey = (await sql.query(`insert into credentials (id, user_id, type, data, external_id, name) values
       (gen_random_uuid(), $1, 'webauthn', '{"publicKey":"SECRET-ISH-KEY"}', 'cred-1', 'YubiKey') returning id`, [grace.id])).rows[0].id;
-    await sql.query(`insert into credentials (id, user_id, type, data) values (gen_random_uuid(), $1, 'totp', '{"secret":"TOTP-SEED"}')`, [grace.id]);
+    await sql.query(`insert into credentials (id, user_id, type, data) values (gen_random_uuid(), $1, 'totp', '{"secret":"TOTP-SEED","confirmed":true,"lastStep":0}')`, [grace.id]);
     for (let i = 0; i < 3; i += 1) {
       await sql.query(`insert into credentials (id, user_id, type, data) values (gen_random_uuid(), $1, 'recovery', '{"hash":"h"}')`, [grace.id]);
     }

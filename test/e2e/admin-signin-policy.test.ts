@@ -96,7 +96,7 @@ async function enrolled(adminRoles: string[] = []) {
     external_id: `cred-laptop-${p.id}`, name: 'Laptop', last_used_at: new Date('2026-12-01T10:00:00Z'), created_at: new Date('2026-11-01T10:00:00Z'),
   });
   const key = await ins('webauthn', { publicKey: 'pQECAyYgASFYIANOTHERKEY', counter: 0 }, { external_id: `cred-key-${p.id}`, created_at: new Date('2026-11-02T10:00:00Z') });
-  await ins('totp', { secret: 'ENCRYPTED-TOTP-SEED-VALUE' });
+  await ins('totp', { secret: 'ENCRYPTED-TOTP-SEED-VALUE', confirmed: true, lastStep: 0 });
   await ins('recovery', { hash: '$argon2id$v=19$m=19456,t=2,p=1$recovery-one' });
   await ins('recovery', { hash: '$argon2id$v=19$m=19456,t=2,p=1$recovery-two' });
   await ins('recovery', { hash: '$argon2id$v=19$m=19456,t=2,p=1$recovery-used' }, { last_used_at: new Date() });
@@ -258,6 +258,17 @@ describe('DELETE /admin/api/v1/users/:id/methods/...', () => {
       ['recovery_codes.removed', userAdmin.clientId, { unusedCodes: 2 }],
       ['totp.removed', userAdmin.clientId, null],
     ]);
+  });
+
+  it('counts an authenticator app only once its enrolment is confirmed, and leaves an unfinished one alone', async () => {
+    const p = await person();
+    await sql.query(`insert into credentials (id, user_id, type, data) values (gen_random_uuid(), $1, 'totp', $2)`,
+      [p.id, JSON.stringify({ secret: 'PENDING-SEED', confirmed: false, lastStep: 0 })]);
+    expect((await userAdmin.call('GET', `/users/${p.id}/methods`)).body.totp).toBe(false);
+    const res = await userAdmin.call('DELETE', `/users/${p.id}/methods/totp`);
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('totp.not_enrolled');
+    expect(await credentialTypes(p.id)).toEqual(['password', 'totp']);
   });
 
   it("refuses an auditor (reads only), and a user_admin resetting a super_admin's methods (403), removing nothing", async () => {
