@@ -1,6 +1,7 @@
 // The only module that reads process.env. Everything else receives a Config.
 import path from 'node:path';
 import { z } from 'zod';
+import type { SignInPolicy } from './access/signin-policy.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -32,6 +33,9 @@ const schema = z.object({
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
+  SIGNIN_POLICY_DEFAULT: z.enum(['password', 'mfa', 'phishing_resistant'] satisfies SignInPolicy[], {
+    error: 'must be password, mfa or phishing_resistant',
+  }).default('password'),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
@@ -64,6 +68,8 @@ export interface Config {
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
+  /** The sign-in policy of apps that have none of their own (apps.signin_policy null). */
+  signinPolicyDefault: SignInPolicy;
   /**
    * Prometheus metrics at /metrics: on a port of their own when `port` is set, and on the public
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
@@ -126,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailures: v.SIGNIN_MAX_FAILURES,
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
+    signinPolicyDefault: v.SIGNIN_POLICY_DEFAULT,
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },

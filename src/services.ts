@@ -17,6 +17,7 @@ import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
+import { MethodsService } from './credentials/methods.service.ts';
 
 export interface Services {
   db: Knex;
@@ -37,6 +38,8 @@ export interface Services {
   groups: GroupsService;
   access: AccessService;
   scimTokens: ScimTokensService;
+  /** What an administrator sees of a person's sign-in methods, and removes. */
+  methods: MethodsService;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -60,5 +63,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     groups: new GroupsService(db),
     access: new AccessService(db),
     scimTokens: new ScimTokensService(db),
+    methods: new MethodsService(db),
   };
 }
