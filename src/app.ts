@@ -76,7 +76,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
   await clients.start();
-  const defaultPolicy = (config as { signinPolicyDefault?: SignInPolicy }).signinPolicyDefault ?? 'password';
+  const defaultPolicy = config.signinPolicyDefault;
   const provider = createProvider({
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });
