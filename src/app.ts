@@ -16,7 +16,6 @@ import { Views } from './login/views.ts';
 import { interactionRouter } from './oidc/interaction.routes.ts';
 import { loginRouter } from './login/login.routes.ts';
 import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
-import type { SignInPolicy } from './access/signin-policy.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
 import { assetsRouter } from './login/assets.routes.ts';
