@@ -36,6 +36,7 @@ const schema = z.object({
   SIGNIN_POLICY_DEFAULT: z.enum(['password', 'mfa', 'phishing_resistant'] satisfies SignInPolicy[], {
     error: 'must be password, mfa or phishing_resistant',
   }).default('password'),
+  PASSKEY_USER_VERIFICATION: z.enum(['preferred', 'required'], { error: 'must be preferred or required' }).default('preferred'),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
@@ -70,6 +71,8 @@ export interface Config {
   signinLockSeconds: number;
   /** The sign-in policy of apps that have none of their own (apps.signin_policy null). */
   signinPolicyDefault: SignInPolicy;
+  /** Whether every passkey must verify its person (biometric or PIN), or only should. */
+  passkeyUserVerification: 'preferred' | 'required';
   /**
    * Prometheus metrics at /metrics: on a port of their own when `port` is set, and on the public
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
@@ -133,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
     signinPolicyDefault: v.SIGNIN_POLICY_DEFAULT,
+    passkeyUserVerification: v.PASSKEY_USER_VERIFICATION,
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },

@@ -53,7 +53,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     passwords: new PasswordStrategy(db, hasher),
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
     sessions: new SessionsService(db, { ttlSeconds: config.sessionTtlSeconds }),
-    passkeys: new PasskeyStrategy(db, passkeyConfigFromIssuer(config.issuer)),
+    passkeys: new PasskeyStrategy(db, passkeyConfigFromIssuer(config.issuer, 'OneID', config.passkeyUserVerification)),
     totp: masterKey ? new TotpStrategy(db, masterKey, 'OneID') : undefined,
     recovery: new RecoveryCodes(db, hasher),
     setup: new SetupService(db, users),
