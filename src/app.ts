@@ -116,6 +116,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
 
   app.use(errorHandler(log, views));
   app.use(notFound(views));
+  app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH, ['/login/start']));
   app.use(onlyFor((path) => path === '/', homeRouter(flows, users, views).routes()));
   const signInPaths = (path: string): boolean => under('/login')(path) || path === '/logout';
   app.use(onlyFor(signInPaths, metrics.signIns()));
@@ -138,7 +139,6 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(oauthResponses(config.issuer));
-  app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH));
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
   // See provider.ts ('end_session.success'): the person signed out of OneID from an app.

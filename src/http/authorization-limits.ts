@@ -73,8 +73,10 @@ function paramsProblem(query: Record<string, string | string[] | undefined>): st
  * bound and, unless its app authenticates with HTTP Basic, it counts against the same per-IP
  * limit; both answered as the OAuth JSON error.
  */
-export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string): Middleware {
-  const isAuthorization = routesTo(path);
+export function authorizationLimits(db: Knex, views: Views, limits: AuthorizeLimits, path: string, parPath: string, alsoCounted: readonly string[] = []): Middleware {
+  const routed = routesTo(path);
+  // Other GETs that store a sign-in as the authorization endpoint does (OneID's /login/start).
+  const isAuthorization = (p: string): boolean => routed(p) || alsoCounted.includes(p);
   const isPar = routesTo(parPath);
   const limiter = new RateLimiterPostgres({
     storeClient: knexRateLimitStore(db), storeType: 'pool', tableName: 'rate_limits', tableCreated: true,

@@ -143,6 +143,10 @@ export class LoginFlows {
     // The session counts toward this sign-in (a step-up) unless the caller wants a new sign-in.
     const reuse = session && !request.force && !(request.maxAge !== undefined && now - session.authTime > request.maxAge);
     const id = newId();
+    // Finished and abandoned flows are removed as new ones start, a bounded batch at a time.
+    if (Math.random() < 0.05) {
+      await this.db.raw('delete from login_flows where id in (select id from login_flows where expires_at < now() limit 500)');
+    }
     await this.db('login_flows').insert({
       id, binding_hash: this.#binding(ctx), requirements: JSON.stringify(request), return_to: returnTo,
       user_id: reuse ? session.userId : null, session_id: reuse ? session.id : null,

@@ -48,6 +48,11 @@ export class SessionsService {
   async start(userId: string, proofs: Proof[], device: { ip?: string | null; userAgent?: string | null }, actor: Actor, trx?: Knex.Transaction): Promise<Opened> {
     const token = newSecret();
     const authTime = new Date(Math.max(...proofs.map((p) => p.at)) * 1000);
+    // Sessions ended or expired a month ago go, a bounded batch at a time, as new ones start.
+    if (Math.random() < 0.05) {
+      await (trx ?? this.db).raw(`delete from sessions where id in (select id from sessions
+        where coalesce(ended_at, expires_at) < now() - interval '30 days' limit 500)`);
+    }
     const session = await insertSession(trx ?? this.db, {
       id: newId(), token_hash: sha256(token), user_id: userId, auth_time: authTime, methods: proofs,
       acr: acrOf(proofs), amr: amrOf(proofs), user_agent: device.userAgent?.slice(0, 500) ?? null, ip: device.ip ?? null,
