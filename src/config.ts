@@ -32,6 +32,8 @@ const schema = z.object({
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
+  // NIST SP 800-63B: at least 8 for a password a person chooses; at most the longest we accept.
+  PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(256).default(8),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
@@ -61,6 +63,8 @@ export interface Config {
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   password: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Shortest password a person may choose for themselves (credentials/password-policy.ts). */
+  passwordMinLength: number;
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
@@ -129,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
+    passwordMinLength: v.PASSWORD_MIN_LENGTH,
     metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },
   };
 }
