@@ -19,6 +19,7 @@ import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
 import type { SignInPolicy } from './access/signin-policy.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
+import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
@@ -127,6 +128,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
+  app.use(onlyFor(under(SECURITY_PATH), accountRouter({
+    db, views, sessions: services.sessions, users, passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
+    throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
+  }).routes()));
 
   const authenticate = bearerAuthenticator({
     db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),

@@ -1,0 +1,227 @@
+// Black-box: the security page at /account/security against a server on a port. A OneID session
+// is made the way a sign-in makes it (SessionsService.start) and its token put in a test browser's
+// oneid.sso cookie; everything else goes through the page's forms.
+import type { Knex } from 'knex';
+import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+import { startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
+import { Browser, type Page } from '../helpers/browser.ts';
+import { PasswordHasher } from '../../src/credentials/password.ts';
+import { UsersService } from '../../src/directory/users.service.ts';
+import { SessionsService } from '../../src/sessions/sessions.service.ts';
+import { nowSeconds } from '../../src/credentials/methods.ts';
+
+const PASSWORD = 'first-password-1';
+const SIGN_IN = '/login/start?return_to=%2Faccount%2Fsecurity';
+
+let database: MigratedDatabase;
+let db: Knex;
+let server: RunningServer;
+let users: UsersService;
+let sessions: SessionsService;
+
+beforeAll(async () => {
+  database = await createMigratedDatabase();
+  db = database.db;
+  server = await startServer({ DATABASE_URL: database.database.url, ONEID_MASTER_KEY: testMasterKey(), PASSWORD_MIN_LENGTH: '10' });
+  users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  sessions = new SessionsService(db, { ttlSeconds: 3600 });
+}, 120000);
+
+afterAll(async () => {
+  if (process.env.DEBUG_SERVER) console.log(server?.output().slice(-3000));
+  await server?.stop();
+  await database?.close();
+});
+
+let counter = 0;
+async function newPerson(): Promise<{ id: string; username: string }> {
+  counter += 1;
+  const user = await users.createUser({ username: `person${counter}`, password: PASSWORD, name: `Person ${counter}` });
+  return { id: user.id, username: user.username };
+}
+
+/** A browser signed in as `userId`: a session started as a password sign-in would, its token in the cookie. */
+async function signedInBrowser(userId: string, userAgent = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/133.0'): Promise<{ browser: Browser; sessionId: string }> {
+  const { session, token } = await sessions.start(userId, [{ method: 'password', at: nowSeconds(), amr: ['pwd'] }], { ip: '192.0.2.7', userAgent }, { type: 'user', id: userId });
+  const browser = new Browser();
+  browser.cookies.set(new URL(server.url).host, new Map([['oneid.sso', token]]));
+  return { browser, sessionId: session.id };
+}
+
+const page = (browser: Browser): Promise<Page> => browser.navigate(`${server.url}/account/security`);
+const liveSessionIds = async (userId: string): Promise<string[]> => (await sessions.listForUser(userId)).map((s) => s.id).sort();
+const auditActions = async (userId: string): Promise<string[]> =>
+  (await db('audit_events').where({ actor_id: userId }).orderBy('seq').select('action')).map((r: { action: string }) => r.action);
+
+describe('GET /account/security', () => {
+  it('sends a browser without a session to the sign-in (303), and one with an unknown token too', async () => {
+    const anonymous = new Browser();
+    const res = await anonymous.request(`${server.url}/account/security`);
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(SIGN_IN);
+
+    const forged = new Browser();
+    forged.cookies.set(new URL(server.url).host, new Map([['oneid.sso', 'not-a-session-token']]));
+    const again = await forged.request(`${server.url}/account/security`);
+    expect(again.status).toBe(303);
+    expect(again.headers.get('location')).toBe(SIGN_IN);
+    const post = await forged.request(`${server.url}/account/security/sessions/end-all`, { method: 'POST', body: new URLSearchParams({ _csrf: 'x' }) });
+    expect(post.status).toBe(303);
+    expect(post.headers.get('location')).toBe(SIGN_IN);
+  });
+
+  it('shows the person, their sessions with this device marked, and is not cached', async () => {
+    const person = await newPerson();
+    const { browser, sessionId } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id, 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Version/17.0 Mobile/15E148 Safari/604.1');
+    const shown = await page(browser);
+    expect(shown.status).toBe(200);
+    expect(shown.headers.get('cache-control')).toBe('no-store');
+    expect(shown.html).toContain(`Person ${counter}`);
+    expect(shown.html).toMatch(new RegExp(`data-session-id="${sessionId}" data-current="true"`));
+    expect(shown.html).toMatch(new RegExp(`data-session-id="${other.sessionId}">`));
+    expect(shown.html).toContain('Firefox on Windows');
+    expect(shown.html).toContain('Safari on iOS');
+    expect(shown.html).toContain('192.0.2.7');
+    expect(shown.html).toContain('This device');
+    expect((shown.html.match(/class="item session"/g) ?? []).length).toBe(2);
+  });
+
+  it('speaks Simplified Chinese to a zh-CN browser', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    browser.acceptLanguage = 'zh-CN,zh;q=0.9';
+    const shown = await page(browser);
+    expect(shown.html).toContain('安全设置');
+    expect(shown.html).toContain('当前设备');
+  });
+});
+
+describe('POST /account/security/password', () => {
+  it('changes the password: the old one stops working, this session stays, the person\'s other session ends', async () => {
+    const person = await newPerson();
+    const { browser, sessionId } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id);
+    const done = await browser.submit(await page(browser), '/password', { current_password: PASSWORD, new_password: 'correct horse battery staple', confirm_password: 'correct horse battery staple' });
+    expect(done.status).toBe(200);
+    expect(done.url).toBe(`${server.url}/account/security?done=password`);
+    expect(done.html).toContain('Your password has been changed');
+
+    expect(await users.authenticate(person.username, PASSWORD)).toBeUndefined();
+    expect((await users.authenticate(person.username, 'correct horse battery staple'))?.id).toBe(person.id);
+    // This browser is still signed in; the other one is sent to the sign-in.
+    expect((await page(browser)).status).toBe(200);
+    const otherRes = await other.browser.request(`${server.url}/account/security`);
+    expect(otherRes.status).toBe(303);
+    expect(await liveSessionIds(person.id)).toEqual([sessionId]);
+
+    const actions = await auditActions(person.id);
+    expect(actions).toContain('user.updated');
+    expect(actions).toContain('sessions.ended');
+    const updated = await db('audit_events').where({ actor_id: person.id, action: 'user.updated' }).first('changes');
+    expect(updated.changes).toMatchObject({ passwordChanged: true, keptSessionId: sessionId });
+    expect(JSON.stringify(updated.changes)).not.toContain('correct horse');
+  });
+
+  it.each([
+    ['en', 'too short', 'short-1', 'The new password must have at least 10 characters.'],
+    ['zh-CN', 'too short', 'short-1', '新密码至少需要 10 个字符。'],
+    ['en', 'too common', 'Password123', 'This password is too common'],
+    ['zh-CN', 'too common', 'iloveyou12', '此密码过于常见'],
+    ['en', 'wrong current password', 'a fine new password', 'The current password is incorrect.'],
+    ['zh-CN', 'wrong current password', 'a fine new password', '当前密码不正确。'],
+  ])('answers 400 in %s (%s) and changes nothing', async (language, reason, next, message) => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id);
+    browser.acceptLanguage = language;
+    const current = reason === 'wrong current password' ? 'not-my-password' : PASSWORD;
+    const res = await browser.submit(await page(browser), '/password', { current_password: current, new_password: next, confirm_password: next });
+    expect(res.status).toBe(400);
+    expect(res.html).toContain(message);
+    expect(res.headers.get('content-language')).toBe(language);
+    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+    expect((await liveSessionIds(person.id)).length).toBe(2);
+    expect((await other.browser.request(`${server.url}/account/security`)).status).toBe(200);
+    if (reason === 'wrong current password') expect(await auditActions(person.id)).toContain('user.password_change_refused');
+  });
+
+  it('answers 400 when the two new passwords differ', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const res = await browser.submit(await page(browser), '/password', { current_password: PASSWORD, new_password: 'a fine new password', confirm_password: 'a fine new passw0rd' });
+    expect(res.status).toBe(400);
+    expect(res.html).toContain('The two new passwords do not match.');
+    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+  });
+
+  it('refuses a form without the CSRF token: nothing changes', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    await page(browser);
+    const res = await browser.request(`${server.url}/account/security/password`, {
+      method: 'POST', body: new URLSearchParams({ current_password: PASSWORD, new_password: 'a fine new password', confirm_password: 'a fine new password' }),
+    });
+    expect(res.status).toBe(403);
+    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+    expect(await auditActions(person.id)).not.toContain('user.updated');
+  });
+});
+
+describe('POST /account/security/sessions', () => {
+  it('signs out one other session of the person, audited', async () => {
+    const person = await newPerson();
+    const { browser, sessionId } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id);
+    const shown = await page(browser);
+    const done = await browser.submit(shown, `/sessions/${other.sessionId}/end`, {});
+    expect(done.url).toBe(`${server.url}/account/security?done=session_ended`);
+    expect(await liveSessionIds(person.id)).toEqual([sessionId]);
+    expect((await other.browser.request(`${server.url}/account/security`)).status).toBe(303);
+    expect(await auditActions(person.id)).toContain('session.ended');
+  });
+
+  it('leaves another person\'s session alone when its id is sent', async () => {
+    const person = await newPerson();
+    const stranger = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const theirs = await signedInBrowser(stranger.id);
+    const shown = await page(browser);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(shown.html)![1]!;
+    const res = await browser.request(`${server.url}/account/security/sessions/${theirs.sessionId}/end`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/account/security');
+    expect(await liveSessionIds(stranger.id)).toEqual([theirs.sessionId]);
+    expect((await theirs.browser.request(`${server.url}/account/security`)).status).toBe(200);
+    // Not a session id at all: no error page, nothing ended.
+    const odd = await browser.request(`${server.url}/account/security/sessions/'%20or%201=1/end`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+    expect(odd.status).toBe(303);
+    expect((await liveSessionIds(person.id)).length).toBe(1);
+  });
+
+  it('signs out everywhere, this browser included, which then meets the sign-in', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    await signedInBrowser(person.id);
+    const shown = await page(browser);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(shown.html)![1]!;
+    const res = await browser.request(`${server.url}/account/security/sessions/end-all`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(SIGN_IN);
+    expect(await liveSessionIds(person.id)).toEqual([]);
+    expect((await browser.request(`${server.url}/account/security`)).headers.get('location')).toBe(SIGN_IN);
+    expect(await auditActions(person.id)).toContain('sessions.ended');
+  });
+
+  it('refuses sign-out without the CSRF token: every session stays', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id);
+    await page(browser);
+    const one = await browser.request(`${server.url}/account/security/sessions/${other.sessionId}/end`, { method: 'POST', body: new URLSearchParams({}) });
+    const all = await browser.request(`${server.url}/account/security/sessions/end-all`, { method: 'POST', body: new URLSearchParams({ _csrf: 'forged' }) });
+    expect(one.status).toBe(403);
+    expect(all.status).toBe(403);
+    expect((await liveSessionIds(person.id)).length).toBe(2);
+  });
+});
