@@ -127,7 +127,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
   }).routes()));
-  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
+  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
     db, views, sessions: services.sessions, users, passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
