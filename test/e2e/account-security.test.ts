@@ -146,6 +146,21 @@ describe('POST /account/security/password', () => {
     if (reason === 'wrong current password') expect(await auditActions(person.id)).toContain('user.password_change_refused');
   });
 
+  it('counts wrong current passwords as failed sign-ins: past the limit even the right one is refused (429)', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    let shown = await page(browser);
+    for (let i = 0; i < 10; i += 1) {
+      shown = await browser.submit(shown, '/password', { current_password: `guess-${i}`, new_password: 'a fine new password', confirm_password: 'a fine new password' });
+      expect(shown.status).toBe(400);
+    }
+    const locked = await browser.submit(shown, '/password', { current_password: PASSWORD, new_password: 'a fine new password', confirm_password: 'a fine new password' });
+    expect(locked.status).toBe(429);
+    expect(locked.html).toContain('Too many wrong passwords.');
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await users.authenticate(person.username, 'a fine new password')).toBeUndefined();
+  });
+
   it('answers 400 when the two new passwords differ', async () => {
     const person = await newPerson();
     const { browser } = await signedInBrowser(person.id);
@@ -197,6 +212,16 @@ describe('POST /account/security/sessions', () => {
     const odd = await browser.request(`${server.url}/account/security/sessions/'%20or%201=1/end`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
     expect(odd.status).toBe(303);
     expect((await liveSessionIds(person.id)).length).toBe(1);
+  });
+
+  it('signs out this browser from its own row: it meets the sign-in, the other session stays', async () => {
+    const person = await newPerson();
+    const { browser, sessionId } = await signedInBrowser(person.id);
+    const other = await signedInBrowser(person.id);
+    const res = await browser.submit(await page(browser), `/sessions/${sessionId}/end`, {});
+    expect(res.url).toBe(`${server.url}${SIGN_IN}`);
+    expect(browser.cookies.get(new URL(server.url).host)?.has('oneid.sso')).toBe(false);
+    expect(await liveSessionIds(person.id)).toEqual([other.sessionId]);
   });
 
   it('signs out everywhere, this browser included, which then meets the sign-in', async () => {
