@@ -129,8 +129,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
-    db, views, sessions: services.sessions, users, passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
-    throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
+    db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
+    passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
   }).routes()));
 
   const authenticate = bearerAuthenticator({

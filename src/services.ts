@@ -13,7 +13,6 @@ import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
-import { SessionsService } from './sessions/sessions.service.ts';
 import { PasswordPolicy } from './credentials/password-policy.ts';
 
 export interface Services {
@@ -31,7 +30,6 @@ export interface Services {
   groups: GroupsService;
   access: AccessService;
   scimTokens: ScimTokensService;
-  sessions: SessionsService;
   /** What a person may choose as their password (PASSWORD_MIN_LENGTH, common passwords). */
   passwordPolicy: PasswordPolicy;
 }
@@ -54,7 +52,6 @@ export function createServices(db: Knex, config: Config): Services {
     groups: new GroupsService(db),
     access: new AccessService(db),
     scimTokens: new ScimTokensService(db),
-    sessions: new SessionsService(db, { ttlSeconds: config.sessionTtlSeconds }),
     passwordPolicy: new PasswordPolicy(config.passwordMinLength),
   };
 }

@@ -12,7 +12,9 @@ import type { Knex } from 'knex';
 import { csrf } from '../http/csrf.ts';
 import type { Views } from '../login/views.ts';
 import { translate, type MessageKey } from '../login/i18n.ts';
-import type { SignInThrottle } from '../http/signin-throttle.ts';
+import type { SignInThrottle } from '../credentials/signin-throttle.ts';
+import type { PasswordStrategy } from '../credentials/password.strategy.ts';
+import { SESSION_COOKIE } from '../login/flow.ts';
 import { AppError } from '../shared/errors.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import type { SessionsService, Session } from '../sessions/sessions.service.ts';
@@ -23,8 +25,6 @@ import { PASSWORD_MAX_LENGTH } from '../credentials/password.ts';
 import { summarizeUserAgent } from './devices.ts';
 import type { PasskeyMethods, RecoveryCodeMethods, TotpMethods } from './methods.ts';
 
-/** OneID's session cookie (see sessions/): a random token, its SHA-256 in sessions.token_hash. */
-export const SESSION_COOKIE = 'oneid.sso';
 export const SECURITY_PATH = '/account/security';
 /** Where a browser without a session goes: the sign-in, which brings it back here. */
 export const SIGN_IN_PATH = `/login/start?return_to=${encodeURIComponent(SECURITY_PATH)}`;
@@ -34,6 +34,8 @@ export interface AccountDeps {
   views: Views;
   sessions: SessionsService;
   users: UsersService;
+  /** Checks the current password before a change. */
+  passwords: Pick<PasswordStrategy, 'signIn'>;
   passwordPolicy: PasswordPolicy;
   /** The sign-in throttle: wrong current passwords count against the account as failed sign-ins. */
   throttle: SignInThrottle;
@@ -64,7 +66,7 @@ interface Signed { session: Session; user: User; actor: Actor }
 interface Problem { key: MessageKey; vars?: Record<string, unknown>; status: number }
 
 export function accountRouter(deps: AccountDeps): Router {
-  const { views, sessions, users, passwordPolicy, throttle, passkeys, totp, recoveryCodes } = deps;
+  const { views, sessions, users, passwords, passwordPolicy, throttle, passkeys, totp, recoveryCodes } = deps;
   const router = new Router({ prefix: SECURITY_PATH });
   router.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: `${deps.maxBodyBytes}b`, jsonLimit: `${deps.maxBodyBytes}b` }));
   router.use(async (ctx, next) => {
@@ -162,14 +164,15 @@ export function accountRouter(deps: AccountDeps): Router {
     if (next !== again) return renderPage(ctx, { passwordProblem: { key: 'account.password.mismatch', status: 400 } });
     // The current password is checked as a sign-in is, under the same per-account and per-IP
     // limits: a stolen session cookie must not become a way to guess the password.
-    const checked = await users.signIn(user.username, current, undefined, (subject) => throttle.reserve(subject, ctx.ip));
+    const checked = await passwords.signIn(user.username, current, (subject) => throttle.reserve(subject, ctx.ip));
     if (checked.retryAfter > 0) {
       ctx.set('Retry-After', String(checked.retryAfter));
       return renderPage(ctx, { passwordProblem: { key: 'account.password.throttled', vars: { minutes: Math.ceil(checked.retryAfter / 60) }, status: 429 } });
     }
-    if (checked.user?.id !== user.id) {
+    // Only a proof says the password was right (a refusal may still name the person).
+    if (!checked.proof || checked.user?.id !== user.id) {
       await recordAuditNow(deps.db, actor, {
-        action: 'user.password_change_refused', targetType: 'user', targetId: user.id, changes: { reason: 'wrong_current_password', sessionId: session.id },
+        action: 'user.password_change_refused', targetType: 'user', targetId: user.id, changes: { reason: checked.reason ?? 'bad_password', sessionId: session.id },
       });
       return renderPage(ctx, { passwordProblem: { key: 'account.password.wrong_current', status: 400 } });
     }

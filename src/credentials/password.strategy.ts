@@ -52,7 +52,9 @@ export class PasswordStrategy implements CredentialStrategy {
 
   /** Whether the name and password sign in; the person, or undefined. */
   async authenticate(login: string, password: string): Promise<User | undefined> {
-    return (await this.signIn(login, password)).user;
+    // A refusal may still name the person (for the audit log): only a proof means signed in.
+    const result = await this.signIn(login, password);
+    return result.proof ? result.user : undefined;
   }
 
   /**

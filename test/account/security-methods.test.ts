@@ -11,7 +11,8 @@ import { PasswordHasher } from '../../src/credentials/password.ts';
 import { PasswordPolicy } from '../../src/credentials/password-policy.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
 import { SessionsService } from '../../src/sessions/sessions.service.ts';
-import { SignInThrottle } from '../../src/http/signin-throttle.ts';
+import { SignInThrottle } from '../../src/credentials/signin-throttle.ts';
+import { PasswordStrategy } from '../../src/credentials/password.strategy.ts';
 import { errorHandler } from '../../src/http/errors.ts';
 import { Views } from '../../src/login/views.ts';
 import { createLogger } from '../../src/shared/logger.ts';
@@ -102,13 +103,14 @@ const recoveryCodes = new FakeRecoveryCodes();
 beforeAll(async () => {
   database = await createMigratedDatabase();
   const { db } = database;
-  users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  const hasher = new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  users = new UsersService(db, hasher);
   sessions = new SessionsService(db, { ttlSeconds: 3600 });
   const views = new Views(false);
   const app = new Koa({ keys: ['test-cookie-key'] });
   app.use(errorHandler(createLogger('silent'), views));
   app.use(accountRouter({
-    db, views, sessions, users, passwordPolicy: new PasswordPolicy(8), throttle: new SignInThrottle(db), maxBodyBytes: 100 * 1024,
+    db, views, sessions, users, passwords: new PasswordStrategy(db, hasher), passwordPolicy: new PasswordPolicy(8), throttle: new SignInThrottle(db), maxBodyBytes: 100 * 1024,
     passkeys, totp, recoveryCodes,
   }).routes());
   server = http.createServer(app.callback());

@@ -8,6 +8,7 @@ import { Browser, type Page } from '../helpers/browser.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
 import { SessionsService } from '../../src/sessions/sessions.service.ts';
+import { PasswordStrategy } from '../../src/credentials/password.strategy.ts';
 import { nowSeconds } from '../../src/credentials/methods.ts';
 
 const PASSWORD = 'first-password-1';
@@ -18,12 +19,15 @@ let db: Knex;
 let server: RunningServer;
 let users: UsersService;
 let sessions: SessionsService;
+let passwords: PasswordStrategy;
 
 beforeAll(async () => {
   database = await createMigratedDatabase();
   db = database.db;
   server = await startServer({ DATABASE_URL: database.database.url, ONEID_MASTER_KEY: testMasterKey(), PASSWORD_MIN_LENGTH: '10' });
-  users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  const hasher = new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  users = new UsersService(db, hasher);
+  passwords = new PasswordStrategy(db, hasher);
   sessions = new SessionsService(db, { ttlSeconds: 3600 });
 }, 120000);
 
@@ -107,8 +111,8 @@ describe('POST /account/security/password', () => {
     expect(done.url).toBe(`${server.url}/account/security?done=password`);
     expect(done.html).toContain('Your password has been changed');
 
-    expect(await users.authenticate(person.username, PASSWORD)).toBeUndefined();
-    expect((await users.authenticate(person.username, 'correct horse battery staple'))?.id).toBe(person.id);
+    expect(await passwords.authenticate(person.username, PASSWORD)).toBeUndefined();
+    expect((await passwords.authenticate(person.username, 'correct horse battery staple'))?.id).toBe(person.id);
     // This browser is still signed in; the other one is sent to the sign-in.
     expect((await page(browser)).status).toBe(200);
     const otherRes = await other.browser.request(`${server.url}/account/security`);
@@ -140,7 +144,7 @@ describe('POST /account/security/password', () => {
     expect(res.status).toBe(400);
     expect(res.html).toContain(message);
     expect(res.headers.get('content-language')).toBe(language);
-    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+    expect((await passwords.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
     expect((await liveSessionIds(person.id)).length).toBe(2);
     expect((await other.browser.request(`${server.url}/account/security`)).status).toBe(200);
     if (reason === 'wrong current password') expect(await auditActions(person.id)).toContain('user.password_change_refused');
@@ -158,7 +162,7 @@ describe('POST /account/security/password', () => {
     expect(locked.status).toBe(429);
     expect(locked.html).toContain('Too many wrong passwords.');
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(await users.authenticate(person.username, 'a fine new password')).toBeUndefined();
+    expect(await passwords.authenticate(person.username, 'a fine new password')).toBeUndefined();
   });
 
   it('answers 400 when the two new passwords differ', async () => {
@@ -167,7 +171,7 @@ describe('POST /account/security/password', () => {
     const res = await browser.submit(await page(browser), '/password', { current_password: PASSWORD, new_password: 'a fine new password', confirm_password: 'a fine new passw0rd' });
     expect(res.status).toBe(400);
     expect(res.html).toContain('The two new passwords do not match.');
-    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+    expect((await passwords.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
   });
 
   it('refuses a form without the CSRF token: nothing changes', async () => {
@@ -178,7 +182,7 @@ describe('POST /account/security/password', () => {
       method: 'POST', body: new URLSearchParams({ current_password: PASSWORD, new_password: 'a fine new password', confirm_password: 'a fine new password' }),
     });
     expect(res.status).toBe(403);
-    expect((await users.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
+    expect((await passwords.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
     expect(await auditActions(person.id)).not.toContain('user.updated');
   });
 });
@@ -218,8 +222,10 @@ describe('POST /account/security/sessions', () => {
     const person = await newPerson();
     const { browser, sessionId } = await signedInBrowser(person.id);
     const other = await signedInBrowser(person.id);
-    const res = await browser.submit(await page(browser), `/sessions/${sessionId}/end`, {});
-    expect(res.url).toBe(`${server.url}${SIGN_IN}`);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec((await page(browser)).html)![1]!;
+    const res = await browser.request(`${server.url}/account/security/sessions/${sessionId}/end`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(SIGN_IN);
     expect(browser.cookies.get(new URL(server.url).host)?.has('oneid.sso')).toBe(false);
     expect(await liveSessionIds(person.id)).toEqual([other.sessionId]);
   });
