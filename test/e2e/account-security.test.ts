@@ -74,6 +74,18 @@ describe('GET /account/security', () => {
     expect(post.headers.get('location')).toBe(SIGN_IN);
   });
 
+  it('brings a browser through OneID\'s sign-in and back to the page, signed in', async () => {
+    const person = await newPerson();
+    const browser = new Browser();
+    const signIn = await browser.navigate(`${server.url}/account/security`);
+    expect(new URL(signIn.url).pathname).toMatch(/^\/login\/[0-9a-f-]+$/);
+    const back = await browser.submit(signIn, '/password', { login: person.username, password: PASSWORD });
+    expect(back.status).toBe(200);
+    expect(new URL(back.url).pathname).toBe('/account/security');
+    expect(back.html).toContain('data-current="true"');
+    expect(await liveSessionIds(person.id)).toHaveLength(1);
+  });
+
   it('shows the person, their sessions with this device marked, and is not cached', async () => {
     const person = await newPerson();
     const { browser, sessionId } = await signedInBrowser(person.id);
