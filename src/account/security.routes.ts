@@ -2,9 +2,10 @@
 // signed in, their passkeys, authenticator app and recovery codes. It needs a OneID session
 // (sessions/), whatever protocol the person came through, and knows nothing of oidc-provider.
 //
-// Changing the password asks for the current one; adding or removing a method needs only the
-// session (and the CSRF token): the session proves the person signed in with whatever their
-// apps' sign-in policy asked for.
+// Changing the password asks for the current one (checked as a sign-in, under the sign-in
+// throttle). Adding, renaming or removing a passkey, the authenticator app or the recovery codes
+// needs only the live session and the CSRF token: no recent sign-in is asked for (yet), so a
+// session left open on a shared computer can change them; its lifetime is SESSION_TTL_SECONDS.
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
