@@ -20,6 +20,7 @@ import type { SignInPolicy } from './access/signin-policy.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
 import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
+import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
@@ -71,7 +72,7 @@ export interface OneIdApp {
 
 export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise<OneIdApp> {
   const views = new Views(config.env === 'production');
-  const services = createServices(db, config);
+  const services = createServices(db, config, masterKey);
   const { users, setup } = services;
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
@@ -80,7 +81,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const provider = createProvider({
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });
-  const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords]), new URL(config.issuer).protocol === 'https:');
+  const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords, services.passkeys, services.totp, services.recovery]), new URL(config.issuer).protocol === 'https:');
 
   const metrics = new Metrics(config.metrics, db);
   metrics.observeProvider(provider);
@@ -122,8 +123,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(signInPaths, metrics.signIns()));
   app.use(onlyFor(signInPaths, loginRouter({
     db, flows, views, log, maxBodyBytes: config.maxBodyBytes, passwords: services.passwords, throttle: services.throttle,
-    passkeyUserVerification: 'preferred',
+    passkeys: services.passkeys, totp: services.totp, recovery: services.recovery,
+    passkeyUserVerification: services.passkeys.userVerification,
   }).routes()));
+  app.use(onlyFor(under('/assets'), assetsRouter().routes()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
   }).routes()));
@@ -131,6 +134,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
     db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
     passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
+    passkeys: services.passkeys, totp: services.totp, recoveryCodes: services.recovery,
   }).routes()));
 
   const authenticate = bearerAuthenticator({

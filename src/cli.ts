@@ -181,7 +181,7 @@ async function run(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
   const rt = await logged(log, () => startRuntime(config, log, 'cli'));
   try {
-    const services = createServices(rt.db, config);
+    const services = createServices(rt.db, config, rt.masterKey);
     const command = async (_args: string[], ctx: CommandContext): Promise<unknown> => {
       try {
         return await def.run(values as never, ctx);

@@ -6,6 +6,10 @@ import { UsersService } from './directory/users.service.ts';
 import { PasswordStrategy } from './credentials/password.strategy.ts';
 import { SignInThrottle } from './credentials/signin-throttle.ts';
 import { SessionsService } from './sessions/sessions.service.ts';
+import { PasskeyStrategy, passkeyConfigFromIssuer } from './credentials/passkey.strategy.ts';
+import { TotpStrategy } from './credentials/totp.strategy.ts';
+import { RecoveryCodes } from './credentials/recovery.strategy.ts';
+import type { MasterKey } from './keys/master-key.ts';
 import { SetupService } from './directory/setup.service.ts';
 import { AppsService } from './apps/apps.service.ts';
 import { AttributesService } from './directory/attributes.service.ts';
@@ -23,6 +27,10 @@ export interface Services {
   passwords: PasswordStrategy;
   throttle: SignInThrottle;
   sessions: SessionsService;
+  passkeys: PasskeyStrategy;
+  /** Authenticator apps: their secrets are encrypted with the master key, so only with one. */
+  totp: TotpStrategy | undefined;
+  recovery: RecoveryCodes;
   setup: SetupService;
   apps: AppsService;
   attributes: AttributesService;
@@ -34,7 +42,7 @@ export interface Services {
   passwordPolicy: PasswordPolicy;
 }
 
-export function createServices(db: Knex, config: Config): Services {
+export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
   const hasher = new PasswordHasher(config.password);
   const users = new UsersService(db, hasher);
   return {
@@ -45,6 +53,9 @@ export function createServices(db: Knex, config: Config): Services {
     passwords: new PasswordStrategy(db, hasher),
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
     sessions: new SessionsService(db, { ttlSeconds: config.sessionTtlSeconds }),
+    passkeys: new PasskeyStrategy(db, passkeyConfigFromIssuer(config.issuer)),
+    totp: masterKey ? new TotpStrategy(db, masterKey, 'OneID') : undefined,
+    recovery: new RecoveryCodes(db, hasher),
     setup: new SetupService(db, users),
     apps: new AppsService(db),
     attributes: new AttributesService(db),

@@ -69,7 +69,7 @@ const login = (s: Started) => s.browser.submit(s.page, '/login', { login: 'grace
 async function signIn(config: client.Configuration, browser = new Browser(), extra: Record<string, string> = {}) {
   const started = await authorize(config, browser, extra);
   let page = started.page;
-  if (page.html.includes('/login"')) page = await started.browser.submit(page, '/login', { login: 'grace', password: 'cobol-forever' }, REDIRECT);
+  if (page.html.includes('/password"')) page = await started.browser.submit(page, '/password', { login: 'grace', password: 'cobol-forever' }, REDIRECT);
   if (page.html.includes('/confirm"')) page = await started.browser.submit(page, '/confirm', {}, REDIRECT);
   expect(page.url.startsWith(REDIRECT)).toBe(true);
   const tokens = await client.authorizationCodeGrant(config, new URL(page.url), {

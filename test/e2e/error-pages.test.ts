@@ -86,8 +86,9 @@ describe('error pages', () => {
     // Begin a sign-in in one browser, open its page in another.
     const first = new Browser();
     const start = await first.navigate(`${server.url}${authUrl({ client_id: app.client_id, redirect_uri: REDIRECT })}`);
-    expect(start.url).toMatch(/\/interaction\//);
-    const interaction = new URL(start.url).pathname;
+    expect(start.url).toMatch(/\/login\//);
+    const visited = first.visited.find((v) => /\/interaction\/[^/]+$/.test(new URL(v.url).pathname));
+    const interaction = new URL(visited!.url).pathname;
     for (const [lang, human] of [['en', 'This sign-in link has expired or was opened in another browser.'], ['zh-CN', '此登录链接已过期，或是在另一个浏览器中打开的。']] as const) {
       const p = await page(interaction, lang);
       expect(p.status).toBe(400);
@@ -96,6 +97,27 @@ describe('error pages', () => {
       expect(p.text).not.toContain('invalid_request');
       expect(p.details).toContain('interaction session id cookie not found');
     }
+  });
+
+  it('a sign-in page opened in another browser: says to start again, and signs nobody in', async () => {
+    const first = new Browser();
+    const start = await first.navigate(`${server.url}${authUrl({ client_id: app.client_id, redirect_uri: REDIRECT })}`);
+    const flowPath = new URL(start.url).pathname;
+    expect(flowPath).toMatch(/^\/login\/[0-9a-f-]{36}$/);
+    for (const [lang, human] of [['en', 'This sign-in link has expired or was opened in another browser.'], ['zh-CN', '此登录链接已过期，或是在另一个浏览器中打开的。']] as const) {
+      const p = await page(flowPath, lang);
+      expect(p.text).toContain(human);
+      expect(p.text).not.toMatch(/<form[^>]*\/password"/);
+    }
+    // Its password form, posted from the other browser with a CSRF token of its own: refused.
+    const other = new Browser();
+    const own = await other.navigate(`${server.url}/`);
+    const csrf = /name="csrf-token" content="([^"]+)"/.exec(own.html)![1]!;
+    const posted = await other.navigate(`${server.url}${flowPath}/password`, undefined, {
+      method: 'POST', body: new URLSearchParams({ _csrf: csrf, login: 'ada', password: PASSWORD }),
+    });
+    expect(posted.html).toContain('This sign-in link has expired or was opened in another browser.');
+    expect(other.cookies.get(new URL(server.url).host)?.has('oneid.sso')).toBeFalsy();
   });
 
   it('an authorization resumed without its session: says to start again', async () => {
@@ -119,11 +141,11 @@ describe('error pages', () => {
 
   it('a form posted without its CSRF token: 403 and says to reload', async () => {
     const body = new URLSearchParams({ login: 'ada', password: 'x' });
-    const en = await page('/interaction/anything/login', 'en', { method: 'POST', body });
+    const en = await page('/login/anything/password', 'en', { method: 'POST', body });
     expect(en.status).toBe(403);
     expect(en.text).toContain('Your form has expired.');
     expect(en.text).not.toContain('csrf.invalid');
-    const zh = await page('/interaction/anything/login', 'zh-CN', { method: 'POST', body });
+    const zh = await page('/login/anything/password', 'zh-CN', { method: 'POST', body });
     expect(zh.text).toContain('表单已过期');
   });
 
@@ -149,7 +171,7 @@ describe('GET /', () => {
     expect(en.status).toBe(200);
     expect(en.text).toContain('OneID is the single sign-in for your organization\'s apps.');
     expect(en.text).toContain('You are not signed in.');
-    expect(en.html).toMatch(/<a href="\/auth\?[^"]+" id="sign-in">Sign in to OneID<\/a>/);
+    expect(en.html).toMatch(/<a href="\/login\/start\?return_to=%2F" id="sign-in">Sign in to OneID<\/a>/);
     const zh = await page('/', 'zh-CN');
     expect(zh.status).toBe(200);
     expect(zh.text).toContain('您尚未登录。');
@@ -165,14 +187,8 @@ describe('GET /', () => {
     const back = await browser.submit(login, '/login', { login: 'ada', password: PASSWORD });
     expect(back.url).toBe(`${server.url}/`);
     expect(visible(back.html)).toContain('You are signed in as Ada Lovelace (ada).');
-    const signOut = decodeHtml(/href="([^"]+)" id="sign-out"/.exec(back.html)![1]!);
-    const confirm = await browser.navigate(new URL(signOut, server.url).toString());
-    expect(confirm.html).toContain('Yes, sign me out');
-    const form = /<form[^>]*id="op.logoutForm"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(confirm.html)
-      ?? /<form[^>]*action="([^"]+)"[^>]*id="op.logoutForm"[^>]*>([\s\S]*?)<\/form>/.exec(confirm.html);
-    const body = new URLSearchParams({ logout: 'yes' });
-    for (const input of form![2]!.matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) body.set(input[1]!, decodeHtml(input[2]!));
-    const after = await browser.navigate(new URL(decodeHtml(form![1]!), server.url).toString(), undefined, { method: 'POST', body });
+    // Signing out is a form (POST, CSRF): a link or an image elsewhere cannot sign anyone out.
+    const after = await browser.submit(back, '/logout', {});
     expect(after.url).toBe(`${server.url}/`);
     expect(visible(after.html)).toContain('You are not signed in.');
   });

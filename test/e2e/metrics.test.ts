@@ -129,10 +129,10 @@ describe('GET /metrics on the public port (METRICS_TOKEN)', () => {
     expect(delta('oneid_tokens_issued_total', { grant_type: 'authorization_code', token: 'access_token' })).toBe(1);
     expect(delta('oneid_tokens_issued_total', { grant_type: 'authorization_code', token: 'id_token' })).toBe(1);
     expect(delta('oneid_http_requests_total', { method: 'POST', route: '/token', status: '200' })).toBe(1);
-    expect(delta('oneid_http_requests_total', { method: 'POST', route: '/interaction/:uid/login', status: '303' })).toBe(1);
+    expect(delta('oneid_http_requests_total', { method: 'POST', route: '/login/:flow/password', status: '303' })).toBe(1);
     // Latency histogram: the sign-in POSTs were observed, in buckets and in the count.
-    expect(delta('oneid_http_request_duration_seconds_count', { method: 'POST', route: '/interaction/:uid/login' })).toBe(2);
-    expect(delta('oneid_http_request_duration_seconds_bucket', { method: 'POST', route: '/interaction/:uid/login', status: '303', le: '+Inf' })).toBe(1);
+    expect(delta('oneid_http_request_duration_seconds_count', { method: 'POST', route: '/login/:flow/password' })).toBe(2);
+    expect(delta('oneid_http_request_duration_seconds_bucket', { method: 'POST', route: '/login/:flow/password', status: '303', le: '+Inf' })).toBe(1);
   });
 
   it('counts a refused token request by grant type and OAuth error', async () => {
@@ -159,7 +159,7 @@ describe('GET /metrics on the public port (METRICS_TOKEN)', () => {
     const delta = (name: string, labels: Record<string, string>) => total(after, name, labels) - total(before, name, labels);
     expect(delta('oneid_signins_total', { method: 'password', result: 'failure' })).toBe(2);
     expect(delta('oneid_signins_total', { method: 'password', result: 'throttled' })).toBe(1);
-    expect(delta('oneid_throttled_requests_total', { route: '/interaction/:uid/login' })).toBe(1);
+    expect(delta('oneid_throttled_requests_total', { route: '/login/:flow/password' })).toBe(1);
   });
 
   it('counts refused authorization requests under their endpoint: oversized (400) and throttled per address (429)', async () => {

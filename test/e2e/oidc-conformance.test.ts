@@ -390,11 +390,16 @@ describe('an https issuer (behind a TLS-terminating proxy)', () => {
       code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
     });
     const login = await b.navigate(`${https.url}/auth?${params}`, REDIRECT);
-    const form = /action="([^"]*\/login)"/.exec(login.html)![1]!;
+    const form = /action="([^"]*\/password)"/.exec(login.html)![1]!;
     const csrf = /name="_csrf" value="([^"]*)"/.exec(login.html)![1]!;
     const posted = await b.request(new URL(form, https.url).toString(), {
       method: 'POST', body: new URLSearchParams({ _csrf: csrf, login: 'ada', password: 'analytical-engine' }),
     });
+    // OneID's own session cookie: HttpOnly, SameSite=Lax, Secure on an https issuer.
+    const sso = posted.headers.getSetCookie().find((c) => c.startsWith('oneid.sso='));
+    expect(sso).toMatch(/samesite=lax/i);
+    expect(sso).toMatch(/;\s*secure/i);
+    expect(sso).toMatch(/;\s*httponly/i);
     let res = posted;
     let sessionCookie: string | undefined;
     for (let hops = 0; hops < 5 && !sessionCookie; hops += 1) {

@@ -213,7 +213,10 @@ describe('a password set while a sign-in of the old password is in flight', () =
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
     await c.query('begin');
-    const { rowCount } = await c.query('select 1 from oidc_payloads where model = $1 and id = $2 for update', [model, id]);
+    // A sign-in flow is a row of login_flows (OneID's sign-in); the rest are oidc-provider's.
+    const { rowCount } = model === 'LoginFlow'
+      ? await c.query('select 1 from login_flows where id = $1 for update', [id])
+      : await c.query('select 1 from oidc_payloads where model = $1 and id = $2 for update', [model, id]);
     expect(rowCount).toBe(1);
     return {
       /** Until `n` statements of this database wait for a lock (the held write, and any other). */
@@ -244,9 +247,9 @@ describe('a password set while a sign-in of the old password is in flight', () =
   it('ends a sign-in whose session is written after the reset: the browser must sign in again', async () => {
     const person = await newPerson();
     const { browser, page } = await startSignIn();
-    const uid = new URL(page.url).pathname.split('/')[2]!;
-    // The password POST checks the password, then saves its result on the interaction: held there.
-    const held = await holdRow('Interaction', uid);
+    const flow = new URL(page.url).pathname.split('/')[2]!;
+    // The password POST checks the password, then records it on the sign-in flow: held there.
+    const held = await holdRow('LoginFlow', flow);
     const posting = browser.submit(page, '/login', { login: person.username, password: PASSWORD }, REDIRECT);
     await held.waiters(1);
     expect((await resetPassword(person.id)).status).toBe(200);
@@ -264,7 +267,8 @@ describe('a password set while a sign-in of the old password is in flight', () =
   it('refuses the code of a sign-in resumed across the reset, and ends its session', async () => {
     const person = await newPerson();
     const { browser, verifier, state, page } = await startSignIn();
-    // The password POST answers with the way back to the authorization endpoint (the resume).
+    // The password POST ends OneID's sign-in; the interaction answers with the way back to the
+    // authorization endpoint (the resume).
     const posted = await browser.submit(page, '/login', { login: person.username, password: PASSWORD }, `${server.url}/auth/`);
     const uid = new URL(posted.url).pathname.split('/')[2]!;
     // The resume checks the session, then writes the session, grant and code in one go, which

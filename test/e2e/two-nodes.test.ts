@@ -141,16 +141,18 @@ describe('one sign-in across both nodes', () => {
     expect(interactionUrl).toMatch(new RegExp(`^${issuer}/interaction/[^/]+$`));
     await expectServedBy(nodeA, nodeB, '"requestId":"two-nodes-authorize"');
 
-    // 2. Sign-in form GET and POST on B, with A's interaction and cookies.
+    // 2. Sign-in: the interaction, OneID's sign-in form GET and POST on B, with A's interaction and cookies.
     browserNode = nodeB;
     const loginUid = new URL(interactionUrl).pathname.split('/').pop()!;
     const loginPage = await browser.navigate(interactionUrl, REDIRECT);
     expect(loginPage.status).toBe(200);
-    expect(loginPage.html).toContain(`action="/interaction/${loginUid}/login"`);
+    const flow = new URL(loginPage.url).pathname.split('/')[2]!;
+    expect(loginPage.html).toContain(`action="/login/${flow}/password"`);
     const afterLogin = await browser.submit(loginPage, '/login', { login: 'grace', password: 'cobol-compiler-1959' }, `${issuer}/auth/`);
     expect(afterLogin.url).toMatch(new RegExp(`^${issuer}/auth/[^/]+$`)); // back to the provider, not requested yet
     await expectServedBy(nodeB, nodeA, `"path":"/interaction/${loginUid}"`);
-    await expectServedBy(nodeB, nodeA, `"path":"/interaction/${loginUid}/login"`);
+    await expectServedBy(nodeB, nodeA, `"path":"/login/${flow}/password"`);
+    await expectServedBy(nodeB, nodeA, `"path":"/interaction/${loginUid}/signed-in"`);
 
     // 3. A resumes the authorization with B's sign-in and asks for consent (a third-party app).
     browserNode = nodeA;

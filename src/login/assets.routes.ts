@@ -1,0 +1,70 @@
+// The two scripts OneID's pages load for passkeys (the pages' CSP allows scripts from 'self'
+// only): /assets/webauthn.js, the @simplewebauthn/browser bundle from node_modules, and
+// /assets/passkey.js, OneID's own page script (views/assets/passkey.js). Each is read once, at
+// start, and served with a validator so that browsers revalidate cheaply after a release.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Router from '@koa/router';
+
+export const WEBAUTHN_SCRIPT_PATH = '/assets/webauthn.js';
+export const PASSKEY_SCRIPT_PATH = '/assets/passkey.js';
+
+/** An hour: a release changes them rarely, and the ETag makes a later check a 304. */
+const MAX_AGE_SECONDS = 3600;
+
+/**
+ * The browser bundle (UMD, global SimpleWebAuthnBrowser). The package exports only its module
+ * entry points, so the bundle is found from the package's folder, next to that entry.
+ */
+function webauthnBundlePath(): string {
+  const require = createRequire(import.meta.url);
+  let dir = path.dirname(require.resolve('@simplewebauthn/browser'));
+  for (let i = 0; i < 4; i += 1) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === '@simplewebauthn/browser') {
+      return path.join(dir, 'dist', 'bundle', 'index.umd.min.js');
+    }
+    dir = path.dirname(dir);
+  }
+  throw new Error('@simplewebauthn/browser: package folder not found');
+}
+
+/** views/assets at the project root: two levels up from src/login, three from the build's dist/src/login. */
+function passkeyScriptPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '../../views/assets/passkey.js'), path.resolve(here, '../../../views/assets/passkey.js')];
+  return candidates.find((file) => fs.existsSync(file)) ?? candidates[0]!;
+}
+
+interface Asset { body: Buffer; etag: string }
+
+const load = (file: string): Asset => {
+  const body = fs.readFileSync(file);
+  return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+};
+
+export function assetsRouter(): Router {
+  const assets = new Map<string, Asset>([
+    [WEBAUTHN_SCRIPT_PATH, load(webauthnBundlePath())],
+    [PASSKEY_SCRIPT_PATH, load(passkeyScriptPath())],
+  ]);
+  const router = new Router();
+  for (const [route, asset] of assets) {
+    router.get(route, (ctx) => {
+      ctx.set('Cache-Control', `public, max-age=${MAX_AGE_SECONDS}`);
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.set('ETag', asset.etag);
+      ctx.type = 'application/javascript; charset=utf-8';
+      ctx.status = 200; // koa compares validators (ctx.fresh) only for a 2xx answer
+      if (ctx.fresh) {
+        ctx.status = 304;
+        return;
+      }
+      ctx.body = asset.body;
+    });
+  }
+  return router;
+}
