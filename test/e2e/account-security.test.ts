@@ -1,6 +1,7 @@
 // Black-box: the security page at /account/security against a server on a port. A OneID session
 // is made the way a sign-in makes it (SessionsService.start) and its token put in a test browser's
 // oneid.sso cookie; everything else goes through the page's forms.
+import { createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 import { startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -50,6 +51,19 @@ async function signedInBrowser(userId: string, userAgent = 'Mozilla/5.0 (Windows
   const browser = new Browser();
   browser.cookies.set(new URL(server.url).host, new Map([['oneid.sso', token]]));
   return { browser, sessionId: session.id };
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+/** The authenticator app's current code for a key shown on the page (RFC 6238: HMAC-SHA-1, 30 s, six digits). */
+function totpNow(secret: string): string {
+  let bits = '';
+  for (const c of secret.replace(/[\s=]+/g, '').toUpperCase()) bits += BASE32.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(Array.from({ length: Math.floor(bits.length / 8) }, (_, i) => parseInt(bits.slice(i * 8, i * 8 + 8), 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19]! & 0xf;
+  return ((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).toString().padStart(6, '0');
 }
 
 const page = (browser: Browser): Promise<Page> => browser.navigate(`${server.url}/account/security`);
@@ -266,5 +280,50 @@ describe('POST /account/security/sessions', () => {
     expect(one.status).toBe(403);
     expect(all.status).toBe(403);
     expect((await liveSessionIds(person.id)).length).toBe(2);
+  });
+});
+
+describe('authenticator app and recovery codes (the real strategies)', () => {
+  it('sets up the app from the page, shows ten recovery codes once, regenerates them, removes the app: each step audited', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const setup = await browser.submit(await page(browser), '/totp/setup', {});
+    expect(setup.status).toBe(200);
+    const secret = /<code id="totp-secret">([^<]+)<\/code>/.exec(setup.html)![1]!;
+    expect(setup.html).toMatch(/<img src="data:image\/svg\+xml;base64,/);
+
+    const wrong = await browser.submit(setup, '/totp/confirm', { code: totpNow(secret) === '000000' ? '111111' : '000000' });
+    expect(wrong.status).toBe(400);
+    const newSecret = /<code id="totp-secret">([^<]+)<\/code>/.exec(wrong.html)![1]!;
+    const confirmed = await browser.submit(wrong, '/totp/confirm', { code: totpNow(newSecret) });
+    expect(confirmed.status).toBe(200);
+    const codes = [...confirmed.html.matchAll(/<code class="recovery-code">([^<]+)<\/code>/g)].map((m) => m[1]!);
+    expect(codes).toHaveLength(10);
+
+    const after = await page(browser);
+    expect(after.html).toContain('An authenticator app is set up.');
+    expect(after.html).toContain('Unused recovery codes: 10');
+    expect(after.html).not.toContain(codes[0]);
+
+    const regenerated = await browser.submit(after, '/recovery-codes', {});
+    const fresh = [...regenerated.html.matchAll(/<code class="recovery-code">([^<]+)<\/code>/g)].map((m) => m[1]!);
+    expect(fresh).toHaveLength(10);
+    expect(fresh.some((c) => codes.includes(c))).toBe(false);
+
+    const removed = await browser.submit(await page(browser), '/totp/remove', {});
+    expect(removed.url).toBe(`${server.url}/account/security?done=totp_removed`);
+    expect(removed.html).toContain('No authenticator app is set up.');
+    const actions = await auditActions(person.id);
+    expect(actions.filter((a) => a === 'recovery_codes.generated')).toHaveLength(2);
+    expect(actions).toEqual(expect.arrayContaining(['totp.enrolled', 'totp.removed']));
+  });
+
+  it('lists no passkeys for a new person and offers the add button', async () => {
+    const person = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const shown = await page(browser);
+    expect(shown.html).toContain('You have no passkeys yet.');
+    expect(shown.html).toContain('id="passkey-register" data-passkey="register"');
+    expect(shown.html).toMatch(/<meta name="csrf-token" content="[^"]+">/);
   });
 });
