@@ -15,6 +15,7 @@ import type { Views } from '../login/views.ts';
 import { translate, type MessageKey } from '../login/i18n.ts';
 import type { SignInThrottle } from '../credentials/signin-throttle.ts';
 import type { PasswordStrategy } from '../credentials/password.strategy.ts';
+import { PASSKEY_NAME_MAX } from '../credentials/passkey.strategy.ts';
 import { SESSION_COOKIE } from '../login/flow.ts';
 import { AppError } from '../shared/errors.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
@@ -127,6 +128,7 @@ export function accountRouter(deps: AccountDeps): Router {
       passwordProblem: extra.passwordProblem,
       passkeyProblem: extra.passkeyProblem,
       minLength: passwordPolicy.minLength,
+      passkeyNameMax: PASSKEY_NAME_MAX,
       sessions: live.map((s) => ({
         id: s.id,
         current: s.id === session.id,
@@ -216,7 +218,8 @@ export function accountRouter(deps: AccountDeps): Router {
     router.post('/passkeys', async (ctx) => {
       const { session, user, actor } = signedOf(ctx);
       const body = (ctx.request.body ?? {}) as Record<string, unknown>;
-      const name = typeof body.name === 'string' && body.name.trim() ? body.name.trim().slice(0, 100) : undefined;
+      // The strategy trims and shortens the name (PASSKEY_NAME_MAX) and names an unnamed one.
+      const name = typeof body.name === 'string' && body.name.trim() ? body.name : undefined;
       const result = body.response && typeof body.response === 'object'
         ? await passkeys.register(session.id, user.id, body.response, name, actor)
         : { ok: false as const, reason: 'missing_response' };
@@ -232,7 +235,7 @@ export function accountRouter(deps: AccountDeps): Router {
       const { user, actor } = signedOf(ctx);
       const id = ctx.params.id!;
       const name = str((ctx.request.body as Record<string, unknown>).name).trim();
-      if (!name || [...name].length > 100) return renderPage(ctx, { passkeyProblem: { key: 'account.passkeys.name_invalid', status: 400 } });
+      if (!name || [...name].length > PASSKEY_NAME_MAX) return renderPage(ctx, { passkeyProblem: { key: 'account.passkeys.name_invalid', vars: { max: PASSKEY_NAME_MAX }, status: 400 } });
       if (!UUID.test(id) || !(await passkeys.rename(user.id, id, name, actor))) {
         return renderPage(ctx, { passkeyProblem: { key: 'account.passkeys.not_found', status: 404 } });
       }

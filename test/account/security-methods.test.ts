@@ -209,7 +209,7 @@ describe('passkeys on /account/security', () => {
     expect(passkeys.keys.has(theirs.id)).toBe(true);
     const blank = await me.browser.request(`${base}/account/security/passkeys/${mine.id}/rename`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf, name: '   ' }) });
     expect(blank.status).toBe(400);
-    expect(await blank.text()).toContain('A passkey name has 1 to 100 characters.');
+    expect(await blank.text()).toContain('A passkey name has 1 to 64 characters.');
     const noCsrf = await me.browser.request(`${base}/account/security/passkeys/${mine.id}/delete`, { method: 'POST', body: new URLSearchParams({}) });
     expect(noCsrf.status).toBe(403);
     expect(passkeys.keys.has(mine.id)).toBe(true);

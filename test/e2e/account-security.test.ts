@@ -11,6 +11,7 @@ import { UsersService } from '../../src/directory/users.service.ts';
 import { SessionsService } from '../../src/sessions/sessions.service.ts';
 import { PasswordStrategy } from '../../src/credentials/password.strategy.ts';
 import { nowSeconds } from '../../src/credentials/methods.ts';
+import { SoftAuthenticator } from '../helpers/soft-authenticator.ts';
 
 const PASSWORD = 'first-password-1';
 const SIGN_IN = '/login/start?return_to=%2Faccount%2Fsecurity';
@@ -325,5 +326,56 @@ describe('authenticator app and recovery codes (the real strategies)', () => {
     expect(shown.html).toContain('You have no passkeys yet.');
     expect(shown.html).toContain('id="passkey-register" data-passkey="register"');
     expect(shown.html).toMatch(/<meta name="csrf-token" content="[^"]+">/);
+  });
+});
+
+describe('passkeys (the real strategy, a software authenticator in place of the browser)', () => {
+  /** What /assets/passkey.js sends: the browser's cookies, JSON, the page's CSRF token in x-csrf-token. */
+  async function postJson(browser: Browser, path: string, body: unknown, csrf?: string): Promise<{ status: number; body: any }> {
+    const jar = browser.cookies.get(new URL(server.url).host)!;
+    const res = await fetch(`${server.url}${path}`, {
+      method: 'POST', redirect: 'manual', body: JSON.stringify(body),
+      headers: {
+        'content-type': 'application/json', accept: 'application/json', cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...(csrf ? { 'x-csrf-token': csrf } : {}),
+      },
+    });
+    return { status: res.status, body: await res.json() };
+  }
+  const csrfOf = (p: Page): string => /<meta name="csrf-token" content="([^"]+)">/.exec(p.html)![1]!;
+
+  it('adds a passkey from the page, lists, renames and removes it; another person cannot touch it; audited', async () => {
+    const person = await newPerson();
+    const stranger = await newPerson();
+    const { browser } = await signedInBrowser(person.id);
+    const csrf = csrfOf(await page(browser));
+    const authenticator = new SoftAuthenticator({ origin: server.url, synced: true });
+
+    expect((await postJson(browser, '/account/security/passkeys/options', {})).status).toBe(403);
+    const options = await postJson(browser, '/account/security/passkeys/options', {}, csrf);
+    expect(options.status).toBe(200);
+    const garbage = await postJson(browser, '/account/security/passkeys', { response: { id: 'x' } }, csrf);
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.message).toBe('The passkey could not be added. Try again.');
+    const done = await postJson(browser, '/account/security/passkeys', { response: authenticator.register(options.body), name: 'Work laptop' }, csrf);
+    expect(done).toEqual({ status: 200, body: { redirect: '/account/security?done=passkey_added' } });
+
+    const listed = await browser.navigate(`${server.url}${done.body.redirect}`);
+    expect(listed.html).toContain('Your passkey has been added.');
+    expect(listed.html).toContain('Work laptop');
+    expect(listed.html).toContain('Synced across your devices');
+    const id = /data-passkey-id="([^"]+)"/.exec(listed.html)![1]!;
+
+    const theirs = await signedInBrowser(stranger.id);
+    const theirCsrf = csrfOf(await page(theirs.browser));
+    const foreign = await theirs.browser.request(`${server.url}/account/security/passkeys/${id}/delete`, { method: 'POST', body: new URLSearchParams({ _csrf: theirCsrf }) });
+    expect(foreign.status).toBe(404);
+
+    const renamed = await browser.submit(listed, `/passkeys/${id}/rename`, { name: 'My phone' });
+    expect(renamed.html).toContain('My phone');
+    const removed = await browser.submit(renamed, `/passkeys/${id}/delete`, {});
+    expect(removed.url).toBe(`${server.url}/account/security?done=passkey_removed`);
+    expect(removed.html).toContain('You have no passkeys yet.');
+    expect(await auditActions(person.id)).toEqual(expect.arrayContaining(['passkey.registered', 'passkey.renamed', 'passkey.removed']));
   });
 });
