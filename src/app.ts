@@ -16,7 +16,6 @@ import { Views } from './login/views.ts';
 import { interactionRouter } from './oidc/interaction.routes.ts';
 import { loginRouter } from './login/login.routes.ts';
 import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
-import type { SignInPolicy } from './access/signin-policy.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
 import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
@@ -77,7 +76,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
   await clients.start();
-  const defaultPolicy = (config as { signinPolicyDefault?: SignInPolicy }).signinPolicyDefault ?? 'password';
+  const defaultPolicy = config.signinPolicyDefault;
   const provider = createProvider({
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });

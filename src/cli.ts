@@ -12,7 +12,7 @@ import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.serv
 import { command as define, helpFor, inFlagTerms, parseOptions, TextOutput, UsageError, type CommandContext, type CommandDef } from './cli/command.ts';
 import { usersCommands } from './cli/users.commands.ts';
 import { directoryCommands } from './cli/directory.commands.ts';
-import { accessCommands } from './cli/access.commands.ts';
+import { accessCommands, parseSignInPolicyFlag, signInPolicyFlag } from './cli/access.commands.ts';
 import { scimCommands } from './cli/scim.commands.ts';
 import { cliActor } from './cli/actor.ts';
 
@@ -37,6 +37,7 @@ const commands: Record<string, CommandDef> = {
       'admin-role': { type: 'string', multiple: true, value: 'ROLE', help: 'an admin API role for its client_credentials tokens: super_admin, user_admin, app_admin or auditor', field: 'adminRoles' },
       'id-token-alg': { type: 'string', value: 'RS256|ES256', help: 'how its ID tokens are signed (default RS256)', field: 'idTokenSigningAlg' },
       'allow-no-pkce': { type: 'boolean', help: 'let a legacy confidential app sign in without PKCE (RFC 9700 asks for PKCE; public apps always need it)', field: 'allowNoPkce' },
+      'signin-policy': signInPolicyFlag,
     },
     run: async (o, { services, actor }) => {
       const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
@@ -57,6 +58,7 @@ const commands: Record<string, CommandDef> = {
         adminRoles: (o['admin-role'] ?? []) as AdminRole[],
         ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
         allowNoPkce: o['allow-no-pkce'] ?? false,
+        signInPolicy: o['signin-policy'] === undefined ? null : parseSignInPolicyFlag(o['signin-policy']),
       }, actor);
       return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
     },

@@ -1,6 +1,7 @@
 // The only module that reads process.env. Everything else receives a Config.
 import path from 'node:path';
 import { z } from 'zod';
+import type { SignInPolicy } from './access/signin-policy.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -34,6 +35,10 @@ const schema = z.object({
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
   // NIST SP 800-63B: at least 8 for a password a person chooses; at most the longest we accept.
   PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(256).default(8),
+  SIGNIN_POLICY_DEFAULT: z.enum(['password', 'mfa', 'phishing_resistant'] satisfies SignInPolicy[], {
+    error: 'must be password, mfa or phishing_resistant',
+  }).default('password'),
+  PASSKEY_USER_VERIFICATION: z.enum(['preferred', 'required'], { error: 'must be preferred or required' }).default('preferred'),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
@@ -68,6 +73,10 @@ export interface Config {
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
+  /** The sign-in policy of apps that have none of their own (apps.signin_policy null). */
+  signinPolicyDefault: SignInPolicy;
+  /** Whether every passkey must verify its person (biometric or PIN), or only should. */
+  passkeyUserVerification: 'preferred' | 'required';
   /**
    * Prometheus metrics at /metrics: on a port of their own when `port` is set, and on the public
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
@@ -130,6 +139,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signinMaxFailures: v.SIGNIN_MAX_FAILURES,
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,
     signinLockSeconds: v.SIGNIN_LOCK_SECONDS,
+    signinPolicyDefault: v.SIGNIN_POLICY_DEFAULT,
+    passkeyUserVerification: v.PASSKEY_USER_VERIFICATION,
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },

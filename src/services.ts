@@ -18,6 +18,7 @@ import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
 import { PasswordPolicy } from './credentials/password-policy.ts';
+import { MethodsService } from './credentials/methods.service.ts';
 
 export interface Services {
   db: Knex;
@@ -40,6 +41,8 @@ export interface Services {
   scimTokens: ScimTokensService;
   /** What a person may choose as their password (PASSWORD_MIN_LENGTH, common passwords). */
   passwordPolicy: PasswordPolicy;
+  /** What an administrator sees of a person's sign-in methods, and removes. */
+  methods: MethodsService;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -53,7 +56,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     passwords: new PasswordStrategy(db, hasher),
     throttle: new SignInThrottle(db, { perLogin: config.signinMaxFailures, perIp: config.signinMaxFailuresPerIp, windowSeconds: config.signinLockSeconds }),
     sessions: new SessionsService(db, { ttlSeconds: config.sessionTtlSeconds }),
-    passkeys: new PasskeyStrategy(db, passkeyConfigFromIssuer(config.issuer)),
+    passkeys: new PasskeyStrategy(db, passkeyConfigFromIssuer(config.issuer, 'OneID', config.passkeyUserVerification)),
     totp: masterKey ? new TotpStrategy(db, masterKey, 'OneID') : undefined,
     recovery: new RecoveryCodes(db, hasher),
     setup: new SetupService(db, users),
@@ -64,5 +67,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     access: new AccessService(db),
     scimTokens: new ScimTokensService(db),
     passwordPolicy: new PasswordPolicy(config.passwordMinLength),
+    methods: new MethodsService(db),
   };
 }

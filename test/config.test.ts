@@ -161,3 +161,17 @@ describe('loadConfig METRICS_*', () => {
     expect(configError({ METRICS_PORT: '0' }).message).toContain('METRICS_PORT');
   });
 });
+
+describe('loadConfig SIGNIN_POLICY_DEFAULT', () => {
+  it('defaults to password and takes each level', () => {
+    expect(loadConfig({}).signinPolicyDefault).toBe('password');
+    for (const level of ['password', 'mfa', 'phishing_resistant']) {
+      expect(loadConfig({ SIGNIN_POLICY_DEFAULT: level }).signinPolicyDefault).toBe(level);
+    }
+  });
+
+  it.each(['MFA', 'passkey', 'default', 'two_factor'])('refuses %s, naming the key and the values it takes', (value) => {
+    const err = configError({ SIGNIN_POLICY_DEFAULT: value });
+    expect(err.message).toBe('invalid configuration: SIGNIN_POLICY_DEFAULT: must be password, mfa or phishing_resistant');
+  });
+});

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { Context, Middleware } from 'koa';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
-import type { Principal } from './auth.ts';
+import { requireSignInLevel, type Principal } from './auth.ts';
+import { ACR, type SignInPolicy } from '../access/signin-policy.ts';
 import type { AdminRole } from '../directory/users.service.ts';
 import { describeIllFormedText, findIllFormedText, hasIllFormedText } from '../shared/text-input.ts';
 import { recordRefusal } from '../audit/audit.service.ts';
@@ -33,6 +34,17 @@ export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType =
   summary: string;
   /** Any of these roles may call; super_admin always may. */
   roles: readonly AdminRole[];
+  /**
+   * A person's token must come from a sign-in at least this strong (its acr, RFC 9470), or the
+   * call is refused with 401 insufficient_user_authentication; apps' own tokens are not asked.
+   * Checked after the roles, before the body is read.
+   */
+  signInLevel?: SignInPolicy;
+  /**
+   * With signInLevel: the level is needed only in this case (e.g. "when it gives admin roles"),
+   * which the handler checks itself with requireSignInLevel; the router only documents it.
+   */
+  signInLevelWhen?: string;
   params?: P;
   query?: Q;
   body?: B;
@@ -147,6 +159,14 @@ export class AdminApi {
           refuseUnread(ctx);
           throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
         }
+        if (def.signInLevel && !def.signInLevelWhen) {
+          try {
+            requireSignInLevel(ctx, principal, def.signInLevel);
+          } catch (err) {
+            refuseUnread(ctx);
+            throw err;
+          }
+        }
         if (def.body && ['post', 'put', 'patch'].includes(def.method) && !ctx.is('application/json')) {
           throw new AppError('invalid_argument', 'request.content_type', 'body: send application/json', { field: 'body' });
         }
@@ -226,12 +246,15 @@ export class AdminApi {
         400: { $ref: '#/components/responses/Problem' },
         401: { $ref: '#/components/responses/Problem' },
         403: { $ref: '#/components/responses/Problem' },
+        // Whatever a path names (a user, an app, a passkey of a user) may not exist.
+        ...(def.params ? { 404: { $ref: '#/components/responses/Problem' } } : {}),
       };
       paths[oaPath] ??= {};
       paths[oaPath]![def.method] = {
         tags: [def.tag],
         summary: def.summary,
-        description: `Roles: ${['super_admin', ...def.roles].join(', ')}`,
+        description: `Roles: ${['super_admin', ...def.roles].join(', ')}${def.signInLevel
+          ? `. ${def.signInLevelWhen ? `${def.signInLevelWhen[0]!.toUpperCase()}${def.signInLevelWhen.slice(1)}, a` : 'A'} person's token must carry acr ${ACR[def.signInLevel]} or stronger (RFC 9470); otherwise 401 with WWW-Authenticate error="insufficient_user_authentication" and acr_values` : ''}`,
         parameters,
         ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(def.body, 'input') } } } } : {}),
         responses,

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { AdminApi } from './api.ts';
 import { createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
-import type { Principal } from './auth.ts';
+import { requireSignInLevel, type Principal } from './auth.ts';
+import { STEP_UP_LEVEL } from './users.routes.ts';
 import { assertMayGrant, manageApp } from './role-guard.ts';
 import type { App, AppRole } from '../apps/apps.repo.ts';
 import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
@@ -24,6 +25,8 @@ export const appResource = z.object({
   adminRoles: z.array(z.string()),
   idTokenSigningAlg: z.enum(['RS256', 'ES256']).describe('how the app\'s ID tokens are signed'),
   allowNoPkce: z.boolean().describe('a confidential legacy app may run the code flow without PKCE; every other app must send a S256 code_challenge (RFC 9700)'),
+  signInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
+    .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -45,6 +48,7 @@ export const presentApp = (a: App): z.infer<typeof appResource> => ({
   adminRoles: a.adminRoles,
   idTokenSigningAlg: a.oidc.id_token_signed_response_alg ?? 'RS256',
   allowNoPkce: a.allowNoPkce,
+  signInPolicy: a.signInPolicy,
   version: a.version,
   createdAt: new Date(a.createdAt).toISOString(),
   updatedAt: new Date(a.updatedAt).toISOString(),
@@ -107,8 +111,11 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     method: 'post', path: '/apps', tag: 'apps', status: 201,
     summary: "Register an app; the response carries the client secret, once. Apps default to access 'assigned'",
     roles: writers, body: createAppInput, response: appWithSecret,
+    // An app holding admin roles is an administrator (its client_credentials tokens act with them).
+    signInLevel: STEP_UP_LEVEL, signInLevelWhen: 'when it gives admin roles',
     handler: async ({ body, principal, ctx }) => {
       grantToApp(principal, body.adminRoles);
+      if (body.adminRoles.length) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
       const created = await apps.createApp(body, principal.actor);
       ctx.set('Location', `${ctx.path}/${created.id}`);
       ctx.set('Cache-Control', 'no-store');
@@ -125,9 +132,14 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   api.add({
     method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
     roles: writers, params: idParam, body: updateAppInput, response: appResource,
-    handler: async ({ params, body, principal, ifMatch }) => {
+    signInLevel: STEP_UP_LEVEL, signInLevelWhen: 'when it gives admin roles the app does not hold',
+    handler: async ({ params, body, principal, ifMatch, ctx }) => {
       if (body.adminRoles) grantToApp(principal, body.adminRoles);
-      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch, manageApp(principal)));
+      const guard = manageApp(principal);
+      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch, (app) => {
+        guard(app);
+        if (body.adminRoles?.some((role) => !app.adminRoles.includes(role))) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
+      }));
     },
   });
 

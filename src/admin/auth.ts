@@ -10,6 +10,7 @@ import type { Actor } from '../audit/audit.service.ts';
 import type { AdminRole } from '../directory/users.service.ts';
 import { isUuid } from '../directory/users.repo.ts';
 import { DPOP_ALGS, DpopError, verifyDpopProof } from './dpop.ts';
+import { ACR, policyOfAcr, stronger, type SignInPolicy } from '../access/signin-policy.ts';
 
 interface TokenUser { id: string; status: string; admin_roles: AdminRole[]; status_changed_at: Date | null; sessions_ended_at: Date | null }
 interface TokenApp { admin_roles: AdminRole[]; secret_rotated_at: Date | null }
@@ -30,6 +31,35 @@ export interface Principal {
   id: string;
   roles: Set<AdminRole>;
   actor: Actor;
+  /**
+   * A person's token: how strongly they signed in (its acr claim, RFC 9470), undefined when the
+   * token names no level of OneID's. An app's token has none and is never asked for one.
+   */
+  signInLevel?: SignInPolicy;
+  /** How the token was presented, so that a step-up challenge uses the same scheme. */
+  scheme?: 'Bearer' | 'DPoP';
+}
+
+const challengeParams = (error: string, description: string): string =>
+  `error="${error}", error_description="${description.replace(/["\\]/g, '')}"`;
+
+/**
+ * RFC 9470 step-up: refuses (401 insufficient_user_authentication, with the acr the caller must
+ * come back with) a person's token whose sign-in was weaker than `level`. Apps' own tokens
+ * (client_credentials) are not a person signing in and pass. Roles are checked before this, so
+ * a caller who may not do the operation at all is told 403, not sent to sign in again for nothing.
+ */
+export function requireSignInLevel(ctx: Context, principal: Principal, level: SignInPolicy): void {
+  const held = principal.signInLevel;
+  if (principal.kind !== 'user' || (held !== undefined && stronger(held, level) === held)) return;
+  const description = level === 'password'
+    ? 'this operation needs a signed-in person'
+    : `this operation needs a sign-in with ${level === 'mfa' ? 'two factors' : 'a passkey'}: sign in again (acr_values=${ACR[level]}) and use the new token`;
+  const params = `${challengeParams('insufficient_user_authentication', description)}, acr_values="${ACR[level]}"`;
+  ctx.set('WWW-Authenticate', principal.scheme === 'DPoP'
+    ? `DPoP realm="oneid-admin", ${params}, algs="${DPOP_ALGS.join(' ')}"`
+    : `Bearer realm="oneid-admin", ${params}`);
+  throw new AppError('unauthenticated', 'admin.insufficient_user_authentication', description);
 }
 
 const stripPrivate = ({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub }: JWK): JWK => pub;
@@ -113,7 +143,7 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     if (clientId && payload.sub === clientId) {
       const row = await db('apps').where({ client_id: clientId }).first<TokenApp | undefined>('admin_roles', 'secret_rotated_at');
       if (!row || issuedBefore(payload, row.secret_rotated_at)) throw new AppError('unauthenticated', 'admin.token_invalid', 'the access token is invalid or expired');
-      return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, clientId, ...base } };
+      return { kind: 'client', id: clientId, roles: new Set(row.admin_roles), actor: { type: 'admin_client', id: clientId, clientId, ...base }, scheme };
     }
     // A person's token, obtained through an app: it acts with the admin roles that both the
     // person and that app hold. Without the app's part, any app a signed-in administrator passes
@@ -132,6 +162,9 @@ export function bearerAuthenticator({ db, issuer, audience, loadJwks }: AuthDeps
     }
     const roles = new Set(user.admin_roles.filter((role) => app.admin_roles.includes(role)));
     // The audit log names the app the person's token was issued to (clientId was checked above).
-    return { kind: 'user', id: user.id, roles, actor: { type: 'user', id: user.id, clientId: clientId!, ...base } };
+    return {
+      kind: 'user', id: user.id, roles, actor: { type: 'user', id: user.id, clientId: clientId!, ...base },
+      signInLevel: typeof payload.acr === 'string' ? policyOfAcr(payload.acr) : undefined, scheme,
+    };
   };
 }

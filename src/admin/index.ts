@@ -11,12 +11,14 @@ import { registerAppsRoutes } from './apps.routes.ts';
 import { registerAssignmentsRoutes } from './assignments.routes.ts';
 import { registerAuditRoutes } from './audit.routes.ts';
 import { registerScimTokenRoutes } from './scim-tokens.routes.ts';
+import { registerMethodsRoutes } from './methods.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
 export function buildAdminApi(services: Services): AdminApi {
   const api = new AdminApi(services.db);
   registerUserRoutes(api, services);
+  registerMethodsRoutes(api, services);
   registerDepartmentsRoutes(api, services);
   registerGroupsRoutes(api, services);
   registerAppsRoutes(api, services);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Services } from '../services.ts';
 import { AdminApi, createdAtIdCursor, decodeCursorAs, encodeCursor, idParam, page, pageQuery } from './api.ts';
-import type { Principal } from './auth.ts';
+import { requireSignInLevel, type Principal } from './auth.ts';
 import { assertMayGrant, assertMayManage } from './role-guard.ts';
 import { createUserInput, updateUserInput, LIFECYCLE_ACTIONS, UsersService, type LifecycleAction } from '../directory/users.service.ts';
 import type { User } from '../directory/users.repo.ts';
@@ -67,6 +67,15 @@ const userListQuery = z.strictObject({
 
 const grantToUser = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'a user', 'user.admin_roles_forbidden');
 
+/**
+ * RFC 9470 step-up: a person's token that gives admin roles (makes an administrator) or sets
+ * someone's password must come from a two-factor sign-in, so that a stolen password alone cannot
+ * make itself more administrators or take over accounts. Checked after the role guards: a caller
+ * who may not do it at all is told so (403) rather than sent to sign in again for nothing.
+ */
+export const STEP_UP_LEVEL = 'mfa' as const;
+const GIVES_ROLES = 'when it gives admin roles the user does not hold or sets a password';
+
 export function registerUserRoutes(api: AdminApi, { db, hasher, users, attributes }: Services): void {
   const readers = ['user_admin', 'app_admin', 'auditor'] as const;
 
@@ -76,10 +85,13 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
    * grant cannot slip in between the check and the write), and only then is the write done.
    * An unknown id is left to the directory (404).
    */
-  const changeUser = <T>(principal: Principal, id: string, work: (users: UsersService) => Promise<T>): Promise<T> =>
+  const changeUser = <T>(principal: Principal, id: string, work: (users: UsersService) => Promise<T>, check?: (current: { admin_roles: string[] }) => void): Promise<T> =>
     db.transaction(async (trx) => {
       const row = await trx('users').where({ id }).forUpdate().first<{ admin_roles: string[] } | undefined>('admin_roles');
-      if (row) assertMayManage(principal, row.admin_roles, 'user', 'user.admin_roles_forbidden');
+      if (row) {
+        assertMayManage(principal, row.admin_roles, 'user', 'user.admin_roles_forbidden');
+        check?.(row);
+      }
       return work(new UsersService(trx, hasher));
     });
 
@@ -106,8 +118,10 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
   api.add({
     method: 'post', path: '/users', tag: 'users', summary: 'Create a user', status: 201,
     roles: ['user_admin'], body: createUserInput, response: userResource,
+    signInLevel: STEP_UP_LEVEL, signInLevelWhen: 'when it gives admin roles',
     handler: async ({ body, principal, ctx }) => {
       grantToUser(principal, body.adminRoles ?? []);
+      if (body.adminRoles?.length) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
       const user = await users.createUser(body, principal.actor);
       ctx.set('Location', `${ctx.path}/${user.id}`);
       return presentUser(user);
@@ -123,9 +137,14 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
   api.add({
     method: 'patch', path: '/users/:id', tag: 'users', summary: 'Update a user (send If-Match with the ETag to refuse stale writes: 412)',
     roles: ['user_admin'], params: idParam, body: updateUserInput, response: userResource,
-    handler: async ({ params, body, principal, ifMatch }) => {
+    signInLevel: STEP_UP_LEVEL, signInLevelWhen: GIVES_ROLES,
+    handler: async ({ params, body, principal, ifMatch, ctx }) => {
       if (body.adminRoles) grantToUser(principal, body.adminRoles);
-      return presentUser(await changeUser(principal, params.id, (w) => w.updateUser(params.id, body, principal.actor, ifMatch)));
+      const stepUp = (current: { admin_roles: string[] }): void => {
+        const gives = body.adminRoles?.some((role) => !current.admin_roles.includes(role));
+        if (gives || body.password !== undefined) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
+      };
+      return presentUser(await changeUser(principal, params.id, (w) => w.updateUser(params.id, body, principal.actor, ifMatch), stepUp));
     },
   });
 

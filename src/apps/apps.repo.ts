@@ -1,6 +1,7 @@
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { appChanged } from './client-cache.ts';
+import type { SignInPolicy } from '../access/signin-policy.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids from the CLI are not validated at an edge; a malformed one simply finds nothing. */
@@ -39,6 +40,8 @@ export interface DbAppRow {
   oidc: OidcClientSettings;
   access: AppAccess;
   admin_roles: string[];
+  /** How strongly a person must have signed in to use the app; null: the global default (SIGNIN_POLICY_DEFAULT). */
+  signin_policy: SignInPolicy | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -57,6 +60,8 @@ export interface App {
   oidc: OidcClientSettings;
   access: AppAccess;
   adminRoles: string[];
+  /** The app's own sign-in policy; null: the global default applies. */
+  signInPolicy: SignInPolicy | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
@@ -75,6 +80,7 @@ const toApp = (r: DbAppRow): App => ({
   oidc: r.oidc,
   access: r.access,
   adminRoles: r.admin_roles,
+  signInPolicy: r.signin_policy ?? null,
   version: r.version,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -106,7 +112,7 @@ export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'upda
   return toApp(inserted as DbAppRow);
 }
 
-export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'allow_no_pkce' | 'oidc' | 'access' | 'admin_roles'>>;
+export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'allow_no_pkce' | 'oidc' | 'access' | 'admin_roles' | 'signin_policy'>>;
 
 /**
  * Updates columns and bumps the version. With expectedVersion, updates only if the row is

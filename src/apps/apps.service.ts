@@ -4,6 +4,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId, newSecret, sha256 } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
+import type { SignInPolicy } from '../access/signin-policy.ts';
 import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import {
   deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
@@ -26,6 +27,13 @@ const appName = z.string().trim().min(1).max(200);
 const appDescription = z.string().trim().max(2000);
 const logoUrl = z.url({ protocol: /^https?$/ });
 const access = z.enum(['assigned', 'everyone']);
+/**
+ * How strongly a person must have signed in to use the app (see access/signin-policy.ts); null
+ * (or absent at creation) follows the global default, SIGNIN_POLICY_DEFAULT.
+ */
+export const signInPolicy = z.enum(['password', 'mfa', 'phishing_resistant'] satisfies SignInPolicy[], {
+  error: 'must be password, mfa or phishing_resistant (or null for the global default)',
+}).nullable().describe('how strongly a person must have signed in to use the app: password, mfa or phishing_resistant; null follows the global default (SIGNIN_POLICY_DEFAULT)');
 
 export const createAppInput = z.object({
   name: appName,
@@ -47,6 +55,7 @@ export const createAppInput = z.object({
   idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).default('RS256'),
   /** A confidential legacy app that cannot send PKCE may be let off it (RFC 9700 requires it otherwise). */
   allowNoPkce: z.boolean().default(false),
+  signInPolicy: signInPolicy.default(null),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -63,6 +72,8 @@ export const updateAppInput = z.strictObject({
   adminRoles: z.array(z.enum(ADMIN_ROLES)).optional(),
   idTokenSigningAlg: z.enum(ID_TOKEN_SIGNING_ALGS).optional(),
   allowNoPkce: z.boolean().optional(),
+  /** null: back to the global default. */
+  signInPolicy: signInPolicy.optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -159,6 +170,7 @@ export class AppsService {
         oidc,
         access: input.access,
         admin_roles: input.adminRoles,
+        signin_policy: input.signInPolicy,
       });
       await recordAudit(trx, actor, { action: 'app.created', targetType: 'app', targetId: inserted.id, changes: { ...input, clientId: inserted.clientId } });
       return inserted;
@@ -192,6 +204,7 @@ export class AppsService {
       if (input.firstParty !== undefined) changes.first_party = input.firstParty;
       if (input.access !== undefined) changes.access = input.access;
       if (input.adminRoles !== undefined) changes.admin_roles = [...new Set(input.adminRoles)];
+      if (input.signInPolicy !== undefined) changes.signin_policy = input.signInPolicy;
       if (input.allowNoPkce !== undefined) {
         if (input.allowNoPkce && current.oidc.token_endpoint_auth_method === 'none') throw publicNeedsPkce();
         changes.allow_no_pkce = input.allowNoPkce;

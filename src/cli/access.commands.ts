@@ -1,12 +1,26 @@
 // `oneid assignments ...`, `oneid app-roles ...` and `oneid apps list|get|rotate-secret|delete`
 import { command, UsageError, type CommandDef } from './command.ts';
 import type { App } from '../apps/apps.repo.ts';
+import { isSignInPolicy, SIGN_IN_POLICIES, type SignInPolicy } from '../access/signin-policy.ts';
 
 const app = (a: App) => ({
   id: a.id, name: a.name, client_id: a.clientId, access: a.access, first_party: a.firstParty,
   redirect_uris: a.oidc.redirect_uris, grant_types: a.oidc.grant_types, admin_roles: a.adminRoles,
-  id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', allow_no_pkce: a.allowNoPkce, version: a.version,
+  id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', allow_no_pkce: a.allowNoPkce,
+  signin_policy: a.signInPolicy, version: a.version,
 });
+
+/** --signin-policy: one of the levels, or `default` (null: the app follows SIGNIN_POLICY_DEFAULT). */
+export const signInPolicyFlag = {
+  type: 'string', value: `${SIGN_IN_POLICIES.join('|')}|default`, field: 'signInPolicy',
+  help: 'how strongly people must have signed in to use it; default follows SIGNIN_POLICY_DEFAULT',
+} as const;
+
+export function parseSignInPolicyFlag(value: string): SignInPolicy | null {
+  if (value === 'default') return null;
+  if (!isSignInPolicy(value)) throw new UsageError(`--signin-policy must be ${SIGN_IN_POLICIES.join(', ')} or default`);
+  return value;
+}
 
 const appFlag = { type: 'id', required: true, value: 'APP_ID', help: 'the app (its id, not its client_id)', field: 'appId' } as const;
 
@@ -100,6 +114,15 @@ export const accessCommands: Record<string, CommandDef> = {
     summary: 'Show one app.',
     options: { id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' } },
     run: async (o, { services }) => app(await services.apps.getApp(o.id)),
+  }),
+  'apps update': command({
+    summary: 'Change an app\'s settings: its sign-in policy.',
+    details: 'Prints the app as `oneid apps get` does. The change reaches every OneID node at once.',
+    options: {
+      id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' },
+      'signin-policy': { ...signInPolicyFlag, required: true },
+    },
+    run: async (o, { services, actor }) => app(await services.apps.updateApp(o.id, { signInPolicy: parseSignInPolicyFlag(o['signin-policy']) }, actor)),
   }),
   'apps rotate-secret': command({
     summary: 'Give an app a new client secret (printed once); the old one stops working.',

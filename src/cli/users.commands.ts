@@ -162,6 +162,34 @@ export const usersCommands: Record<string, CommandDef> = {
       return { id: updated.id, username: updated.username, password_set: true, ...(o.generate ? { password } : {}) };
     },
   }),
+  'users methods': command({
+    summary: 'Show how a person can sign in: password, passkeys, authenticator app, recovery codes left.',
+    details: 'Never prints a secret. A passkey\'s id is what `oneid users reset-method --passkey` takes.',
+    options: who,
+    run: async (o, { services }) => {
+      const user = await findOne(services, o);
+      return { id: user.id, username: user.username, ...(await services.methods.listMethods(user.id)) };
+    },
+  }),
+  'users reset-method': command({
+    summary: 'Remove one of a person\'s sign-in methods: a passkey, their authenticator app, or all recovery codes.',
+    details: 'For a lost phone or security key: the person sets the method up again at their next sign-in\n'
+      + '(when an app needs it) or on their security page. Recorded in the audit log.',
+    options: {
+      ...who,
+      passkey: { type: 'id', value: 'PASSKEY_ID', help: 'remove this passkey (its id from `oneid users methods`)' },
+      totp: { type: 'boolean', help: 'remove the authenticator app' },
+      'recovery-codes': { type: 'boolean', help: 'void every recovery code' },
+    },
+    run: async (o, { services, actor }) => {
+      const chosen = [o.passkey !== undefined, o.totp === true, o['recovery-codes'] === true].filter(Boolean).length;
+      if (chosen !== 1) throw new UsageError('give exactly one of --passkey PASSKEY_ID, --totp or --recovery-codes');
+      const user = await findOne(services, o);
+      const kind = o.passkey !== undefined ? 'passkey' : o.totp ? 'totp' : 'recovery_codes';
+      await services.methods.removeMethod(user.id, kind, o.passkey, actor);
+      return { id: user.id, username: user.username, removed: o.passkey !== undefined ? { passkey: o.passkey } : kind, methods: await services.methods.listMethods(user.id) };
+    },
+  }),
   'users suspend': lifecycle('suspend', 'Suspend a person: they cannot sign in and their sessions and tokens end.'),
   'users reactivate': lifecycle('reactivate', 'Let a suspended person sign in again (their old sessions stay ended).'),
   'users deprovision': lifecycle('deprovision', 'Deprovision a person who has left: they cannot sign in and their sessions and tokens end.'),

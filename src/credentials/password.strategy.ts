@@ -31,6 +31,7 @@ export function signInSubject(login: string, user?: { id: string }): string {
 }
 
 export interface PasswordSignIn {
+  /** The person the name found: signed in only with a proof (else named for the audit log). */
   user?: User;
   /** Why it was refused (for the audit log only). */
   reason?: string;
@@ -52,7 +53,6 @@ export class PasswordStrategy implements CredentialStrategy {
 
   /** Whether the name and password sign in; the person, or undefined. */
   async authenticate(login: string, password: string): Promise<User | undefined> {
-    // A refusal may still name the person (for the audit log): only a proof means signed in.
     const result = await this.signIn(login, password);
     return result.proof ? result.user : undefined;
   }

@@ -9,6 +9,7 @@ import type { ClientCache } from '../apps/client-cache.ts';
 import { TOKEN_ACCOUNT_SQL, accountFromTokenRow, type TokenAccountColumns } from '../access/entitlements.ts';
 import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
 import { hasIllFormedText } from '../shared/text-input.ts';
+import { isSignInPolicy, type SignInPolicy } from '../access/signin-policy.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -27,21 +28,29 @@ export function clientMetadataFor(app: App): AdapterPayload {
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
     'urn:oneid:allow_no_pkce': app.allowNoPkce,
+    // The app's own level, or null: the caller applies SIGNIN_POLICY_DEFAULT (config), which a
+    // cached client must not freeze.
+    'urn:oneid:signin_policy': app.signInPolicy,
   } as AdapterPayload;
 }
 
 /**
  * What clientMetadataFor put on a client that oidc-provider built from it: its app id, whether
- * it is first-party and whether it was let off PKCE. Extra metadata sits on the client under its
+ * it is first-party, whether it was let off PKCE and its own sign-in policy (null: the global
+ * default). Extra metadata sits on the client under its
  * own name; client.metadata() would copy every property to answer, on every refresh and userinfo.
  */
-export function oneIdClientFacts(client: object | undefined): { appId: string | undefined; firstParty: boolean; allowNoPkce: boolean } {
+export function oneIdClientFacts(client: object | undefined): {
+  appId: string | undefined; firstParty: boolean; allowNoPkce: boolean; signInPolicy: SignInPolicy | null;
+} {
   const c = client as Record<string, unknown> | undefined;
   const appId = c?.['urn:oneid:app_id'];
+  const policy = c?.['urn:oneid:signin_policy'];
   return {
     appId: typeof appId === 'string' ? appId : undefined,
     firstParty: Boolean(c?.['urn:oneid:first_party']),
     allowNoPkce: c?.['urn:oneid:allow_no_pkce'] === true,
+    signInPolicy: isSignInPolicy(policy) ? policy : null,
   };
 }
 

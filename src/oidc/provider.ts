@@ -392,7 +392,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       return grant;
     },
     extraClientMetadata: {
-      properties: ['urn:oneid:first_party', 'urn:oneid:app_id', 'urn:oneid:allow_no_pkce'],
+      properties: ['urn:oneid:first_party', 'urn:oneid:app_id', 'urn:oneid:allow_no_pkce', 'urn:oneid:signin_policy'],
     },
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
       const appId = oneIdClientFacts(ctx.oidc?.client).appId;
@@ -438,14 +438,17 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     extraTokenClaims: async (ctx, token) => {
       if (!('accountId' in token) || !token.accountId || !token.resourceServer || !ctx?.oidc) return undefined;
       const source = ctx.oidc.entities.RefreshToken ?? ctx.oidc.entities.AuthorizationCode;
+      // How the person signed in (RFC 9068 2.2.1): resource servers such as the admin API can
+      // demand more (RFC 9470).
+      const signIn = source?.acr ? { acr: source.acr, ...(source.amr ? { amr: source.amr } : {}), ...(source.authTime ? { auth_time: source.authTime } : {}) } : undefined;
       const requested = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (source?.scopes ?? new Set<string>());
       const scopes = scopeSet(ctx.oidc.grant?.getOIDCScopeFiltered(requested));
-      if (!scopes.has('groups') && !scopes.has('roles')) return undefined;
+      if (!scopes.has('groups') && !scopes.has('roles')) return signIn;
       let account = ctx.oidc.account as OneIdAccount | undefined;
       if (account?.accountId !== token.accountId || typeof account.accessClaims !== 'function') {
         account = await configuration.findAccount!(ctx, token.accountId, token) as OneIdAccount | undefined;
       }
-      return account ? { ...(await account.accessClaims(scopes)) } : undefined;
+      return account ? { ...signIn, ...(await account.accessClaims(scopes)) } : signIn;
     },
     // The person reads what happened and what to do (login/error-page.ts); the OAuth error and
     // its description stay in the page's collapsed developer details.

@@ -36,3 +36,30 @@ export async function adminClient(serverUrl: string, env: Record<string, string>
     },
   };
 }
+
+/**
+ * A person's admin API token as it will be once the sign-in records how strongly the person
+ * signed in (RFC 9470 acr, added by the #18 sign-in flow): `token`, a genuine token from a real
+ * sign-in, with `acr` set (or removed with null) and signed again with the server's own current
+ * key, read from the database with the master key. Every other claim (sub, client_id, iat, jti,
+ * scope) stays what the server issued, unless `extra` sets it (e.g. a DPoP binding, cnf).
+ */
+export async function withAcr(token: string, acr: string | null, databaseUrl: string, masterKey: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } = await import('jose');
+  const { default: knex } = await import('knex');
+  const { MasterKey } = await import('../../src/keys/master-key.ts');
+  const { loadProviderJwks } = await import('../../src/keys/keys.service.ts');
+  const header = decodeProtectedHeader(token);
+  const { acr: _old, ...claims } = decodeJwt(token);
+  const db = knex({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
+  try {
+    const { keys } = await loadProviderJwks(db, MasterKey.parse(masterKey));
+    const jwk = keys.find((k) => k.kid === header.kid);
+    if (!jwk) throw new Error(`no signing key ${header.kid}`);
+    return await new SignJWT({ ...claims, ...extra, ...(acr === null ? {} : { acr }) })
+      .setProtectedHeader({ alg: header.alg!, kid: header.kid, typ: header.typ })
+      .sign(await importJWK(jwk, header.alg));
+  } finally {
+    await db.destroy();
+  }
+}
