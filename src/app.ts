@@ -18,6 +18,7 @@ import { loginRouter } from './login/login.routes.ts';
 import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { homeRouter } from './login/home.routes.ts';
+import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
 import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
@@ -129,7 +130,12 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
   }).routes()));
-  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes).routes()));
+  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
+  app.use(onlyFor(under(SECURITY_PATH), accountRouter({
+    db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
+    passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
+    passkeys: services.passkeys, totp: services.totp, recoveryCodes: services.recovery,
+  }).routes()));
 
   const authenticate = bearerAuthenticator({
     db, issuer: config.issuer, audience: apiResource(config.issuer), loadJwks: () => loadProviderJwks(db, masterKey),

@@ -33,6 +33,8 @@ const schema = z.object({
   PASSWORD_MEMORY_KIB: z.coerce.number().int().min(19456).default(19456),
   PASSWORD_TIME_COST: z.coerce.number().int().min(2).default(2),
   PASSWORD_PARALLELISM: z.coerce.number().int().min(1).default(1),
+  // NIST SP 800-63B: at least 8 for a password a person chooses; at most the longest we accept.
+  PASSWORD_MIN_LENGTH: z.coerce.number().int().min(8).max(256).default(8),
   SIGNIN_POLICY_DEFAULT: z.enum(['password', 'mfa', 'phishing_resistant'] satisfies SignInPolicy[], {
     error: 'must be password, mfa or phishing_resistant',
   }).default('password'),
@@ -66,6 +68,8 @@ export interface Config {
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   password: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Shortest password a person may choose for themselves (credentials/password-policy.ts). */
+  passwordMinLength: number;
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
@@ -140,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
+    passwordMinLength: v.PASSWORD_MIN_LENGTH,
     metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },
   };
 }

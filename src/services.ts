@@ -17,6 +17,7 @@ import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
+import { PasswordPolicy } from './credentials/password-policy.ts';
 import { MethodsService } from './credentials/methods.service.ts';
 
 export interface Services {
@@ -38,6 +39,8 @@ export interface Services {
   groups: GroupsService;
   access: AccessService;
   scimTokens: ScimTokensService;
+  /** What a person may choose as their password (PASSWORD_MIN_LENGTH, common passwords). */
+  passwordPolicy: PasswordPolicy;
   /** What an administrator sees of a person's sign-in methods, and removes. */
   methods: MethodsService;
 }
@@ -63,6 +66,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     groups: new GroupsService(db),
     access: new AccessService(db),
     scimTokens: new ScimTokensService(db),
+    passwordPolicy: new PasswordPolicy(config.passwordMinLength),
     methods: new MethodsService(db),
   };
 }

@@ -29,6 +29,11 @@ describe('loadConfig defaults', () => {
     expect(config.logLevel).toBe('info');
     expect(config.trustProxy).toBe(false);
     expect(config.password).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    expect(config.passwordMinLength).toBe(8);
+  });
+
+  it('reads PASSWORD_MIN_LENGTH', () => {
+    expect(loadConfig({ PASSWORD_MIN_LENGTH: '12' }).passwordMinLength).toBe(12);
   });
 
   it('treats empty strings as unset', () => {
@@ -77,6 +82,8 @@ describe('loadConfig bad values', () => {
     ['PASSWORD_MEMORY_KIB', '19455'],
     ['PASSWORD_MEMORY_KIB', '4096'],
     ['PASSWORD_TIME_COST', '1'],
+    ['PASSWORD_MIN_LENGTH', '7'],
+    ['PASSWORD_MIN_LENGTH', '257'],
     ['DATABASE_POOL_MAX', '0'],
     ['NODE_ENV', 'staging'],
     ['TRUST_PROXY', 'yes'],

@@ -65,5 +65,10 @@ export class PasswordHasher {
   }
 }
 
+/**
+ * The floor for every stored password (NIST SP 800-63B), which administrators and provisioning
+ * clients must meet. A password a person chooses for themselves (security page, setup page)
+ * meets PASSWORD_MIN_LENGTH from config instead, at least this (password-policy.ts).
+ */
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;

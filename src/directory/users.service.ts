@@ -7,7 +7,7 @@ import { isUniqueViolation } from '../db/errors.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type PasswordHasher } from '../credentials/password.ts';
 import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { validateCustomAttributes } from './attributes.service.ts';
-import { endAllSessions } from '../sessions/sessions.service.ts';
+import { endAllSessions, keepOnlySession } from '../sessions/sessions.service.ts';
 import {
   countAdmins, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
   isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
@@ -242,8 +242,9 @@ export class UsersService {
    * A new password ends every session, grant, code and refresh token of the person in the same
    * transaction (whoever set it may have done so because the old one leaked), except, with
    * `keepSessionUid`, the session the person changed their own password from (see setPassword).
+   * OneID's own sessions (sessions/) end the same way, except `keepSessionId`.
    */
-  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite, keepSessionUid?: string): Promise<User> {
+  async updateUser(id: string, raw: UpdateUserInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, provisioned?: ProvisionedWrite, keepSessionUid?: string, keepSessionId?: string): Promise<User> {
     const input = parseInput(provisioned ? updateProvisionedUserInput : updateUserInput, raw);
     checkScimAttributes(provisioned?.scimAttributes);
     const hash = input.password ? await this.hasher.hash(input.password) : undefined;
@@ -308,6 +309,8 @@ export class UsersService {
           // The kept session is checked against the new end of sessions too (oidc/provider.ts):
           // its sign-in time moves past it, as the person just proved who they are there.
           if (keepSessionUid !== undefined) await renewSignInTimeOfAccount(trx, id, Math.floor(endedAt.getTime() / 1000) + 1);
+          if (keepSessionId !== undefined) await keepOnlySession(trx, id, keepSessionId, endedAt, 'password_set', actor);
+          else await endAllSessions(trx, id, 'password_set', actor);
         }
         const { password: _p, ...audited } = input;
         // A password set shows as passwordChanged: true, beside nothing: neither side holds a hash.
@@ -315,7 +318,7 @@ export class UsersService {
           action: 'user.updated', targetType: 'user', targetId: id,
           changes: {
             ...audited,
-            ...(hash ? { passwordChanged: true, endedOidcRecords: ended, ...(keepSessionUid !== undefined ? { keptSessionUid: keepSessionUid } : {}) } : {}),
+            ...(hash ? { passwordChanged: true, endedOidcRecords: ended, ...(keepSessionUid !== undefined ? { keptSessionUid: keepSessionUid } : {}), ...(keepSessionId !== undefined ? { keptSessionId: keepSessionId } : {}) } : {}),
             ...(input.emailVerified === undefined && changes.email_verified === false ? { emailVerified: false } : {}),
             ...(provisioned?.scimAttributes !== undefined ? { scimAttributes: Object.keys(provisioned.scimAttributes) } : {}),
           },
@@ -338,10 +341,11 @@ export class UsersService {
    * under its grants: a person who changes their own password stays signed in where they did it
    * and nowhere else. Their admin API access tokens (JWTs) issued before end in every case; the
    * kept session's app gets new ones with its refresh token. Audited as user.updated with
-   * passwordChanged, endedOidcRecords and keptSessionUid.
+   * passwordChanged, endedOidcRecords and keptSessionUid. `keepSessionId` does the same for
+   * OneID's own session (sessions/): it stays, signed in again now; the person's others end.
    */
-  setPassword(id: string, password: string, actor: Actor = SYSTEM_ACTOR, keepSessionUid?: string): Promise<User> {
-    return this.updateUser(id, { password }, actor, undefined, undefined, keepSessionUid);
+  setPassword(id: string, password: string, actor: Actor = SYSTEM_ACTOR, keepSessionUid?: string, keepSessionId?: string): Promise<User> {
+    return this.updateUser(id, { password }, actor, undefined, undefined, keepSessionUid, keepSessionId);
   }
 
   /**

@@ -5,6 +5,8 @@ import { AppError } from '../shared/errors.ts';
 import type { Views } from './views.ts';
 import type { MessageKey } from './i18n.ts';
 import { csrf } from '../http/csrf.ts';
+import { PasswordPolicy } from '../credentials/password-policy.ts';
+import { PASSWORD_MIN_LENGTH } from '../credentials/password.ts';
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
@@ -16,7 +18,8 @@ function setupProblem(err: AppError): MessageKey {
   return 'setup.error.generic';
 }
 
-export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: number): Router {
+/** `policy`: what the first administrator may choose as a password (PASSWORD_MIN_LENGTH, common passwords). */
+export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: number, policy = new PasswordPolicy(PASSWORD_MIN_LENGTH)): Router {
   const router = new Router({ prefix: '/setup' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
   router.use(async (ctx, next) => { ctx.set('Cache-Control', 'no-store'); return next(); });
@@ -27,7 +30,7 @@ export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: num
     const valid = await setup.isValid(token);
     ctx.status = valid ? 200 : 404;
     ctx.type = 'html';
-    ctx.body = views.render(ctx, 'setup.njk', { token, invalid: !valid, values: {} });
+    ctx.body = views.render(ctx, 'setup.njk', { token, invalid: !valid, values: {}, minLength: policy.minLength });
   });
 
   router.post('/', async (ctx) => {
@@ -35,14 +38,24 @@ export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: num
     const token = str(body.token);
     const values = { username: str(body.username), email: str(body.email), name: str(body.name) };
     ctx.type = 'html';
+    const password = str(body.password);
+    const problem = policy.check(password);
+    if (problem) {
+      const invalid = !(await setup.isValid(token));
+      ctx.status = invalid ? 404 : 400;
+      ctx.body = views.render(ctx, 'setup.njk', {
+        token, invalid, values, minLength: policy.minLength, messageKey: problem === 'too_common' ? 'setup.error.password_common' : 'setup.error.password',
+      });
+      return;
+    }
     try {
-      const user = await setup.complete(token, { ...values, password: str(body.password) });
+      const user = await setup.complete(token, { ...values, password });
       ctx.body = views.render(ctx, 'setup.njk', { done: true, username: user.username });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       const invalid = err.code === 'setup.invalid_token';
       ctx.status = invalid ? 404 : err.kind === 'already_exists' ? 409 : 400;
-      ctx.body = views.render(ctx, 'setup.njk', { token, invalid, values, messageKey: setupProblem(err) });
+      ctx.body = views.render(ctx, 'setup.njk', { token, invalid, values, minLength: policy.minLength, messageKey: setupProblem(err) });
     }
   });
   return router;

@@ -102,6 +102,16 @@ export async function updateSessionProofs(db: Db, id: string, values: { tokenHas
   return row ? toSession(row as DbSessionRow) : undefined;
 }
 
+/**
+ * Moves a live session's sign-in time forward to `at` (never back): the person proved who they
+ * are again there. Scoped to the person; false when no such live session.
+ */
+export async function renewSessionAuthTime(db: Db, userId: string, id: string, at: Date): Promise<boolean> {
+  const n = await db('sessions').where({ id, user_id: userId }).whereNull('ended_at')
+    .update({ auth_time: db.raw('greatest(auth_time, ?::timestamptz)', [at]) });
+  return n > 0;
+}
+
 export async function touchSession(db: Db, id: string): Promise<void> {
   await db('sessions').where({ id }).whereNull('ended_at').update({ last_seen_at: db.fn.now() });
 }

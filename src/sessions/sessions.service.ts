@@ -8,7 +8,7 @@ import type { Proof } from '../credentials/methods.ts';
 import { ACR, amrOf, levelOf } from '../access/signin-policy.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import {
-  endSessions, findLiveSessionByTokenHash, findLiveSessionsOfUser, insertSession, touchSession, updateSessionProofs,
+  endSessions, findLiveSessionByTokenHash, findLiveSessionsOfUser, insertSession, renewSessionAuthTime, touchSession, updateSessionProofs,
   type Session,
 } from './sessions.repo.ts';
 
@@ -110,4 +110,16 @@ export async function endAllSessions(db: Knex | Knex.Transaction, userId: string
     await recordAudit(db, actor, { action: 'sessions.ended', targetType: 'user', targetId: userId, changes: { reason, count: ended.length, ...(exceptId ? { kept: exceptId } : {}) } });
   }
   return ended.length;
+}
+
+/**
+ * A password set by its owner from session `keptId` (inside the transaction that set it, at
+ * `endedAt` = users.sessions_ended_at): every other session of theirs ends, and the kept one's
+ * sign-in time moves past `endedAt` (to the next whole second, as OIDC's auth_time counts
+ * seconds), or findLiveSessionByTokenHash would refuse it like the others.
+ */
+export async function keepOnlySession(db: Knex | Knex.Transaction, userId: string, keptId: string, endedAt: Date, reason: EndReason, actor: Actor): Promise<number> {
+  const ended = await endAllSessions(db, userId, reason, actor, keptId);
+  await renewSessionAuthTime(db, userId, keptId, new Date((Math.floor(endedAt.getTime() / 1000) + 1) * 1000));
+  return ended;
 }

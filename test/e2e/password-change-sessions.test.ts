@@ -12,6 +12,7 @@ import { Browser } from '../helpers/browser.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
+import { sha256 } from '../../src/shared/ids.ts';
 
 const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
@@ -188,8 +189,12 @@ describe('UsersService.setPassword with the session to keep (a person changing t
     try {
       const row = await handle.db('oidc_payloads').where({ model: 'Session', id: sessionId }).first('uid');
       expect(row?.uid).toBeTruthy();
+      // And OneID's own session of that browser (cookie oneid.sso), which oidc-provider's follows.
+      const token = here.browser.cookies.get(new URL(server.url).host)!.get('oneid.sso')!;
+      const kept = await handle.db('sessions').where({ token_hash: sha256(token) }).first('id');
+      expect(kept?.id).toBeTruthy();
       const users = new UsersService(handle.db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
-      await users.setPassword(person.id, 'changed-by-me-4', { type: 'user', id: person.id }, row.uid);
+      await users.setPassword(person.id, 'changed-by-me-4', { type: 'user', id: person.id }, row.uid, kept.id);
     } finally {
       await handle.close();
     }

@@ -105,6 +105,15 @@ describe('POST /setup', () => {
     form = page; // the person corrects the form on the page they were shown
   });
 
+  it('returns 400 for one of the most common passwords, whatever its case', async () => {
+    const page = await browser.submit(form, '/setup', { username: 'Grace', email: 'Grace@Example.com', name: 'Grace Hopper', password: 'Password123' });
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('This password is too common');
+    expect(page.html).not.toContain('has been created');
+    expect((await new Browser().navigate(link)).status).toBe(200);
+    form = page;
+  });
+
   it('creates the administrator with valid data', async () => {
     const page = await browser.submit(form, '/setup', { username: 'Grace', email: 'Grace@Example.com', name: 'Grace Hopper', password: PASSWORD });
     expect(page.status).toBe(200);
