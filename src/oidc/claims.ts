@@ -3,7 +3,9 @@ import type { User } from '../directory/users.repo.ts';
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'roles'] as const;
 
 export const CLAIMS = {
-  openid: ['sub'],
+  // amr: how the person signed in (RFC 8176 values: pwd, hwk, otp, ...), in every ID token so an
+  // app can see the methods behind acr. oidc-provider includes it only when a granted scope lists it.
+  openid: ['sub', 'amr'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'updated_at'],
   email: ['email', 'email_verified'],
   /** Names of the groups the user is a member of. */
