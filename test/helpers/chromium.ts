@@ -86,6 +86,7 @@ export interface VirtualCredential {
   rpId?: string;
   userHandle?: string; // base64
   signCount: number;
+  privateKey?: string; // base64 PKCS#8
   backupEligibility?: boolean;
   backupState?: boolean;
 }
@@ -96,6 +97,8 @@ export interface VirtualAuthenticator {
   credentials(): Promise<VirtualCredential[]>;
   /** Whether the authenticator verifies its user (biometrics/PIN) from now on. */
   setUserVerified(verified: boolean): Promise<void>;
+  /** Puts a credential (from another authenticator's credentials()) in this one: the same passkey in another browser. */
+  addCredential(credential: VirtualCredential): Promise<void>;
   clearCredentials(): Promise<void>;
   remove(): Promise<void>;
 }
@@ -126,6 +129,16 @@ export async function addVirtualAuthenticator(page: Page, opts: { backupEligible
     cdp,
     credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials as VirtualCredential[],
     setUserVerified: async (isUserVerified) => { await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified }); },
+    addCredential: async (credential) => {
+      await cdp.send('WebAuthn.addCredential', {
+        authenticatorId,
+        credential: {
+          credentialId: credential.credentialId, isResidentCredential: credential.isResidentCredential, rpId: credential.rpId,
+          privateKey: credential.privateKey!, userHandle: credential.userHandle, signCount: credential.signCount,
+          ...(credential.backupEligibility !== undefined ? { backupEligibility: credential.backupEligibility, backupState: credential.backupState } : {}),
+        },
+      });
+    },
     clearCredentials: async () => { await cdp.send('WebAuthn.clearCredentials', { authenticatorId }); },
     remove: async () => { await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId }); },
   };
@@ -133,3 +146,24 @@ export async function addVirtualAuthenticator(page: Page, opts: { backupEligible
 
 /** CDP's base64 credential id in the base64url form WebAuthn servers store. */
 export const toBase64Url = (b64: string): string => Buffer.from(b64, 'base64').toString('base64url');
+
+/**
+ * Makes every page of `context` behave as if the person ignored the browser's passkey autofill
+ * suggestion: a conditional-mediation request (navigator.credentials.get with mediation
+ * 'conditional') stays pending until the page aborts it. A virtual authenticator answers such a
+ * request at once, which would sign the person in before the test types a password or clicks
+ * "Sign in with a passkey".
+ */
+export async function ignorePasskeyAutofill(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const credentials = navigator.credentials;
+    const original = credentials.get.bind(credentials);
+    credentials.get = (options?: CredentialRequestOptions) => {
+      if (options?.mediation !== 'conditional') return original(options);
+      return new Promise<Credential | null>((_resolve, reject) => {
+        const signal = options.signal;
+        signal?.addEventListener('abort', () => reject(signal.reason ?? new DOMException('The operation was aborted.', 'AbortError')), { once: true });
+      });
+    };
+  });
+}
