@@ -61,8 +61,9 @@ describe('sign-in in Chromium with a password', () => {
     await page.fill('input[name="login"]', 'ada');
     await page.fill('input[name="password"]', 'difference-engine');
     await page.locator('form:has(input[name="password"]) button[type="submit"]').click();
-    await page.locator('[role="alert"]').waitFor();
+    await page.locator('#signin-error').waitFor();
     expect(new URL(page.url()).origin).toBe(server.url);
-    expect(await page.locator('[role="alert"]').innerText()).toMatch(/incorrect/i);
+    expect(await page.locator('#signin-error').innerText()).toMatch(/incorrect/i);
+    expect(await page.inputValue('input[name="password"]')).toBe('');
   });
 });
