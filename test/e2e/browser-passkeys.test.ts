@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import {
-  addVirtualAuthenticator, closeAllBrowsers, ignorePasskeyAutofill, openBrowser,
+  addVirtualAuthenticator, closeAllBrowsers, describePage, ignorePasskeyAutofill, openBrowser,
   type OpenBrowser, type VirtualAuthenticator, type VirtualCredential,
 } from '../helpers/chromium.ts';
 import { oidcApp, startCallbackServer, type CallbackServer, type OidcApp, type SignInOptions, type SignedIn } from '../helpers/oidc-app.ts';
@@ -53,7 +53,7 @@ beforeAll(async () => {
   server = await startServer(env);
   admin = await adminClient(server.url, env, ['app_admin']);
   const register = async (name: string, signInPolicy: string | undefined) => {
-    const res = await admin.call('POST', '/apps', { name, redirectUris: [callbacks.redirectUri], firstParty: true, ...(signInPolicy ? { signInPolicy } : {}) });
+    const res = await admin.call('POST', '/apps', { name, redirectUris: [callbacks.redirectUri], firstParty: true, access: 'everyone', ...(signInPolicy ? { signInPolicy } : {}) });
     expect({ status: res.status, body: res.body }).toMatchObject({ status: 201, body: signInPolicy ? { signInPolicy } : {} });
     return oidcApp(server.url, res.body, callbacks.redirectUri);
   };
@@ -82,7 +82,9 @@ async function enterPassword(page: Page, who: { login: string; password: string 
 
 /** Waits for the browser to reach the app's redirect URI and redeems the code there. */
 async function backAtApp(page: Page, app: OidcApp, request: Awaited<ReturnType<OidcApp['authorizationUrl']>>): Promise<SignedIn> {
-  await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+  await page.waitForURL((u) => u.href.startsWith(app.redirectUri)).catch(async (err: Error) => {
+    throw new Error(`the browser did not get back to the app (${err.message.split('\n')[0]}); it is at ${await describePage(page)}`);
+  });
   return app.handleCallback(request, page.url());
 }
 

@@ -167,3 +167,9 @@ export async function ignorePasskeyAutofill(context: BrowserContext): Promise<vo
     };
   });
 }
+
+/** Where a page is and what it says (for failure messages: a timeout alone says nothing). */
+export async function describePage(page: Page): Promise<string> {
+  const text = await page.locator('body').innerText({ timeout: 2000 }).catch(() => '(no body)');
+  return `${page.url()}\n${text.replace(/\n{2,}/g, '\n').slice(0, 1200)}`;
+}
