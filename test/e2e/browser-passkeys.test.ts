@@ -279,7 +279,10 @@ describe('#18 passkeys in Chromium', () => {
     await page.goto(request.url.href, { waitUntil: 'commit' });
     // The person focuses the username field; the autofill suggestion is the passkey. (The virtual
     // authenticator may answer before the focus, and the page may already be on its way to the app.)
-    await page.locator('input[name="login"]').focus().catch(() => undefined);
+    await Promise.race([
+      page.locator('input[name="login"]').focus(),
+      page.waitForURL((u) => u.href.startsWith(passwordApp.redirectUri)),
+    ]).catch(() => undefined);
     const { claims } = await backAtApp(page, passwordApp, request);
     expect(claims.sub).toBe(users.hedy!.id);
     expect(claims.amr).toEqual(expect.arrayContaining(['hwk', 'user']));
