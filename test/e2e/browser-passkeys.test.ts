@@ -62,6 +62,9 @@ beforeAll(async () => {
   ]);
 }, 180000);
 
+// Each Chromium is a few hundred MB: none outlives its test.
+afterEach(() => closeAllBrowsers());
+
 afterAll(async () => {
   await closeAllBrowsers();
   await callbacks?.close();

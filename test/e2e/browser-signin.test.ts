@@ -30,6 +30,9 @@ beforeAll(async () => {
   app = await oidcApp(server.url, registered.json, callbacks.redirectUri);
 }, 120000);
 
+// Each Chromium is a few hundred MB: none outlives its test.
+afterEach(() => closeAllBrowsers());
+
 afterAll(async () => {
   await closeAllBrowsers();
   await callbacks?.close();
