@@ -6,7 +6,8 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { Browser, startSignIn, type Started } from '../helpers/browser.ts';
+import { discover, redeem } from '../helpers/oidc-app.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const SCOPE = 'openid profile groups roles offline_access';
@@ -42,26 +43,11 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const rp = async (app: { client_id: string; client_secret: string }) => {
-  const config = await client.discovery(new URL(server.url), app.client_id, undefined, client.ClientSecretBasic(app.client_secret), {
-    execute: [client.allowInsecureRequests],
-  });
-  client.enableNonRepudiationChecks(config);
-  return config;
-};
+const rp = (app: { client_id: string; client_secret: string }) => discover(server.url, app);
 
-interface Started { browser: Browser; page: Page; verifier: string; state: string; nonce: string }
-
-async function authorize(config: client.Configuration, browser = new Browser(), extra: Record<string, string> = {}): Promise<Started> {
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT, scope: SCOPE, state, nonce,
-    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
-  });
-  return { browser, page: await browser.navigate(url.toString(), REDIRECT), verifier, state, nonce };
-}
+/** This file's authorization request (REDIRECT, SCOPE) with `extra` parameters, in `browser`. */
+const authorize = (config: client.Configuration, browser = new Browser(), extra: Record<string, string> = {}): Promise<Started> =>
+  startSignIn(config, { redirect_uri: REDIRECT, scope: SCOPE, ...extra }, browser);
 
 const login = (s: Started) => s.browser.submit(s.page, '/login', { login: 'grace', password: 'cobol-forever' }, REDIRECT);
 
@@ -72,9 +58,7 @@ async function signIn(config: client.Configuration, browser = new Browser(), ext
   if (page.html.includes('/password"')) page = await started.browser.submit(page, '/password', { login: 'grace', password: 'cobol-forever' }, REDIRECT);
   if (page.html.includes('/confirm"')) page = await started.browser.submit(page, '/confirm', {}, REDIRECT);
   expect(page.url.startsWith(REDIRECT)).toBe(true);
-  const tokens = await client.authorizationCodeGrant(config, new URL(page.url), {
-    pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
-  });
+  const tokens = await redeem(config, started, page.url);
   return { browser: started.browser, tokens };
 }
 

@@ -5,7 +5,8 @@
 import * as client from 'openid-client';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { freePort, runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { Browser, startSignIn as start, type Started } from '../helpers/browser.ts';
+import { discover, redeem } from '../helpers/oidc-app.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -24,13 +25,7 @@ let service: App;
 
 const basic = (app: App, secret = app.client_secret) => `Basic ${Buffer.from(`${app.client_id}:${secret}`).toString('base64')}`;
 
-const rp = async (app: App) => {
-  const config = await client.discovery(new URL(server.url), app.client_id, undefined, client.ClientSecretBasic(app.client_secret), {
-    execute: [client.allowInsecureRequests],
-  });
-  client.enableNonRepudiationChecks(config);
-  return config;
-};
+const rp = (app: App) => discover(server.url, app);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -54,22 +49,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-interface Started { browser: Browser; page: Page; verifier: string; state: string; nonce: string }
-
-async function startSignIn(config: client.Configuration, extra: Record<string, string> = {}, browser = new Browser()): Promise<Started> {
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT, scope: SCOPE, state, nonce,
-    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
-  });
-  return { browser, page: await browser.navigate(url.toString(), REDIRECT), verifier, state, nonce };
-}
-
-const redeem = (config: client.Configuration, started: Started, callback: string) => client.authorizationCodeGrant(config, new URL(callback), {
-  pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
-});
+/** This file's authorization request (REDIRECT, SCOPE) with `extra` parameters, in `browser`. */
+const startSignIn = (config: client.Configuration, extra: Record<string, string> = {}, browser?: Browser): Promise<Started> =>
+  start(config, { redirect_uri: REDIRECT, scope: SCOPE, ...extra }, browser);
 
 async function signIn(config: client.Configuration, extra: Record<string, string> = {}, consent = false) {
   const started = await startSignIn(config, extra);

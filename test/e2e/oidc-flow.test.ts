@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { Browser, startSignIn as start, type Started } from '../helpers/browser.ts';
+import { discover, redeem } from '../helpers/oidc-app.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const POST_LOGOUT = 'http://127.0.0.1:9/signed-out';
@@ -20,14 +21,7 @@ let firstPartyApp: { client_id: string; client_secret: string };
 let publicApp: { client_id: string };
 let serviceApp: { client_id: string; client_secret: string };
 
-const rp = (app: { client_id: string; client_secret?: string }) => client.discovery(
-  new URL(server.url), app.client_id, undefined,
-  app.client_secret ? client.ClientSecretBasic(app.client_secret) : client.None(),
-  { execute: [client.allowInsecureRequests] },
-).then((config) => {
-  client.enableNonRepudiationChecks(config);
-  return config;
-});
+const rp = (app: { client_id: string; client_secret?: string }) => discover(server.url, app);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -51,28 +45,16 @@ afterAll(async () => {
   await db?.drop();
 });
 
-interface Started { browser: Browser; page: Page; verifier: string; state: string; nonce: string }
-
-async function startSignIn(config: client.Configuration, extra: Record<string, string> = {}, browser = new Browser()): Promise<Started> {
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT, scope: 'openid profile email offline_access', state, nonce,
-    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
-  });
-  const page = await browser.navigate(url.toString(), REDIRECT);
-  return { browser, page, verifier, state, nonce };
-}
+/** This file's authorization request (REDIRECT, its scope) with `extra` parameters, in `browser`. */
+const startSignIn = (config: client.Configuration, extra: Record<string, string> = {}, browser?: Browser): Promise<Started> =>
+  start(config, { redirect_uri: REDIRECT, scope: 'openid profile email offline_access', ...extra }, browser);
 
 async function signIn(config: client.Configuration, opts: { consent?: boolean } = {}) {
   const started = await startSignIn(config);
   let page = await started.browser.submit(started.page, '/login', { login: 'ada', password: 'analytical-engine' }, REDIRECT);
   if (opts.consent) page = await started.browser.submit(page, '/confirm', {}, REDIRECT);
   expect(page.url.startsWith(REDIRECT)).toBe(true);
-  const tokens = await client.authorizationCodeGrant(config, new URL(page.url), {
-    pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
-  });
+  const tokens = await redeem(config, started, page.url);
   return { ...started, callback: page.url, tokens };
 }
 
@@ -170,9 +152,7 @@ describe('authorization code flow with PKCE', () => {
     const consent = await started.browser.submit(wrong, '/login', { login: 'ADA@example.com', password: 'analytical-engine' }, REDIRECT);
     expect(consent.html).toContain('Allow access');
     const done = await started.browser.submit(consent, '/confirm', {}, REDIRECT);
-    const tokens = await client.authorizationCodeGrant(config, new URL(done.url), {
-      pkceCodeVerifier: started.verifier, expectedState: started.state, expectedNonce: started.nonce,
-    });
+    const tokens = await redeem(config, started, done.url);
     const claims = tokens.claims()!;
     expect(claims.sub).toBe(user.id);
     expect(claims.preferred_username).toBe('ada');

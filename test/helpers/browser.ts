@@ -1,5 +1,7 @@
 // A minimal browser for protocol tests: a cookie jar, manual redirects, and form submission
 // the way a browser does it (hidden fields, including the CSRF token, are sent back).
+import type * as client from 'openid-client';
+import { authorizationRequest, type AuthParams, type AuthRequest } from './oidc-app.ts';
 
 export interface Page { url: string; status: number; html: string; headers: Headers }
 
@@ -99,4 +101,16 @@ export async function canSignIn(issuer: string, app: { clientId: string; redirec
   const page = await browser.navigate(url.toString(), app.redirect);
   const done = await browser.submit(page, '/login', { login, password }, app.redirect);
   return done.url.startsWith(app.redirect) && new URL(done.url).searchParams.has('code');
+}
+
+/** An authorization request made in a Browser: where it landed (the sign-in page, or the redirect URI). */
+export interface Started extends AuthRequest { browser: Browser; page: Page }
+
+/**
+ * Sends `browser` (a fresh one unless given) to the app's authorization URL and follows redirects
+ * until a page renders or the redirect URI is reached. Redeem its code with `redeem` (oidc-app.ts).
+ */
+export async function startSignIn(config: client.Configuration, params: AuthParams, browser = new Browser()): Promise<Started> {
+  const request = await authorizationRequest(config, params);
+  return { ...request, browser, page: await browser.navigate(request.url.toString(), params.redirect_uri) };
 }
