@@ -3,10 +3,11 @@ import type { User } from '../directory/users.repo.ts';
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'roles'] as const;
 
 export const CLAIMS = {
-  // acr (the sign-in level reached) and amr (the methods behind it, RFC 8176: pwd, hwk, otp, ...)
-  // in every ID token, so an app can check how the person signed in without asking for it;
-  // oidc-provider includes them only when a granted scope lists them (or the request asks).
-  openid: ['sub', 'acr', 'amr'],
+  // acr (the sign-in level reached), amr (the methods behind it, RFC 8176: pwd, hwk, otp, ...)
+  // and auth_time (the session's sign-in) in every ID token, so an app can check how and when
+  // the person signed in without asking; oidc-provider includes them only when a granted scope
+  // lists them (or the request asks).
+  openid: ['sub', 'acr', 'amr', 'auth_time'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'locale', 'updated_at'],
   email: ['email', 'email_verified'],
   /** Names of the groups the user is a member of. */

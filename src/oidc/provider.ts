@@ -332,6 +332,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         },
       },
       userinfo: { enabled: true },
+      // The `claims` request parameter (OpenID Connect Core 5.5): an app may ask for an essential acr.
+      claimsParameter: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
