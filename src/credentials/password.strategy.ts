@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { foldName } from '../shared/names.ts';
-import { findCredentialOfUser } from './credentials.sql.ts';
+import { hasCredentialOfUser } from './credentials.repo.ts';
 import { findUserByLoginWithPassword, upsertPasswordCredential, type User } from '../directory/users.repo.ts';
 import { PASSWORD_MAX_LENGTH, type PasswordHasher } from './password.ts';
 import type { CredentialStrategy, Proof } from './methods.ts';
@@ -48,7 +48,7 @@ export class PasswordStrategy implements CredentialStrategy {
   constructor(private readonly db: Knex, private readonly hasher: PasswordHasher) {}
 
   async isEnrolled(userId: string): Promise<boolean> {
-    return Boolean(await findCredentialOfUser(this.db, userId, 'password'));
+    return hasCredentialOfUser(this.db, userId, 'password');
   }
 
   /** Whether the name and password sign in; the person, or undefined. */

@@ -13,32 +13,18 @@ import { textProblem } from '../shared/text-input.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import type { PasswordStrategy } from '../credentials/password.strategy.ts';
 import type { SignInThrottle } from '../credentials/signin-throttle.ts';
-import type { MethodName, Proof, Verified } from '../credentials/methods.ts';
+import type { MethodName, Verified } from '../credentials/methods.ts';
+import type { PasskeyStrategy } from '../credentials/passkey.strategy.ts';
+import type { TotpStrategy } from '../credentials/totp.strategy.ts';
+import type { RecoveryCodes } from '../credentials/recovery.strategy.ts';
 import { findUserByLoginWithPassword, findUserById, type User } from '../directory/users.repo.ts';
 import { translate } from './i18n.ts';
 import { SESSION_COOKIE, type DbLoginFlowRow, type FlowState, type LoginFlows } from './flow.ts';
 
-/** The passkey strategy, as the flow uses it (credentials/passkey.strategy.ts). */
-export interface PasskeyMethod {
-  isEnrolled(userId: string): Promise<boolean>;
-  registrationOptions(binding: string, user: { id: string; username: string; displayName: string | null }): Promise<unknown>;
-  register(binding: string, userId: string, response: unknown, name: string | undefined, actor: Actor): Promise<{ ok: true; proof: Proof } | { ok: false; reason: string }>;
-  authenticationOptions(binding: string, userId?: string, userVerification?: 'required' | 'preferred'): Promise<unknown>;
-  authenticate(binding: string, response: unknown, expectedUserId?: string): Promise<Verified>;
-}
-/** The authenticator-app strategy (credentials/totp.strategy.ts). */
-export interface TotpMethod {
-  isEnrolled(userId: string): Promise<boolean>;
-  beginEnrolment(userId: string, accountLabel: string): Promise<{ secret: string; otpauthUri: string; qrSvg: string }>;
-  confirmEnrolment(userId: string, code: string, actor: Actor): Promise<{ ok: true; proof: Proof } | { ok: false; reason: string }>;
-  verify(userId: string, code: string): Promise<Verified>;
-}
-/** Recovery codes (credentials/recovery.strategy.ts). */
-export interface RecoveryMethod {
-  isEnrolled(userId: string): Promise<boolean>;
-  generate(userId: string, actor: Actor): Promise<string[]>;
-  verify(userId: string, code: string): Promise<Verified & { remaining?: number }>;
-}
+/** What the flow uses of each strategy (credentials/). */
+export type PasskeyMethod = Pick<PasskeyStrategy, 'method' | 'isEnrolled' | 'registrationOptions' | 'register' | 'authenticationOptions' | 'authenticate'>;
+export type TotpMethod = Pick<TotpStrategy, 'method' | 'isEnrolled' | 'beginEnrolment' | 'confirmEnrolment' | 'verify'>;
+export type RecoveryMethod = Pick<RecoveryCodes, 'method' | 'isEnrolled' | 'generate' | 'verify'>;
 
 export interface LoginDeps {
   db: Knex;

@@ -30,7 +30,8 @@ class FakePasskeys implements PasskeyMethods {
   async registrationOptions(binding: string, user: { id: string }) {
     this.bindings.push(binding);
     heard.push({ call: 'registrationOptions', userId: user.id });
-    return { challenge: 'Y2hhbGxlbmdl', rp: { name: 'OneID' } };
+    // Only what the page passes on to the browser; the real options come from the strategy.
+    return { challenge: 'Y2hhbGxlbmdl', rp: { name: 'OneID' }, user: { id: user.id, name: user.id, displayName: user.id }, pubKeyCredParams: [] };
   }
   async register(binding: string, userId: string, response: unknown, name: string | undefined, actor: Actor) {
     heard.push({ call: 'register', userId, actor, args: [binding, response, name] });
