@@ -236,6 +236,12 @@ export function loginRouter(deps: LoginDeps): Router {
     await audit(ctx, flow, flow.user_id, method, true, verified.remaining !== undefined ? { remaining: verified.remaining } : {});
     const updated = await flows.addProof(flow, flow.user_id, verified.proof);
     if (!updated) throw new AppError('failed_precondition', 'signin.expired', 'this sign-in has ended');
+    if (verified.remaining !== undefined) {
+      // A recovery code was spent: say how many are left before going on.
+      ctx.type = 'html';
+      ctx.body = views.render(ctx, 'login-recovery-left.njk', { flow: flow.id, remaining: verified.remaining }, flow.requirements.uiLocales);
+      return undefined;
+    }
     ctx.status = 303;
     ctx.redirect(await advance(ctx, updated));
     return undefined;

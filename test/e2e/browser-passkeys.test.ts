@@ -350,6 +350,10 @@ describe('#18 per-app sign-in policies in Chromium', () => {
     await secondFactorStep(page).waitFor();
     await page.locator('form[action$="/recovery"] input[name="code"]').fill(codes[0]!);
     await page.locator('form[action$="/recovery"] button[type="submit"]').click();
+    // The person is told how many codes are left, then goes on to the app.
+    await page.locator('#recovery-left').waitFor();
+    expect(await page.locator('#recovery-left').innerText()).toContain(`You have ${codes.length - 1} left`);
+    await page.locator('form[action$="/continue"] button[type="submit"]').click();
     const { claims } = await backAtApp(page, mfaApp, request);
     expect(claims.sub).toBe(users.katherine!.id);
     expect(claims.acr).toBe(ACR.mfa);
