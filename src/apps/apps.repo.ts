@@ -39,6 +39,8 @@ export interface DbAppRow {
   oidc: OidcClientSettings;
   access: AppAccess;
   admin_roles: string[];
+  /** The app's sign-in policy (access/signin-policy.ts); null: the global default. */
+  signin_policy?: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -57,6 +59,7 @@ export interface App {
   oidc: OidcClientSettings;
   access: AppAccess;
   adminRoles: string[];
+  signinPolicy: string | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
@@ -75,6 +78,7 @@ const toApp = (r: DbAppRow): App => ({
   oidc: r.oidc,
   access: r.access,
   adminRoles: r.admin_roles,
+  signinPolicy: r.signin_policy ?? null,
   version: r.version,
   createdAt: r.created_at,
   updatedAt: r.updated_at,

@@ -27,6 +27,8 @@ export function clientMetadataFor(app: App): AdapterPayload {
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
     'urn:oneid:allow_no_pkce': app.allowNoPkce,
+    // Read by oidc/signin-request.ts; absent: the global default.
+    ...(app.signinPolicy ? { 'urn:oneid:signin_policy': app.signinPolicy } : {}),
   } as AdapterPayload;
 }
 

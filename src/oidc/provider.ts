@@ -392,7 +392,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       return grant;
     },
     extraClientMetadata: {
-      properties: ['urn:oneid:first_party', 'urn:oneid:app_id', 'urn:oneid:allow_no_pkce'],
+      properties: ['urn:oneid:first_party', 'urn:oneid:app_id', 'urn:oneid:allow_no_pkce', 'urn:oneid:signin_policy'],
     },
     findAccount: async (ctx, sub, token): Promise<OneIdAccount | undefined> => {
       const appId = oneIdClientFacts(ctx.oidc?.client).appId;
