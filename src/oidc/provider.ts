@@ -136,6 +136,9 @@ function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: SignInPolic
     // Another person's provider session is replaced through the interaction (oidc-provider ends it).
     if (providerSession.accountId && providerSession.accountId !== session.userId) return Check.REQUEST_PROMPT;
     const { request, acrValues } = signInRequestOf(ctx.oidc.client, ctx.oidc.params as Record<string, unknown>, defaultPolicy, false);
+    // Resuming after this request's own sign-in: it meets max_age however long the way back took
+    // (as oidc-provider's max_age check); asking again would send the person round in a loop.
+    if (ctx.oidc.result?.login) delete request.maxAge;
     if (!sessionMeets(session, request)) return Check.REQUEST_PROMPT;
     const acr = acrToReport(session, acrValues);
     const amr = amrOf(session.methods);
@@ -293,7 +296,10 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     enableHttpPostMethods: httpsIssuer,
     scopes: [...SCOPES],
     extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
-    claims: CLAIMS,
+    // Every ID token says how and when the person signed in (acr, amr, auth_time): apps with a
+    // sign-in policy check it. oidc-provider includes them only when asked for (acr_values,
+    // max_age, the claims parameter) unless the openid scope names them.
+    claims: { ...CLAIMS, openid: [...CLAIMS.openid, 'acr', 'amr', 'auth_time'] },
     // OneID's sign-in levels (access/signin-policy.ts), published as acr_values_supported.
     acrValues: [...ACR_VALUES],
     conformIdTokenClaims: false,
