@@ -320,6 +320,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // The claims parameter (OpenID Connect Core 5.5): an app may require a sign-in level with an
+      // essential acr claim (oidc/signin-request.ts reads it), as with acr_values.
+      claimsParameter: { enabled: true },
       // The version acknowledged here is the one keys/signing-key.ts implements; an oidc-provider
       // that changes the experiment refuses to start instead of signing differently.
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
