@@ -30,6 +30,7 @@ export interface PasskeyMethod {
 export interface TotpMethod {
   isEnrolled(userId: string): Promise<boolean>;
   beginEnrolment(userId: string, accountLabel: string): Promise<{ secret: string; otpauthUri: string; qrSvg: string }>;
+  pendingEnrolment?(userId: string, accountLabel: string): Promise<{ secret: string; otpauthUri: string; qrSvg: string } | undefined>;
   confirmEnrolment(userId: string, code: string, actor: Actor): Promise<{ ok: true; proof: Proof } | { ok: false; reason: string }>;
   verify(userId: string, code: string): Promise<Verified>;
 }
@@ -123,7 +124,7 @@ export function loginRouter(deps: LoginDeps): Router {
     }
     if (step.kind === 'enrol') {
       const totpSetup = step.methods.includes('totp') && totp && user
-        ? await totp.beginEnrolment(user.id, user.username)
+        ? (extra.totpSetup as Awaited<ReturnType<TotpMethod['beginEnrolment']>> | undefined) ?? await totp.beginEnrolment(user.id, user.username)
         : undefined;
       ctx.body = views.render(ctx, 'login-enrol.njk', {
         ...common, methods: step.methods, policy: req.policy, totpSetup, webauthnOk: Boolean(passkeys),
@@ -292,7 +293,9 @@ export function loginRouter(deps: LoginDeps): Router {
       const result = await totp.confirmEnrolment(user.id, code, actorOf(ctx, user.id));
       if (!result.ok) {
         const state = await flows.state(ctx, flow);
-        return render(ctx, state, { codeFailed: 'totp' });
+        // The same key again: the person has scanned it already and only mistyped the code.
+        const totpSetup = await totp.pendingEnrolment?.(user.id, user.username);
+        return render(ctx, state, { codeFailed: 'totp', ...(totpSetup ? { totpSetup } : {}) });
       }
       const updated = await flows.addProof(flow, user.id, result.proof);
       if (!updated) throw new AppError('failed_precondition', 'signin.expired', 'this sign-in has ended');

@@ -22,7 +22,7 @@ let sql: pg.Client;
 let passwordApp: { id: string; client_id: string; client_secret: string };
 let mfaApp: { id: string; client_id: string; client_secret: string };
 const people: Record<string, { id: string; username: string }> = {};
-const NAMES = ['pat', 'grace', 'hopper', 'kay', 'lin', 'mal', 'sue', 'max', 'rex'] as const;
+const NAMES = ['pat', 'grace', 'hopper', 'kay', 'lin', 'mal', 'sue', 'max', 'rex', 'ty'] as const;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -205,6 +205,21 @@ describe('an app whose policy is mfa', () => {
     const started = await auditOf(id, 'session.started');
     expect(started).toHaveLength(1);
     expect(started[0]!.changes).toMatchObject({ acr: ACR_MFA, methods: ['password', 'totp'] });
+  });
+
+  it('keeps the key being set up when a code is mistyped: the authenticator already scanned still works', async () => {
+    const s = await authorize(mfaApp, new Browser());
+    const enrol = await password(s, s.page, 'ty');
+    const secret = decodeHtml(/id="totp-secret">([^<]+)</.exec(enrol.html)![1]!);
+    const app = new Authenticator(secret);
+    const right = await app.next();
+    const typo = right === '000000' ? '000001' : '000000';
+    const again = await s.browser.submit(enrol, '/enrol/totp', { code: typo }, REDIRECT);
+    expect(stepOf(again)).toBe('enrol');
+    expect(again.html).toContain('id="code-error"');
+    expect(decodeHtml(/id="totp-secret">([^<]+)</.exec(again.html)![1]!)).toBe(secret);
+    const codes = await s.browser.submit(again, '/enrol/totp', { code: right }, REDIRECT);
+    expect(stepOf(codes)).toBe('recovery-codes');
   });
 
   it('takes a recovery code as the second factor, once', async () => {
