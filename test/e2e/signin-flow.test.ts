@@ -336,6 +336,9 @@ describe('what the request asks for', () => {
       expect(s.browser.visited.length).toBeLessThan(12);
       browser.visited.length = 0;
     }
+    // prompt=none: an error at once, no page.
+    const silent = await authorize(passwordApp, browser, { prompt: 'none', claims: JSON.stringify({ id_token: { acr: { essential: true, value: 'urn:example:acr:gold' } } }) });
+    expect(errorAtApp(silent.page).error).toBeTruthy();
     // Nor with nobody signed in: the person is not asked for anything they cannot give.
     const fresh = await authorize(passwordApp, new Browser(), { claims: JSON.stringify({ id_token: { acr: { essential: true, value: 'urn:example:acr:gold' } } }) });
     expect(errorAtApp(fresh.page).error).toBe('access_denied');
@@ -406,6 +409,18 @@ describe('cancelling', () => {
     expect(await sessionOf(s.browser)).toBeUndefined();
     expect(await auditOf(people.lin!.id, 'signin.unmet')).toHaveLength(1);
   });
+
+  it('Cancel on the second-factor page sends access_denied to the app and leaves the session as it was', async () => {
+    const { browser } = await passwordSession('kay');
+    const before = (await sessionOf(browser))!;
+    const s = await authorize(mfaApp, browser);
+    expect(stepOf(s.page)).toBe('second-factor');
+    const out = await s.browser.submit(s.page, '/cancel', {}, REDIRECT);
+    const { error, description } = errorAtApp(out);
+    expect(error).toBe('access_denied');
+    expect(description).toMatch(/cancelled/);
+    expect(await sessionOf(browser)).toMatchObject({ id: before.id, acr: ACR_PASSWORD });
+  });
 });
 
 describe('a flow belongs to the browser that started it', () => {
@@ -436,9 +451,16 @@ describe('a flow belongs to the browser that started it', () => {
     expect(finished.url.startsWith(REDIRECT)).toBe(false);
     expect(finished.html).toContain('name="password"');
     expect(await sessionOf(b)).toBeUndefined();
-    // A can still finish its own step-up.
-    const done = await sa.browser.submit(sa.page, '/totp', { code: await mal.app.next() }, REDIRECT);
-    expect((await redeem(sa, done)).acr).toBe(ACR_MFA);
+    // Nor does A's own finished password sign-in answer the mfa app's interaction.
+    const finishedFlow = a.visited.map((v) => /\/login\/([0-9a-f-]{36})\/password/.exec(v.url)?.[1]).find(Boolean);
+    const other = await authorize(mfaApp, a);
+    const uidA = other.browser.visited.map((v) => /\/interaction\/([^/?]+)/.exec(v.url)?.[1]).filter(Boolean).at(-1);
+    const replayed = await a.navigate(`${server.url}/interaction/${uidA}/signed-in?flow=${finishedFlow}`, REDIRECT);
+    expect(replayed.url.startsWith(REDIRECT)).toBe(false);
+    expect(stepOf(replayed)).toBe('second-factor');
+    // A can still finish its own step-up (the latest authorization: a browser has one interaction at a time).
+    const done = await a.submit(replayed, '/totp', { code: await mal.app.next() }, REDIRECT);
+    expect((await redeem(other, done)).acr).toBe(ACR_MFA);
   });
 });
 
