@@ -83,6 +83,20 @@ export class TotpStrategy implements CredentialStrategy {
         await trx('credentials').where({ id: row.id }).update({ data: trx.raw("data || jsonb_build_object('pending', ?::text)", [sealed]) });
       }
     });
+    return this.#setup(secret, accountLabel);
+  }
+
+  /**
+   * The enrolment in progress, shown again (after a mistyped code the person keeps the key they
+   * have already scanned); undefined when none is pending.
+   */
+  async pendingEnrolment(userId: string, accountLabel: string): Promise<{ secret: string; otpauthUri: string; qrSvg: string } | undefined> {
+    const row = await findTotpRow(this.#db, userId);
+    const sealed = row && (row.data.confirmed ? row.data.pending : row.data.secret);
+    return sealed ? this.#setup(this.#key.decrypt(sealed), accountLabel) : undefined;
+  }
+
+  async #setup(secret: string, accountLabel: string): Promise<{ secret: string; otpauthUri: string; qrSvg: string }> {
     const otpauthUri = generateURI({ issuer: this.#issuer, label: accountLabel, secret, algorithm: 'sha1', digits: TOTP_DIGITS, period: TOTP_PERIOD });
     const qrSvg = await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     return { secret, otpauthUri, qrSvg };

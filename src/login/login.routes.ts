@@ -23,7 +23,7 @@ import { SESSION_COOKIE, type DbLoginFlowRow, type FlowState, type LoginFlows } 
 
 /** What the flow uses of each strategy (credentials/). */
 export type PasskeyMethod = Pick<PasskeyStrategy, 'method' | 'isEnrolled' | 'registrationOptions' | 'register' | 'authenticationOptions' | 'authenticate'>;
-export type TotpMethod = Pick<TotpStrategy, 'method' | 'isEnrolled' | 'beginEnrolment' | 'confirmEnrolment' | 'verify'>;
+export type TotpMethod = Pick<TotpStrategy, 'method' | 'isEnrolled' | 'beginEnrolment' | 'pendingEnrolment' | 'confirmEnrolment' | 'verify'>;
 export type RecoveryMethod = Pick<RecoveryCodes, 'method' | 'isEnrolled' | 'generate' | 'verify'>;
 
 export interface LoginDeps {
@@ -109,7 +109,7 @@ export function loginRouter(deps: LoginDeps): Router {
     }
     if (step.kind === 'enrol') {
       const totpSetup = step.methods.includes('totp') && totp && user
-        ? await totp.beginEnrolment(user.id, user.username)
+        ? (extra.totpSetup as Awaited<ReturnType<TotpMethod['beginEnrolment']>> | undefined) ?? await totp.beginEnrolment(user.id, user.username)
         : undefined;
       ctx.body = views.render(ctx, 'login-enrol.njk', {
         ...common, methods: step.methods, policy: req.policy, totpSetup, webauthnOk: Boolean(passkeys),
@@ -284,7 +284,9 @@ export function loginRouter(deps: LoginDeps): Router {
       const result = await totp.confirmEnrolment(user.id, code, actorOf(ctx, user.id));
       if (!result.ok) {
         const state = await flows.state(ctx, flow);
-        return render(ctx, state, { codeFailed: 'totp' });
+        // The same key again: the person has scanned it already and only mistyped the code.
+        const totpSetup = await totp.pendingEnrolment?.(user.id, user.username);
+        return render(ctx, state, { codeFailed: 'totp', ...(totpSetup ? { totpSetup } : {}) });
       }
       const updated = await flows.addProof(flow, user.id, result.proof);
       if (!updated) throw new AppError('failed_precondition', 'signin.expired', 'this sign-in has ended');

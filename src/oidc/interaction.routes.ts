@@ -13,7 +13,8 @@ import { csrf } from '../http/csrf.ts';
 import { oneIdClientFacts } from './adapter.ts';
 import { acrToReport, sessionMeets, type LoginFlows } from '../login/flow.ts';
 import { amrOf } from '../access/signin-policy.ts';
-import { signInRequestOf } from './signin-request.ts';
+import { essentialAcrUnknown, signInRequestOf } from './signin-request.ts';
+import { ACR_VALUES } from '../access/signin-policy.ts';
 import type { SignInPolicy } from '../access/signin-policy.ts';
 
 interface Deps {
@@ -107,6 +108,13 @@ export function interactionRouter({ provider, users, views, maxBodyBytes, flows,
    * sign-in flow, which comes back to `/interaction/:uid/signed-in`.
    */
   const signIn = async (ctx: Context, details: Details, force = false): Promise<void> => {
+    // oidc-provider raises the login prompt again after every sign-in while the essential acr is
+    // not the session's: one OneID never gives ends the request instead of a loop.
+    if (essentialAcrUnknown(details.params)) {
+      return finishInteraction(ctx, details, {
+        error: 'access_denied', error_description: `the essential acr requested cannot be met; OneID offers ${ACR_VALUES.join(', ')}`,
+      }, false);
+    }
     const client = await provider.Client.find(str(details.params.client_id));
     const request = signInRequestOf(client, details.params, defaultPolicy, force || details.prompt.reasons.includes('login_prompt'));
     request.appName = client?.clientName ?? str(details.params.client_id);

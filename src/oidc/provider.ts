@@ -136,6 +136,9 @@ function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: SignInPolic
     // Another person's provider session is replaced through the interaction (oidc-provider ends it).
     if (providerSession.accountId && providerSession.accountId !== session.userId) return Check.REQUEST_PROMPT;
     const { request, acrValues } = signInRequestOf(ctx.oidc.client, ctx.oidc.params as Record<string, unknown>, defaultPolicy, false);
+    // Resuming after this request's own sign-in: it meets max_age however long the way back took
+    // (as oidc-provider's max_age check); asking again would send the person round in a loop.
+    if (ctx.oidc.result?.login) delete request.maxAge;
     if (!sessionMeets(session, request)) return Check.REQUEST_PROMPT;
     const acr = acrToReport(session, acrValues);
     const amr = amrOf(session.methods);
@@ -293,6 +296,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     enableHttpPostMethods: httpsIssuer,
     scopes: [...SCOPES],
     extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
+    // The openid scope names acr, amr and auth_time (claims.ts): every ID token says how and when
+    // the person signed in.
     claims: CLAIMS,
     // OneID's sign-in levels (access/signin-policy.ts), published as acr_values_supported.
     acrValues: [...ACR_VALUES],
@@ -314,6 +319,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // The claims parameter (OpenID Connect Core 5.5): an app may require a sign-in level with an
+      // essential acr claim (oidc/signin-request.ts reads it), as with acr_values.
+      claimsParameter: { enabled: true },
       // The version acknowledged here is the one keys/signing-key.ts implements; an oidc-provider
       // that changes the experiment refuses to start instead of signing differently.
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
@@ -332,8 +340,6 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         },
       },
       userinfo: { enabled: true },
-      // The `claims` request parameter (OpenID Connect Core 5.5): an app may ask for an essential acr.
-      claimsParameter: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {

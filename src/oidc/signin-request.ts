@@ -20,6 +20,23 @@ export function requestedAcrValues(params: Record<string, unknown>): string[] {
   return values;
 }
 
+/**
+ * Whether the request makes acr essential (the claims parameter) with only values that are not
+ * OneID's: no sign-in can meet it, and it must fail (OpenID Connect Core 5.5.1.1) rather than
+ * sign the person in again and again.
+ */
+export function essentialAcrUnknown(params: Record<string, unknown>): boolean {
+  if (typeof params.claims !== 'string') return false;
+  try {
+    const acr = (JSON.parse(params.claims) as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } })?.id_token?.acr;
+    if (acr?.essential !== true) return false;
+    const values = [...(typeof acr.value === 'string' ? [acr.value] : []), ...(Array.isArray(acr.values) ? acr.values : [])];
+    return values.length > 0 && values.every((v) => typeof v !== 'string' || policyOfAcr(v) === undefined);
+  } catch {
+    return false;
+  }
+}
+
 /** The app's own policy (client metadata urn:oneid:signin_policy), if it has one. */
 export function clientPolicy(client: object | undefined): SignInPolicy | undefined {
   const value = (client as Record<string, unknown> | undefined)?.['urn:oneid:signin_policy'];
