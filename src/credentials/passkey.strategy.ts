@@ -193,7 +193,16 @@ export class PasskeyStrategy implements CredentialStrategy {
     });
   }
 
+  /** Registers a passkey; a refusal (replayed challenge, wrong origin, ...) stores nothing and is audited. */
   async register(binding: string, userId: string, response: unknown, name: string | undefined, actor: Actor): Promise<{ ok: true; passkey: PasskeyInfo; proof: Proof } | { ok: false; reason: string }> {
+    const result = await this.#register(binding, userId, response, name, actor);
+    if (!result.ok) {
+      await recordAuditNow(this.#db, actor, { action: 'passkey.registration_refused', targetType: 'user', targetId: userId, changes: { reason: result.reason } });
+    }
+    return result;
+  }
+
+  async #register(binding: string, userId: string, response: unknown, name: string | undefined, actor: Actor): Promise<{ ok: true; passkey: PasskeyInfo; proof: Proof } | { ok: false; reason: string }> {
     const parsed = registrationResponseOf(response);
     if (!parsed) return { ok: false, reason: 'malformed_response' };
     if (parsed.client.type !== 'webauthn.create') return { ok: false, reason: 'invalid_response' };

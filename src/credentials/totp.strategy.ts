@@ -103,7 +103,16 @@ export class TotpStrategy implements CredentialStrategy {
   }
 
   /** Proves a code from the pending seed; that seed becomes the person's authenticator. */
+  /** Confirms the pending authenticator with a code from it; a refused code is audited. */
   async confirmEnrolment(userId: string, code: string, actor: Actor): Promise<{ ok: true; proof: Proof } | { ok: false; reason: string }> {
+    const result = await this.#confirm(userId, code, actor);
+    if (!result.ok) {
+      await recordAudit(this.#db, actor, { action: 'totp.enrolment_refused', targetType: 'user', targetId: userId, changes: { reason: result.reason } });
+    }
+    return result;
+  }
+
+  async #confirm(userId: string, code: string, actor: Actor): Promise<{ ok: true; proof: Proof } | { ok: false; reason: string }> {
     const token = normaliseTotpCode(code);
     if (!token) return { ok: false, reason: 'malformed' };
     return this.#db.transaction(async (trx) => {
