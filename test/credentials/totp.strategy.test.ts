@@ -114,7 +114,13 @@ describe('TotpStrategy enrolment', () => {
     expect(await totp.confirmEnrolment(userId, wrong, actor)).toEqual({ ok: false, reason: 'invalid' });
     expect(await totp.confirmEnrolment(userId, codeAt(BASE32.repeat(1).slice(0, 32), stepOf(T0)), actor)).toEqual({ ok: false, reason: 'invalid' });
     expect(await totp.isEnrolled(userId)).toBe(false);
-    expect(await auditOf(userId)).toEqual([]);
+    // Each refusal is audited, with its reason and never a code or secret; nothing is enrolled.
+    expect((await auditOf(userId)).map((e) => [e.action, e.changes])).toEqual([
+      ['totp.enrolment_refused', { reason: 'not_pending' }],
+      ['totp.enrolment_refused', { reason: 'invalid' }],
+      ['totp.enrolment_refused', { reason: 'invalid' }],
+    ]);
+    expect(JSON.stringify(await db('audit_events').select('*'))).not.toContain(secret);
   });
 
   it('replaces an unconfirmed enrolment when a new one begins', async () => {
@@ -143,7 +149,9 @@ describe('TotpStrategy enrolment', () => {
     clock += 30;
     expect(await totp.verify(userId, codeAt(old, stepOf(clock)))).toMatchObject({ ok: false, reason: 'invalid' });
     expect((await totp.verify(userId, codeAt(next.secret, stepOf(clock)))).ok).toBe(true);
-    expect((await auditOf(userId)).map((e) => [e.action, e.changes])).toEqual([['totp.enrolled', { replaced: false }], ['totp.enrolled', { replaced: true }]]);
+    expect((await auditOf(userId)).map((e) => [e.action, e.changes])).toEqual([
+      ['totp.enrolled', { replaced: false }], ['totp.enrolment_refused', { reason: 'invalid' }], ['totp.enrolled', { replaced: true }],
+    ]);
   });
 
   it('removes the authenticator, audited; removing nothing is false', async () => {
@@ -167,7 +175,7 @@ describe('TotpStrategy enrolment', () => {
     const results = await Promise.all([totp.confirmEnrolment(userId, code, actor), otherNode.confirmEnrolment(userId, code, actor)]);
     expect(results.filter((r) => r.ok)).toHaveLength(1);
     expect(results.find((r) => !r.ok)).toEqual({ ok: false, reason: 'not_pending' });
-    expect((await auditOf(userId)).map((e) => e.action)).toEqual(['totp.enrolled']);
+    expect((await auditOf(userId)).map((e) => e.action).sort()).toEqual(['totp.enrolled', 'totp.enrolment_refused']);
   });
 
   it('refuses to enrol a person who does not exist', async () => {

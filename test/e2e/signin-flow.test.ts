@@ -231,7 +231,11 @@ describe('an app whose policy is mfa', () => {
     const s = await authorize(mfaApp, new Browser());
     const second = await password(s, s.page, 'grace');
     expect(stepOf(second)).toBe('second-factor');
-    const done = await s.browser.submit(second, '/recovery', { code: grace.codes[0]! }, REDIRECT);
+    // The person is told how many codes are left, then goes on to the app.
+    const left = await s.browser.submit(second, '/recovery', { code: grace.codes[0]! }, REDIRECT);
+    expect(stepOf(left)).toBe('recovery-left');
+    expect(left.html).toContain('You have 9 left');
+    const done = await s.browser.submit(left, '/continue', {}, REDIRECT);
     const claims = await redeem(s, done);
     expect(claims.acr).toBe(ACR_MFA);
     expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
