@@ -171,6 +171,9 @@ export class LoginFlows {
     const session = current && flow.session_id === current.id && current.userId === flow.user_id ? current : undefined;
     const proofs = [...(session?.methods ?? []), ...flow.proofs];
     if (!flow.user_id) return { flow, proofs, session, step: { kind: 'identify' } };
+    // Met already (nextStep's own first answer): what else the person has set up does not matter,
+    // so the strategies are not asked (a statement each, on every finished sign-in).
+    if (satisfies(proofs, flow.requirements.policy)) return { flow, proofs, session, step: { kind: 'done' } };
     return { flow, proofs, session, step: nextStep(proofs, flow.requirements.policy, await this.enrolled(flow.user_id)) };
   }
 

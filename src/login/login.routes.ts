@@ -183,7 +183,9 @@ export function loginRouter(deps: LoginDeps): Router {
     // so the answer does not tell whether the name exists.
     const hinted = !flow.user_id && login && !textProblem(login) ? (await findUserByLoginWithPassword(deps.db, login))?.user : undefined;
     const userId = flow.user_id ?? hinted?.id;
-    await flows.setHint(flow, flow.user_id ? undefined : hinted?.id);
+    const hint = flow.user_id ? undefined : hinted?.id;
+    // Written only when it changes (a discoverable request on a fresh flow has none to store).
+    if (hint !== (flow.state.hintUserId ?? undefined)) await flows.setHint(flow, hint);
     // A passkey alone must verify its person when the app needs more than a password.
     const uv = flow.requirements.policy !== 'password' && !flow.proofs.length ? 'required' : deps.passkeyUserVerification;
     ctx.body = await passkeys.authenticationOptions(flow.id, userId, uv);

@@ -9,8 +9,8 @@
 // hot paths), writes test/bench/results/latest.json. Not part of `npm test`: CI times nothing.
 //
 // Settings (env): BENCH_DURATION_S (10) and BENCH_WARMUP_S (2) per measurement,
-// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 (the median ratio counts),
-// BENCH_CONNECTIONS (16) for fixed-request scenarios, BENCH_SIGNIN_USERS (8) virtual users signing in,
+// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 and 6 (the median ratio counts),
+// BENCH_CONNECTIONS (16) for fixed-request scenarios, BENCH_SIGNIN_USERS (8) virtual users signing in (rows 2 and 6),
 // BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens,
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_KEEP_DB=1 to keep
 // the database, BENCH_LOG_LEVEL (warn), BENCH_SERVER_CPU (0) / BENCH_LOAD_CPU (1),
@@ -42,12 +42,15 @@ import { stepCpu, type StepCpu } from './lib/step-cpu.ts';
 import { serverSettingsWarnings, type ServerSettings } from '../../src/db/server-settings.ts';
 import { clientCredentials, passwordSignIn, readEndpoints, refreshRotation } from './scenarios/oidc.ts';
 import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
+import { passkeySignIn } from './scenarios/passkey.ts';
+import { bareCodeFlow, passkeySignIn as passkeySignInOnce, authenticatorOf } from './lib/passkey-signin.ts';
+import { registerPasskeys, type PasskeyUser } from './lib/passkeys.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -375,6 +378,9 @@ async function main(): Promise<void> {
   };
 
   const loadEnv = nodeEnv({});
+  // Scenario 6's client on the bare library: the same redirect URI as OneID's web app.
+  const bareCodeFlowApp = { clientId: 'bench-web', clientSecret: 'bench-web-secret', redirectUri };
+  let passkeyUsers: Promise<PasskeyUser[]> | undefined;
   const ctx: BenchContext = {
     root: ROOT,
     durationS: settings.durationS,
@@ -404,6 +410,11 @@ async function main(): Promise<void> {
     },
     bareProvider: () => startCeiling('oidc-provider', 'test/bench/baselines/oidc-provider.ts', { BENCH_CLIENT_ID: 'bench', BENCH_CLIENT_SECRET: 'bench-secret' }),
     koaHello: () => startCeiling('koa', 'test/bench/baselines/koa-hello.ts'),
+    bareCodeFlow: () => startCeiling('oidc-code-flow', 'test/bench/baselines/oidc-code-flow.ts', {
+      BENCH_WEB_CLIENT_ID: bareCodeFlowApp.clientId, BENCH_WEB_CLIENT_SECRET: bareCodeFlowApp.clientSecret, BENCH_REDIRECT_URI: redirectUri,
+    }),
+    bareCodeFlowApp,
+    passkeyUsers: () => (passkeyUsers ??= registerPasskeys(env, Math.max(1, settings.signinUsers))),
     argon2Ceiling: async (concurrency: number) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/argon2.ts', nodeEnv({
       BENCH_CONCURRENCY: String(concurrency), BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
       // One hash at a time: the best one core does (see baselines/argon2.ts).
@@ -456,6 +467,31 @@ async function main(): Promise<void> {
     }
   }
 
+  // Row 6's sign-in, step by step, the same way (one passkey sign-in at a time).
+  let passkeyCpu: StepCpu | undefined;
+  let bareCpu: StepCpu | undefined;
+  if (passkeyUsers && (!settings.only || settings.only.includes(passkeySignIn.id))) {
+    try {
+      log('6: main-thread CPU per passkey sign-in step (one sign-in at a time), and the bare code flow\'s');
+      const authenticator = authenticatorOf(new URL(base).origin, (await passkeyUsers)[0]!.passkey);
+      passkeyCpu = await stepCpu({
+        base, pid: server.pid, web: ctx.apps.web, users, signIns: 150, warmup: 10,
+        signInOnce: (agent, onStep) => passkeySignInOnce(base, agent, ctx.apps.web, authenticator, onStep),
+      });
+      const bare = await ctx.bareCodeFlow();
+      bareCpu = await stepCpu({
+        base: bare.base, pid: bare.pid, web: bareCodeFlowApp, users, signIns: 150, warmup: 10,
+        signInOnce: (agent, onStep) => bareCodeFlow(bare.base, agent, bareCodeFlowApp, onStep),
+      });
+      const row6 = rows.find((r) => r.id === passkeySignIn.id);
+      // One sign-in at a time, so each figure includes what a busy server shares between requests
+      // (wake-ups, timers): for the steps, not for the ratio (see scenarios/passkey.ts for that).
+      if (row6) row6.scenario += `; main thread per sign-in, one at a time: OneID ${fmt(passkeyCpu.mainMs, 1)} ms, bare library ${fmt(bareCpu.mainMs, 1)} ms`;
+    } catch (err) {
+      log(`step CPU (6) failed: ${(err as Error).message}`);
+    }
+  }
+
   const machineAtEnd = machine();
   await server.stop();
 
@@ -464,6 +500,7 @@ async function main(): Promise<void> {
     log('database queries per operation (a OneID with DEBUG=knex:query, one operation at a time)');
     queryCounts = await countQueries({
       root: ROOT, cpu: settings.serverCpu, env, base, service: ctx.apps.service, web: ctx.apps.web, user: users[0]!,
+      ...(passkeyUsers ? { passkey: (await passkeyUsers)[0]!.passkey } : {}),
     });
   } catch (err) {
     log(`query count failed: ${(err as Error).message}`);
@@ -488,6 +525,11 @@ async function main(): Promise<void> {
     const steps = Object.entries(signInCpu.steps).map(([step, ms]) => `${step} ${fmt(ms, 2)}`).join(', ');
     process.stdout.write(`  2, one sign-in at a time (${signInCpu.signIns}): OneID's main thread ${fmt(signInCpu.mainMs, 2)} ms per sign-in (${steps}); `
       + `the whole process ${fmt(signInCpu.processMs, 2)} ms, argon2id and signatures on libuv's pool included\n`);
+  }
+  for (const [label, cpu] of [['6, one passkey sign-in at a time', passkeyCpu], ['6, the bare code flow, one at a time', bareCpu]] as const) {
+    if (!cpu) continue;
+    const steps = Object.entries(cpu.steps).map(([step, ms]) => `${step} ${fmt(ms, 2)}`).join(', ');
+    process.stdout.write(`  ${label} (${cpu.signIns}): main thread ${fmt(cpu.mainMs, 2)} ms per sign-in (${steps}); the whole process ${fmt(cpu.processMs, 2)} ms\n`);
   }
   if (queryCounts.length) {
     process.stdout.write('\nDatabase statements per operation (BEGIN/COMMIT included):\n');
@@ -522,6 +564,7 @@ async function main(): Promise<void> {
     databaseStatementsPerOperation: queryCounts,
     queryPlans: planChecks,
     signInCpuPerStep: signInCpu,
+    ...(passkeyCpu ? { passkeySignInCpuPerStep: passkeyCpu, bareCodeFlowCpuPerStep: bareCpu } : {}),
     table: tbl,
     ...(profile ? { cpuProfile: `test/bench/results/${profile}`, profileWindows } : {}),
   };

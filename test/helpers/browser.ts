@@ -34,13 +34,14 @@ export class Browser {
   }
 
   /** One request, no redirect following. */
-  async request(url: string, init: { method?: string; body?: URLSearchParams; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(url: string, init: { method?: string; body?: URLSearchParams | string; headers?: Record<string, string> } = {}): Promise<Response> {
     const u = new URL(url);
     this.visited.push({ method: init.method ?? 'GET', url });
     const headers: Record<string, string> = { 'accept': 'text/html', 'accept-language': this.acceptLanguage, ...init.headers };
     const cookie = this.#cookieHeader(u);
     if (cookie) headers.cookie = cookie;
-    if (init.body) headers['content-type'] = 'application/x-www-form-urlencoded';
+    // A string body (JSON, as the pages' scripts send) names its own content type.
+    if (init.body && !headers['content-type']) headers['content-type'] = 'application/x-www-form-urlencoded';
     const target = this.route(u);
     Object.assign(headers, target.headers);
     const res = await fetch(target.url, { method: init.method ?? 'GET', body: init.body, headers, redirect: 'manual' });

@@ -9,11 +9,15 @@
 //                  goes back into a queue and is the next request's token (a used one never again)
 //   kind 'signin'  N virtual users, each doing complete browser sign-ins in a loop
 //   kind 'prepare' K sign-ins to collect tokens (refresh pool, userinfo access tokens)
+//   kind 'passkey-signin' N virtual users, each with its own passkey, doing passkey sign-ins in a loop
+//   kind 'code-flow' N virtual users doing the bare library's code flow (login accepts anyone) in a loop
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { signIn, type Tokens, type WebApp } from './signin.ts';
 import { basicAuth, FORM } from './http.ts';
+import { authenticatorOf, bareCodeFlow, passkeySignIn, type PasskeyJSON } from './passkey-signin.ts';
+import type { SignInResult, StepHook } from './signin.ts';
 
 const require = createRequire(import.meta.url);
 // autocannon ships no types; the little used here is typed below.
@@ -57,7 +61,10 @@ export type Job =
   | StepsJob
   | (Common & { kind: 'refresh'; client: { clientId: string; clientSecret: string }; refreshTokens: string[] })
   | (Common & { kind: 'signin'; app: WebApp; users: { login: string; password: string }[] })
-  | { kind: 'prepare'; base: string; app: WebApp; users: { login: string; password: string }[]; count: number; connections: number };
+  | { kind: 'prepare'; base: string; app: WebApp; users: { login: string; password: string }[]; count: number; connections: number }
+  /** One passkey per connection (virtual user): a device-bound key's counter must not be shared. */
+  | (Common & { kind: 'passkey-signin'; app: WebApp; passkeys: PasskeyJSON[] })
+  | (Common & { kind: 'code-flow'; app: WebApp });
 
 /**
  * Each connection sends `steps` in order, again and again, each step waiting for the previous
@@ -237,6 +244,68 @@ async function runSignin(job: Extract<Job, { kind: 'signin' }>): Promise<LoadRes
   };
 }
 
+/**
+ * Scenario 6's loop, for OneID and its ceiling: N virtual users, each doing `signInOnce` again
+ * and again on its own keep-alive socket; only sign-ins that finish inside the measured window
+ * count. The same bookkeeping as runSignin (row 2), over any sign-in.
+ */
+async function runFlowLoop(job: Common, signInOnce: (vu: number, agent: http.Agent, onStep: StepHook) => Promise<SignInResult>): Promise<LoadResult> {
+  const start = performance.now();
+  const measureFrom = start + job.warmupS * 1000;
+  const end = measureFrom + job.durationS * 1000;
+  const latencies: number[] = [];
+  let errors = 0;
+  let requests = 0;
+  let firstError: string | undefined;
+  const stepTotals = new Map<string, number>();
+  markWindow(job.warmupS, job.durationS);
+  const vu = async (index: number): Promise<void> => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      const steps: [string, number][] = [];
+      const onStep = async (step: string): Promise<void> => { steps.push([step, performance.now()]); };
+      try {
+        const r = await signInOnce(index, agent, onStep);
+        const t1 = performance.now();
+        if (t1 >= measureFrom && t1 <= end) {
+          latencies.push(t1 - t0);
+          requests += r.requests;
+          steps.forEach(([step, at], i) => {
+            const key = `${i + 1}. ${step}`;
+            stepTotals.set(key, (stepTotals.get(key) ?? 0) + ((steps[i + 1]?.[1] ?? t1) - at));
+          });
+        }
+      } catch (err) {
+        const t1 = performance.now();
+        if (t1 >= measureFrom && t1 <= end) errors += 1;
+        firstError ??= (err as Error).message;
+      }
+    }
+    agent.destroy();
+  };
+  await Promise.all(Array.from({ length: job.connections }, (_, i) => vu(i)));
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: latencies.length / job.durationS,
+    ok: latencies.length,
+    errors,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    durationS: job.durationS,
+    requestsPerOp: latencies.length ? requests / latencies.length : 0,
+    stepsMs: Object.fromEntries([...stepTotals].map(([k, v]) => [k, latencies.length ? v / latencies.length : 0])),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+function runPasskeySignin(job: Extract<Job, { kind: 'passkey-signin' }>): Promise<LoadResult> {
+  if (job.passkeys.length < job.connections) throw new Error(`${job.connections} virtual users need as many passkeys, got ${job.passkeys.length}`);
+  const origin = new URL(job.base).origin;
+  const authenticators = job.passkeys.map((p) => authenticatorOf(origin, p));
+  return runFlowLoop(job, (vu, agent, onStep) => passkeySignIn(job.base, agent, job.app, authenticators[vu]!, onStep));
+}
+
 async function runPrepare(job: Extract<Job, { kind: 'prepare' }>): Promise<{ tokens: Tokens[] }> {
   const tokens: Tokens[] = [];
   let next = 0;
@@ -263,6 +332,8 @@ async function main(): Promise<void> {
     case 'refresh': out = await runRefresh(job); break;
     case 'signin': out = await runSignin(job); break;
     case 'prepare': out = await runPrepare(job); break;
+    case 'passkey-signin': out = await runPasskeySignin(job); break;
+    case 'code-flow': out = await runFlowLoop(job, (_vu, agent, onStep) => bareCodeFlow(job.base, agent, job.app, onStep)); break;
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import { basicAuth, FORM, request } from './http.ts';
 import { signIn, type WebApp } from './signin.ts';
+import { authenticatorOf, passkeySignIn, type PasskeyJSON } from './passkey-signin.ts';
 import { spawnPinned, waitFor200 } from './proc.ts';
 
 export interface QueryCount {
@@ -22,6 +23,8 @@ const CHAINER_WRITE = 'with done as (delete from audit_pending';
 export async function countQueries(opts: {
   root: string; cpu: number; env: NodeJS.ProcessEnv; base: string;
   service: { clientId: string; clientSecret: string }; web: WebApp; user: { login: string; password: string };
+  /** Row 6's: a passkey registered for someone (counted last, so that the other counts stay as they were). */
+  passkey?: PasskeyJSON;
 }): Promise<QueryCount[]> {
   const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query,oneid:sql' } });
   const statements: string[] = [];
@@ -99,6 +102,11 @@ export async function countQueries(opts: {
     ops.push({ name: 'userinfo', run: () => request(agent, new URL('/me', base), { headers: { authorization: `Bearer ${accessToken}` } }) });
     ops.push({ name: 'discovery', run: () => request(agent, new URL('/.well-known/openid-configuration', base)) });
     ops.push({ name: 'JWKS', run: () => request(agent, new URL('/jwks', base)) });
+    if (opts.passkey) {
+      const authenticator = authenticatorOf(new URL(base).origin, opts.passkey);
+      // A fresh cookie jar each time, like the password sign-in: a new browser, no OneID session.
+      ops.push({ name: 'passkey sign-in (full flow)', run: (onStep) => passkeySignIn(base, agent, opts.web, authenticator, onStep) });
+    }
 
     // Once to warm up (lazy loads, caches), then counted.
     for (const op of ops) await op.run(async () => undefined);

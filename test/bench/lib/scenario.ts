@@ -2,6 +2,7 @@
 // run.ts lists them in order. A scenario without `measure` is printed as "not yet measured".
 import type { Job, LoadResult } from './load.ts';
 import type { WebApp } from './signin.ts';
+import type { PasskeyUser } from './passkeys.ts';
 
 export interface Figures {
   /** Successful operations per second with the server on one core. */
@@ -86,6 +87,11 @@ export interface BenchContext {
   /** Ceiling servers, started on the server core on first use, stopped at the end. */
   bareProvider(): Promise<Server>;
   koaHello(): Promise<Server>;
+  /** The bare library's code flow whose login accepts anyone (baselines/oidc-code-flow.ts); its client is bareCodeFlowApp. */
+  bareCodeFlow(): Promise<Server>;
+  bareCodeFlowApp: WebApp;
+  /** People with one registered passkey each, one per sign-in virtual user (made on first call). */
+  passkeyUsers(): Promise<PasskeyUser[]>;
   /** argon2id verifications per second on the server core with OneID's parameters. */
   argon2Ceiling(concurrency: number): Promise<Measured>;
   log(message: string): void;

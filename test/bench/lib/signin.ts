@@ -28,8 +28,10 @@ const b64url = (b: Buffer): string => b.toString('base64url');
 /** Called before each HTTP request of the flow (test/bench/lib/queries.ts counts database queries per step). */
 export type StepHook = (step: string) => Promise<void>;
 
-/** "/interaction/abc123/login" -> "/interaction/:uid/login" */
-const stepName = (method: string, url: URL): string => `${method} ${url.pathname.replace(/^\/(auth|interaction)\/[^/]+/, '/$1/:uid')}`;
+/** "/interaction/abc123/signed-in" -> "/interaction/:uid/signed-in", "/login/<uuid>/password" -> "/login/:flow/password" */
+const stepName = (method: string, url: URL): string => `${method} ${url.pathname
+  .replace(/^\/(auth|interaction)\/[^/]+/, '/$1/:uid')
+  .replace(/^\/login\/[0-9a-f-]{36}/, '/login/:flow')}`;
 
 export async function signIn(base: string, agent: http.Agent, app: WebApp, login: string, password: string, onStep?: StepHook): Promise<SignInResult> {
   const jar = new CookieJar();
@@ -68,7 +70,8 @@ export async function signIn(base: string, agent: http.Agent, app: WebApp, login
 
   const form = await follow(authorize, await send(authorize));
   if (!form.res || form.res.status !== 200) throw new Error(`authorize: expected the sign-in form, got ${form.res?.status ?? 'a redirect'} at ${form.url.pathname}`);
-  const action = /<form method="post" action="([^"]*\/login)"/.exec(form.res.body)?.[1];
+  // The password form: /login/:flow/password since OneID's own sign-in flow (login/flow.ts).
+  const action = /<form method="post" action="([^"]*\/login\/[^"/]+\/password)"/.exec(form.res.body)?.[1];
   const csrf = /name="_csrf" value="([^"]*)"/.exec(form.res.body)?.[1];
   if (!action || !csrf) throw new Error('sign-in form without action or _csrf');
 

@@ -4,7 +4,7 @@
 // sign-ins (sampled, not exact); the whole sign-in's total is exact to a tick.
 import http from 'node:http';
 import { cpuTimes } from './proc.ts';
-import { signIn, type WebApp } from './signin.ts';
+import { signIn, type StepHook, type WebApp } from './signin.ts';
 
 export interface StepCpu {
   signIns: number;
@@ -18,7 +18,11 @@ export interface StepCpu {
 
 const ms = (t: { user: number; sys: number }): number => (t.user + t.sys) * 1000;
 
-export async function stepCpu(opts: { base: string; pid: number; web: WebApp; users: { login: string; password: string }[]; signIns: number; warmup: number }): Promise<StepCpu> {
+export async function stepCpu(opts: {
+  base: string; pid: number; web: WebApp; users: { login: string; password: string }[]; signIns: number; warmup: number;
+  /** Another sign-in than row 2's password sign-in (row 6: a passkey sign-in, or the bare code flow). */
+  signInOnce?: (agent: http.Agent, onStep: StepHook) => Promise<unknown>;
+}): Promise<StepCpu> {
   const main = (): number => ms(cpuTimes(opts.pid, opts.pid));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const steps = new Map<string, number>();
@@ -39,10 +43,12 @@ export async function stepCpu(opts: { base: string; pid: number; web: WebApp; us
         at = now;
       };
       const user = opts.users[i % opts.users.length]!;
-      await signIn(opts.base, agent, opts.web, user.login, user.password, async (next) => {
+      const onStep = async (next: string): Promise<void> => {
         close();
         step = next;
-      });
+      };
+      if (opts.signInOnce) await opts.signInOnce(agent, onStep);
+      else await signIn(opts.base, agent, opts.web, user.login, user.password, onStep);
       // The last response is written; let the server finish the request's bookkeeping.
       await new Promise((resolve) => setTimeout(resolve, 5));
       close();

@@ -7,7 +7,7 @@ import type { BenchContext, Measured, Row, Scenario } from '../lib/scenario.ts';
 
 const common = (ctx: BenchContext) => ({ connections: ctx.connections, durationS: ctx.durationS, warmupS: ctx.warmupS });
 
-interface Pair { oneid: Measured; ceiling: Measured; ratio: number }
+export interface Pair { oneid: Measured; ceiling: Measured; ratio: number }
 
 /**
  * OneID and its ceiling, measured in turn `ctx.rounds` times (OneID first, then the ceiling first,
@@ -15,7 +15,7 @@ interface Pair { oneid: Measured; ceiling: Measured; ratio: number }
  * median ratio; the note lists every round's ratio. On a VM whose hypervisor takes a share of the
  * core now and then, one pair alone passes or fails by luck.
  */
-async function pairedRounds(ctx: BenchContext, label: string, measureOneid: () => Promise<Measured>, measureCeiling: () => Promise<Measured>): Promise<{ median: Pair; note: string }> {
+export async function pairedRounds(ctx: BenchContext, label: string, measureOneid: () => Promise<Measured>, measureCeiling: () => Promise<Measured>): Promise<{ median: Pair; note: string }> {
   const pairs: Pair[] = [];
   for (let round = 1; round <= ctx.rounds; round++) {
     ctx.log(`${label}: round ${round} of ${ctx.rounds}`);
@@ -38,7 +38,7 @@ async function pairedRounds(ctx: BenchContext, label: string, measureOneid: () =
   return { median, note };
 }
 
-const ratioRow = (id: string, scenario: string, rounds: { median: Pair; note: string }, ceilingName: string, min: number, goal: string): Row => {
+export const ratioRow = (id: string, scenario: string, rounds: { median: Pair; note: string }, ceilingName: string, min: number, goal: string): Row => {
   const { oneid, ceiling, ratio } = rounds.median;
   return {
     id, scenario, oneid, ceiling: { name: ceilingName, ...ceiling }, ratio, goal,
