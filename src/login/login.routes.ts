@@ -19,7 +19,7 @@ import type { TotpStrategy } from '../credentials/totp.strategy.ts';
 import type { RecoveryCodes } from '../credentials/recovery.strategy.ts';
 import { findUserByLoginWithPassword, findUserById, type User } from '../directory/users.repo.ts';
 import { translate } from './i18n.ts';
-import { SESSION_COOKIE, type DbLoginFlowRow, type FlowState, type LoginFlows } from './flow.ts';
+import type { DbLoginFlowRow, FlowState, LoginFlows } from './flow.ts';
 
 /** What the flow uses of each strategy (credentials/). */
 export type PasskeyMethod = Pick<PasskeyStrategy, 'method' | 'isEnrolled' | 'registrationOptions' | 'register' | 'authenticationOptions' | 'authenticate'>;
@@ -335,6 +335,3 @@ export function loginRouter(deps: LoginDeps): Router {
 
   return router;
 }
-
-/** The session cookie's name, for callers that only read it. */
-export { SESSION_COOKIE };
