@@ -1,6 +1,6 @@
 // Recovery codes: ten one-time codes a person keeps on paper for when their second factor is
 // lost. Each is 10 characters of Crockford's base32 (no I, L, O or U; 50 bits), shown as
-// xxxxx-xxxxx; typing is forgiving (case, spaces, dashes, O for 0, I and L for 1).
+// two groups of five joined by a dash (7k2mq-9xw4t); typing is forgiving (case, spaces, dashes, O for 0, I and L for 1).
 // One credentials row of type 'recovery' per code: data = { prefix, hash }, last_used_at set
 // when it is used. Using a code is one conditional UPDATE of exactly its row, so two nodes
 // given the same code at once accept it once.
@@ -35,7 +35,7 @@ export function normaliseRecoveryCode(code: unknown): string | undefined {
   return text.length === CODE_LENGTH && [...text].every((c) => ALPHABET.includes(c)) ? text : undefined;
 }
 
-/** Codes as they are shown: xxxxx-xxxxx. */
+/** Codes as they are shown: two groups of five joined by a dash. */
 export const formatRecoveryCode = (code: string): string => `${code.slice(0, 5)}-${code.slice(5)}`;
 
 /** Ten random codes whose prefixes differ. 32 divides 256, so a byte's low five bits are uniform. */
