@@ -32,7 +32,7 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('user_id').nullable().references('id').inTable('users').onDelete('CASCADE');
     t.jsonb('proofs').notNullable().defaultTo('[]').comment('methods proven in this flow');
     t.uuid('session_id').nullable().comment('the session this flow steps up, or the one it created');
-    t.text('outcome').nullable().comment('done | cancelled | unmet');
+    t.text('outcome').nullable().comment('done | cancelled | unmet; taken once its caller has read it');
     t.text('outcome_reason').nullable();
     t.jsonb('state').notNullable().defaultTo('{}').comment('step data, such as recovery codes to show once (hashed elsewhere)');
     t.timestamp('created_at', { useTz: true, precision: 3 }).notNullable().defaultTo(knex.fn.now());

@@ -82,8 +82,14 @@ export function nextStep(proofs: readonly Proof[], required: SignInPolicy, enrol
   const candidates: MethodName[] = required === 'phishing_resistant'
     ? ['passkey']
     : required === 'mfa' ? ['passkey', 'totp', 'recovery_code'] : ['password', 'passkey'];
-  const usable = candidates.filter((m) => enrolled.has(m) && !proofs.some((p) => p.method === m && m !== 'passkey'));
+  const unproven = (m: MethodName): boolean => enrolled.has(m) && !proofs.some((p) => p.method === m && m !== 'passkey');
+  const usable = candidates.filter(unproven);
   if (usable.length) return { kind: 'prove', methods: usable };
+  // Setting up a new method needs the second factor the person already has, if any: the
+  // password alone must not add (or replace) a factor of someone who has one.
+  const secondFactor = proofs.some((p) => p.method !== 'password');
+  const held = (['passkey', 'totp', 'recovery_code'] as MethodName[]).filter(unproven);
+  if (!secondFactor && held.length) return { kind: 'prove', methods: held };
   // Recovery codes are set up with an authenticator app, not on their own.
   return { kind: 'enrol', methods: candidates.filter((m) => m === 'passkey' || m === 'totp') };
 }

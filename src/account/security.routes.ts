@@ -11,6 +11,8 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { csrf } from '../http/csrf.ts';
+import { satisfies } from '../access/signin-policy.ts';
+import type { Proof } from '../credentials/methods.ts';
 import type { Views } from '../login/views.ts';
 import { translate, type MessageKey } from '../login/i18n.ts';
 import type { SignInThrottle } from '../credentials/signin-throttle.ts';
@@ -92,6 +94,19 @@ export function accountRouter(deps: AccountDeps): Router {
       ctx.redirect(SIGN_IN_PATH);
       return;
     }
+    // Someone who has a second factor manages their methods with it: the password alone (a
+    // stolen one) must not add, replace or remove a factor. A weaker session is stepped up first.
+    const hasSecondFactor = (await passkeys?.isEnrolled(user.id)) || (await totp?.isEnrolled(user.id)) || (await recoveryCodes?.isEnrolled(user.id));
+    if (hasSecondFactor && !satisfies(session.methods, 'mfa')) {
+      if (ctx.request.is('json')) {
+        ctx.status = 401;
+        ctx.body = { error: 'step_up_required', message: 'confirm it is you with your second factor' };
+        return;
+      }
+      ctx.status = 303;
+      ctx.redirect(`${SIGN_IN_PATH}&policy=mfa`);
+      return;
+    }
     const signed: Signed = { session, user, actor: { type: 'user', id: user.id, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 500) || null } };
     ctx.state.signed = signed;
     return next();
@@ -99,6 +114,14 @@ export function accountRouter(deps: AccountDeps): Router {
   router.use(csrf());
 
   const signedOf = (ctx: Context): Signed => ctx.state.signed as Signed;
+  /** A method set up here was just proven: it joins this session (a step-up, with a new cookie). */
+  const provedHere = async (ctx: Context, proof: Proof): Promise<void> => {
+    const { session, actor } = signedOf(ctx);
+    const opened = await sessions.addProofs(session, [proof], actor);
+    if (opened) {
+      ctx.cookies.set(SESSION_COOKIE, opened.token, { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.secure, expires: opened.session.expiresAt, overwrite: true });
+    }
+  };
   const backTo = (ctx: Context, done?: keyof typeof NOTICES) => {
     ctx.status = 303;
     ctx.redirect(done ? `${SECURITY_PATH}?done=${done}` : SECURITY_PATH);
@@ -228,6 +251,7 @@ export function accountRouter(deps: AccountDeps): Router {
         ctx.body = { error: result.reason, message: translate(views.localeOf(ctx), 'account.passkeys.failed') };
         return;
       }
+      await provedHere(ctx, result.proof);
       ctx.body = { redirect: `${SECURITY_PATH}?done=passkey_added` };
     });
 
@@ -285,6 +309,7 @@ export function accountRouter(deps: AccountDeps): Router {
       const code = str((ctx.request.body as Record<string, unknown>).code).replace(/\s+/g, '');
       const result = /^\d{6,8}$/.test(code) ? await totp.confirmEnrolment(user.id, code, actor) : { ok: false as const, reason: 'malformed' };
       if (!result.ok) return renderTotpSetup(ctx, { key: 'account.totp.wrong_code', status: 400 });
+      await provedHere(ctx, result.proof);
       // A first second factor: the person also gets recovery codes, for the day the phone is lost.
       if (recoveryCodes && (await recoveryCodes.remaining(user.id)) === 0) return renderNewCodes(ctx);
       backTo(ctx, 'totp_added');

@@ -169,6 +169,12 @@ export class LoginFlows {
   async state(ctx: Context, flow: DbLoginFlowRow): Promise<FlowState> {
     const current = await this.currentSession(ctx);
     const session = current && flow.session_id === current.id && current.userId === flow.user_id ? current : undefined;
+    if (flow.session_id && !session && levelOf(flow.proofs) === undefined) {
+      // The session that named the person has ended (signed out, password reset) and nothing in
+      // this flow proves who they are: start from the beginning.
+      await this.db('login_flows').where({ id: flow.id }).update({ user_id: null, session_id: null, proofs: '[]' });
+      Object.assign(flow, { user_id: null, session_id: null, proofs: [] });
+    }
     const proofs = [...(session?.methods ?? []), ...flow.proofs];
     if (!flow.user_id) return { flow, proofs, session, step: { kind: 'identify' } };
     // Met already (nextStep's own first answer): what else the person has set up does not matter,
@@ -239,12 +245,16 @@ export class LoginFlows {
   }
 
   /**
-   * How this browser's flow `id` ended, for the caller it returns to. A finished sign-in is
-   * reported only while its session is still the browser's live session.
+   * How this browser's flow `id` ended, for the caller it returns to: once (a finished flow is
+   * taken, so it cannot be replayed for a later request), and only at the `returnTo` it was
+   * started with. A finished sign-in is reported only while its session is still the browser's.
    */
-  async outcome(ctx: Context, id: string): Promise<FlowOutcome> {
+  async outcome(ctx: Context, id: string, returnTo: string): Promise<FlowOutcome> {
     const flow = await this.find(ctx, id, false);
-    if (!flow?.outcome) return { status: 'none' };
+    if (!flow?.outcome || flow.return_to !== returnTo) return { status: 'none' };
+    const [taken] = await this.db<DbLoginFlowRow>('login_flows').where({ id: flow.id, outcome: flow.outcome })
+      .whereNot({ outcome: 'taken' }).update({ outcome: 'taken' }).returning('id');
+    if (!taken) return { status: 'none' };
     if (flow.outcome === 'done') {
       const session = await this.currentSession(ctx);
       return session && session.id === flow.session_id ? { status: 'done', session } : { status: 'none' };

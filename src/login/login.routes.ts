@@ -19,6 +19,7 @@ import type { TotpStrategy } from '../credentials/totp.strategy.ts';
 import type { RecoveryCodes } from '../credentials/recovery.strategy.ts';
 import { findUserByLoginWithPassword, findUserById, type User } from '../directory/users.repo.ts';
 import { translate } from './i18n.ts';
+import { isSignInPolicy } from '../access/signin-policy.ts';
 import type { DbLoginFlowRow, FlowState, LoginFlows } from './flow.ts';
 
 /** What the flow uses of each strategy (credentials/). */
@@ -122,7 +123,9 @@ export function loginRouter(deps: LoginDeps): Router {
 
   // Sign-ins that OneID itself starts: the account pages and the home page.
   router.get('/login/start', async (ctx) => {
-    const url = await flows.start(ctx, { policy: 'password', uiLocales: str(ctx.query.ui_locales) || undefined }, safeReturnTo(ctx.query.return_to));
+    // A page may ask for more than a password (the security page, of someone with a second factor).
+    const policy = isSignInPolicy(ctx.query.policy) ? ctx.query.policy : 'password';
+    const url = await flows.start(ctx, { policy, uiLocales: str(ctx.query.ui_locales) || undefined }, safeReturnTo(ctx.query.return_to));
     ctx.status = 303;
     ctx.redirect(url);
   });
@@ -155,7 +158,8 @@ export function loginRouter(deps: LoginDeps): Router {
     }
     const trimmed = login.trim().slice(0, 254);
     if (!result.user || !result.proof) {
-      await audit(ctx, flow, result.user?.id ?? null, 'password', false, { login: trimmed, reason: result.reason });
+      // A name that finds nobody may be a password typed in the wrong field: not written down.
+      await audit(ctx, flow, result.user?.id ?? null, 'password', false, { ...(result.user ? { login: trimmed } : {}), reason: result.reason });
       log.info({ requestId: ctx.state.requestId, event: 'signin.failed' }, 'sign-in failed');
       return render(ctx, state, { failed: true, login });
     }
@@ -178,11 +182,11 @@ export function loginRouter(deps: LoginDeps): Router {
     if (!passkeys) return refuse(ctx, 404, 'not_available', 'passkey.unavailable');
     const flow = await flowOf(ctx);
     const login = str((ctx.request.body as Record<string, unknown> | undefined)?.login).slice(0, 254);
-    // Username-first: the passkeys of the person the name finds; else any passkey of this site
-    // (discoverable: the passkey says whose it is). An unknown name gets the discoverable form,
-    // so the answer does not tell whether the name exists.
+    // Username-first: the passkey must then be the named person's, which is checked when it
+    // comes back. The options are the discoverable form either way (no credential ids), so they
+    // do not tell whether a name exists or which passkeys it has.
     const hinted = !flow.user_id && login && !textProblem(login) ? (await findUserByLoginWithPassword(deps.db, login))?.user : undefined;
-    const userId = flow.user_id ?? hinted?.id;
+    const userId = flow.user_id ?? undefined;
     const hint = flow.user_id ? undefined : hinted?.id;
     // Written only when it changes (a discoverable request on a fresh flow has none to store).
     if (hint !== (flow.state.hintUserId ?? undefined)) await flows.setHint(flow, hint);

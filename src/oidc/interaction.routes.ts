@@ -194,7 +194,7 @@ export function interactionRouter({ provider, users, views, maxBodyBytes, flows,
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const choosing = details.prompt.name === SELECT_ACCOUNT_PROMPT;
     if (details.uid !== ctx.params.uid || (details.prompt.name !== 'login' && !choosing)) throw new provider_errors.SessionNotFound('interaction mismatch');
-    const outcome = await flows.outcome(ctx, str(ctx.query.flow));
+    const outcome = await flows.outcome(ctx, str(ctx.query.flow), `/interaction/${details.uid}/signed-in`);
     if (outcome.status === 'done') {
       const client = await provider.Client.find(str(details.params.client_id));
       return finishWithSession(ctx, details, outcome.session, signInRequestOf(client, details.params, defaultPolicy, false).acrValues);

@@ -16,7 +16,7 @@ import { PasswordStrategy } from '../../src/credentials/password.strategy.ts';
 import { errorHandler } from '../../src/http/errors.ts';
 import { Views } from '../../src/login/views.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { nowSeconds } from '../../src/credentials/methods.ts';
+import { nowSeconds, type Proof } from '../../src/credentials/methods.ts';
 import type { Actor } from '../../src/audit/audit.service.ts';
 import { accountRouter } from '../../src/account/security.routes.ts';
 import type { PasskeyInfo, PasskeyMethods, RecoveryCodeMethods, TotpMethods } from '../../src/account/methods.ts';
@@ -27,6 +27,9 @@ const heard: { call: string; userId: string; actor?: Actor; args?: unknown[] }[]
 class FakePasskeys implements PasskeyMethods {
   readonly keys = new Map<string, PasskeyInfo & { userId: string }>();
   readonly bindings: string[] = [];
+  async isEnrolled(userId: string) {
+    return [...this.keys.values()].some((k) => k.userId === userId);
+  }
   async registrationOptions(binding: string, user: { id: string }) {
     this.bindings.push(binding);
     heard.push({ call: 'registrationOptions', userId: user.id });
@@ -125,10 +128,16 @@ afterAll(async () => {
 });
 
 let counter = 0;
-async function signedIn(): Promise<{ browser: Browser; userId: string; sessionId: string }> {
+/**
+ * A browser signed in as a new person. `level: 'mfa'` signs in with a second factor too, as
+ * someone who has one must before managing their methods (see the step-up tests).
+ */
+async function signedIn(level: 'password' | 'mfa' = 'mfa'): Promise<{ browser: Browser; userId: string; sessionId: string }> {
   counter += 1;
   const user = await users.createUser({ username: `member${counter}`, password: 'first-password-1' });
-  const { session, token } = await sessions.start(user.id, [{ method: 'password', at: nowSeconds(), amr: ['pwd'] }], { ip: '192.0.2.1', userAgent: 'test' }, { type: 'user', id: user.id });
+  const proofs: Proof[] = [{ method: 'password', at: nowSeconds(), amr: ['pwd'] }];
+  if (level === 'mfa') proofs.push({ method: 'totp', at: nowSeconds(), amr: ['otp'] });
+  const { session, token } = await sessions.start(user.id, proofs, { ip: '192.0.2.1', userAgent: 'test' }, { type: 'user', id: user.id });
   const browser = new Browser();
   browser.cookies.set(new URL(base).host, new Map([['oneid.sso', token]]));
   return { browser, userId: user.id, sessionId: session.id };
@@ -149,6 +158,13 @@ async function json(browser: Browser, path: string, body: unknown, csrf?: string
     body: JSON.stringify(body),
     redirect: 'manual',
   });
+  // As a browser does with a fetch's answer: a new session cookie (a step-up) replaces the old one.
+  for (const line of res.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const eq = pair!.indexOf('=');
+    jar.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+  }
+  browser.cookies.set(new URL(base).host, jar);
   return { status: res.status, body: await res.json() };
 }
 
@@ -281,5 +297,27 @@ describe('authenticator app and recovery codes on /account/security', () => {
     browser.acceptLanguage = 'zh-CN';
     const setup = await browser.submit(await page(browser), '/totp/setup', {});
     expect(setup.html).toContain('用身份验证器应用扫描此二维码');
+  });
+});
+
+describe('a password-only session of someone who has a second factor', () => {
+  it('is sent to confirm the second factor before the page, and its JSON calls are refused: nothing changes', async () => {
+    const { browser, userId, sessionId } = await signedIn('password');
+    // Without a second factor the password is enough to set one up.
+    const before = await page(browser);
+    expect(before.status).toBe(200);
+    totp.enrolled.add(userId);
+    const stepUp = await browser.request(`${base}/account/security`);
+    expect(stepUp.status).toBe(303);
+    expect(stepUp.headers.get('location')).toBe('/login/start?return_to=%2Faccount%2Fsecurity&policy=mfa');
+    const csrf = csrfOf(before);
+    const options = await json(browser, '/account/security/passkeys/options', {}, csrf);
+    expect(options.status).toBe(401);
+    expect(options.body.error).toBe('step_up_required');
+    const remove = await browser.request(`${base}/account/security/totp/remove`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+    expect(remove.status).toBe(303);
+    expect(totp.enrolled.has(userId)).toBe(true);
+    expect(heard.filter((h) => h.userId === userId && h.call === 'registrationOptions')).toEqual([]);
+    expect(sessionId).toBeTruthy();
   });
 });

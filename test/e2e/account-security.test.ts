@@ -340,6 +340,13 @@ describe('passkeys (the real strategy, a software authenticator in place of the 
         ...(csrf ? { 'x-csrf-token': csrf } : {}),
       },
     });
+    // As a browser does with a fetch's answer: a new session cookie (the step-up a passkey set up
+    // here makes) replaces the old one.
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      jar.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+    }
     return { status: res.status, body: await res.json() };
   }
   const csrfOf = (p: Page): string => /<meta name="csrf-token" content="([^"]+)">/.exec(p.html)![1]!;

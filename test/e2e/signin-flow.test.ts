@@ -433,6 +433,21 @@ describe('cancelling', () => {
 });
 
 describe('a flow belongs to the browser that started it', () => {
+  it('and to the request it was started for, once: a finished sign-in is not replayed for a later prompt=login', async () => {
+    const browser = new Browser();
+    const s = await authorize(passwordApp, browser);
+    const flow = new URL(s.page.url).pathname.split('/')[2]!;
+    await redeem(s, await password(s, s.page, 'pat'));
+    // A later request asks for a fresh sign-in; its interaction is answered with the old flow.
+    const t = await authorize(passwordApp, browser, { prompt: 'login' });
+    expect(t.page.html).toContain('name="password"');
+    const uid = browser.visited.map((v) => new URL(v.url).pathname).reverse()
+      .find((path) => /^\/interaction\/[^/]+$/.test(path))!.split('/')[2]!;
+    const replay = await browser.navigate(`${server.url}/interaction/${uid}/signed-in?flow=${flow}`, REDIRECT);
+    expect(replay.url.startsWith(REDIRECT)).toBe(false);
+    expect(replay.html).toContain('name="password"');
+  });
+
   it('refuses a step-up posted from another browser with its own cookies and CSRF token', async () => {
     const mal = await enrolAtMfaApp('mal');
     // A: signed in with a password, at the second-factor step of an mfa app.
@@ -476,6 +491,18 @@ describe('a flow belongs to the browser that started it', () => {
 });
 
 describe('signing out', () => {
+  it('a step-up under way when the session ends starts over: the flow no longer names the person', async () => {
+    const { browser } = await passwordSession('ty');
+    const s = await authorize(mfaApp, browser);
+    expect(stepOf(s.page)).toBe('second-factor');
+    const home = await browser.navigate(`${server.url}/`);
+    await browser.submit(home, '/logout', {});
+    const again = await browser.navigate(s.page.url, REDIRECT);
+    expect(stepOf(again)).toBe('identify');
+    expect(again.html).toContain('name="password"');
+    expect(again.html).not.toContain('/totp"');
+  });
+
   it('at OneID (the home page\'s form): the app\'s prompt=none gets login_required', async () => {
     const { browser } = await passwordSession('pat');
     const home = await browser.navigate(`${server.url}/`);
