@@ -252,8 +252,11 @@ describe('#18 passkeys in Chromium', () => {
   it('signs out, then signs in to an app with the passkey alone, no username typed (#passkey-signin): amr hwk + user, no pwd', async () => {
     const credential = await personWithPasskey(users.grace!);
     const { page, authenticator } = await browserWithPasskey(credential, { ignoreAutofill: true });
-    // Signed in once (password) then signed out: the next sign-in starts from nothing.
-    await openSecurityPage(page, users.grace!);
+    // Signed in once (password, at OneID's home page) then signed out: the next sign-in starts
+    // from nothing. (The security page would ask a person with a passkey for it: see below.)
+    await page.goto(`${server.url}/login/start?return_to=%2F`);
+    await enterPassword(page, users.grace!);
+    await page.waitForURL((u) => u.pathname === '/');
     await signOut(page);
 
     const request = await openApp(page, passwordApp);
