@@ -111,7 +111,10 @@ export function accountRouter(deps: AccountDeps): Router {
     ctx.state.signed = signed;
     return next();
   });
-  router.use(csrf());
+  // A form or page script posting without its CSRF token is refused, and the refusal is recorded.
+  router.use(csrf((ctx) => recordAuditNow(deps.db, (ctx.state.signed as Signed).actor, {
+    action: 'csrf.refused', targetType: 'path', targetId: ctx.path.slice(0, 200), changes: { method: ctx.method },
+  })));
 
   const signedOf = (ctx: Context): Signed => ctx.state.signed as Signed;
   /** A method set up here was just proven: it joins this session (a step-up, with a new cookie). */

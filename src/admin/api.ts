@@ -195,7 +195,8 @@ export class AdminApi {
   }
 
   /**
-   * Records a write the caller was refused (403, by its roles or by a service's own check), after
+   * Records a write the caller was refused (403, by its roles or by a service's own check; 401
+   * asking a person's token for a stronger sign-in), after
    * the handler's transactions rolled back: the refusal is all that is written. Unauthenticated
    * requests are not recorded (they never reach a refusal), nor are refused reads.
    */
@@ -205,7 +206,9 @@ export class AdminApi {
         await next();
       } catch (err) {
         const principal = ctx.state.adminPrincipal as Principal | undefined;
-        if (this.db && principal && def.method !== 'get' && err instanceof AppError && err.kind === 'permission_denied') {
+        // 403s, and the step-up a person's token was asked for (RFC 9470): both refused writes.
+        const refused = err instanceof AppError && (err.kind === 'permission_denied' || err.code === 'admin.insufficient_user_authentication');
+        if (this.db && principal && def.method !== 'get' && refused) {
           const { id, ...others } = ctx.params as Record<string, string>;
           const body = ctx.request.body as unknown;
           await recordRefusal(this.db, principal.actor, {

@@ -16,8 +16,12 @@ export function csrfToken(ctx: Context): string {
   return token;
 }
 
-/** Issues a token on safe methods; on POST requires body._csrf (or the x-csrf-token header) to equal the cookie's token. */
-export function csrf(): Middleware {
+/**
+ * Issues a token on safe methods; on POST requires body._csrf (or the x-csrf-token header) to
+ * equal the cookie's token. `onRefused` hears each refusal first (the sign-in and account pages
+ * write it to the audit log).
+ */
+export function csrf(onRefused?: (ctx: Context) => Promise<void>): Middleware {
   return async (ctx, next) => {
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       ctx.state.csrfToken = csrfToken(ctx);
@@ -27,6 +31,7 @@ export function csrf(): Middleware {
     // Forms send the hidden _csrf field; the pages' scripts (passkeys) send the x-csrf-token header.
     const sent = ctx.get('x-csrf-token') || (ctx.request.body as Record<string, unknown> | undefined)?._csrf;
     if (!cookie || typeof sent !== 'string' || !safeEqual(cookie, sent)) {
+      await onRefused?.(ctx);
       throw new AppError('permission_denied', 'csrf.invalid', 'csrf.invalid');
     }
     ctx.state.csrfToken = cookie;

@@ -61,7 +61,10 @@ export function loginRouter(deps: LoginDeps): Router {
     ctx.set('Pragma', 'no-cache');
     return next();
   });
-  router.use(csrf());
+  // A form or page script posting without its CSRF token is refused, and the refusal is recorded.
+  router.use(csrf((ctx) => recordAuditNow(deps.db, actorOf(ctx, null), {
+    action: 'csrf.refused', targetType: 'path', targetId: ctx.path.slice(0, 200), changes: { method: ctx.method },
+  })));
 
   const actorOf = (ctx: Context, userId: string | null): Actor => (userId
     ? { type: 'user', id: userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }

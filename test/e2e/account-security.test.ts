@@ -211,6 +211,9 @@ describe('POST /account/security/password', () => {
     expect(res.status).toBe(403);
     expect((await passwords.authenticate(person.username, PASSWORD))?.id).toBe(person.id);
     expect(await auditActions(person.id)).not.toContain('user.updated');
+    // The refusal itself is recorded, with the person and the form.
+    const refused = await db('audit_events').where({ actor_id: person.id, action: 'csrf.refused' }).select('target_id');
+    expect(refused.map((r: { target_id: string }) => r.target_id)).toEqual(['/account/security/password']);
   });
 });
 

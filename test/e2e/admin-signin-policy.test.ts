@@ -309,6 +309,10 @@ describe('step-up for people (RFC 9470)', () => {
     }
     expect(await credentialTypes(target.id)).toEqual(['password', 'recovery', 'recovery', 'recovery', 'totp', 'webauthn', 'webauthn']);
     expect(await events(`&targetId=${target.id}&action=totp.removed`)).toEqual([]);
+    // Each refusal is recorded as a refused write, naming the step-up it needed.
+    const refusals = await events(`&actorId=${admin.id}&action=write.refused`);
+    expect(refusals).toHaveLength(9);
+    expect(refusals.every((e) => e.changes.code === 'admin.insufficient_user_authentication')).toBe(true);
 
     const mfa = await withAcr(signedIn, MFA, db.url, env.ONEID_MASTER_KEY!);
     expect((await callAs(mfa, 'DELETE', `/users/${target.id}/methods/totp`)).status).toBe(204);

@@ -433,6 +433,18 @@ describe('cancelling', () => {
 });
 
 describe('a flow belongs to the browser that started it', () => {
+  it('refuses a sign-in form posted without its CSRF token, signs nobody in, and records the refusal', async () => {
+    const s = await authorize(passwordApp, new Browser());
+    const flow = new URL(s.page.url).pathname.split('/')[2]!;
+    const res = await s.browser.request(`${server.url}/login/${flow}/password`, {
+      method: 'POST', body: new URLSearchParams({ login: 'pat', password: PASSWORD }),
+    });
+    expect(res.status).toBe(403);
+    expect(await sessionOf(s.browser)).toBeUndefined();
+    const { rows } = await sql.query("select actor_type from audit_events where action = 'csrf.refused' and target_id = $1", [`/login/${flow}/password`]);
+    expect(rows).toEqual([{ actor_type: 'anonymous' }]);
+  });
+
   it('and to the request it was started for, once: a finished sign-in is not replayed for a later prompt=login', async () => {
     const browser = new Browser();
     const s = await authorize(passwordApp, browser);
