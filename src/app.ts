@@ -80,7 +80,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const provider = createProvider({
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });
-  const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords, services.passkeys, services.totp, services.recovery]), new URL(config.issuer).protocol === 'https:');
+  const secureCookies = new URL(config.issuer).protocol === 'https:';
+  const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords, services.passkeys, services.totp, services.recovery]), secureCookies);
 
   const metrics = new Metrics(config.metrics, db);
   metrics.observeProvider(provider);
@@ -133,7 +134,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
     db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
-    passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes,
+    passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes, secureCookies,
     passkeys: services.passkeys, totp: services.totp, recoveryCodes: services.recovery,
   }).routes()));
 

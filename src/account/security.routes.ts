@@ -18,7 +18,7 @@ import { translate, type MessageKey } from '../login/i18n.ts';
 import type { SignInThrottle } from '../credentials/signin-throttle.ts';
 import type { PasswordStrategy } from '../credentials/password.strategy.ts';
 import { PASSKEY_NAME_MAX } from '../credentials/passkey.strategy.ts';
-import { SESSION_COOKIE } from '../login/flow.ts';
+import { SESSION_COOKIE, writeSessionCookie } from '../login/flow.ts';
 import { AppError } from '../shared/errors.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import type { SessionsService, Session } from '../sessions/sessions.service.ts';
@@ -44,6 +44,8 @@ export interface AccountDeps {
   /** The sign-in throttle: wrong current passwords count against the account as failed sign-ins. */
   throttle: SignInThrottle;
   maxBodyBytes: number;
+  /** Whether the session cookie is Secure (an https issuer), as the sign-in sets it. */
+  secureCookies: boolean;
   /** Methods not given are not offered on the page (their routes answer 404). */
   passkeys?: PasskeyMethods;
   totp?: TotpMethods;
@@ -122,7 +124,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const { session, actor } = signedOf(ctx);
     const opened = await sessions.addProofs(session, [proof], actor);
     if (opened) {
-      ctx.cookies.set(SESSION_COOKIE, opened.token, { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.secure, expires: opened.session.expiresAt, overwrite: true });
+      writeSessionCookie(ctx, opened.token, deps.secureCookies, opened.session.expiresAt);
     }
   };
   const backTo = (ctx: Context, done?: keyof typeof NOTICES) => {
@@ -130,7 +132,7 @@ export function accountRouter(deps: AccountDeps): Router {
     ctx.redirect(done ? `${SECURITY_PATH}?done=${done}` : SECURITY_PATH);
   };
   const signedOut = (ctx: Context) => {
-    ctx.cookies.set(SESSION_COOKIE, null, { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.secure });
+    writeSessionCookie(ctx, null, deps.secureCookies);
     ctx.status = 303;
     ctx.redirect(SIGN_IN_PATH);
   };

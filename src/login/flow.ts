@@ -17,6 +17,17 @@ import type { Actor } from '../audit/audit.service.ts';
 
 /** OneID's session cookie: a random token whose SHA-256 is a row of `sessions`. */
 export const SESSION_COOKIE = 'oneid.sso';
+/**
+ * Sets (or, with null, clears) OneID's session cookie: HttpOnly, SameSite=Lax, Secure when the
+ * issuer is https (`secure`), for the whole site. Every writer of the cookie goes through here.
+ */
+export function writeSessionCookie(ctx: Context, token: string | null, secure: boolean, expiresAt?: Date): void {
+  ctx.cookies.set(SESSION_COOKIE, token, {
+    httpOnly: true, sameSite: 'lax', secure, path: '/', overwrite: true,
+    ...(token && expiresAt ? { expires: expiresAt } : {}),
+  });
+}
+
 /** Binds sign-in flows to the browser that started them. */
 export const FLOW_COOKIE = 'oneid.flow';
 /** How long a started sign-in may take. */
@@ -117,10 +128,7 @@ export class LoginFlows {
   }
 
   setSessionCookie(ctx: Context, token: string | null, expiresAt?: Date): void {
-    ctx.cookies.set(SESSION_COOKIE, token, {
-      httpOnly: true, sameSite: 'lax', secure: this.secureCookies, path: '/', overwrite: true,
-      ...(token && expiresAt ? { expires: expiresAt } : {}),
-    });
+    writeSessionCookie(ctx, token, this.secureCookies, expiresAt);
   }
 
   #binding(ctx: Context): string {

@@ -114,7 +114,7 @@ beforeAll(async () => {
   const app = new Koa({ keys: ['test-cookie-key'] });
   app.use(errorHandler(createLogger('silent'), views));
   app.use(accountRouter({
-    db, views, sessions, users, passwords: new PasswordStrategy(db, hasher), passwordPolicy: new PasswordPolicy(8), throttle: new SignInThrottle(db), maxBodyBytes: 100 * 1024,
+    db, views, sessions, users, passwords: new PasswordStrategy(db, hasher), passwordPolicy: new PasswordPolicy(8), throttle: new SignInThrottle(db), maxBodyBytes: 100 * 1024, secureCookies: false,
     passkeys, totp, recoveryCodes,
   }).routes());
   server = http.createServer(app.callback());

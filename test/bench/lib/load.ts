@@ -191,63 +191,19 @@ const markWindow = (warmupS: number, durationS: number): void => {
 
 const percentile = (sorted: number[], p: number): number => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! : 0;
 
-async function runSignin(job: Extract<Job, { kind: 'signin' }>): Promise<LoadResult> {
-  // One continuous run; only sign-ins that finish inside the measured window count.
-  const start = performance.now();
-  const measureFrom = start + job.warmupS * 1000;
-  const end = measureFrom + job.durationS * 1000;
-  const latencies: number[] = [];
-  let errors = 0;
-  let requests = 0;
-  let firstError: string | undefined;
+/** Row 2: each virtual user signs the next bench person in with a password, again and again. */
+function runSignin(job: Extract<Job, { kind: 'signin' }>): Promise<LoadResult> {
   let next = 0;
-  const stepTotals = new Map<string, number>();
-  markWindow(job.warmupS, job.durationS);
-  const vu = async (): Promise<void> => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    while (performance.now() < end) {
-      const user = job.users[next++ % job.users.length]!;
-      const t0 = performance.now();
-      const steps: [string, number][] = [];
-      const onStep = async (step: string): Promise<void> => { steps.push([step, performance.now()]); };
-      try {
-        const r = await signIn(job.base, agent, job.app, user.login, user.password, onStep);
-        const t1 = performance.now();
-        if (t1 >= measureFrom && t1 <= end) {
-          latencies.push(t1 - t0);
-          requests += r.requests;
-          steps.forEach(([step, at], i) => {
-            const key = `${i + 1}. ${step}`;
-            stepTotals.set(key, (stepTotals.get(key) ?? 0) + ((steps[i + 1]?.[1] ?? t1) - at));
-          });
-        }
-      } catch (err) {
-        const t1 = performance.now();
-        if (t1 >= measureFrom && t1 <= end) errors += 1;
-        firstError ??= (err as Error).message;
-      }
-    }
-    agent.destroy();
-  };
-  await Promise.all(Array.from({ length: job.connections }, vu));
-  latencies.sort((a, b) => a - b);
-  return {
-    rps: latencies.length / job.durationS,
-    ok: latencies.length,
-    errors,
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    durationS: job.durationS,
-    requestsPerOp: latencies.length ? requests / latencies.length : 0,
-    stepsMs: Object.fromEntries([...stepTotals].map(([k, v]) => [k, latencies.length ? v / latencies.length : 0])),
-    ...(firstError ? { firstError } : {}),
-  };
+  return runFlowLoop(job, (_vu, agent, onStep) => {
+    const user = job.users[next++ % job.users.length]!;
+    return signIn(job.base, agent, job.app, user.login, user.password, onStep);
+  });
 }
 
 /**
- * Scenario 6's loop, for OneID and its ceiling: N virtual users, each doing `signInOnce` again
- * and again on its own keep-alive socket; only sign-ins that finish inside the measured window
- * count. The same bookkeeping as runSignin (row 2), over any sign-in.
+ * The sign-in loop of rows 2 and 6 and row 6's ceiling: N virtual users, each doing `signInOnce`
+ * again and again on its own keep-alive socket; only sign-ins that finish inside the measured
+ * window count.
  */
 async function runFlowLoop(job: Common, signInOnce: (vu: number, agent: http.Agent, onStep: StepHook) => Promise<SignInResult>): Promise<LoadResult> {
   const start = performance.now();
