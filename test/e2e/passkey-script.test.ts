@@ -172,12 +172,10 @@ describe('/assets/passkey.js in Chromium', () => {
     optionsCalls.length = 0;
     await tab.goto(`${origin}/page`);
     await until(() => optionsCalls.length === 1);
-    // The person touches the authenticator only once the button's ceremony has replaced the
-    // autofill one: touching it earlier would let the waiting autofill request sign in first.
+    await setPresence(true);
     await tab.fill('#login', 'alice');
     await tab.click('#passkey-signin');
     await until(() => optionsCalls.length === 2);
-    await setPresence(true);
     expect(optionsCalls[1]).toMatchObject({ path: '/opts/signin', body: { login: 'alice' } });
     await tab.waitForURL(/\/done\?user=/);
     expect(new URL(tab.url()).searchParams.get('user')).toBe(alice.id);
