@@ -22,6 +22,7 @@ import * as m20261206120100 from '../../migrations/20261206120100_create_dpop_pr
 import * as m20261206130000 from '../../migrations/20261206130000_create_sign_in_names.ts';
 import * as m20261206150000 from '../../migrations/20261206150000_add_audit_events_client_id_and_before.ts';
 import * as m20261206200000 from '../../migrations/20261206200000_create_sessions_and_sign_in_methods.ts';
+import * as m20261207000000 from '../../migrations/20261207000000_create_saml_service_providers.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -48,6 +49,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261206130000_create_sign_in_names': m20261206130000,
   '20261206150000_add_audit_events_client_id_and_before': m20261206150000,
   '20261206200000_create_sessions_and_sign_in_methods': m20261206200000,
+  '20261207000000_create_saml_service_providers': m20261207000000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
