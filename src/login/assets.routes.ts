@@ -1,6 +1,7 @@
-// The two scripts OneID's pages load for passkeys (the pages' CSP allows scripts from 'self'
+// The scripts OneID's pages load: for passkeys (the pages' CSP allows scripts from 'self'
 // only): /assets/webauthn.js, the @simplewebauthn/browser bundle from node_modules, and
-// /assets/passkey.js, OneID's own page script (views/assets/passkey.js). Each is read once, at
+// /assets/passkey.js, OneID's own page script (views/assets/passkey.js); and /assets/saml-post.js,
+// which sends a SAML message on to its service provider. Each is read once, at
 // start, and served with a validator so that browsers revalidate cheaply after a release.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import Router from '@koa/router';
 
 export const WEBAUTHN_SCRIPT_PATH = '/assets/webauthn.js';
 export const PASSKEY_SCRIPT_PATH = '/assets/passkey.js';
+/** Submits the form that carries a SAML message to a service provider (saml/sso.routes.ts). */
+export const SAML_POST_SCRIPT_PATH = '/assets/saml-post.js';
 
 /** An hour: a release changes them rarely, and the ETag makes a later check a 304. */
 const MAX_AGE_SECONDS = 3600;
@@ -32,10 +35,10 @@ function webauthnBundlePath(): string {
   throw new Error('@simplewebauthn/browser: package folder not found');
 }
 
-/** views/assets at the project root: two levels up from src/login, three from the build's dist/src/login. */
-function passkeyScriptPath(): string {
+/** A file of views/assets at the project root: two levels up from src/login, three from the build's dist/src/login. */
+function ownScriptPath(name: string): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.resolve(here, '../../views/assets/passkey.js'), path.resolve(here, '../../../views/assets/passkey.js')];
+  const candidates = [path.resolve(here, '../../views/assets', name), path.resolve(here, '../../../views/assets', name)];
   return candidates.find((file) => fs.existsSync(file)) ?? candidates[0]!;
 }
 
@@ -49,7 +52,8 @@ const load = (file: string): Asset => {
 export function assetsRouter(): Router {
   const assets = new Map<string, Asset>([
     [WEBAUTHN_SCRIPT_PATH, load(webauthnBundlePath())],
-    [PASSKEY_SCRIPT_PATH, load(passkeyScriptPath())],
+    [PASSKEY_SCRIPT_PATH, load(ownScriptPath('passkey.js'))],
+    [SAML_POST_SCRIPT_PATH, load(ownScriptPath('saml-post.js'))],
   ]);
   const router = new Router();
   for (const [route, asset] of assets) {
