@@ -39,6 +39,7 @@ const schema = z.object({
     error: 'must be password, mfa or phishing_resistant',
   }).default('password'),
   PASSKEY_USER_VERIFICATION: z.enum(['preferred', 'required'], { error: 'must be preferred or required' }).default('preferred'),
+  SAML_METADATA_SIGNED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
@@ -82,6 +83,8 @@ export interface Config {
    * listener only when `token` is set; the token, when set, is required on both. Neither: off.
    */
   metrics: { port: number | undefined; host: string; token: string | undefined };
+  /** Whether GET /saml/metadata is signed with the current RS256 key (some SPs require it). */
+  samlMetadataSigned: boolean;
   /** Authorization requests (each may store an interaction) allowed per client IP per window. */
   authorizeMaxPerIp: number;
   authorizeWindowSeconds: number;
@@ -146,5 +149,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
     passwordMinLength: v.PASSWORD_MIN_LENGTH,
     metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },
+    samlMetadataSigned: v.SAML_METADATA_SIGNED === 'true',
   };
 }

@@ -7,6 +7,7 @@ import { lockDataDir, type DataDirLock } from './db/lock.ts';
 import { migrateLatest } from './db/migrate.ts';
 import { resolveMasterKey, verifyMasterKey, type MasterKey } from './keys/master-key.ts';
 import { ensureSigningKeys } from './keys/keys.service.ts';
+import { ensureSamlCertificates, samlCertificateSubject } from './keys/saml-keys.ts';
 
 export interface Runtime {
   db: Knex;
@@ -29,6 +30,7 @@ export async function startRuntime(config: Config, log: Logger, role: 'server' |
     const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
     await verifyMasterKey(handle.db, masterKey);
     await ensureSigningKeys(handle.db, masterKey);
+    await ensureSamlCertificates(handle.db, masterKey, samlCertificateSubject(config.issuer));
     return {
       db: handle.db,
       embedded: handle.embedded,

@@ -32,6 +32,12 @@ describe('loadConfig defaults', () => {
     expect(config.passwordMinLength).toBe(8);
   });
 
+  it('signs SAML metadata only when SAML_METADATA_SIGNED=true', () => {
+    expect(loadConfig({}).samlMetadataSigned).toBe(false);
+    expect(loadConfig({ SAML_METADATA_SIGNED: 'true' }).samlMetadataSigned).toBe(true);
+    expect(loadConfig({ SAML_METADATA_SIGNED: 'false' }).samlMetadataSigned).toBe(false);
+  });
+
   it('reads PASSWORD_MIN_LENGTH', () => {
     expect(loadConfig({ PASSWORD_MIN_LENGTH: '12' }).passwordMinLength).toBe(12);
   });
@@ -88,6 +94,7 @@ describe('loadConfig bad values', () => {
     ['NODE_ENV', 'staging'],
     ['TRUST_PROXY', 'yes'],
     ['TRUST_PROXY', '0'],
+    ['SAML_METADATA_SIGNED', 'yes'],
   ])('throws a ConfigError naming %s for %s', (key, value) => {
     const err = configError({ [key]: value });
     expect(err.message).toContain(key);

@@ -1,0 +1,81 @@
+// OneID's SAML IdP metadata: what an SP imports once to trust OneID (entityID, endpoints, the
+// certificates its signatures verify with). Built from a template: every value is escaped, and
+// element order follows saml-schema-metadata-2.0.xsd (SSODescriptorType's KeyDescriptor,
+// SingleLogoutService, NameIDFormat, then IDPSSODescriptor's SingleSignOnService).
+import { randomBytes } from 'node:crypto';
+import { SignedXml } from 'xml-crypto';
+import type { SamlSigningKey } from '../keys/saml-keys.ts';
+
+export interface IdpMetadataInput {
+  entityId: string;
+  ssoUrl: string;
+  sloUrl: string;
+  /** base64 DER; during a rotation the old and the new, so SPs trust both. */
+  certificates: string[];
+  validUntil?: Date;
+}
+
+/** OneID's SAML addresses under its issuer (the entityID is where its metadata lives). */
+export function idpUrls(issuer: string): { entityId: string; ssoUrl: string; sloUrl: string } {
+  const base = issuer.replace(/\/+$/, '');
+  return { entityId: `${base}/saml/metadata`, ssoUrl: `${base}/saml/sso`, sloUrl: `${base}/saml/slo` };
+}
+
+const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+// The formats OneID can answer with (the SP picks one per app, saml_service_providers.name_id_format).
+const NAME_ID_FORMATS = [
+  'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+  'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+  'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
+  'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
+];
+
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+// Local on purpose: src/saml/xml.ts (escapeXml) was not written yet when this was.
+const esc = (value: string): string => value.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
+
+const isBase64 = (value: string): boolean => /^[A-Za-z0-9+/]+={0,2}$/.test(value);
+
+/** The metadata document; signed (enveloped XML-DSig, RSA-SHA256, exc-c14n) when a key is given. */
+export function idpMetadataXml(input: IdpMetadataInput, signWith?: SamlSigningKey): string {
+  if (input.certificates.length === 0) throw new Error('IdP metadata needs at least one signing certificate');
+  for (const cert of input.certificates) if (!isBase64(cert)) throw new Error('certificates must be base64 DER');
+  // An ID the signature's Reference points at: an NCName, so it starts with a letter or "_".
+  const id = `_${randomBytes(16).toString('hex')}`;
+  const keyDescriptors = input.certificates.map((cert) => `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`);
+  const xml = [
+    `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="${id}" entityID="${esc(input.entityId)}"${input.validUntil ? ` validUntil="${input.validUntil.toISOString()}"` : ''}>`,
+    '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">',
+    ...keyDescriptors,
+    `<md:SingleLogoutService Binding="${BINDING_REDIRECT}" Location="${esc(input.sloUrl)}"/>`,
+    `<md:SingleLogoutService Binding="${BINDING_POST}" Location="${esc(input.sloUrl)}"/>`,
+    ...NAME_ID_FORMATS.map((f) => `<md:NameIDFormat>${f}</md:NameIDFormat>`),
+    `<md:SingleSignOnService Binding="${BINDING_REDIRECT}" Location="${esc(input.ssoUrl)}"/>`,
+    `<md:SingleSignOnService Binding="${BINDING_POST}" Location="${esc(input.ssoUrl)}"/>`,
+    '</md:IDPSSODescriptor>',
+    '</md:EntityDescriptor>',
+  ].join('');
+  return signWith ? signMetadata(xml, signWith) : `<?xml version="1.0" encoding="UTF-8"?>${xml}`;
+}
+
+function signMetadata(xml: string, key: SamlSigningKey): string {
+  const signer = new SignedXml({
+    privateKey: key.privateKey,
+    publicCert: key.certificatePem,
+    idAttribute: 'ID',
+    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  });
+  signer.addReference({
+    xpath: "/*[local-name()='EntityDescriptor' and namespace-uri()='urn:oasis:names:tc:SAML:2.0:metadata']",
+    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+  });
+  // The schema puts ds:Signature first in EntityDescriptor.
+  signer.computeSignature(xml, {
+    prefix: 'ds',
+    location: { reference: "/*[local-name()='EntityDescriptor']", action: 'prepend' },
+  });
+  return `<?xml version="1.0" encoding="UTF-8"?>${signer.getSignedXml()}`;
+}
