@@ -35,6 +35,8 @@ import { bearerAuthenticator } from './admin/auth.ts';
 import { apiResource, AUTHORIZATION_PATH, PAR_PATH } from './oidc/provider.ts';
 import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
+import { samlRouter, SAML_PREFIX } from './saml/index.ts';
+import { loadSamlKeys } from './keys/saml-keys.ts';
 
 /** `prefix` itself or anything below it. */
 const under = (prefix: string) => (path: string): boolean => path === prefix || path.startsWith(`${prefix}/`);
@@ -130,6 +132,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under('/assets'), assetsRouter().routes()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
     provider, users, views, log, maxBodyBytes: config.maxBodyBytes, adminApiResource: apiResource(config.issuer), flows, defaultPolicy,
+  }).routes()));
+  app.use(onlyFor(under(SAML_PREFIX), samlRouter({
+    db, flows, views, log, issuer: config.issuer, keys: await loadSamlKeys(db, masterKey), metadataSigned: config.samlMetadataSigned,
+    defaultPolicy, maxBodyBytes: config.maxBodyBytes,
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import type { SamlSigningKey } from '../keys/saml-keys.ts';
+import { escapeXml } from './xml.ts';
 
 export interface IdpMetadataInput {
   entityId: string;
@@ -31,9 +32,7 @@ const NAME_ID_FORMATS = [
   'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
 ];
 
-const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
-// Local on purpose: src/saml/xml.ts (escapeXml) was not written yet when this was.
-const esc = (value: string): string => value.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
+const esc = escapeXml;
 
 const isBase64 = (value: string): boolean => /^[A-Za-z0-9+/]+={0,2}$/.test(value);
 

@@ -7,6 +7,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import * as xpath from 'xpath';
 import { AppError } from '../shared/errors.ts';
 import { MAX_MESSAGE_BYTES, NS } from './constants.ts';
+import { certificateToPem } from '../keys/saml-keys.ts';
 
 const invalid = (code: string, message: string): AppError => new AppError('invalid_argument', code, message);
 
@@ -105,7 +106,4 @@ export function newSamlId(): string {
 export const samlTime = (date: Date): string => `${date.toISOString().slice(0, 19)}Z`;
 
 /** PEM armour around a base64 DER certificate. */
-export function certificatePem(base64Der: string): string {
-  const body = base64Der.replace(/\s+/g, '').match(/.{1,64}/g)?.join('\n') ?? '';
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
-}
+export const certificatePem = (base64Der: string): string => certificateToPem(base64Der.replace(/\s+/g, ''));
