@@ -23,9 +23,9 @@ const invalid = (code: string, message: string): AppError => new AppError('inval
 
 /**
  * Signs the element with this ID (an Assertion, a Response, a LogoutRequest...), placing the
- * signature right after its Issuer as the SAML schema requires.
+ * signature right after its Issuer as the SAML schema requires (or first, for metadata).
  */
-export function signEnveloped(xml: string, id: string, localName: string, key: SigningKey): string {
+export function signEnveloped(xml: string, id: string, localName: string, key: SigningKey, placement: 'after-issuer' | 'first' = 'after-issuer'): string {
   const sig = new SignedXml({
     privateKey: key.privateKey,
     signatureAlgorithm: SIG_ALG.rsaSha256,
@@ -37,9 +37,10 @@ export function signEnveloped(xml: string, id: string, localName: string, key: S
     digestAlgorithm: DIGEST_SHA256,
     transforms: [ENVELOPED, EXC_C14N],
   });
+  const element = `//*[local-name(.)='${localName}' and @ID='${id}']`;
   sig.computeSignature(xml, {
     prefix: 'ds',
-    location: { reference: `//*[local-name(.)='${localName}' and @ID='${id}']/*[local-name(.)='Issuer']`, action: 'after' },
+    location: placement === 'first' ? { reference: element, action: 'prepend' } : { reference: `${element}/*[local-name(.)='Issuer']`, action: 'after' },
   });
   return sig.getSignedXml();
 }
