@@ -61,6 +61,14 @@ export interface NodeSamlSpOptions {
   wantAuthnResponseSigned?: boolean;
   /** default emailAddress. null: no NameIDPolicy Format. */
   identifierFormat?: string | null;
+  /**
+   * An SP that sends AuthnRequests by HTTP-POST (authorizeForm): the request is base64 XML with an
+   * enveloped signature, not deflated (node-saml deflates it unless skipRequestCompression, and
+   * that setting also turns off deflating the Redirect binding: use authorizeUrl on another SP).
+   */
+  postBinding?: boolean;
+  /** Share request IDs with another SP object of the same SP (one cache per SP by default). */
+  cache?: InMemoryCacheProvider;
   /** Anything else for node-saml's SAML constructor. */
   extra?: Partial<SamlConfig>;
 }
@@ -94,7 +102,7 @@ const EMAIL_FORMAT = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
 export async function createNodeSamlSp(options: NodeSamlSpOptions): Promise<NodeSamlSp> {
   const metadata = options.metadata ?? await fetchIdpMetadata(options.baseUrl);
   if (metadata.signingCertificates.length === 0) throw new Error('OneID metadata lists no signing certificate');
-  const cache = new InMemoryCacheProvider({ keyExpirationPeriodMs: 10 * 60_000 });
+  const cache = options.cache ?? new InMemoryCacheProvider({ keyExpirationPeriodMs: 10 * 60_000 });
   const saml = new SAML({
     issuer: options.entityId,
     callbackUrl: options.acsUrl,
@@ -114,6 +122,7 @@ export async function createNodeSamlSp(options: NodeSamlSpOptions): Promise<Node
     digestAlgorithm: 'sha256',
     ...(options.signing ? { privateKey: options.signing.privateKeyPem, publicCert: options.signing.certificatePem } : {}),
     ...(options.decryptionPvk ? { decryptionPvk: options.decryptionPvk } : {}),
+    ...(options.postBinding ? { authnRequestBinding: 'HTTP-POST', skipRequestCompression: true } : {}),
     ...options.extra,
   });
   const queryOf = (urlOrQuery: string): string => (urlOrQuery.includes('?') ? urlOrQuery.slice(urlOrQuery.indexOf('?') + 1) : urlOrQuery);
