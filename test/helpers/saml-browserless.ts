@@ -17,7 +17,7 @@ export interface SamlSignInResult extends SamlPost {
   html: string;
   page: Page;
   browser: Browser;
-  /** Whether OneID showed its sign-in page on the way (false: an existing session was used). */
+  /** Whether the password was typed into OneID's sign-in page on the way (false: an existing session was used). */
   signedIn: boolean;
 }
 
@@ -59,14 +59,17 @@ const hasForm = (page: Page, actionPart: string): boolean =>
 export async function continueToAutoPost(browser: Browser, first: Page, credentials?: Credentials): Promise<{ page: Page; post?: SamlPost; signedIn: boolean }> {
   let page = first;
   let signedIn = false;
+  let codeSent = false;
   for (let step = 0; step < 6; step += 1) {
     const post = findAutoPostForm(page.html);
     if (post) return { page, post, signedIn };
-    if (credentials && hasForm(page, '/password') && /\/login\//.test(new URL(page.url).pathname)) {
+    // Each secret is typed once: a page asking again (wrong password) is where the caller stops.
+    if (credentials && !signedIn && hasForm(page, '/password') && /\/login\//.test(new URL(page.url).pathname)) {
       page = await browser.submit(page, '/password', { login: credentials.login, password: credentials.password });
       signedIn = true;
-    } else if (credentials?.totp && hasForm(page, '/totp')) {
+    } else if (credentials?.totp && !codeSent && hasForm(page, '/totp')) {
       page = await browser.submit(page, '/totp', { code: await credentials.totp() });
+      codeSent = true;
     } else if (hasForm(page, '/continue') && /\/login\//.test(new URL(page.url).pathname)) {
       page = await browser.submit(page, '/continue', {}); // e.g. "recovery codes left" notices
     } else {
