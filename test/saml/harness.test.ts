@@ -2,8 +2,8 @@
 // wrote (node-saml, python3-onelogin-saml2) and xmlsec1 accept a Response built and signed here
 // the way an IdP must (xml-crypto, exc-c14n, RSA-SHA256) and refuse a tampered copy, so a failing
 // e2e test later points at OneID and not at the harness. The stand-in IdP below is test-only.
-import { createPublicKey, createVerify, randomBytes } from 'node:crypto';
-import { inflateRawSync } from 'node:zlib';
+import { createPublicKey, createSign, createVerify, randomBytes } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { SignedXml } from 'xml-crypto';
 import xmlenc from 'xml-encryption';
 import { makeSpKeys, type SpKeys } from '../helpers/saml-keys.ts';
@@ -248,6 +248,65 @@ describe('test/helpers/python-saml', () => {
     expect(xml).toContain('>pat@example.com</saml:NameID>');
     expect(xml).toContain('<samlp:SessionIndex>_s1</samlp:SessionIndex>');
     expect(u.searchParams.get('Signature')).toBeTruthy();
+  });
+});
+
+/** A Redirect-binding message from the stand-in IdP, signed over the query as SAML bindings 3.4.4.1 say. */
+function idpRedirect(param: 'SAMLRequest' | 'SAMLResponse', xml: string, relayState?: string, key = idp.privateKeyPem): string {
+  const q = [`${param}=${encodeURIComponent(deflateRawSync(Buffer.from(xml)).toString('base64'))}`];
+  if (relayState !== undefined) q.push(`RelayState=${encodeURIComponent(relayState)}`);
+  q.push(`SigAlg=${encodeURIComponent(RSA_SHA256)}`);
+  const signature = createSign('RSA-SHA256').update(q.join('&')).sign(key, 'base64');
+  return `${SLO}?${q.join('&')}&Signature=${encodeURIComponent(signature)}`;
+}
+const unsignedOf = (url: string): string => url.replace(/&SigAlg=[^&]*&Signature=[^&]*$/, '');
+
+const logoutResponse = (inResponseTo: string): string => `<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="${id()}" Version="2.0" IssueInstant="${iso(0)}" Destination="${SLO}" InResponseTo="${inResponseTo}">`
+  + `<saml:Issuer>${IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>`;
+const logoutRequest = (): string => `<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="${id()}" Version="2.0" IssueInstant="${iso(0)}" Destination="${SLO}">`
+  + `<saml:Issuer>${IDP_ENTITY}</saml:Issuer><saml:NameID Format="${EMAIL_FORMAT}">pat@example.com</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>`;
+
+describe('single logout messages (Redirect binding) from a stand-in IdP', () => {
+  it('python sls-response: accepts a signed LogoutResponse to its LogoutRequest; refuses it unsigned, signed by another key, or for another request', async () => {
+    const python = pythonSp({ baseUrl: BASE, entityId: SP_ENTITY, acsUrl: ACS, sloUrl: SLO, idpCertificates: [idp.certificateBase64], sp });
+    const { request_id: requestId } = await python.logout({ name_id: 'pat@example.com', session_index: '_s1', name_id_format: EMAIL_FORMAT });
+    const xml = logoutResponse(requestId);
+    expect(await python.slsResponse(idpRedirect('SAMLResponse', xml, 'relay'), requestId)).toMatchObject({ ok: true, errors: [] });
+    expect((await python.slsResponse(unsignedOf(idpRedirect('SAMLResponse', xml, 'relay')), requestId)).ok).toBe(false);
+    expect((await python.slsResponse(idpRedirect('SAMLResponse', xml, 'relay', sp.privateKeyPem), requestId)).ok).toBe(false);
+    expect((await python.slsResponse(idpRedirect('SAMLResponse', xml), '_another')).ok).toBe(false);
+  });
+
+  it('python sls-request: accepts a signed LogoutRequest and answers with a signed LogoutResponse URL to the IdP', async () => {
+    const python = pythonSp({ baseUrl: BASE, entityId: SP_ENTITY, acsUrl: ACS, sloUrl: SLO, idpCertificates: [idp.certificateBase64], sp });
+    const request = logoutRequest();
+    const answer = await python.slsRequest(idpRedirect('SAMLRequest', request, 'rs'));
+    expect(answer).toMatchObject({ ok: true, errors: [], in_response_to: /ID="([^"]+)"/.exec(request)![1] });
+    const u = new URL(answer.url!);
+    expect(u.origin + u.pathname).toBe(`${BASE}/saml/slo`);
+    expect(u.searchParams.get('RelayState')).toBe('rs');
+    expect(inflateRawSync(Buffer.from(u.searchParams.get('SAMLResponse')!, 'base64')).toString()).toContain(`InResponseTo="${answer.in_response_to}"`);
+    const signed = u.search.slice(1).split('&').filter((p) => !p.startsWith('Signature=')).join('&');
+    expect(createVerify('RSA-SHA256').update(signed).verify(sp.certificatePem, u.searchParams.get('Signature')!, 'base64')).toBe(true);
+    expect((await python.slsRequest(unsignedOf(idpRedirect('SAMLRequest', request)))).ok).toBe(false);
+  });
+
+  it('node-saml validateRedirect: a LogoutResponse to its own LogoutRequest and a LogoutRequest from the IdP; unsigned ones refused', async () => {
+    const node = await createNodeSamlSp({ baseUrl: BASE, entityId: SP_ENTITY, acsUrl: ACS, sloUrl: SLO, metadata, signing: sp });
+    const profile = { issuer: IDP_ENTITY, nameID: 'pat@example.com', nameIDFormat: EMAIL_FORMAT, sessionIndex: '_s1' };
+    const out = new URL(await node.logoutUrl(profile, 'relay'));
+    expect(out.searchParams.get('Signature')).toBeTruthy();
+    const requestId = /ID="([^"]+)"/.exec(inflateRawSync(Buffer.from(out.searchParams.get('SAMLRequest')!, 'base64')).toString())![1]!;
+    const back = idpRedirect('SAMLResponse', logoutResponse(requestId), 'relay');
+    await expect(node.validateRedirect(unsignedOf(back))).rejects.toThrow(/unsigned/);
+    expect(await node.validateRedirect(back)).toMatchObject({ loggedOut: true });
+    await expect(node.validateRedirect(idpRedirect('SAMLResponse', logoutResponse(requestId), 'relay', sp.privateKeyPem))).rejects.toThrow();
+
+    const incoming = await node.validateRedirect(idpRedirect('SAMLRequest', logoutRequest()));
+    expect(incoming).toMatchObject({ loggedOut: true, profile: { nameID: 'pat@example.com', sessionIndex: '_s1' } });
+    const answer = new URL(await node.logoutResponseUrl(incoming.profile!));
+    expect(answer.origin + answer.pathname).toBe(`${BASE}/saml/slo`);
+    expect(answer.searchParams.get('Signature')).toBeTruthy();
   });
 });
 
