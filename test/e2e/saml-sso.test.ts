@@ -4,7 +4,7 @@
 // The person signs in through OneID's real sign-in pages (test/helpers/browser.ts's cookie jar).
 // SAML apps are created with the repository (the registration service comes separately).
 import { jest } from '@jest/globals';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -14,7 +14,7 @@ import { makeSpKeys, toPem, type SpKeys } from '../helpers/saml-keys.ts';
 import { authnRequestFromForm, createNodeSamlSp, fetchIdpMetadata, type IdpMetadata } from '../helpers/node-saml-sp.ts';
 import { pythonSp, NAMEID_EMAIL } from '../helpers/python-saml.ts';
 import { verifyEachSignature, xmlsecDecrypt } from '../helpers/xmlsec.ts';
-import { continueToAutoPost, samlSignIn, startSaml } from '../helpers/saml-browserless.ts';
+import { continueToAutoPost, followRedirects, samlSignIn, startSaml } from '../helpers/saml-browserless.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { insertApp, type OidcClientSettings } from '../../src/apps/apps.repo.ts';
 import { insertSamlSp, type SamlSpValues } from '../../src/apps/saml-providers.repo.ts';
@@ -113,6 +113,15 @@ const tamperNameId = (xml: string): string => {
   expect(changed).not.toBe(xml);
   return changed;
 };
+/** Whether the browser's OneID session (its oneid.sso cookie) is still live. */
+async function hasLiveSession(browser: Browser): Promise<boolean> {
+  const token = browser.cookies.get(new URL(server.url).host)?.get('oneid.sso');
+  if (!token) return false;
+  const hash = createHash('sha256').update(token).digest('base64url');
+  const row = await knex('sessions').where({ token_hash: hash }).whereNull('ended_at').where('expires_at', '>', knex.fn.now()).first('id');
+  return row !== undefined;
+}
+
 /** A node-saml profile's attribute as a list (node-saml gives one value as a string). */
 const values = (v: unknown): unknown[] => (v === undefined ? [] : [v].flat());
 
@@ -267,5 +276,59 @@ describe('a tampered Response', () => {
     expect(tampered.name_id).toBeNull();
     // The Response as OneID sent it passes the same checks: the change alone was refused.
     expect((await python.acs(viaPython.SAMLResponse, login.request_id)).ok).toBe(true);
+  });
+});
+
+describe('single logout, HTTP-Redirect binding', () => {
+  it('node-saml: SP-initiated SLO ends the OneID session and node-saml accepts the signed LogoutResponse; the next AuthnRequest shows the sign-in page', async () => {
+    const sp = await createNodeSamlSp({
+      baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata: await idpMetadata(),
+    });
+    const signIn = await samlSignIn(server.url, { redirectUrl: await sp.authorizeUrl() }, PAT);
+    const { profile } = await sp.validatePostResponse(signIn.SAMLResponse);
+    expect(await hasLiveSession(signIn.browser)).toBe(true);
+
+    const out = await followRedirects(signIn.browser, await sp.logoutUrl(profile!, 'bye'), (u) => u.startsWith(apps.redirect.sloUrl));
+    expect(out.stopped).toBe(true);
+    expect(new URL(out.url).searchParams.get('RelayState')).toBe('bye');
+    // validateRedirect refuses an unsigned one: OneID signs every LogoutResponse it sends.
+    expect(await sp.validateLogoutResponseRedirect(out.url)).toMatchObject({ loggedOut: true });
+    expect(await hasLiveSession(signIn.browser)).toBe(false);
+
+    const again = await samlSignIn(server.url, { redirectUrl: await sp.authorizeUrl() }, PAT, signIn.browser);
+    expect(again.signedIn).toBe(true);
+  });
+
+  it('python strict: SP-initiated SLO sends a signed LogoutRequest to the other SAML app of the session (node-saml), then answers python with a LogoutResponse it accepts', async () => {
+    const metadata = await idpMetadata();
+    const node = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata });
+    const python = pythonSp({
+      baseUrl: server.url, entityId: apps.python.entityId, acsUrl: apps.python.acsUrl, sloUrl: apps.python.sloUrl,
+      idpCertificates: metadata.signingCertificates, sp: spKeys,
+    });
+    const browser = new Browser();
+    const atNode = await samlSignIn(server.url, { redirectUrl: await node.authorizeUrl() }, PAT, browser);
+    const { profile: nodeProfile } = await node.validatePostResponse(atNode.SAMLResponse);
+    const login = await python.login();
+    const atPython = await samlSignIn(server.url, { redirectUrl: login.url }, PAT, browser);
+    expect(atPython.signedIn).toBe(false);
+    const session = await python.acs(atPython.SAMLResponse, login.request_id);
+    expect(session.ok).toBe(true);
+
+    const logout = await python.logout({ name_id: session.name_id!, session_index: session.session_index!, name_id_format: session.name_id_format!, relay_state: 'python-bye' });
+    const isSlo = (u: string) => u.startsWith(apps.redirect.sloUrl) || u.startsWith(apps.python.sloUrl);
+    const toNode = await followRedirects(browser, logout.url, isSlo);
+    expect(toNode.stopped).toBe(true);
+    expect(toNode.url.startsWith(apps.redirect.sloUrl)).toBe(true);
+    const incoming = await node.validateRedirect(toNode.url);
+    expect(incoming).toMatchObject({ loggedOut: true, profile: { nameID: EMAIL, sessionIndex: nodeProfile!.sessionIndex } });
+
+    const relay = new URL(toNode.url).searchParams.get('RelayState') ?? '';
+    const toPython = await followRedirects(browser, await node.logoutResponseUrl(incoming.profile!, relay), isSlo);
+    expect(toPython.stopped).toBe(true);
+    expect(toPython.url.startsWith(apps.python.sloUrl)).toBe(true);
+    expect(new URL(toPython.url).searchParams.get('RelayState')).toBe('python-bye');
+    expect(await python.slsResponse(toPython.url, logout.request_id)).toMatchObject({ ok: true, errors: [] });
+    expect(await hasLiveSession(browser)).toBe(false);
   });
 });

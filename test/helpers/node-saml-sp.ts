@@ -93,6 +93,8 @@ export interface NodeSamlSp {
    * LogoutRequest and LogoutResponse it sends, so an unsigned one is refused here.
    */
   validateRedirect(urlOrQuery: string): Promise<{ profile: Profile | null; loggedOut: boolean }>;
+  /** validateRedirect for a LogoutResponse only (refuses a LogoutRequest). */
+  validateLogoutResponseRedirect(urlOrQuery: string): Promise<{ profile: Profile | null; loggedOut: boolean }>;
   /** The LogoutResponse URL answering a LogoutRequest validateRedirect accepted. */
   logoutResponseUrl(profile: Profile, relayState?: string, success?: boolean): Promise<string>;
 }
@@ -126,7 +128,7 @@ export async function createNodeSamlSp(options: NodeSamlSpOptions): Promise<Node
     ...options.extra,
   });
   const queryOf = (urlOrQuery: string): string => (urlOrQuery.includes('?') ? urlOrQuery.slice(urlOrQuery.indexOf('?') + 1) : urlOrQuery);
-  return {
+  const sp: NodeSamlSp = {
     saml,
     metadata,
     options,
@@ -142,8 +144,13 @@ export async function createNodeSamlSp(options: NodeSamlSpOptions): Promise<Node
       if (!container.Signature || !container.SigAlg) throw new Error('unsigned Redirect-binding logout message (OneID must sign every one)');
       return saml.validateRedirectAsync(container, query);
     },
+    validateLogoutResponseRedirect: async (urlOrQuery) => {
+      if (!new URLSearchParams(queryOf(urlOrQuery)).has('SAMLResponse')) throw new Error('not a LogoutResponse (no SAMLResponse in the query)');
+      return sp.validateRedirect(urlOrQuery);
+    },
     logoutResponseUrl: (profile, relayState = '', success = true) => saml.getLogoutResponseUrlAsync(profile, relayState, {}, success),
   };
+  return sp;
 }
 
 /** The hidden fields of an auto-posting SAML form (node-saml's or OneID's), and where it posts. */

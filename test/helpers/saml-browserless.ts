@@ -106,3 +106,21 @@ export async function startSaml(baseUrl: string, start: SamlStart, browser: Brow
   }
   throw new Error('samlSignIn needs a redirectUrl or a post');
 }
+
+/**
+ * Follows redirects from `url` until one leads where `stop` says (an SP's SLO or ACS URL, which
+ * is returned without being requested) or a page renders.
+ */
+export async function followRedirects(browser: Browser, url: string, stop: (url: string) => boolean): Promise<{ url: string; stopped: boolean; page?: Page }> {
+  if (stop(url)) return { url, stopped: true };
+  let current = url;
+  let res = await browser.request(current);
+  for (let hops = 0; hops < 20; hops += 1) {
+    const location = res.headers.get('location');
+    if (!(res.status >= 300 && res.status < 400 && location)) break;
+    current = new URL(location, current).toString();
+    if (stop(current)) return { url: current, stopped: true };
+    res = await browser.request(current);
+  }
+  return { url: current, stopped: false, page: { url: current, status: res.status, html: await res.text(), headers: res.headers } };
+}
