@@ -6,6 +6,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { AppError } from '../shared/errors.ts';
 import type { NameIdFormat } from '../apps/saml-providers.repo.ts';
 import { normaliseCertificate } from './certificates.ts';
+import { findIllFormedText } from '../shared/text-input.ts';
 
 const MD = 'urn:oasis:names:tc:SAML:2.0:metadata';
 const DS = 'http://www.w3.org/2000/09/xmldsig#';
@@ -140,7 +141,7 @@ export function parseSpMetadata(xml: string): SpMetadataSettings {
   const nameIdFormat = formats.length ? NAME_ID_FORMAT_OF[formats[0]!] : undefined;
   const flag = (name: string) => ['true', '1'].includes((sp.getAttribute(name) ?? '').trim());
 
-  return {
+  const settings: SpMetadataSettings = {
     entityId,
     acsUrls,
     ...(sloEl && sloUrl ? { sloUrl, sloBinding: sloEl.getAttribute('Binding') === REDIRECT ? 'redirect' as const : 'post' as const } : {}),
@@ -150,4 +151,8 @@ export function parseSpMetadata(xml: string): SpMetadataSettings {
     ...(flag('AuthnRequestsSigned') ? { wantAuthnRequestsSigned: true } : {}),
     ...(flag('WantAssertionsSigned') ? { signAssertion: true } : {}),
   };
+  // A character reference can bring what the request's own text could not (&#0;, a lone
+  // surrogate): PostgreSQL cannot store it, so it is the metadata's fault, not a 500.
+  if (findIllFormedText(settings)) throw invalid('contains a NUL character or an unpaired surrogate');
+  return settings;
 }

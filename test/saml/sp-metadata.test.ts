@@ -120,6 +120,11 @@ describe('parseSpMetadata', () => {
     expect(refusal(minimal('')).message).toContain('has no AssertionConsumerService');
   });
 
+  it('refuses a NUL or an unpaired surrogate brought in by a character reference', () => {
+    expect(refusal(minimal(postAcs('https://sp.example/acs', 0), 'https://sp.example/a&#0;b')).message).toContain('NUL character');
+    expect(refusal(minimal(postAcs('https://sp.example/&#xD800;', 0))).message).toContain('unpaired surrogate');
+  });
+
   it('refuses a certificate that is not one', () => {
     const withCert = (cert: string) => minimal(`<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>${cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>${postAcs('https://sp.example/acs', 0)}`);
     for (const cert of ['not base64 at all!', Buffer.from('garbage that is base64').toString('base64'), signing.der64.slice(0, 400), '']) {
