@@ -29,19 +29,15 @@ const migrate = define({
 const commands: Record<string, CommandDef> = {
   ...usersCommands,
   'apps create': define({
-    summary: 'Register an app: an OpenID Connect client (prints its client_id and, unless --public, its secret once) or, with --type saml, a SAML service provider (prints the app as `apps get` does).',
+    summary: 'Register an app (an OpenID Connect client, or with --type saml a SAML service provider).',
     details: [
+      'OpenID Connect: prints its client_id and, unless --public, its secret once.',
       'SAML: oneid apps create --type saml --name N (--metadata-file F | --entity-id E --acs-url U [--slo-url U] [--name-id-format F])',
-      'With --metadata-file, the SP metadata gives the settings and --entity-id, --acs-url, --slo-url and --name-id-format override them.',
+      'With --metadata-file, the SP metadata gives the settings and --entity-id, --acs-url, --slo-url and --name-id-format override them. Prints the app as `oneid apps get` does.',
     ].join('\n'),
     options: {
-      type: { type: 'string', value: 'oidc|saml', help: 'the protocol the app speaks (default oidc)' },
       name: { type: 'string', required: true, value: 'NAME', help: 'the app\'s name, shown on sign-in pages' },
-      'metadata-file': { type: 'string', value: 'FILE', help: 'SAML: the SP metadata XML file', field: 'metadataXml' },
-      'entity-id': { type: 'string', value: 'ENTITY_ID', help: 'SAML: the SP entity ID', field: 'entityId' },
-      'acs-url': { type: 'string', multiple: true, value: 'URL', help: 'SAML: an assertion consumer service URL (HTTP-POST); the first is the default', field: 'acsUrls' },
-      'slo-url': { type: 'string', value: 'URL', help: 'SAML: the SP single logout URL (HTTP-Redirect binding)', field: 'sloUrl' },
-      'name-id-format': { type: 'string', value: NAME_ID_FORMATS.join('|'), help: 'SAML: the NameID format (default emailAddress)', field: 'nameIdFormat' },
+      type: { type: 'string', value: 'oidc|saml', help: 'the protocol the app speaks (default oidc)' },
       'redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app receives sign-ins (needed for authorization_code)', field: 'redirectUris' },
       'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app may send people after sign-out', field: 'postLogoutRedirectUris' },
       public: { type: 'boolean', help: 'an app that cannot keep a secret (single-page or native): no secret, PKCE required' },
@@ -51,6 +47,11 @@ const commands: Record<string, CommandDef> = {
       'admin-role': { type: 'string', multiple: true, value: 'ROLE', help: 'an admin API role for its client_credentials tokens: super_admin, user_admin, app_admin or auditor', field: 'adminRoles' },
       'id-token-alg': { type: 'string', value: 'RS256|ES256', help: 'how its ID tokens are signed (default RS256)', field: 'idTokenSigningAlg' },
       'allow-no-pkce': { type: 'boolean', help: 'let a legacy confidential app sign in without PKCE (RFC 9700 asks for PKCE; public apps always need it)', field: 'allowNoPkce' },
+      'metadata-file': { type: 'string', value: 'FILE', help: 'SAML: the SP metadata XML file', field: 'metadataXml' },
+      'entity-id': { type: 'string', value: 'ENTITY_ID', help: 'SAML: the SP entity ID', field: 'entityId' },
+      'acs-url': { type: 'string', multiple: true, value: 'URL', help: 'SAML: an assertion consumer service URL (HTTP-POST); the first is the default', field: 'acsUrls' },
+      'slo-url': { type: 'string', value: 'URL', help: 'SAML: the SP single logout URL (HTTP-Redirect binding)', field: 'sloUrl' },
+      'name-id-format': { type: 'string', value: 'FORMAT', help: `SAML: the NameID format: ${NAME_ID_FORMATS.join(', ')} (default emailAddress)`, field: 'nameIdFormat' },
       'signin-policy': signInPolicyFlag,
     },
     run: async (o, { services, actor }) => {
