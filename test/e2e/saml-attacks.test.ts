@@ -297,6 +297,33 @@ describe('1. signature wrapping on signed AuthnRequests (POST binding)', () => {
     expectAccepted(await postSso(b64(signed.xml)));
   });
 
+  test('a request signed by another key that names its own certificate in KeyInfo is refused (only the registered certificate counts)', async () => {
+    const other = await spCertificate();
+    const { id, xml } = authnRequest({ issuer: SIGNED_SP, acs: SIGNED_ACS });
+    const sig = new SignedXml({
+      privateKey: other.key.export({ type: 'pkcs8', format: 'pem' }).toString(), signatureAlgorithm: RSA_SHA256,
+      canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+      getKeyInfoContent: () => `<ds:X509Data><ds:X509Certificate>${other.cert}</ds:X509Certificate></ds:X509Data>`,
+    });
+    sig.addReference({ xpath: `/*[@ID='${id}']`, digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256', transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'] });
+    sig.computeSignature(xml, { prefix: 'ds', location: { reference: "/*/*[local-name(.)='Issuer']", action: 'after' } });
+    await refusedUnchanged(() => postSso(b64(sig.getSignedXml())), 'saml.signature_invalid');
+  });
+
+  test('a signature whose Reference is the whole document (URI=""), or whose method is HMAC (the certificate as a shared secret), is refused', async () => {
+    const signed = signedRequest();
+    await refusedUnchanged(() => postSso(b64(signed.xml.replace(`URI="#${signed.id}"`, 'URI=""'))), 'saml.signature_reference');
+    await refusedUnchanged(() => postSso(b64(signed.xml.replace(RSA_SHA256, 'http://www.w3.org/2000/09/xmldsig#hmac-sha1'))), 'saml.signature_algorithm');
+  });
+
+  test('a signed request without a Destination (one the SP could have signed for another IdP) is refused by both bindings', async () => {
+    const post = signedRequest({ destination: null });
+    await refusedUnchanged(() => postSso(b64(post.xml)), 'saml.destination_missing');
+    await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ issuer: SIGNED_SP, acs: SIGNED_ACS, destination: null }).xml, { sign: 'sha256' })), 'saml.destination_missing');
+    // Unsigned, from an SP that need not sign, it may leave Destination out.
+    expectAccepted(await getSso(redirectQuery(authnRequest({ destination: null }).xml)));
+  });
+
   test('a comment injected into a signed Issuer (the signature still verifies: c14n drops comments) is refused, not read as the text before it', async () => {
     const signed = signedRequest();
     const injected = signed.xml.replace(`<saml:Issuer>${SIGNED_SP}</saml:Issuer>`, '<saml:Issuer>https://signed-sp.example<!---->.com</saml:Issuer>');
@@ -352,6 +379,8 @@ describe('4. an ACS the SP did not register (no open redirect)', () => {
     }
     expect(await seen(bad.id)).toBe(false);
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ acs: null, acsIndex: 7 }).xml)), 'saml.acs_unregistered');
+    // The ACS URL another SP registered.
+    await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ acs: SIGNED_ACS }).xml)), 'saml.acs_unregistered');
     // A registered URL that differs only in case or a trailing slash is another URL.
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ acs: `${OPEN_ACS}/` }).xml)), 'saml.acs_unregistered');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ acs: OPEN_ACS.toUpperCase() }).xml)), 'saml.acs_unregistered');
@@ -431,6 +460,17 @@ describe('8. malformed and misaddressed messages', () => {
     await refusedUnchanged(() => postSso(b64(authnRequest({ destination: 'https://other-idp.example.org/sso' }).xml)), 'saml.destination');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest().xml.replace('Version="2.0"', 'Version="1.1"'))), 'saml.version');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ id: '1-not-an-ncname' }).xml)), 'saml.id_invalid');
+  });
+
+  test('IdP-initiated sign-in and the continue URL refuse unknown or malformed ids and a long RelayState', async () => {
+    for (const path of ['/saml/start/not-a-uuid', `/saml/start/${webcrypto.randomUUID()}`]) {
+      const a = await send(`${base}${path}`);
+      expect({ status: a.status, code: /<code>([^<]*)<\/code>/.exec(a.body)?.[1] }).toEqual({ status: 404, code: 'saml.app_not_found' });
+    }
+    await refusedUnchanged(() => send(`${base}/saml/sso/continue/not-a-uuid`), 'saml.request_expired');
+    await refusedUnchanged(() => send(`${base}/saml/sso/continue/${webcrypto.randomUUID()}`), 'saml.request_expired');
+    const { rows } = await sql.query<{ app_id: string }>('select app_id from saml_service_providers where entity_id = $1', [OPEN_SP]);
+    await refusedUnchanged(() => send(`${base}/saml/start/${rows[0]!.app_id}?RelayState=${'r'.repeat(81)}`), 'saml.relay_state_too_long');
   });
 
   test('malformed base64, a message that is not DEFLATE, malformed XML and a missing SAMLRequest are refused', async () => {
