@@ -357,6 +357,13 @@ describe('2. XML external entities and DTDs', () => {
 });
 
 describe('3. replay', () => {
+  test('the same AuthnRequest sent five times at once is accepted once', async () => {
+    const { xml } = authnRequest();
+    const answers = await Promise.all(Array.from({ length: 5 }, () => getSso(redirectQuery(xml))));
+    expect(answers.map((a) => a.status).sort()).toEqual([303, 400, 400, 400, 400]);
+    for (const a of answers.filter((x) => x.status === 400)) expectRefused(a, 'saml.replayed');
+  });
+
   test('the same AuthnRequest twice: the second is refused, by either binding', async () => {
     const { xml } = authnRequest();
     expectAccepted(await getSso(redirectQuery(xml)));
@@ -365,6 +372,26 @@ describe('3. replay', () => {
     const signed = signedRequest();
     expectAccepted(await postSso(b64(signed.xml)));
     await refusedUnchanged(() => postSso(b64(signed.xml)), 'saml.replayed');
+  });
+});
+
+describe('refusals an SP hears of go to its registered ACS only', () => {
+  test('IsPassive without a session: a NoPassive Response posted to the registered ACS, no assertion, RelayState escaped', async () => {
+    const relay = '"><script>alert(1)</script>';
+    const { id, xml } = authnRequest();
+    const before = await counts();
+    const a = await getSso(redirectQuery(xml.replace('Version="2.0"', 'Version="2.0" IsPassive="true"'), { relayState: relay }));
+    expect(a.status).toBe(200);
+    const forms = [...a.body.matchAll(/<form[^>]*action="([^"]*)"/g)].map((m) => decodeHtml(m[1]!));
+    expect(forms).toEqual([OPEN_ACS]);
+    expect(a.body).not.toContain('<script>alert(1)');
+    expect(decodeHtml(/name="RelayState" value="([^"]*)"/.exec(a.body)![1]!)).toBe(relay);
+    const response = Buffer.from(decodeHtml(/name="SAMLResponse" value="([^"]+)"/.exec(a.body)![1]!), 'base64').toString();
+    expect(response).toContain(`InResponseTo="${id}"`);
+    expect(response).toContain('urn:oasis:names:tc:SAML:2.0:status:NoPassive');
+    expect(response).not.toMatch(/Assertion/);
+    const after = await counts();
+    expect({ ...after, seen: before.seen }).toEqual(before);
   });
 });
 
@@ -460,6 +487,7 @@ describe('8. malformed and misaddressed messages', () => {
     await refusedUnchanged(() => postSso(b64(authnRequest({ destination: 'https://other-idp.example.org/sso' }).xml)), 'saml.destination');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest().xml.replace('Version="2.0"', 'Version="1.1"'))), 'saml.version');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ id: '1-not-an-ncname' }).xml)), 'saml.id_invalid');
+    await refusedUnchanged(() => getSso(redirectQuery(authnRequest().xml.replace(POST_BINDING, 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact'))), 'saml.binding_unsupported');
   });
 
   test('IdP-initiated sign-in and the continue URL refuse unknown or malformed ids and a long RelayState', async () => {
@@ -471,6 +499,16 @@ describe('8. malformed and misaddressed messages', () => {
     await refusedUnchanged(() => send(`${base}/saml/sso/continue/${webcrypto.randomUUID()}`), 'saml.request_expired');
     const { rows } = await sql.query<{ app_id: string }>('select app_id from saml_service_providers where entity_id = $1', [OPEN_SP]);
     await refusedUnchanged(() => send(`${base}/saml/start/${rows[0]!.app_id}?RelayState=${'r'.repeat(81)}`), 'saml.relay_state_too_long');
+  });
+
+  test('an Issuer with a NUL or a lone surrogate (text PostgreSQL cannot take) is refused as an unknown SP, not a 500', async () => {
+    for (const bad of ['&#0;', '&#xD800;']) {
+      const before = await counts();
+      const a = await getSso(redirectQuery(authnRequest({ issuer: `${OPEN_SP}${bad}` }).xml));
+      expect({ status: a.status, code: /<code>([^<]*)<\/code>/.exec(a.body)?.[1] }).toEqual({ status: 400, code: 'saml.unknown_sp' });
+      expect(a.body).not.toMatch(/\n\s+at |node_modules|insert into|select /i);
+      expect(await counts()).toEqual(before);
+    }
   });
 
   test('malformed base64, a message that is not DEFLATE, malformed XML and a missing SAMLRequest are refused', async () => {
