@@ -173,9 +173,14 @@ function expectAccepted(a: Answer): void {
   expect(a.location).toMatch(/\/saml\/sso\/continue\/|\/login\//);
 }
 
-/** Refused cleanly: a 4xx page naming the problem, nothing posted, nothing leaked. */
-function expectRefused(a: Answer, code: string): void {
-  expect({ status: a.status, code: /<code>([^<]*)<\/code>/.exec(a.body)?.[1] }).toEqual({ status: 400, code });
+/**
+ * Refused cleanly: a 4xx page naming the problem, nothing posted, nothing leaked. Several codes
+ * where either is a right answer (a POST message that is not XML may be read as deflated first).
+ */
+function expectRefused(a: Answer, code: string | string[]): void {
+  const shown = /<code>([^<]*)<\/code>/.exec(a.body)?.[1];
+  const expected = Array.isArray(code) && shown && code.includes(shown) ? shown : code;
+  expect({ status: a.status, code: shown }).toEqual({ status: 400, code: expected });
   expect(a.body).toContain('role="alert"');
   expect(a.body).not.toMatch(/\n\s+at [\w.<]+ \(|node_modules|\.ts:\d+|\bsrc\//);
   expect(a.body).not.toMatch(/\b(select .* from|insert into|update .* set|delete from)\b/i);
@@ -194,7 +199,7 @@ async function counts(): Promise<Counts> {
 const seen = async (id: string): Promise<boolean> => (await sql.query('select 1 from saml_seen_request_ids where request_id = $1', [id])).rowCount === 1;
 
 /** Runs an attack and checks it was refused with `code` and changed nothing. */
-async function refusedUnchanged(attack: () => Promise<Answer>, code: string): Promise<Answer> {
+async function refusedUnchanged(attack: () => Promise<Answer>, code: string | string[]): Promise<Answer> {
   const before = await counts();
   const a = await attack();
   expectRefused(a, code);
@@ -239,9 +244,6 @@ describe('honest requests (the controls the attacks are made from)', () => {
     expectAccepted(await postSso(message, 'relay-1'));
   });
 
-  test('a POST-binding request that was deflated (node-saml\'s default) is refused cleanly as not XML', async () => {
-    await refusedUnchanged(() => postSso(deflated(signedRequest().xml)), 'saml.xml_malformed');
-  });
 });
 
 describe('1. signature wrapping on signed AuthnRequests (POST binding)', () => {
@@ -348,9 +350,14 @@ describe('2. XML external entities and DTDs', () => {
     for (const a of [viaRedirect, viaPost]) expect(a.body).not.toMatch(/root:|lollol/);
   });
 
+  test('the same deflated and sent by POST (as some SP libraries do) is refused', async () => {
+    await refusedUnchanged(() => postSso(deflated(xxe)), ['saml.dtd_refused', 'saml.xml_malformed']);
+    await refusedUnchanged(() => postSso(deflated(bomb)), ['saml.dtd_refused', 'saml.xml_malformed']);
+  });
+
   test('the same DTD in UTF-16 (so that a byte search for <!DOCTYPE misses it) is refused', async () => {
     const utf16 = Buffer.from(`\ufeff${xxe.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')}`, 'utf16le');
-    const viaPost = await refusedUnchanged(() => postSso(utf16.toString('base64')), 'saml.xml_malformed');
+    const viaPost = await refusedUnchanged(() => postSso(utf16.toString('base64')), ['saml.xml_malformed', 'saml.encoding']);
     const viaRedirect = await refusedUnchanged(() => getSso(`SAMLRequest=${encodeURIComponent(deflated(utf16))}`), 'saml.xml_malformed');
     for (const a of [viaRedirect, viaPost]) expect(a.body).not.toContain('root:');
   });
@@ -525,7 +532,10 @@ describe('8. malformed and misaddressed messages', () => {
     expect(bomb.length).toBeLessThan(15_000);
     const a = await refusedUnchanged(() => getSso(`SAMLRequest=${encodeURIComponent(bomb)}`), 'saml.encoding');
     expect(a.ms).toBeLessThan(2000);
-    // By POST the message is plain base64: 10 MB of it is over the body limit.
+    // Deflated by POST (some SP libraries deflate there too): read as deflated or not at all, bounded either way.
+    const c = await refusedUnchanged(() => postSso(bomb), ['saml.encoding', 'saml.xml_malformed']);
+    expect(c.ms).toBeLessThan(2000);
+    // Plain base64 by POST: 10 MB of it is over the body limit.
     const big = Buffer.alloc(10 * 1024 * 1024, ' ').toString('base64');
     const before = await counts();
     const b = await postSso(big);
