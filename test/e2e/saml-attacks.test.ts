@@ -485,6 +485,10 @@ describe('7. freshness', () => {
 describe('8. malformed and misaddressed messages', () => {
   test('an unknown Issuer, a missing Issuer, a non-AuthnRequest root and another Destination are refused', async () => {
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ issuer: 'https://nobody.example.org' }).xml)), 'saml.unknown_sp');
+    // The refusal names the Issuer it did not know: as text, never as markup.
+    const xss = await refusedUnchanged(() => getSso(redirectQuery(authnRequest({ issuer: '&lt;script&gt;alert(1)&lt;/script&gt;' }).xml)), 'saml.unknown_sp');
+    expect(xss.body).toContain('&lt;script&gt;alert(1)');
+    expect(xss.body).not.toContain('<script>alert(1)');
     await refusedUnchanged(() => getSso(redirectQuery(authnRequest().xml.replace(/<saml:Issuer>[^<]*<\/saml:Issuer>/, ''))), 'saml.issuer_missing');
     const logout = `<samlp:LogoutRequest xmlns:samlp="${NS_P}" xmlns:saml="${NS_A}" ID="${newId()}" Version="2.0" IssueInstant="${samlTime(Date.now())}"><saml:Issuer>${OPEN_SP}</saml:Issuer><saml:NameID>alice@example.com</saml:NameID></samlp:LogoutRequest>`;
     await refusedUnchanged(() => getSso(redirectQuery(logout)), 'saml.not_authn_request');
