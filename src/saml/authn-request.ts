@@ -133,6 +133,9 @@ export async function readAuthnRequest(db: Knex, input: IncomingMessage, ssoUrl:
   checkIssueInstant(root);
   const destination = root.getAttribute('Destination');
   if (destination && destination !== ssoUrl) throw invalid('saml.destination', 'the request is addressed to another Destination');
+  // saml-bindings 3.4.5.2 / 3.5.5.2: a signed message MUST name where it was sent, or a request
+  // the SP signed for another identity provider could be replayed here under its signature.
+  if (signed && !destination) throw invalid('saml.destination_missing', 'a signed request must carry a Destination');
   const acsUrl = resolveAcs(root, sp);
   const policy = childElements(root, NS.protocol, 'NameIDPolicy')[0];
   const context = childElements(root, NS.protocol, 'RequestedAuthnContext')[0];
