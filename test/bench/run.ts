@@ -45,12 +45,14 @@ import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
 import { passkeySignIn } from './scenarios/passkey.ts';
 import { bareCodeFlow, passkeySignIn as passkeySignInOnce, authenticatorOf } from './lib/passkey-signin.ts';
 import { registerPasskeys, type PasskeyUser } from './lib/passkeys.ts';
+import { samlSso } from './scenarios/saml.ts';
+import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -381,6 +383,7 @@ async function main(): Promise<void> {
   // Scenario 6's client on the bare library: the same redirect URI as OneID's web app.
   const bareCodeFlowApp = { clientId: 'bench-web', clientSecret: 'bench-web-secret', redirectUri };
   let passkeyUsers: Promise<PasskeyUser[]> | undefined;
+  let samlSetup: Promise<SamlSetup> | undefined;
   const ctx: BenchContext = {
     root: ROOT,
     durationS: settings.durationS,
@@ -415,6 +418,10 @@ async function main(): Promise<void> {
     }),
     bareCodeFlowApp,
     passkeyUsers: () => (passkeyUsers ??= registerPasskeys(env, Math.max(1, settings.signinUsers))),
+    samlSetup: () => (samlSetup ??= setupSaml(env, users, Math.max(1, settings.connections))),
+    samlSignCeiling: async (input) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/saml-sign.ts', nodeEnv({
+      BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
+    }), JSON.stringify(input), { what: 'xml-crypto signEnveloped of the assertion' })).measured,
     argon2Ceiling: async (concurrency: number) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/argon2.ts', nodeEnv({
       BENCH_CONCURRENCY: String(concurrency), BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
       // One hash at a time: the best one core does (see baselines/argon2.ts).
@@ -501,6 +508,7 @@ async function main(): Promise<void> {
     queryCounts = await countQueries({
       root: ROOT, cpu: settings.serverCpu, env, base, service: ctx.apps.service, web: ctx.apps.web, user: users[0]!,
       ...(passkeyUsers ? { passkey: (await passkeyUsers)[0]!.passkey } : {}),
+      ...(samlSetup ? { saml: { sp: (await samlSetup).assertionSigned, cookie: (await samlSetup).cookies[0]! } } : {}),
     });
   } catch (err) {
     log(`query count failed: ${(err as Error).message}`);
