@@ -3,13 +3,13 @@
 // A fresh PostgreSQL database is created (and dropped at the end); OneID runs pinned to the server
 // core (taskset -c 0) with NODE_ENV=production and LOG_LEVEL=warn; every load generator and this
 // script run on the load core (taskset -c 1). Each scenario is measured next to its ceiling
-// (bare oidc-provider, argon2id one hash at a time, bare koa) so the machine's noise cancels in
+// (bare oidc-provider, argon2id one hash at a time, bare koa, xml-crypto signing alone) so the machine's noise cancels in
 // the ratio. Goals guard against regressions and sit below this machine's noise. Prints one table
 // and diagnostics (CPU split, statements per operation, sign-in CPU per step, query plans of the
 // hot paths), writes test/bench/results/latest.json. Not part of `npm test`: CI times nothing.
 //
 // Settings (env): BENCH_DURATION_S (10) and BENCH_WARMUP_S (2) per measurement,
-// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 and 6 (the median ratio counts),
+// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3, 6 and 7 (the median ratio counts),
 // BENCH_CONNECTIONS (16) for fixed-request scenarios, BENCH_SIGNIN_USERS (8) virtual users signing in (rows 2 and 6),
 // BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens,
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_KEEP_DB=1 to keep
