@@ -35,7 +35,8 @@ import { bearerAuthenticator } from './admin/auth.ts';
 import { apiResource, AUTHORIZATION_PATH, PAR_PATH } from './oidc/provider.ts';
 import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
-import { samlRouter, SAML_PREFIX } from './saml/index.ts';
+import { samlRouter, startSignOutChain, SAML_PREFIX } from './saml/index.ts';
+import { endBrowserOidcSession } from './oidc/browser-signout.ts';
 import { loadSamlKeys } from './keys/saml-keys.ts';
 
 /** `prefix` itself or anything below it. */
@@ -128,6 +129,11 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     db, flows, views, log, maxBodyBytes: config.maxBodyBytes, passwords: services.passwords, throttle: services.throttle,
     passkeys: services.passkeys, totp: services.totp, recovery: services.recovery,
     passkeyUserVerification: services.passkeys.userVerification,
+    // Signing out of OneID ends the browser's OIDC grants (their refresh tokens too) and tells its SAML apps.
+    afterSignOut: async (ctx, session, returnTo) => {
+      await endBrowserOidcSession(db, ctx);
+      return session ? startSignOutChain(db, session, returnTo) : undefined;
+    },
   }).routes()));
   app.use(onlyFor(under('/assets'), assetsRouter().routes()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
@@ -136,6 +142,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(SAML_PREFIX), samlRouter({
     db, flows, views, log, issuer: config.issuer, keys: await loadSamlKeys(db, masterKey), metadataSigned: config.samlMetadataSigned,
     defaultPolicy, maxBodyBytes: config.maxBodyBytes,
+    endOtherProtocols: async (ctx) => { await endBrowserOidcSession(db, ctx); },
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
