@@ -14,6 +14,7 @@ import pg from 'pg';
 import type { Knex } from 'knex';
 import * as client from 'openid-client';
 import { SAML, type Profile } from '@node-saml/node-saml';
+import { SignedXml } from 'xml-crypto';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { Browser, decodeHtml, startSignIn, type Page } from '../helpers/browser.ts';
@@ -26,6 +27,7 @@ import { x509 } from '../../src/keys/x509.ts';
 const PASSWORD = 'correct-horse-battery';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
+const ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
 
 jest.setTimeout(120_000);
 
@@ -285,6 +287,80 @@ describe('SP-initiated single logout (HTTP-Redirect)', () => {
   });
 });
 
+/**
+ * A LogoutRequest for the HTTP-POST binding as an SP signs it (xml-crypto: enveloped, exclusive
+ * c14n, RSA-SHA256, the signature after the Issuer); node-saml sends LogoutRequests by Redirect only.
+ */
+function postLogoutRequest(app: SpApp, profile: Profile): { id: string; SAMLRequest: string } {
+  const id = `_${randomBytes(16).toString('hex')}`;
+  const xml = `<samlp:LogoutRequest xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="${id}" Version="2.0" IssueInstant="${new Date().toISOString()}" Destination="${server.url}/saml/slo">`
+    + `<saml:Issuer>${app.entityId}</saml:Issuer><saml:NameID Format="${profile.nameIDFormat}">${profile.nameID}</saml:NameID>`
+    + `<samlp:SessionIndex>${profile.sessionIndex}</samlp:SessionIndex></samlp:LogoutRequest>`;
+  const sig = new SignedXml({
+    privateKey: app.keys.privateKeyPem, signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256', canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  });
+  sig.addReference({
+    xpath: '/*', digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+  });
+  sig.computeSignature(xml, { prefix: 'ds', location: { reference: "/*/*[local-name(.)='Issuer']", action: 'after' } });
+  return { id, SAMLRequest: Buffer.from(sig.getSignedXml()).toString('base64') };
+}
+
+describe('SP-initiated single logout (HTTP-POST)', () => {
+  it('P posts a signed LogoutRequest cross-site: OneID comes back by GET with its cookie, tells A, and posts P a signed LogoutResponse', async () => {
+    const browser = new Browser();
+    const profileP = await samlSignIn(browser, apps.p, 'dan', true);
+    const profileA = await samlSignIn(browser, apps.a, 'dan', false);
+    const session = await sessionOf(browser);
+    const request = postLogoutRequest(apps.p, profileP);
+    // A cross-site POST carries no SameSite=Lax cookie: sent without the browser's cookies.
+    const posted = await fetch(`${server.url}/saml/slo`, {
+      method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ SAMLRequest: request.SAMLRequest, RelayState: 'from-p' }),
+    });
+    expect(posted.status).toBe(303);
+    const resume = new URL(posted.headers.get('location')!, server.url).toString();
+    expect(new URL(resume).pathname).toMatch(/^\/saml\/slo\/continue\//);
+    expect((await sessionOf(browser))?.ended_at).toBeNull(); // nothing ended before the browser's own session is known
+
+    const toA = redirectMessage(await hop(browser, resume));
+    const asA = await nodeSp(apps.a).validateRedirectAsync(toA.container, toA.raw);
+    expect(asA.profile).toMatchObject({ nameID: profileA.nameID, sessionIndex: profileA.sessionIndex });
+    const page = await browser.navigate(await nodeSp(apps.a).getLogoutResponseUrlAsync(asA.profile!, toA.container.RelayState!, {}, true));
+    const post = autoPost(page);
+    expect(post.action).toBe(apps.p.sloUrl);
+    expect(post.fields.RelayState).toBe('from-p');
+    const xml = Buffer.from(post.fields.SAMLResponse!, 'base64').toString('utf8');
+    expect(xml).toContain(`InResponseTo="${request.id}"`);
+    expect(statusCodes(xml)).toEqual(['urn:oasis:names:tc:SAML:2.0:status:Success']);
+    // node-saml looks for InResponseTo on a Response only (checked above): its signature check here.
+    const asP = new SAML({ ...nodeSp(apps.p).options, validateInResponseTo: 'never' as never });
+    expect(await asP.validatePostResponseAsync({ SAMLResponse: post.fields.SAMLResponse! })).toMatchObject({ loggedOut: true });
+    const file = path.join(tmp, 'logout-response.xml');
+    const certFile = path.join(tmp, 'oneid-response.pem');
+    fs.writeFileSync(file, xml);
+    fs.writeFileSync(certFile, pem(idpCert));
+    expect((await run('/usr/bin/xmlsec1', ['--verify', '--id-attr:ID', `${PROTOCOL}:LogoutResponse`, '--pubkey-cert-pem', certFile, file])).code).toBe(0);
+    const { rows } = await sql.query('select ended_reason from sessions where id = $1', [session!.id]);
+    expect(rows[0].ended_reason).toBe('saml_logout');
+
+    // The kept request is used once: the resume URL again ends nothing more.
+    expect((await browser.request(resume)).status).toBe(400);
+  });
+
+  it('a posted LogoutRequest whose signature does not match its content is refused before anything is kept', async () => {
+    const browser = new Browser();
+    const profile = await samlSignIn(browser, apps.p, 'alice', true);
+    const request = postLogoutRequest(apps.p, profile);
+    const forged = Buffer.from(Buffer.from(request.SAMLRequest, 'base64').toString('utf8').replace(profile.nameID, 'bob@example.com')).toString('base64');
+    const res = await browser.request(`${server.url}/saml/slo`, { method: 'POST', body: new URLSearchParams({ SAMLRequest: forged }) });
+    expect(res.status).toBe(400);
+    expect((await sessionOf(browser))?.ended_at).toBeNull();
+    expect((await sql.query('select count(*)::int as n from saml_logouts where initiator_request_id = $1', [request.id])).rows[0].n).toBe(0);
+  });
+});
+
 describe('LogoutRequests that must change nothing', () => {
   it('one naming another person\'s session is answered Requester/RequestDenied and both sessions stay', async () => {
     const aliceBrowser = new Browser();
@@ -292,8 +368,9 @@ describe('LogoutRequests that must change nothing', () => {
     const aliceProfile = await samlSignIn(aliceBrowser, apps.a, 'alice', true);
     await samlSignIn(bobBrowser, apps.a, 'bob', true);
     const before = { alice: await liveSessionIds(people.alice), bob: await liveSessionIds(people.bob) };
-    expect(before.alice).toHaveLength(1);
-    expect(before.bob).toHaveLength(1);
+    const own = { alice: (await sessionOf(aliceBrowser))!.id, bob: (await sessionOf(bobBrowser))!.id };
+    expect(before.alice).toContain(own.alice);
+    expect(before.bob).toContain(own.bob);
 
     // A signs a LogoutRequest for Alice's session, and it arrives in Bob's browser.
     const answer = redirectMessage(await hop(bobBrowser, await nodeSp(apps.a).getLogoutUrlAsync(aliceProfile, 'r', {})));
@@ -305,7 +382,7 @@ describe('LogoutRequests that must change nothing', () => {
     expect(await liveSessionIds(people.bob)).toEqual(before.bob);
     await samlSignIn(aliceBrowser, apps.a, 'alice', false);
     await samlSignIn(bobBrowser, apps.a, 'bob', false);
-    expect((await sql.query('select count(*)::int as n from saml_session_participants where session_id = any($1)', [[...before.alice, ...before.bob]])).rows[0].n).toBe(2);
+    expect((await sql.query('select count(*)::int as n from saml_session_participants where session_id = any($1)', [[own.alice, own.bob]])).rows[0].n).toBe(2);
   });
 
   it('one without a session here is answered Success and ends no other session', async () => {
