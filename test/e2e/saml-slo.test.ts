@@ -475,6 +475,22 @@ describe('OneID\'s own sign-out with SAML participants', () => {
     });
   });
 
+  it('"sign out everywhere" on the security page takes this browser through its SAML apps\' logout, then to the sign-in page', async () => {
+    const browser = new Browser();
+    const profileA = await samlSignIn(browser, apps.a, 'carol', true);
+    const other = new Browser();
+    await samlSignIn(other, apps.b, 'carol', true);
+    const security = await browser.navigate(`${server.url}/account/security`);
+    const atA = await browser.submit(security, '/sessions/end-all', {}, apps.a.sloUrl);
+    expect(atA.url.startsWith(`${apps.a.sloUrl}?`)).toBe(true);
+    expect(await liveSessionIds(people.carol)).toEqual([]);
+    const requestToA = redirectMessage(atA.url);
+    const asA = await nodeSp(apps.a).validateRedirectAsync(requestToA.container, requestToA.raw);
+    expect(asA.profile).toMatchObject({ nameID: profileA.nameID, sessionIndex: profileA.sessionIndex });
+    const end = await hop(browser, await nodeSp(apps.a).getLogoutResponseUrlAsync(asA.profile!, requestToA.container.RelayState!, {}, true));
+    expect(new URL(end).pathname).toBe('/login/start');
+  });
+
   it('without SAML participants, goes straight to where it was going', async () => {
     const browser = new Browser();
     const config = await discover(server.url, oidcApp);
