@@ -24,6 +24,8 @@ export interface NamedSubject {
 export interface CheckedLogoutRequest extends NamedSubject {
   requestId: string;
   relayState?: string;
+  /** Whether it carried a valid signature (possible only for an SP with a certificate, and then required). */
+  signed: boolean;
 }
 
 export interface CheckedLogoutResponse {
@@ -45,9 +47,10 @@ function messageRoot(input: IncomingMessage, localName: 'LogoutRequest' | 'Logou
 }
 
 /** The sender's signature: checked when present, and required when the SP has a signing certificate. */
-function requireSignature(input: IncomingMessage, xml: string, doc: Document, root: Element, sp: SamlServiceProvider, param: 'SAMLRequest' | 'SAMLResponse'): void {
+function requireSignature(input: IncomingMessage, xml: string, doc: Document, root: Element, sp: SamlServiceProvider, param: 'SAMLRequest' | 'SAMLResponse'): boolean {
   const signed = checkSignature(input, xml, doc, root, sp, param);
   if (!signed && sp.signingCertificates.length) throw invalid('saml.signature_required', 'this app has a signing certificate in OneID, and its logout messages must be signed');
+  return signed;
 }
 
 function checkDestination(root: Element, sloUrl: string): void {
@@ -66,7 +69,7 @@ export async function readLogoutRequest(db: Knex, input: IncomingMessage, sloUrl
   const requestId = root.getAttribute('ID');
   if (!isSamlId(requestId)) throw invalid('saml.id_invalid', 'the request ID is missing or malformed');
   const { app, sp, issuer } = await issuingApp(db, root);
-  requireSignature(input, xml, doc, root, sp, 'SAMLRequest');
+  const signed = requireSignature(input, xml, doc, root, sp, 'SAMLRequest');
   checkIssueInstant(root);
   checkDestination(root, sloUrl);
   const notOnOrAfter = root.getAttribute('NotOnOrAfter');
@@ -86,7 +89,7 @@ export async function readLogoutRequest(db: Knex, input: IncomingMessage, sloUrl
   return {
     app,
     sp,
-    request: { requestId, relayState, nameId, nameIdFormat: nameIds[0]!.getAttribute('Format') || undefined, sessionIndexes },
+    request: { requestId, relayState, nameId, nameIdFormat: nameIds[0]!.getAttribute('Format') || undefined, sessionIndexes, signed },
   };
 }
 

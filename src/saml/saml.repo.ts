@@ -107,7 +107,7 @@ export interface LogoutItem extends Omit<Participant, 'sessionId'> {
 export interface LogoutProgress {
   sessionId?: string;
   items: LogoutItem[];
-  named?: NamedSubject;
+  named?: NamedSubject & { signed: boolean };
 }
 
 export interface LogoutState {

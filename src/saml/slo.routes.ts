@@ -132,7 +132,10 @@ export function sloRouter(deps: SloDeps): Router {
       // Success), and no other session is looked at, let alone ended.
       return answerInitiator(ctx, app, sp, request.requestId, request.relayState, STATUS.success);
     }
-    if (!await namesSession(app.id, request, session)) {
+    // An unsigned request (from an app without a certificate) must at least name the SessionIndex,
+    // a random value only the app was given: a NameID such as an email address is easily guessed,
+    // and any page could then sign its visitors out.
+    if ((!request.signed && !request.sessionIndexes.length) || !await namesSession(app.id, request, session)) {
       log.info({ app: app.id, requestId: ctx.state.requestId }, 'SAML LogoutRequest for a session that is not this browser\'s: refused');
       await recordAuditNow(db, actorOf(ctx, session.userId), {
         action: 'saml.logout_refused', targetType: 'app', targetId: app.id, changes: { reason: 'not_this_session', requestId: request.requestId },
@@ -238,7 +241,7 @@ export function sloRouter(deps: SloDeps): Router {
       const { app, request: checked } = await readLogoutRequest(db, { binding: 'post', message: request, relayState }, paths.slo);
       const kept = await insertLogout(db, {
         userId: null, initiatorAppId: app.id, initiatorRequestId: checked.requestId, relayState: checked.relayState ?? null, returnTo: null,
-        progress: { items: [], named: { nameId: checked.nameId, nameIdFormat: checked.nameIdFormat, sessionIndexes: checked.sessionIndexes } },
+        progress: { items: [], named: { nameId: checked.nameId, nameIdFormat: checked.nameIdFormat, sessionIndexes: checked.sessionIndexes, signed: checked.signed } },
         waitingFor: null, partial: false,
       });
       ctx.status = 303;

@@ -42,8 +42,10 @@ const people: Record<'alice' | 'bob' | 'carol' | 'dan', string> = {} as never;
 let oidcApp: { client_id: string; client_secret: string };
 
 interface SpKeys { privateKeyPem: string; certificateBase64: string }
-interface SpApp { appId: string; entityId: string; acsUrl: string; sloUrl: string; keys: SpKeys }
-const apps: Record<'a' | 'b' | 'p', SpApp> = {} as never;
+/** `signs`: the app registered its certificate (its messages are signed, as OneID then requires). */
+interface SpApp { appId: string; entityId: string; acsUrl: string; sloUrl: string; keys: SpKeys; signs: boolean }
+/** a, b: Redirect SLO; p: POST SLO (all with a signing certificate); n: no certificate (signs nothing). */
+const apps: Record<'a' | 'b' | 'p' | 'n', SpApp> = {} as never;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oneid-saml-slo-'));
 
@@ -69,7 +71,7 @@ async function samlApp(slug: string, sp: Partial<SamlSpValues> = {}): Promise<Sp
   const appId = randomUUID();
   const keys = await spKeys(`${slug} sp`);
   const base = `http://${slug}.sp.example.test`;
-  const app: SpApp = { appId, entityId: `${base}/metadata`, acsUrl: `${base}/acs`, sloUrl: `${base}/slo`, keys };
+  const app: SpApp = { appId, entityId: `${base}/metadata`, acsUrl: `${base}/acs`, sloUrl: `${base}/slo`, keys, signs: sp.signing_certificates?.length !== 0 };
   await insertApp(knex, {
     id: appId, name: `App ${slug}`, description: null, logo_url: null, protocol: 'saml', first_party: true,
     client_id: `saml-${appId}`, client_secret_hash: null, allow_no_pkce: false,
@@ -85,7 +87,7 @@ async function samlApp(slug: string, sp: Partial<SamlSpValues> = {}): Promise<Sp
 }
 
 /** node-saml configured as the app's SP; without `signed`, it signs nothing. */
-function nodeSp(app: SpApp, signed = true): SAML {
+function nodeSp(app: SpApp, signed = app.signs): SAML {
   return new SAML({
     entryPoint: `${server.url}/saml/sso`,
     logoutUrl: `${server.url}/saml/slo`,
@@ -118,6 +120,7 @@ beforeAll(async () => {
   apps.a = await samlApp('a');
   apps.b = await samlApp('b');
   apps.p = await samlApp('p', { slo_binding: 'post' });
+  apps.n = await samlApp('n', { signing_certificates: [] });
   sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
   server = await startServer(env);
@@ -405,6 +408,19 @@ describe('LogoutRequests that must change nothing', () => {
     expect((await sessionOf(browser))?.ended_at).toBeNull();
     expect(session?.ended_at).toBeNull();
     await samlSignIn(browser, apps.a, 'bob', false);
+  });
+
+  it('an unsigned one from an app without a certificate must name the SessionIndex: by NameID alone it is denied', async () => {
+    const browser = new Browser();
+    const profile = await samlSignIn(browser, apps.n, 'dan', true);
+    const sp = nodeSp(apps.n, false);
+    const byNameId = redirectMessage(await hop(browser, await sp.getLogoutUrlAsync({ ...profile, sessionIndex: undefined }, '', {})));
+    expect(byNameId.container.Signature).toBeTruthy();
+    expect(statusCodes(byNameId.xml)).toEqual(['urn:oasis:names:tc:SAML:2.0:status:Requester', 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied']);
+    expect((await sessionOf(browser))?.ended_at).toBeNull();
+    const withIndex = redirectMessage(await hop(browser, await sp.getLogoutUrlAsync(profile, '', {})));
+    expect(statusCodes(withIndex.xml)).toEqual(['urn:oasis:names:tc:SAML:2.0:status:Success']);
+    expect(await sessionOf(browser)).toBeUndefined();
   });
 
   it('one signed with another key is refused, nothing ended', async () => {
