@@ -5,6 +5,7 @@
 // SAML apps are created with the repository (the registration service comes separately).
 import { jest } from '@jest/globals';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { inflateRawSync } from 'node:zlib';
 import type { Knex } from 'knex';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
@@ -329,6 +330,34 @@ describe('single logout, HTTP-Redirect binding', () => {
     expect(toPython.url.startsWith(apps.python.sloUrl)).toBe(true);
     expect(new URL(toPython.url).searchParams.get('RelayState')).toBe('python-bye');
     expect(await python.slsResponse(toPython.url, logout.request_id)).toMatchObject({ ok: true, errors: [] });
+    expect(await hasLiveSession(browser)).toBe(false);
+  });
+
+  it('python strict receives OneID\'s LogoutRequest: node-saml starts SLO, python accepts the signed LogoutRequest, its signed LogoutResponse lets OneID answer node-saml with a full Success', async () => {
+    const metadata = await idpMetadata();
+    const node = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata });
+    const python = pythonSp({
+      baseUrl: server.url, entityId: apps.python.entityId, acsUrl: apps.python.acsUrl, sloUrl: apps.python.sloUrl,
+      idpCertificates: metadata.signingCertificates, sp: spKeys,
+    });
+    const browser = new Browser();
+    const atNode = await samlSignIn(server.url, { redirectUrl: await node.authorizeUrl() }, PAT, browser);
+    const { profile } = await node.validatePostResponse(atNode.SAMLResponse);
+    const login = await python.login();
+    const atPython = await samlSignIn(server.url, { redirectUrl: login.url }, PAT, browser);
+    expect((await python.acs(atPython.SAMLResponse, login.request_id)).ok).toBe(true);
+
+    const isSlo = (u: string) => u.startsWith(apps.redirect.sloUrl) || u.startsWith(apps.python.sloUrl);
+    const toPython = await followRedirects(browser, await node.logoutUrl(profile!, 'node-bye'), isSlo);
+    expect(toPython.url.startsWith(apps.python.sloUrl)).toBe(true);
+    const answered = await python.slsRequest(toPython.url);
+    expect(answered).toMatchObject({ ok: true, errors: [] });
+    const toNode = await followRedirects(browser, answered.url!, isSlo);
+    expect(toNode.url.startsWith(apps.redirect.sloUrl)).toBe(true);
+    expect(new URL(toNode.url).searchParams.get('RelayState')).toBe('node-bye');
+    expect(await node.validateLogoutResponseRedirect(toNode.url)).toMatchObject({ loggedOut: true });
+    const xml = inflateRawSync(Buffer.from(new URL(toNode.url).searchParams.get('SAMLResponse')!, 'base64')).toString('utf8');
+    expect(xml).not.toContain('PartialLogout');
     expect(await hasLiveSession(browser)).toBe(false);
   });
 });
