@@ -99,6 +99,9 @@ async function statusErrorOf(sp: NodeSamlSp, samlResponse: string): Promise<stri
   return (err as SamlStatusError).xmlStatus;
 }
 
+/** OneID's auto-posting page (saml-post.njk), as opposed to a page with a button the person must press. */
+const isAutoPost = (page: Page): boolean => /<form[^>]*id="saml-post"/.test(page.html) && findAutoPostForm(page.html) !== undefined;
+
 const isSignInPage = (page: Page): boolean => /\/login\//.test(new URL(page.url).pathname) && /<form[^>]*action="[^"]*\/password"/.test(page.html);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -357,8 +360,8 @@ describe('ForceAuthn and IsPassive', () => {
     const url = await passive.authorizeUrl();
     expect(decodeRedirectRequest(url)).toMatch(/IsPassive="true"/);
     const page = await startSaml(server.url, { redirectUrl: url }, first.browser);
+    expect(isAutoPost(page)).toBe(true);
     const post = findAutoPostForm(page.html);
-    expect(post).toBeDefined();
     const { profile } = await passive.validatePostResponse(post!.SAMLResponse);
     expect(profile).toMatchObject({ nameID: PAT_EMAIL, email: PAT_EMAIL });
   });
@@ -369,12 +372,32 @@ describe('ForceAuthn and IsPassive', () => {
     const page = await startSaml(server.url, { redirectUrl: await passive.authorizeUrl('passive') }, browser);
     expect(isSignInPage(page)).toBe(false);
     expect(browser.visited.some((v) => /\/login\//.test(new URL(v.url).pathname))).toBe(false);
+    expect(isAutoPost(page)).toBe(true);
     const post = findAutoPostForm(page.html);
     expect(post).toMatchObject({ acsUrl: apps.email.acsUrl, RelayState: 'passive' });
     const facts = readResponse(post!.SAMLResponse);
     expect(facts.status).toEqual([STATUS.responder, STATUS.noPassive]);
     expect(facts.hasAssertion).toBe(false);
     expect(await passive.validatePostResponse(post!.SAMLResponse)).toEqual({ profile: null, loggedOut: false });
+  });
+  it('IsPassive="true" with a session but no access to the app: a RequestDenied Response posted at once, not the no-access page', async () => {
+    const app = await registerApp('passive-assigned', { access: 'assigned' });
+    const first = await signOn(await spFor(apps.email), SAM);
+    // Without IsPassive Sam sees the no-access page, which waits for a button press.
+    const interactive = await startSaml(server.url, { redirectUrl: await (await spFor(app)).authorizeUrl() }, first.browser);
+    expect(interactive.status).toBe(403);
+    expect(interactive.html).toMatch(/id="no-access"/);
+    expect(isAutoPost(interactive)).toBe(false);
+
+    // IsPassive: the IdP must not take over the screen (saml-core 3.4.1), so the refusal goes straight back.
+    const passive = await spFor(app, { extra: { passive: true } });
+    const page = await startSaml(server.url, { redirectUrl: await passive.authorizeUrl('denied') }, first.browser);
+    expect(page.html).not.toMatch(/id="no-access"/);
+    expect(isAutoPost(page)).toBe(true);
+    const post = findAutoPostForm(page.html)!;
+    expect(post).toMatchObject({ acsUrl: app.acsUrl, RelayState: 'denied' });
+    expect(readResponse(post.SAMLResponse)).toMatchObject({ status: [STATUS.responder, STATUS.requestDenied], hasAssertion: false });
+    expect(await statusErrorOf(passive, post.SAMLResponse)).toContain(STATUS.requestDenied);
   });
 });
 
