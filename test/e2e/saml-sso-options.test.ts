@@ -43,6 +43,7 @@ const STATUS = {
   requestDenied: 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied',
   invalidNameIdPolicy: 'urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy',
   noPassive: 'urn:oasis:names:tc:SAML:2.0:status:NoPassive',
+  authnFailed: 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed',
   noAuthnContext: 'urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext',
 };
 const URI_FORMAT = 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri';
@@ -278,6 +279,8 @@ describe('NameID formats', () => {
     expect(unspecified.profile).toMatchObject({ nameID: 'pat', nameIDFormat: FORMAT.unspecified });
     const email = await signOn(await spFor(apps.email), SAM);
     expect(email.profile).toMatchObject({ nameID: SAM_EMAIL, nameIDFormat: FORMAT.emailAddress });
+    // node-saml asks for PasswordProtectedTransport (exact) by default: a password sign-in is that.
+    expect(email.facts.authnContextClassRef).toBe('urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport');
   });
 
   it('the request\'s NameIDPolicy Format overrides the app\'s format; unspecified in the request leaves the app\'s', async () => {
@@ -380,6 +383,16 @@ describe('ForceAuthn and IsPassive', () => {
     expect(facts.hasAssertion).toBe(false);
     expect(await passive.validatePostResponse(post!.SAMLResponse)).toEqual({ profile: null, loggedOut: false });
   });
+  it('IsPassive and ForceAuthn both "true" with a session: NoPassive at once (the password cannot be asked for)', async () => {
+    const first = await signOn(await spFor(apps.email), PAT);
+    const both = await spFor(apps.email, { extra: { passive: true, forceAuthn: true } });
+    const page = await startSaml(server.url, { redirectUrl: await both.authorizeUrl() }, first.browser);
+    expect(isSignInPage(page)).toBe(false);
+    expect(isAutoPost(page)).toBe(true);
+    const facts = readResponse(findAutoPostForm(page.html)!.SAMLResponse);
+    expect(facts).toMatchObject({ status: [STATUS.responder, STATUS.noPassive], hasAssertion: false });
+  });
+
   it('IsPassive="true" with a session but no access to the app: a RequestDenied Response posted at once, not the no-access page', async () => {
     const app = await registerApp('passive-assigned', { access: 'assigned' });
     const first = await signOn(await spFor(apps.email), SAM);
@@ -413,6 +426,16 @@ describe('RequestedAuthnContext', () => {
     expect(page.html).toMatch(/id="enrol-cannot"/);
     expect(page.html).toMatch(/id="totp-secret"|id="passkey-register"/);
     expect(isSignInPage(page)).toBe(false); // the password is not asked again
+
+    // "I cannot set one up": the app hears the sign-in failed, and gets no assertion.
+    const back = await first.browser.submit(page, '/cancel', {});
+    expect(isAutoPost(back)).toBe(true);
+    const post = findAutoPostForm(back.html)!;
+    expect(post.acsUrl).toBe(apps.email.acsUrl);
+    const facts = readResponse(post.SAMLResponse);
+    expect(facts.hasAssertion).toBe(false);
+    expect(facts.status).toEqual([STATUS.responder, STATUS.authnFailed]);
+    expect(await statusErrorOf(mfa, post.SAMLResponse)).toContain(STATUS.authnFailed);
   });
 
   it('only a class OneID does not know (Kerberos, exact): a NoAuthnContext Response, no sign-in page', async () => {
@@ -508,6 +531,15 @@ describe('IdP-initiated sign-on (GET /saml/start/<appId>)', () => {
     expect(post).toMatchObject({ acsUrl: apps.idpInitiated.acsUrl, RelayState: 'xyz' });
     const sp = await spFor(apps.idpInitiated, { extra: { validateInResponseTo: ValidateInResponseTo.never } });
     expect((await sp.validatePostResponse(post!.SAMLResponse)).profile).toMatchObject({ nameID: SAM_EMAIL });
+  });
+
+  it('a RelayState over 80 bytes: a 400 page, nothing posted', async () => {
+    const first = await signOn(await spFor(apps.email), PAT);
+    const page = await first.browser.navigate(startUrl(apps.idpInitiated.appId, 'r'.repeat(81)));
+    expect(page.status).toBe(400);
+    expect(findAutoPostForm(page.html)).toBeUndefined();
+    const ok = await first.browser.navigate(startUrl(apps.idpInitiated.appId, 'r'.repeat(80)));
+    expect(findAutoPostForm(ok.html)?.RelayState).toBe('r'.repeat(80));
   });
 
   it('an unknown app id, an OpenID Connect app\'s id, or no id at all: a 404 page, nothing posted', async () => {
