@@ -533,6 +533,17 @@ describe('IdP-initiated sign-on (GET /saml/start/<appId>)', () => {
     expect((await sp.validatePostResponse(post!.SAMLResponse)).profile).toMatchObject({ nameID: SAM_EMAIL });
   });
 
+  it('a person without access to the app: the no-access page, whose button posts RequestDenied with no InResponseTo', async () => {
+    const app = await registerApp('idp-initiated-assigned', { access: 'assigned' });
+    const first = await signOn(await spFor(apps.email), SAM);
+    const page = await first.browser.navigate(startUrl(app.appId, 'abc'));
+    expect(page.status).toBe(403);
+    expect(page.html).toMatch(/id="no-access"/);
+    const post = findAutoPostForm(page.html)!;
+    expect(post).toMatchObject({ acsUrl: app.acsUrl, RelayState: 'abc' });
+    expect(readResponse(post.SAMLResponse)).toMatchObject({ status: [STATUS.responder, STATUS.requestDenied], hasAssertion: false, inResponseTo: null });
+  });
+
   it('a RelayState over 80 bytes: a 400 page, nothing posted', async () => {
     const first = await signOn(await spFor(apps.email), PAT);
     const page = await first.browser.navigate(startUrl(apps.idpInitiated.appId, 'r'.repeat(81)));
@@ -546,7 +557,7 @@ describe('IdP-initiated sign-on (GET /saml/start/<appId>)', () => {
     const oidc = await runCli(['apps', 'create', '--name', 'An OIDC app', '--redirect-uri', 'https://oidc.example.test/cb', '--first-party'], env);
     expect(oidc.code).toBe(0);
     const first = await signOn(await spFor(apps.email), PAT);
-    for (const id of ['00000000-0000-4000-8000-000000000000', oidc.json.id as string, 'not-an-id', `${apps.idpInitiated.appId}x`]) {
+    for (const id of ['00000000-0000-4000-8000-000000000000', oidc.json.id as string, 'not-an-id', `${apps.idpInitiated.appId}x`, '']) {
       const page = await first.browser.navigate(startUrl(id, 'abc'));
       expect([id, page.status]).toEqual([id, 404]);
       expect(findAutoPostForm(page.html)).toBeUndefined();
