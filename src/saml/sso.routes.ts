@@ -121,6 +121,11 @@ export function ssoRouter(deps: SsoDeps): Router {
     const key = deps.signingKey();
     const account = await activeUserWithEntitlements(db, session.userId, target.app.id);
     if (!account?.entitlements.allowed) {
+      // IsPassive: OneID must not take over the screen (saml-core 3.4.1), so no page waiting
+      // for a button: the refusal goes straight back to the app.
+      if (target.request.isPassive) {
+        return refuse(ctx, { ...target, pendingId: undefined }, new SamlRefusal(STATUS.requestDenied, 'the user has no access to this app'));
+      }
       // The same page as OIDC's; its button takes the refusal back to the app.
       const refusal = errorResponse(paths.entityId, target.request.acsUrl, target.request.requestId, STATUS.responder, STATUS.requestDenied, 'the user has no access to this app', key);
       ctx.status = 403;

@@ -16,6 +16,7 @@ import { authnRequestFromForm, createNodeSamlSp, fetchIdpMetadata, type IdpMetad
 import { pythonSp, NAMEID_EMAIL } from '../helpers/python-saml.ts';
 import { verifyEachSignature, xmlsecDecrypt } from '../helpers/xmlsec.ts';
 import { continueToAutoPost, followRedirects, samlSignIn, startSaml } from '../helpers/saml-browserless.ts';
+import { attributeValues as values, decodeSamlResponse as decode } from '../helpers/saml-response.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { insertApp, type OidcClientSettings } from '../../src/apps/apps.repo.ts';
 import { insertSamlSp, type SamlSpValues } from '../../src/apps/saml-providers.repo.ts';
@@ -107,7 +108,6 @@ async function idpMetadata(): Promise<IdpMetadata> {
 }
 const oneIdCertPem = async (): Promise<string> => toPem((await idpMetadata()).signingCertificates[0]!);
 
-const decode = (samlResponse: string): string => Buffer.from(samlResponse, 'base64').toString('utf8');
 /** The Response with the NameID's text changed and everything else (signatures too) as OneID sent it. */
 const tamperNameId = (xml: string): string => {
   const changed = xml.replace(/(<(?:\w+:)?NameID\b[^>]*>)[^<]*(<\/(?:\w+:)?NameID>)/, '$1mallory@example.com$2');
@@ -122,9 +122,6 @@ async function hasLiveSession(browser: Browser): Promise<boolean> {
   const row = await knex('sessions').where({ token_hash: hash }).whereNull('ended_at').where('expires_at', '>', knex.fn.now()).first('id');
   return row !== undefined;
 }
-
-/** A node-saml profile's attribute as a list (node-saml gives one value as a string). */
-const values = (v: unknown): unknown[] => (v === undefined ? [] : [v].flat());
 
 describe('node-saml SP, HTTP-Redirect binding, unsigned AuthnRequest', () => {
   it('signs the person in with the password; node-saml accepts the Response: NameID the email, attributes email, displayName, groups and roles', async () => {
