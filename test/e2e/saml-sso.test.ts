@@ -203,6 +203,24 @@ describe('python3-onelogin-saml2 strict SP, HTTP-Redirect binding, signed AuthnR
   });
 });
 
+describe('python3-onelogin-saml2 strict SP, HTTP-POST binding, signed AuthnRequest', () => {
+  it('posts its signed AuthnRequest to /saml/sso and accepts the Response in strict mode, with the roles', async () => {
+    const sp = await pythonSp({
+      baseUrl: server.url, entityId: apps.python.entityId, acsUrl: apps.python.acsUrl, sloUrl: apps.python.sloUrl,
+      idpCertificates: (await idpMetadata()).signingCertificates, sp: spKeys,
+    });
+    const login = await sp.loginPost({ relay_state: 'relay-post' });
+    expect(login.xml).toMatch(/<ds:Signature/);
+    const result = await samlSignIn(server.url, { post: { SAMLRequest: login.saml_request, RelayState: 'relay-post' } }, PAT);
+    expect(result.signedIn).toBe(true);
+    expect(result.acsUrl).toBe(apps.python.acsUrl);
+    expect(result.RelayState).toBe('relay-post');
+    const acs = await sp.acs(result.SAMLResponse, login.request_id);
+    expect(acs.last_error_reason).toBeNull();
+    expect(acs).toMatchObject({ ok: true, name_id: EMAIL, attributes: { roles: [ROLE], email: [EMAIL] } });
+  });
+});
+
 describe('xmlsec1 on OneID\'s signatures', () => {
   it('verifies the Response\'s and the Assertion\'s signature, each on its own, with the certificate from the metadata', async () => {
     const sp = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, metadata: await idpMetadata() });
@@ -216,6 +234,17 @@ describe('xmlsec1 on OneID\'s signatures', () => {
     // Not a check that passes anything: another key, or a changed NameID, fails.
     expect((await verifyEachSignature(xml, spKeys.certificatePem)).ok).toBe(false);
     expect((await verifyEachSignature(tamperNameId(xml), await oneIdCertPem())).signatures.map((s) => s.xmlsec.ok)).toEqual([false, false]);
+  });
+
+  it('verifies the signature of a Response that refuses (IsPassive without a session: NoPassive)', async () => {
+    const sp = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, metadata: await idpMetadata(), extra: { passive: true } });
+    const { SAMLResponse, signedIn } = await samlSignIn(server.url, { redirectUrl: await sp.authorizeUrl() });
+    expect(signedIn).toBe(false);
+    const xml = decode(SAMLResponse);
+    expect(xml).toContain('urn:oasis:names:tc:SAML:2.0:status:NoPassive');
+    expect(xml).not.toMatch(/Assertion/);
+    const checked = await verifyEachSignature(xml, await oneIdCertPem());
+    expect(checked.signatures.map((s) => [s.element, s.xmlsec.ok])).toEqual([['Response', true]]);
   });
 });
 
