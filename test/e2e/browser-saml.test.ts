@@ -44,9 +44,9 @@ async function registerSamlApp(name: string, sp: SamlSp, opts: { access: 'everyo
   const id = randomUUID();
   await sql.query(`insert into apps (id, name, protocol, client_id, oidc, access, signin_policy) values ($1, $2, 'saml', $3, '{}', $4, $5)`,
     [id, name, `saml-${id}`, opts.access, opts.signInPolicy ?? null]);
-  await sql.query(`insert into saml_service_providers (app_id, entity_id, acs_urls, signing_certificates, name_id_format, sign_response, sign_assertion, want_authn_requests_signed)
-    values ($1, $2, $3, '[]', 'emailAddress', true, true, false)`,
-  [id, sp.entityId, JSON.stringify([{ location: sp.acsUrl, binding: 'post', index: 0, isDefault: true }])]);
+  await sql.query(`insert into saml_service_providers (app_id, entity_id, acs_urls, slo_url, slo_binding, signing_certificates, name_id_format, sign_response, sign_assertion, want_authn_requests_signed)
+    values ($1, $2, $3, $4, 'redirect', '[]', 'emailAddress', true, true, false)`,
+  [id, sp.entityId, JSON.stringify([{ location: sp.acsUrl, binding: 'post', index: 0, isDefault: true }]), sp.sloUrl]);
   return id;
 }
 

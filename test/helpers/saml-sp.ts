@@ -23,6 +23,10 @@ export interface SamlSp {
   /** Where a browser starts a sign-in: the app's own login URL. */
   loginUrl(binding?: 'redirect' | 'post'): string;
   logoutUrl: string;
+  /** Where OneID sends LogoutResponses (and LogoutRequests) to the SP. */
+  sloUrl: string;
+  /** The LogoutRequests OneID sent this SP (a logout another app began). */
+  logoutRequestsReceived: Array<{ nameID: string; sessionIndex?: string; signed: boolean }>;
   /** The SP's node-saml (Redirect binding; the POST binding's instance differs only in encoding). */
   saml: SAML;
   close(): Promise<void>;
@@ -71,6 +75,7 @@ export async function startSamlSp(issuer: string, options: Partial<SamlConfig> =
   let samlPost: SAML | undefined;
   /** The person last signed in (for the LogoutRequest's NameID and SessionIndex). */
   let lastProfile: Profile | undefined;
+  const logoutRequestsReceived: SamlSp['logoutRequestsReceived'] = [];
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://sp.invalid');
@@ -114,13 +119,26 @@ export async function startSamlSp(issuer: string, options: Partial<SamlConfig> =
       return;
     }
     if (url.pathname === '/slo') {
+      // A LogoutRequest from OneID (another app began the logout): this SP forgets the person
+      // and answers with a LogoutResponse; a LogoutResponse answers the logout this SP began.
+      const params = req.method === 'POST' ? await readForm(req) : Object.fromEntries(url.searchParams);
+      const signed = req.method === 'POST' ? /<(?:\w+:)?Signature[\s>]/.test(Buffer.from(params.SAMLResponse ?? params.SAMLRequest ?? '', 'base64').toString('utf8')) : Boolean(params.Signature && params.SigAlg);
       try {
+        if (params.SAMLRequest && req.method === 'GET') {
+          const { profile } = await saml!.validateRedirectAsync(params, url.search.slice(1));
+          if (!profile) throw new Error('no LogoutRequest');
+          lastProfile = undefined;
+          logoutRequestsReceived.push({ nameID: profile.nameID, sessionIndex: profile.sessionIndex, signed });
+          res.writeHead(302, { location: await saml!.getLogoutResponseUrlAsync(profile, params.RelayState ?? '', {}, true), 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
         const result = req.method === 'POST'
-          ? await saml!.validatePostResponseAsync(await readForm(req))
-          : await saml!.validateRedirectAsync(Object.fromEntries(url.searchParams), url.search.slice(1));
+          ? await saml!.validatePostResponseAsync(params)
+          : await saml!.validateRedirectAsync(params, url.search.slice(1));
         if (!result.loggedOut) throw new Error('not a LogoutResponse');
         lastProfile = undefined;
-        html(200, 'Signed out', '<p id="sp-logged-out">Signed out</p>');
+        html(200, 'Signed out', `<p id="sp-logged-out">Signed out</p><p id="sp-logout-signed">${signed ? 'signed' : 'unsigned'}</p>`);
       } catch (err) {
         html(403, 'Logout refused', `<p id="sp-logout-refused">${escapeHtml((err as Error).message)}</p>`);
       }
@@ -177,6 +195,8 @@ export async function startSamlSp(issuer: string, options: Partial<SamlConfig> =
     acsUrl,
     loginUrl: (binding = 'redirect') => `${origin}/login${binding === 'post' ? '?binding=post' : ''}`,
     logoutUrl: `${origin}/logout`,
+    sloUrl: `${origin}/slo`,
+    logoutRequestsReceived,
     saml,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
