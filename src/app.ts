@@ -35,7 +35,9 @@ import { bearerAuthenticator } from './admin/auth.ts';
 import { apiResource, AUTHORIZATION_PATH, PAR_PATH } from './oidc/provider.ts';
 import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
-import { samlRouter, SAML_PREFIX } from './saml/index.ts';
+import { samlRouter, startSignOutChain, SAML_PREFIX } from './saml/index.ts';
+import { endBrowserOidcSession } from './oidc/browser-signout.ts';
+import type { Session } from './sessions/sessions.service.ts';
 import { loadSamlKeys } from './keys/saml-keys.ts';
 
 /** `prefix` itself or anything below it. */
@@ -122,12 +124,19 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(notFound(views));
   app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH, ['/login/start']));
   app.use(onlyFor((path) => path === '/', homeRouter(flows, users, views).routes()));
+  // Signing out of OneID ends the browser's OIDC session and grants (their refresh tokens too) and
+  // takes the browser through its SAML apps' single logout (login/ and account/ know neither protocol).
+  const afterSignOut = async (ctx: Koa.Context, session: Session | undefined, returnTo: string): Promise<string | undefined> => {
+    await endBrowserOidcSession(db, ctx);
+    return session ? startSignOutChain(db, session, returnTo) : undefined;
+  };
   const signInPaths = (path: string): boolean => under('/login')(path) || path === '/logout';
   app.use(onlyFor(signInPaths, metrics.signIns()));
   app.use(onlyFor(signInPaths, loginRouter({
     db, flows, views, log, maxBodyBytes: config.maxBodyBytes, passwords: services.passwords, throttle: services.throttle,
     passkeys: services.passkeys, totp: services.totp, recovery: services.recovery,
     passkeyUserVerification: services.passkeys.userVerification,
+    afterSignOut,
   }).routes()));
   app.use(onlyFor(under('/assets'), assetsRouter().routes()));
   app.use(onlyFor(under('/interaction'), interactionRouter({
@@ -136,12 +145,13 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(onlyFor(under(SAML_PREFIX), samlRouter({
     db, flows, views, log, issuer: config.issuer, keys: await loadSamlKeys(db, masterKey), metadataSigned: config.samlMetadataSigned,
     defaultPolicy, maxBodyBytes: config.maxBodyBytes,
+    endOtherProtocols: async (ctx) => { await endBrowserOidcSession(db, ctx); },
   }).routes()));
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
     db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
     passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes, secureCookies,
-    passkeys: services.passkeys, totp: services.totp, recoveryCodes: services.recovery,
+    passkeys: services.passkeys, totp: services.totp, recoveryCodes: services.recovery, afterSignOut,
   }).routes()));
 
   const authenticate = bearerAuthenticator({

@@ -13,7 +13,11 @@ import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.serv
 import { command as define, helpFor, inFlagTerms, parseOptions, TextOutput, UsageError, type CommandContext, type CommandDef } from './cli/command.ts';
 import { usersCommands } from './cli/users.commands.ts';
 import { directoryCommands } from './cli/directory.commands.ts';
-import { accessCommands, parseSignInPolicyFlag, signInPolicyFlag } from './cli/access.commands.ts';
+import { accessCommands, appWithSaml, parseSignInPolicyFlag, signInPolicyFlag } from './cli/access.commands.ts';
+import { readFile, stat } from 'node:fs/promises';
+import type { Services } from './services.ts';
+import type { Actor } from './audit/audit.service.ts';
+import { NAME_ID_FORMATS, type NameIdFormat } from './apps/saml-providers.repo.ts';
 import { scimCommands } from './cli/scim.commands.ts';
 import { cliActor } from './cli/actor.ts';
 
@@ -26,9 +30,15 @@ const migrate = define({
 const commands: Record<string, CommandDef> = {
   ...usersCommands,
   'apps create': define({
-    summary: 'Register an app (an OpenID Connect client). Prints its client_id and, unless --public, its secret once.',
+    summary: 'Register an app (an OpenID Connect client, or with --type saml a SAML service provider).',
+    details: [
+      'OpenID Connect: prints its client_id and, unless --public, its secret once.',
+      'SAML: oneid apps create --type saml --name N (--metadata-file F | --entity-id E --acs-url U [--slo-url U] [--name-id-format F])',
+      'With --metadata-file, the SP metadata gives the settings and --entity-id, --acs-url, --slo-url and --name-id-format override them. Prints the app as `oneid apps get` does.',
+    ].join('\n'),
     options: {
       name: { type: 'string', required: true, value: 'NAME', help: 'the app\'s name, shown on sign-in pages' },
+      type: { type: 'string', value: 'oidc|saml', help: 'the protocol the app speaks (default oidc)' },
       'redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app receives sign-ins (needed for authorization_code)', field: 'redirectUris' },
       'post-logout-redirect-uri': { type: 'string', multiple: true, value: 'URI', help: 'where the app may send people after sign-out', field: 'postLogoutRedirectUris' },
       public: { type: 'boolean', help: 'an app that cannot keep a secret (single-page or native): no secret, PKCE required' },
@@ -38,9 +48,19 @@ const commands: Record<string, CommandDef> = {
       'admin-role': { type: 'string', multiple: true, value: 'ROLE', help: 'an admin API role for its client_credentials tokens: super_admin, user_admin, app_admin or auditor', field: 'adminRoles' },
       'id-token-alg': { type: 'string', value: 'RS256|ES256', help: 'how its ID tokens are signed (default RS256)', field: 'idTokenSigningAlg' },
       'allow-no-pkce': { type: 'boolean', help: 'let a legacy confidential app sign in without PKCE (RFC 9700 asks for PKCE; public apps always need it)', field: 'allowNoPkce' },
+      'metadata-file': { type: 'string', value: 'FILE', help: 'SAML: the SP metadata XML file', field: 'metadataXml' },
+      'entity-id': { type: 'string', value: 'ENTITY_ID', help: 'SAML: the SP entity ID', field: 'entityId' },
+      'acs-url': { type: 'string', multiple: true, value: 'URL', help: 'SAML: an assertion consumer service URL (HTTP-POST); the first is the default', field: 'acsUrls' },
+      'slo-url': { type: 'string', value: 'URL', help: 'SAML: the SP single logout URL (HTTP-Redirect binding)', field: 'sloUrl' },
+      'name-id-format': { type: 'string', value: 'FORMAT', help: `SAML: the NameID format: ${NAME_ID_FORMATS.join(', ')} (default emailAddress)`, field: 'nameIdFormat' },
       'signin-policy': signInPolicyFlag,
     },
     run: async (o, { services, actor }) => {
+      const type = o.type ?? 'oidc';
+      if (type !== 'oidc' && type !== 'saml') throw new UsageError('--type must be oidc or saml');
+      if (type === 'saml') return createSamlApp(o, services, actor);
+      const samlOnly = SAML_FLAGS.find((f) => o[f] !== undefined);
+      if (samlOnly) throw new UsageError(`--${samlOnly} is for SAML apps; add --type saml`);
       const grantTypes = o['grant-types']?.split(',').map((g) => g.trim()).filter(Boolean);
       for (const g of grantTypes ?? []) {
         if (!(GRANT_TYPES as readonly string[]).includes(g)) throw new UsageError(`--grant-types: unknown grant type "${g}"; use ${GRANT_TYPES.join(', ')}`);
@@ -96,6 +116,49 @@ const commands: Record<string, CommandDef> = {
   ...directoryCommands,
   ...scimCommands,
 };
+
+const SAML_FLAGS = ['metadata-file', 'entity-id', 'acs-url', 'slo-url', 'name-id-format'] as const;
+const OIDC_FLAGS = ['redirect-uri', 'post-logout-redirect-uri', 'public', 'first-party', 'grant-types', 'admin-role', 'id-token-alg', 'allow-no-pkce'] as const;
+/** SP metadata is a few kilobytes; a larger file is not metadata. */
+const MAX_METADATA_BYTES = 1024 * 1024;
+
+type AppsCreateValues = Record<string, string | string[] | boolean | undefined>;
+
+async function createSamlApp(o: AppsCreateValues, services: Services, actor: Actor): Promise<unknown> {
+  const oidcOnly = OIDC_FLAGS.find((f) => o[f] !== undefined);
+  if (oidcOnly) throw new UsageError(`--${oidcOnly} is for OpenID Connect apps, not --type saml`);
+  const file = o['metadata-file'] as string | undefined;
+  if (!file && (!o['entity-id'] || !o['acs-url'])) throw new UsageError('--type saml needs --metadata-file, or --entity-id and --acs-url');
+  const nameIdFormat = o['name-id-format'] as string | undefined;
+  if (nameIdFormat !== undefined && !(NAME_ID_FORMATS as readonly string[]).includes(nameIdFormat)) {
+    throw new UsageError(`--name-id-format must be ${NAME_ID_FORMATS.join(', ')}`);
+  }
+  if (o.access !== undefined && o.access !== 'assigned' && o.access !== 'everyone') throw new UsageError('--access must be assigned or everyone');
+  let metadataXml: string | undefined;
+  if (file) {
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      throw new UsageError(`--metadata-file: cannot read ${file}`);
+    }
+    if (size > MAX_METADATA_BYTES) throw new UsageError(`--metadata-file: ${file} is larger than 1 MiB; SP metadata is a few kilobytes`);
+    metadataXml = await readFile(file, 'utf8');
+  }
+  const acsUrls = o['acs-url'] as string[] | undefined;
+  const created = await services.samlApps.createSamlApp({
+    name: o.name as string,
+    ...(metadataXml !== undefined ? { metadataXml } : {}),
+    ...(o['entity-id'] ? { entityId: o['entity-id'] as string } : {}),
+    ...(acsUrls ? { acsUrls: acsUrls.map((location) => ({ location })) } : {}),
+    ...(o['slo-url'] ? { sloUrl: o['slo-url'] as string } : {}),
+    ...(nameIdFormat ? { nameIdFormat: nameIdFormat as NameIdFormat } : {}),
+    // As for OIDC apps made here: open to every active user unless --access assigned.
+    access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
+    signInPolicy: o['signin-policy'] === undefined ? null : parseSignInPolicyFlag(o['signin-policy'] as string),
+  }, actor);
+  return appWithSaml(created.app, created.sp);
+}
 
 const GROUP_SUMMARY: Record<string, string> = {
   users: 'people and their passwords',

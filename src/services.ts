@@ -12,6 +12,7 @@ import { RecoveryCodes } from './credentials/recovery.strategy.ts';
 import type { MasterKey } from './keys/master-key.ts';
 import { SetupService } from './directory/setup.service.ts';
 import { AppsService } from './apps/apps.service.ts';
+import { SamlAppsService } from './apps/saml-apps.service.ts';
 import { AttributesService } from './directory/attributes.service.ts';
 import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
@@ -34,6 +35,8 @@ export interface Services {
   recovery: RecoveryCodes;
   setup: SetupService;
   apps: AppsService;
+  /** SAML apps: the app record with its service-provider settings. */
+  samlApps: SamlAppsService;
   attributes: AttributesService;
   departments: DepartmentsService;
   groups: GroupsService;
@@ -61,6 +64,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     recovery: new RecoveryCodes(db, hasher),
     setup: new SetupService(db, users),
     apps: new AppsService(db),
+    samlApps: new SamlAppsService(db),
     attributes: new AttributesService(db),
     departments: new DepartmentsService(db),
     groups: new GroupsService(db),

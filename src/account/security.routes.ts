@@ -50,6 +50,12 @@ export interface AccountDeps {
   passkeys?: PasskeyMethods;
   totp?: TotpMethods;
   recoveryCodes?: RecoveryCodeMethods;
+  /**
+   * Run when this browser's own session is ended here (as login/'s /logout does): ends what other
+   * protocols keep for the browser and may return where to send it instead of the sign-in page
+   * (the SAML apps' single logout, which ends there). Injected by app.ts.
+   */
+  afterSignOut?: (ctx: Context, session: Session, returnTo: string) => Promise<string | undefined>;
 }
 
 /** The notices a redirect back to the page may name (?done=...): anything else shows nothing. */
@@ -131,10 +137,11 @@ export function accountRouter(deps: AccountDeps): Router {
     ctx.status = 303;
     ctx.redirect(done ? `${SECURITY_PATH}?done=${done}` : SECURITY_PATH);
   };
-  const signedOut = (ctx: Context) => {
+  const signedOut = async (ctx: Context, session: Session): Promise<void> => {
     writeSessionCookie(ctx, null, deps.secureCookies);
+    const instead = await deps.afterSignOut?.(ctx, session, SIGN_IN_PATH);
     ctx.status = 303;
-    ctx.redirect(SIGN_IN_PATH);
+    ctx.redirect(instead ?? SIGN_IN_PATH);
   };
 
   /** The whole page, with what the person can see and change; `extra` carries a form's problem. */
@@ -220,9 +227,10 @@ export function accountRouter(deps: AccountDeps): Router {
 
   // --- Sessions ---------------------------------------------------------------------------
   router.post('/sessions/end-all', async (ctx) => {
-    const { user, actor } = signedOf(ctx);
+    const { session, user, actor } = signedOf(ctx);
     await sessions.endAll(user.id, 'signed_out_everywhere', actor);
-    signedOut(ctx);
+    // Only this browser can be taken through the SAML apps' logout; other browsers' sessions end here.
+    await signedOut(ctx, session);
   });
 
   router.post('/sessions/:id/end', async (ctx) => {
@@ -230,7 +238,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const id = ctx.params.id!;
     // Scoped to the person: another person's session id ends nothing (and says nothing about it).
     const ended = UUID.test(id) && await sessions.end(user.id, id, 'signed_out', actor);
-    if (id === session.id) return signedOut(ctx);
+    if (id === session.id) return signedOut(ctx, session);
     backTo(ctx, ended ? 'session_ended' : undefined);
   });
 

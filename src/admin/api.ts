@@ -49,6 +49,11 @@ export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType =
   query?: Q;
   body?: B;
   response?: z.ZodType;
+  /**
+   * Besides JSON, a raw text body of these media types (e.g. SAML metadata XML), within the same
+   * size limit: `into` turns it and the parsed query into what `body` validates.
+   */
+  rawBody?: { types: readonly string[]; description: string; into(text: string, query: z.output<Q>): unknown };
   /** Success status; 204 sends no body. */
   status?: number;
   handler(input: HandlerInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<unknown>;
@@ -148,6 +153,9 @@ export class AdminApi {
   router(authenticate: (ctx: Context) => Promise<Principal>, maxBodyBytes: number): Router {
     const router = new Router();
     const parseBody = bodyParser({ enableTypes: ['json'], jsonLimit: `${maxBodyBytes}b`, encoding: 'utf-8' });
+    const rawParsers = new Map(this.routes.filter((d) => d.rawBody).map((d) => [d, bodyParser({
+      enableTypes: ['xml'], extendTypes: { xml: [...d.rawBody!.types] }, xmlLimit: `${maxBodyBytes}b`, encoding: 'utf-8',
+    })]));
     for (const def of this.routes) {
       router[def.method](def.path, this.#recordRefusals(def), async (ctx) => {
         // The caller and their roles are checked before any of the body is read: an anonymous
@@ -167,17 +175,22 @@ export class AdminApi {
             throw err;
           }
         }
-        if (def.body && ['post', 'put', 'patch'].includes(def.method) && !ctx.is('application/json')) {
-          throw new AppError('invalid_argument', 'request.content_type', 'body: send application/json', { field: 'body' });
+        const raw = def.rawBody && ctx.request.type && ctx.is([...def.rawBody.types]) ? def.rawBody : undefined;
+        if (def.body && ['post', 'put', 'patch'].includes(def.method) && !raw && !ctx.is('application/json')) {
+          throw new AppError('invalid_argument', 'request.content_type', `body: send ${['application/json', ...(def.rawBody?.types ?? [])].join(' or ')}`, { field: 'body' });
         }
-        if (def.body) await parseBody(ctx, async () => undefined);
+        if (raw) await rawParsers.get(def)!(ctx, async () => undefined);
+        else if (def.body) await parseBody(ctx, async () => undefined);
         rejectIllFormedText(ctx.params, 'path');
         rejectIllFormedText(ctx.query, 'query');
         if (def.body) rejectIllFormedText(ctx.request.body, 'body');
+        const params = def.params ? parseOrThrow(def.params, ctx.params, 'path') : {};
+        const query = def.query ? parseOrThrow(def.query, ctx.query, 'query') : {};
         const input: HandlerInput<unknown, unknown, unknown> = {
-          params: def.params ? parseOrThrow(def.params, ctx.params, 'path') : {},
-          query: def.query ? parseOrThrow(def.query, ctx.query, 'query') : {},
-          body: def.body ? parseOrThrow(def.body, ctx.request.body ?? {}, 'body') : undefined,
+          params,
+          query,
+          body: raw ? parseOrThrow(def.body!, raw.into(String(ctx.request.body ?? ''), query), 'body')
+            : def.body ? parseOrThrow(def.body, ctx.request.body ?? {}, 'body') : undefined,
           principal,
           ifMatch: parseIfMatch(ctx.get('if-match')),
           ctx,
@@ -259,7 +272,16 @@ export class AdminApi {
         description: `Roles: ${['super_admin', ...def.roles].join(', ')}${def.signInLevel
           ? `. ${def.signInLevelWhen ? `${def.signInLevelWhen[0]!.toUpperCase()}${def.signInLevelWhen.slice(1)}, a` : 'A'} person's token must carry acr ${ACR[def.signInLevel]} or stronger (RFC 9470); otherwise 401 with WWW-Authenticate error="insufficient_user_authentication" and acr_values` : ''}`,
         parameters,
-        ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: schema(def.body, 'input') } } } } : {}),
+        ...(def.body ? {
+          requestBody: {
+            required: true,
+            ...(def.rawBody ? { description: def.rawBody.description } : {}),
+            content: {
+              'application/json': { schema: schema(def.body, 'input') },
+              ...Object.fromEntries((def.rawBody?.types ?? []).map((t) => [t, { schema: { type: 'string' } }])),
+            },
+          },
+        } : {}),
         responses,
       };
     }

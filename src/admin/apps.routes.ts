@@ -7,6 +7,50 @@ import { STEP_UP_LEVEL } from './users.routes.ts';
 import { assertMayGrant, manageApp } from './role-guard.ts';
 import type { App, AppRole } from '../apps/apps.repo.ts';
 import { createAppInput, createAppRoleInput, updateAppInput, updateAppRoleInput } from '../apps/apps.service.ts';
+import { createSamlAppInput, updateSamlAppInput } from '../apps/saml-apps.service.ts';
+import { findSamlSpsByAppIds, NAME_ID_FORMATS, ATTRIBUTE_SOURCES, type SamlServiceProvider } from '../apps/saml-providers.repo.ts';
+import { summariseCertificate } from '../saml/certificates.ts';
+import { AppError } from '../shared/errors.ts';
+import type { Tx } from '../db/knex.ts';
+
+const certificateResource = z.object({
+  sha256: z.string().describe('SHA-256 fingerprint of the DER certificate (hex pairs joined by colons)'),
+  subject: z.string(),
+  notAfter: z.string().describe('when the certificate expires (ISO 8601)'),
+});
+
+/** An app's SAML service-provider settings; certificates are shown by fingerprint and expiry only. */
+export const samlResource = z.object({
+  entityId: z.string(),
+  acsUrls: z.array(z.object({ location: z.string(), binding: z.literal('post'), index: z.number().int(), isDefault: z.boolean() })),
+  sloUrl: z.string().nullable(),
+  sloBinding: z.enum(['redirect', 'post']).nullable(),
+  nameIdFormat: z.enum(NAME_ID_FORMATS),
+  attributeMapping: z.array(z.object({
+    name: z.string(), source: z.enum(ATTRIBUTE_SOURCES), nameFormat: z.enum(['basic', 'uri', 'unspecified']).optional(), friendlyName: z.string().optional(),
+  })).nullable().describe('null: email, displayName, groups and roles under those plain names'),
+  signResponse: z.boolean(),
+  signAssertion: z.boolean(),
+  wantAuthnRequestsSigned: z.boolean(),
+  encryptAssertions: z.boolean(),
+  signingCertificates: z.array(certificateResource),
+  encryptionCertificate: certificateResource.nullable(),
+});
+
+export const presentSaml = (sp: SamlServiceProvider): z.infer<typeof samlResource> => ({
+  entityId: sp.entityId,
+  acsUrls: sp.acsUrls.map((a) => ({ location: a.location, binding: 'post' as const, index: a.index, isDefault: a.isDefault })),
+  sloUrl: sp.sloUrl,
+  sloBinding: sp.sloBinding,
+  nameIdFormat: sp.nameIdFormat,
+  attributeMapping: sp.attributeMapping,
+  signResponse: sp.signResponse,
+  signAssertion: sp.signAssertion,
+  wantAuthnRequestsSigned: sp.wantAuthnRequestsSigned,
+  encryptAssertions: sp.encryptAssertions,
+  signingCertificates: sp.signingCertificates.map(summariseCertificate),
+  encryptionCertificate: sp.encryptionCertificate ? summariseCertificate(sp.encryptionCertificate) : null,
+});
 
 /** An app as the admin API shows it: never the client secret nor its hash. */
 export const appResource = z.object({
@@ -27,12 +71,14 @@ export const appResource = z.object({
   allowNoPkce: z.boolean().describe('a confidential legacy app may run the code flow without PKCE; every other app must send a S256 code_challenge (RFC 9700)'),
   signInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
     .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
+  saml: samlResource.nullable().describe("a SAML app's service-provider settings (protocol saml); null for OpenID Connect apps"),
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 
-export const presentApp = (a: App): z.infer<typeof appResource> => ({
+/** `sp`: the SAML settings of a SAML app (see withSaml). */
+export const presentApp = (a: App, sp?: SamlServiceProvider): z.infer<typeof appResource> => ({
   id: a.id,
   name: a.name,
   description: a.description,
@@ -49,6 +95,7 @@ export const presentApp = (a: App): z.infer<typeof appResource> => ({
   idTokenSigningAlg: a.oidc.id_token_signed_response_alg ?? 'RS256',
   allowNoPkce: a.allowNoPkce,
   signInPolicy: a.signInPolicy,
+  saml: sp ? presentSaml(sp) : null,
   version: a.version,
   createdAt: new Date(a.createdAt).toISOString(),
   updatedAt: new Date(a.updatedAt).toISOString(),
@@ -83,10 +130,23 @@ const appListQuery = z.strictObject({
 
 const roleParams = z.strictObject({ id: z.uuid(), roleId: z.uuid() });
 
+/** Apps as the API shows them, SAML apps with their SP settings (one query for a page of apps). */
+async function presentApps(db: Tx, list: App[]): Promise<z.infer<typeof appResource>[]> {
+  const saml = list.filter((a) => a.protocol === 'saml');
+  const sps = saml.length ? await findSamlSpsByAppIds(db, saml.map((a) => a.id)) : new Map<string, SamlServiceProvider>();
+  return list.map((a) => presentApp(a, sps.get(a.id)));
+}
+const presentOne = async (db: Tx, a: App) => (await presentApps(db, [a]))[0]!;
+
+const SAML_METADATA_TYPES = ['application/samlmetadata+xml', 'application/xml', 'text/xml'] as const;
+const samlCreateQuery = z.strictObject({
+  name: z.string().trim().min(1).max(200).optional().describe("with a metadata XML body: the app's name (required there)"),
+});
+
 const grantToApp = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'an app', 'app.admin_roles_forbidden');
 
 
-export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
+export function registerAppsRoutes(api: AdminApi, { apps, samlApps, db }: Services): void {
   const readers = ['app_admin', 'user_admin', 'auditor'] as const;
   const writers = ['app_admin'] as const;
 
@@ -103,7 +163,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
       });
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentApp), next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: await presentApps(db, items), next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 
@@ -126,7 +186,45 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
   api.add({
     method: 'get', path: '/apps/:id', tag: 'apps', summary: 'Get an app', roles: readers,
     params: idParam, response: appResource,
-    handler: async ({ params }) => presentApp(await apps.getApp(params.id)),
+    handler: async ({ params }) => presentOne(db, await apps.getApp(params.id)),
+  });
+
+  api.add({
+    method: 'post', path: '/apps/saml', tag: 'apps', status: 201,
+    summary: "Register a SAML app from SP metadata, from fields, or both (fields override the metadata). Access defaults to 'assigned'",
+    roles: writers, query: samlCreateQuery, body: createSamlAppInput, response: appResource,
+    rawBody: {
+      types: SAML_METADATA_TYPES,
+      description: 'JSON with the fields below, or the SP metadata XML itself (application/samlmetadata+xml, application/xml) with ?name= for the app\'s name and defaults for the rest',
+      into: (text, query) => {
+        if (!query.name) throw new AppError('invalid_argument', 'request.invalid', "name: give the app's name in the query (?name=) with a metadata XML body", { field: 'name', in: 'query' });
+        return { name: query.name, metadataXml: text };
+      },
+    },
+    handler: async ({ body, principal, ctx }) => {
+      const created = await samlApps.createSamlApp(body, principal.actor);
+      ctx.set('Location', `${ctx.path.replace(/\/saml$/, '')}/${created.app.id}`);
+      return presentApp(created.app, created.sp);
+    },
+  });
+
+  api.add({
+    method: 'get', path: '/apps/:id/saml', tag: 'apps', summary: "A SAML app's service-provider settings (400 app.not_saml for an OpenID Connect app)",
+    roles: readers, params: idParam, response: samlResource.extend({ appId: z.uuid(), version: z.number().int() }),
+    handler: async ({ params }) => {
+      const { app, sp } = await samlApps.getSamlApp(params.id);
+      return { appId: app.id, version: app.version, ...presentSaml(sp) };
+    },
+  });
+
+  api.add({
+    method: 'patch', path: '/apps/:id/saml', tag: 'apps',
+    summary: 'Update a SAML app: its SAML settings (metadataXml replaces what the metadata says) and its name, access and sign-in policy. Send If-Match to refuse stale writes (412)',
+    roles: writers, params: idParam, body: updateSamlAppInput, response: appResource,
+    handler: async ({ params, body, principal, ifMatch }) => {
+      const { app, sp } = await samlApps.updateSamlApp(params.id, body, principal.actor, ifMatch, manageApp(principal));
+      return presentApp(app, sp);
+    },
   });
 
   api.add({
@@ -136,7 +234,7 @@ export function registerAppsRoutes(api: AdminApi, { apps }: Services): void {
     handler: async ({ params, body, principal, ifMatch, ctx }) => {
       if (body.adminRoles) grantToApp(principal, body.adminRoles);
       const guard = manageApp(principal);
-      return presentApp(await apps.updateApp(params.id, body, principal.actor, ifMatch, (app) => {
+      return presentOne(db, await apps.updateApp(params.id, body, principal.actor, ifMatch, (app) => {
         guard(app);
         if (body.adminRoles?.some((role) => !app.adminRoles.includes(role))) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
       }));

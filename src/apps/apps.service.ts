@@ -129,6 +129,14 @@ function roleKeyTaken(err: unknown): never {
   throw err;
 }
 
+/** Settings only an OpenID Connect client has, refused on a SAML app (whose oidc settings are empty). */
+const OIDC_ONLY_FIELDS = ['redirectUris', 'postLogoutRedirectUris', 'idTokenSigningAlg', 'allowNoPkce', 'adminRoles', 'firstParty'] as const;
+
+function refuseOidcFields(input: z.output<typeof updateAppInput>): void {
+  const field = OIDC_ONLY_FIELDS.find((f) => input[f] !== undefined);
+  if (field) throw new AppError('invalid_argument', 'app.oidc_only_field', `${field}: only OpenID Connect apps have this setting; this is a SAML app`, { field });
+}
+
 export class AppsService {
   constructor(private readonly db: Knex) {}
 
@@ -196,6 +204,7 @@ export class AppsService {
       const current = await findAppById(trx, id);
       if (!current) throw notFound();
       guard?.(current);
+      if (current.protocol !== 'oidc') refuseOidcFields(input);
       if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
       const changes: AppChanges = {};
       if (input.name !== undefined) changes.name = input.name;
@@ -242,6 +251,9 @@ export class AppsService {
       if (!current) throw notFound();
       guard?.(current);
       if (expectedVersion !== undefined && current.version !== expectedVersion) throw versionMismatch(expectedVersion, current.version);
+      if (current.protocol === 'saml') {
+        throw new AppError('invalid_argument', 'app.saml_has_no_secret', 'this app is a SAML app: it has no client secret (SAML trusts certificates)');
+      }
       if (current.oidc.token_endpoint_auth_method === 'none') {
         throw new AppError('invalid_argument', 'app.public_has_no_secret', 'this app is a public client and has no client secret');
       }

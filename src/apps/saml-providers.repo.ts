@@ -138,3 +138,11 @@ function appFromJson(json: DbAppRow & Record<string, unknown>): App {
     createdAt: new Date(json.created_at), updatedAt: new Date(json.updated_at),
   };
 }
+
+/** The SP records of these apps (a page of the app list), by app id. */
+export async function findSamlSpsByAppIds(db: Tx, appIds: string[]): Promise<Map<string, SamlServiceProvider>> {
+  const ids = appIds.filter(isUuid);
+  if (!ids.length) return new Map();
+  const rows = await db<DbSamlSpRow>('saml_service_providers').whereIn('app_id', ids);
+  return new Map(rows.map((r) => [r.app_id, toSamlSp(r)]));
+}

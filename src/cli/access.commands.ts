@@ -1,14 +1,35 @@
 // `oneid assignments ...`, `oneid app-roles ...` and `oneid apps list|get|rotate-secret|delete`
 import { command, UsageError, type CommandDef } from './command.ts';
 import type { App } from '../apps/apps.repo.ts';
+import type { SamlServiceProvider } from '../apps/saml-providers.repo.ts';
+import { summariseCertificate } from '../saml/certificates.ts';
 import { isSignInPolicy, SIGN_IN_POLICIES, type SignInPolicy } from '../access/signin-policy.ts';
 
 const app = (a: App) => ({
-  id: a.id, name: a.name, client_id: a.clientId, access: a.access, first_party: a.firstParty,
-  redirect_uris: a.oidc.redirect_uris, grant_types: a.oidc.grant_types, admin_roles: a.adminRoles,
+  id: a.id, name: a.name, protocol: a.protocol, client_id: a.clientId, access: a.access, first_party: a.firstParty,
+  redirect_uris: a.oidc.redirect_uris ?? [], grant_types: a.oidc.grant_types ?? [], admin_roles: a.adminRoles,
   id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', allow_no_pkce: a.allowNoPkce,
   signin_policy: a.signInPolicy, version: a.version,
 });
+
+/** A SAML app's SP settings as the CLI prints them: certificates by fingerprint and expiry. */
+const saml = (sp: SamlServiceProvider) => ({
+  entity_id: sp.entityId,
+  acs_urls: sp.acsUrls.map((u) => ({ location: u.location, binding: u.binding, index: u.index, is_default: u.isDefault })),
+  slo_url: sp.sloUrl, slo_binding: sp.sloBinding, name_id_format: sp.nameIdFormat, attribute_mapping: sp.attributeMapping,
+  sign_response: sp.signResponse, sign_assertion: sp.signAssertion, want_authn_requests_signed: sp.wantAuthnRequestsSigned,
+  encrypt_assertions: sp.encryptAssertions,
+  signing_certificates: sp.signingCertificates.map(certificate),
+  encryption_certificate: sp.encryptionCertificate ? certificate(sp.encryptionCertificate) : null,
+});
+
+const certificate = (der: string) => {
+  const c = summariseCertificate(der);
+  return { sha256: c.sha256, subject: c.subject, not_after: c.notAfter };
+};
+
+/** One app as `oneid apps get` prints it: a SAML app with its SP settings (saml: null for OIDC apps). */
+export const appWithSaml = (a: App, sp?: SamlServiceProvider) => ({ ...app(a), saml: sp ? saml(sp) : null });
 
 /** --signin-policy: one of the levels, or `default` (null: the app follows SIGNIN_POLICY_DEFAULT). */
 export const signInPolicyFlag = {
@@ -113,7 +134,10 @@ export const accessCommands: Record<string, CommandDef> = {
   'apps get': command({
     summary: 'Show one app.',
     options: { id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' } },
-    run: async (o, { services }) => app(await services.apps.getApp(o.id)),
+    run: async (o, { services }) => {
+      const found = await services.apps.getApp(o.id);
+      return found.protocol === 'saml' ? appWithSaml(found, (await services.samlApps.getSamlApp(o.id)).sp) : appWithSaml(found);
+    },
   }),
   'apps update': command({
     summary: 'Change an app\'s settings: its sign-in policy.',

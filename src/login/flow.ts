@@ -237,7 +237,7 @@ export class LoginFlows {
   }
 
   /** Ends a session of this browser (sign-out). */
-  async endSession(session: Session, reason: 'signed_out', actor: Actor): Promise<void> {
+  async endSession(session: Session, reason: 'signed_out' | 'saml_logout', actor: Actor): Promise<void> {
     await this.sessions.end(session.userId, session.id, reason, actor);
   }
 

@@ -21,6 +21,7 @@ import { findUserByLoginWithPassword, findUserById, type User } from '../directo
 import { translate } from './i18n.ts';
 import { isSignInPolicy } from '../access/signin-policy.ts';
 import type { DbLoginFlowRow, FlowState, LoginFlows } from './flow.ts';
+import type { Session } from '../sessions/sessions.service.ts';
 
 /** What the flow uses of each strategy (credentials/). */
 export type PasskeyMethod = Pick<PasskeyStrategy, 'method' | 'isEnrolled' | 'registrationOptions' | 'register' | 'authenticationOptions' | 'authenticate'>;
@@ -40,6 +41,13 @@ export interface LoginDeps {
   recovery?: RecoveryMethod;
   /** The user-verification setting for passkeys (an administrator may require it). */
   passkeyUserVerification: 'required' | 'preferred';
+  /**
+   * Run by /logout once the browser's session has ended (`session` is undefined when it had none):
+   * ends what other protocols keep for the browser and may return where to send it instead of
+   * `returnTo` (the SAML apps' single logout, which ends at `returnTo`). Injected by app.ts: login/
+   * knows no protocol.
+   */
+  afterSignOut?: (ctx: Context, session: Session | undefined, returnTo: string) => Promise<string | undefined>;
 }
 
 /** Paths a sign-in started from `/login/start` may return to: OneID's own pages, never elsewhere. */
@@ -336,8 +344,10 @@ export function loginRouter(deps: LoginDeps): Router {
     const session = await flows.currentSession(ctx);
     if (session) await flows.endSession(session, 'signed_out', actorOf(ctx, session.userId));
     flows.setSessionCookie(ctx, null);
+    const returnTo = safeReturnTo((ctx.request.body as Record<string, unknown>).return_to);
+    const instead = await deps.afterSignOut?.(ctx, session, returnTo);
     ctx.status = 303;
-    ctx.redirect(safeReturnTo((ctx.request.body as Record<string, unknown>).return_to));
+    ctx.redirect(instead ?? returnTo);
   });
 
   return router;

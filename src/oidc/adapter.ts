@@ -188,7 +188,8 @@ export function createAdapterFactory(db: Knex, clients: ClientCache<AdapterPaylo
       if (this.name === 'Client') {
         return clients.get(id, async () => {
           const app = await findAppByClientId(db, id);
-          return app && app.oidc ? clientMetadataFor(app) : undefined;
+          // A SAML app has a client_id too, but it is no OIDC client: unknown here (invalid_client).
+          return app && app.protocol === 'oidc' ? clientMetadataFor(app) : undefined;
         });
       }
       if (TOKEN_MODELS.has(this.name)) return this.#findToken(id);

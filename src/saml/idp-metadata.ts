@@ -3,9 +3,11 @@
 // element order follows saml-schema-metadata-2.0.xsd (SSODescriptorType's KeyDescriptor,
 // SingleLogoutService, NameIDFormat, then IDPSSODescriptor's SingleSignOnService).
 import { randomBytes } from 'node:crypto';
-import { SignedXml } from 'xml-crypto';
 import type { SamlSigningKey } from '../keys/saml-keys.ts';
 import { escapeXml } from './xml.ts';
+import { signEnveloped } from './signature.ts';
+import { BINDING, NAME_ID_FORMAT_URN } from './constants.ts';
+import { SAML_PATHS } from './paths.ts';
 
 export interface IdpMetadataInput {
   entityId: string;
@@ -18,19 +20,14 @@ export interface IdpMetadataInput {
 
 /** OneID's SAML addresses under its issuer (the entityID is where its metadata lives). */
 export function idpUrls(issuer: string): { entityId: string; ssoUrl: string; sloUrl: string } {
-  const base = issuer.replace(/\/+$/, '');
-  return { entityId: `${base}/saml/metadata`, ssoUrl: `${base}/saml/sso`, sloUrl: `${base}/saml/slo` };
+  const paths = SAML_PATHS(issuer);
+  return { entityId: paths.entityId, ssoUrl: paths.sso, sloUrl: paths.slo };
 }
 
-const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
-const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+const BINDING_REDIRECT = BINDING.redirect;
+const BINDING_POST = BINDING.post;
 // The formats OneID can answer with (the SP picks one per app, saml_service_providers.name_id_format).
-const NAME_ID_FORMATS = [
-  'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
-  'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
-  'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
-  'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
-];
+const NAME_ID_FORMATS = Object.values(NAME_ID_FORMAT_URN);
 
 const esc = escapeXml;
 
@@ -55,26 +52,10 @@ export function idpMetadataXml(input: IdpMetadataInput, signWith?: SamlSigningKe
     '</md:IDPSSODescriptor>',
     '</md:EntityDescriptor>',
   ].join('');
-  return signWith ? signMetadata(xml, signWith) : `<?xml version="1.0" encoding="UTF-8"?>${xml}`;
+  return signWith ? signMetadata(xml, id, signWith) : `<?xml version="1.0" encoding="UTF-8"?>${xml}`;
 }
 
-function signMetadata(xml: string, key: SamlSigningKey): string {
-  const signer = new SignedXml({
-    privateKey: key.privateKey,
-    publicCert: key.certificatePem,
-    idAttribute: 'ID',
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
-  });
-  signer.addReference({
-    xpath: "/*[local-name()='EntityDescriptor' and namespace-uri()='urn:oasis:names:tc:SAML:2.0:metadata']",
-    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
-    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
-  });
+function signMetadata(xml: string, id: string, key: SamlSigningKey): string {
   // The schema puts ds:Signature first in EntityDescriptor.
-  signer.computeSignature(xml, {
-    prefix: 'ds',
-    location: { reference: "/*[local-name()='EntityDescriptor']", action: 'prepend' },
-  });
-  return `<?xml version="1.0" encoding="UTF-8"?>${signer.getSignedXml()}`;
+  return `<?xml version="1.0" encoding="UTF-8"?>${signEnveloped(xml, id, 'EntityDescriptor', key, 'first')}`;
 }

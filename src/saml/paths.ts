@@ -2,7 +2,7 @@
 export const SAML_PREFIX = '/saml';
 
 export function SAML_PATHS(issuer: string) {
-  const base = issuer.replace(/\/$/, '');
+  const base = issuer.replace(/\/+$/, '');
   return {
     /** OneID's entityID: the metadata URL, as is usual. */
     entityId: `${base}/saml/metadata`,

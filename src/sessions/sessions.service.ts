@@ -15,7 +15,9 @@ import {
 export type { Session } from './sessions.repo.ts';
 
 /** Why a session ended (sessions.ended_reason). */
-export type EndReason = 'signed_out' | 'signed_out_everywhere' | 'replaced' | 'suspended' | 'deprovisioned' | 'password_set' | 'admin';
+export type EndReason = 'signed_out' | 'signed_out_everywhere' | 'replaced' | 'suspended' | 'deprovisioned' | 'password_set' | 'admin'
+  /** A SAML app asked for single logout (saml/slo.routes.ts). */
+  | 'saml_logout';
 
 export interface SessionsOptions {
   /** How long a session lives from its sign-in. */

@@ -3,13 +3,13 @@
 // A fresh PostgreSQL database is created (and dropped at the end); OneID runs pinned to the server
 // core (taskset -c 0) with NODE_ENV=production and LOG_LEVEL=warn; every load generator and this
 // script run on the load core (taskset -c 1). Each scenario is measured next to its ceiling
-// (bare oidc-provider, argon2id one hash at a time, bare koa) so the machine's noise cancels in
+// (bare oidc-provider, argon2id one hash at a time, bare koa, xml-crypto signing alone) so the machine's noise cancels in
 // the ratio. Goals guard against regressions and sit below this machine's noise. Prints one table
 // and diagnostics (CPU split, statements per operation, sign-in CPU per step, query plans of the
 // hot paths), writes test/bench/results/latest.json. Not part of `npm test`: CI times nothing.
 //
 // Settings (env): BENCH_DURATION_S (10) and BENCH_WARMUP_S (2) per measurement,
-// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3 and 6 (the median ratio counts),
+// BENCH_ROUNDS (3) OneID/ceiling pairs for rows 1-3, 6 and 7 (the median ratio counts),
 // BENCH_CONNECTIONS (16) for fixed-request scenarios, BENCH_SIGNIN_USERS (8) virtual users signing in (rows 2 and 6),
 // BENCH_ONLY=1,3 to run some scenarios only, BENCH_ID_TOKEN_ALG (ES256) for the web app's ID tokens,
 // BENCH_ADMIN_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_KEEP_DB=1 to keep
@@ -45,12 +45,14 @@ import { scim, SCIM_OPERATIONS } from './scenarios/scim.ts';
 import { passkeySignIn } from './scenarios/passkey.ts';
 import { bareCodeFlow, passkeySignIn as passkeySignInOnce, authenticatorOf } from './lib/passkey-signin.ts';
 import { registerPasskeys, type PasskeyUser } from './lib/passkeys.ts';
+import { samlSso } from './scenarios/saml.ts';
+import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -381,6 +383,7 @@ async function main(): Promise<void> {
   // Scenario 6's client on the bare library: the same redirect URI as OneID's web app.
   const bareCodeFlowApp = { clientId: 'bench-web', clientSecret: 'bench-web-secret', redirectUri };
   let passkeyUsers: Promise<PasskeyUser[]> | undefined;
+  let samlSetup: Promise<SamlSetup> | undefined;
   const ctx: BenchContext = {
     root: ROOT,
     durationS: settings.durationS,
@@ -415,6 +418,10 @@ async function main(): Promise<void> {
     }),
     bareCodeFlowApp,
     passkeyUsers: () => (passkeyUsers ??= registerPasskeys(env, Math.max(1, settings.signinUsers))),
+    samlSetup: () => (samlSetup ??= setupSaml(env, users, Math.max(1, settings.connections))),
+    samlSignCeiling: async (input) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/saml-sign.ts', nodeEnv({
+      BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
+    }), JSON.stringify(input), { what: 'xml-crypto signEnveloped of the assertion' })).measured,
     argon2Ceiling: async (concurrency: number) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/argon2.ts', nodeEnv({
       BENCH_CONCURRENCY: String(concurrency), BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
       // One hash at a time: the best one core does (see baselines/argon2.ts).
@@ -501,6 +508,7 @@ async function main(): Promise<void> {
     queryCounts = await countQueries({
       root: ROOT, cpu: settings.serverCpu, env, base, service: ctx.apps.service, web: ctx.apps.web, user: users[0]!,
       ...(passkeyUsers ? { passkey: (await passkeyUsers)[0]!.passkey } : {}),
+      ...(samlSetup ? { saml: { sp: (await samlSetup).assertionSigned, cookie: (await samlSetup).cookies[0]! } } : {}),
     });
   } catch (err) {
     log(`query count failed: ${(err as Error).message}`);

@@ -117,6 +117,17 @@ beforeAll(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   context.setDefaultTimeout(20000);
+  // Counts the conditional (autofill) WebAuthn requests the page has handed to the browser, so a
+  // test can wait until one is really pending before it lets the authenticator answer.
+  await context.addInitScript(() => {
+    const credentials = navigator.credentials;
+    const get = credentials.get.bind(credentials);
+    (window as unknown as { conditionalGets: number }).conditionalGets = 0;
+    credentials.get = (options?: CredentialRequestOptions) => {
+      if (options?.mediation === 'conditional') (window as unknown as { conditionalGets: number }).conditionalGets += 1;
+      return get(options);
+    };
+  });
 }, 120000);
 
 afterAll(async () => {
@@ -172,8 +183,11 @@ describe('/assets/passkey.js in Chromium', () => {
     optionsCalls.length = 0;
     await tab.goto(`${origin}/page`);
     await until(() => optionsCalls.length === 1);
-    await setPresence(true);
+    // Presence comes back only once the autofill request waits at the authenticator: turned on
+    // before it got there, the authenticator would answer it and sign in before the button.
+    await tab.waitForFunction(() => (window as unknown as { conditionalGets: number }).conditionalGets === 1);
     await tab.fill('#login', 'alice');
+    await setPresence(true);
     await tab.click('#passkey-signin');
     await until(() => optionsCalls.length === 2);
     expect(optionsCalls[1]).toMatchObject({ path: '/opts/signin', body: { login: 'alice' } });

@@ -11,6 +11,9 @@
 //   kind 'prepare' K sign-ins to collect tokens (refresh pool, userinfo access tokens)
 //   kind 'passkey-signin' N virtual users, each with its own passkey, doing passkey sign-ins in a loop
 //   kind 'code-flow' N virtual users doing the bare library's code flow (login accepts anyone) in a loop
+//   kind 'saml-sso' autocannon, each connection a browser already signed in to OneID (its own
+//                  session) sending an SP's new AuthnRequest (Redirect binding) again and again;
+//                  only a 200 auto-post page with a SAMLResponse counts
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -18,6 +21,7 @@ import { signIn, type Tokens, type WebApp } from './signin.ts';
 import { basicAuth, FORM } from './http.ts';
 import { authenticatorOf, bareCodeFlow, passkeySignIn, type PasskeyJSON } from './passkey-signin.ts';
 import type { SignInResult, StepHook } from './signin.ts';
+import { authnRequestQuery, type BenchSp } from './saml.ts';
 
 const require = createRequire(import.meta.url);
 // autocannon ships no types; the little used here is typed below.
@@ -64,7 +68,9 @@ export type Job =
   | { kind: 'prepare'; base: string; app: WebApp; users: { login: string; password: string }[]; count: number; connections: number }
   /** One passkey per connection (virtual user): a device-bound key's counter must not be shared. */
   | (Common & { kind: 'passkey-signin'; app: WebApp; passkeys: PasskeyJSON[] })
-  | (Common & { kind: 'code-flow'; app: WebApp });
+  | (Common & { kind: 'code-flow'; app: WebApp })
+  /** One browser's cookies (a signed-in OneID session) per connection. */
+  | (Common & { kind: 'saml-sso'; sp: BenchSp; cookies: string[] });
 
 /**
  * Each connection sends `steps` in order, again and again, each step waiting for the previous
@@ -180,6 +186,42 @@ async function runRefresh(job: Extract<Job, { kind: 'refresh' }>): Promise<LoadR
   return lost ? { ...result, firstError: `${lost} refresh responses without a new refresh token` } : result;
 }
 
+/** Row 7: each connection is one signed-in browser asking for a Response again and again. */
+async function runSamlSso(job: Extract<Job, { kind: 'saml-sso' }>): Promise<LoadResult> {
+  if (job.cookies.length < job.connections) throw new Error(`${job.connections} connections need as many signed-in browsers, got ${job.cookies.length}`);
+  let nextBrowser = 0;
+  let bad = 0;
+  let firstError: string | undefined;
+  /** autocannon's per-connection context: which browser this connection is. */
+  interface Conn { cookie?: string }
+  const opts = {
+    url: job.base, connections: job.connections, pipelining: 1,
+    requests: [{
+      method: 'GET',
+      setupRequest: (req: Record<string, unknown>, conn: Conn) => {
+        conn.cookie ??= job.cookies[nextBrowser++ % job.cookies.length]!;
+        return {
+          ...req, path: `/saml/sso?${authnRequestQuery(job.base, job.sp)}`,
+          headers: { accept: 'text/html', 'accept-language': 'en', cookie: conn.cookie },
+        };
+      },
+      onResponse: (status: number, body: string) => {
+        if (status === 200 && body.includes('name="SAMLResponse" value="')) return;
+        if (status >= 200 && status < 300) bad += 1; // other statuses autocannon counts itself
+        firstError ??= `GET /saml/sso ${status}: ${body.slice(0, 300)}`;
+      },
+    }],
+  };
+  if (job.warmupS > 0) await autocannon({ ...opts, duration: job.warmupS });
+  bad = 0;
+  mark('start');
+  const r = fromAutocannon(await autocannon({ ...opts, duration: job.durationS }));
+  mark('end');
+  // A 200 without a Response (an error page) is no sign-on.
+  const ok = Math.max(0, r.ok - bad);
+  return { ...r, ok, rps: ok / r.durationS, errors: r.errors + bad, ...(firstError ? { firstError } : {}) };
+}
+
 /** Tells run.ts when the measured window starts and ends (it reads the server's CPU then). */
 const mark = (what: 'start' | 'end'): void => { process.stderr.write(`@measure-${what}\n`); };
 
@@ -289,6 +331,7 @@ async function main(): Promise<void> {
     case 'signin': out = await runSignin(job); break;
     case 'prepare': out = await runPrepare(job); break;
     case 'passkey-signin': out = await runPasskeySignin(job); break;
+    case 'saml-sso': out = await runSamlSso(job); break;
     case 'code-flow': out = await runFlowLoop(job, (_vu, agent, onStep) => bareCodeFlow(job.base, agent, job.app, onStep)); break;
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);

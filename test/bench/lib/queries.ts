@@ -6,6 +6,7 @@ import { basicAuth, FORM, request } from './http.ts';
 import { signIn, type WebApp } from './signin.ts';
 import { authenticatorOf, passkeySignIn, type PasskeyJSON } from './passkey-signin.ts';
 import { spawnPinned, waitFor200 } from './proc.ts';
+import { authnRequestQuery, samlResponseOf, type BenchSp } from './saml.ts';
 
 export interface QueryCount {
   operation: string;
@@ -25,6 +26,8 @@ export async function countQueries(opts: {
   service: { clientId: string; clientSecret: string }; web: WebApp; user: { login: string; password: string };
   /** Row 6's: a passkey registered for someone (counted last, so that the other counts stay as they were). */
   passkey?: PasskeyJSON;
+  /** Row 7's: an SP and a browser already signed in to OneID (counted last, likewise). */
+  saml?: { sp: BenchSp; cookie: string };
 }): Promise<QueryCount[]> {
   const p = spawnPinned(opts.cpu, ['--import', 'tsx', 'src/main.ts'], { cwd: opts.root, env: { ...opts.env, DEBUG: 'knex:query,oneid:sql' } });
   const statements: string[] = [];
@@ -106,6 +109,16 @@ export async function countQueries(opts: {
       const authenticator = authenticatorOf(new URL(base).origin, opts.passkey);
       // A fresh cookie jar each time, like the password sign-in: a new browser, no OneID session.
       ops.push({ name: 'passkey sign-in (full flow)', run: (onStep) => passkeySignIn(base, agent, opts.web, authenticator, onStep) });
+    }
+    const saml = opts.saml;
+    if (saml) {
+      ops.push({
+        name: 'SAML SSO, already signed in (Redirect binding)',
+        run: async () => {
+          const res = await request(agent, new URL(`/saml/sso?${authnRequestQuery(base, saml.sp)}`, base), { headers: { accept: 'text/html', cookie: saml.cookie } });
+          if (res.status !== 200 || !samlResponseOf(res.body)) throw new Error(`SAML SSO: ${res.status} ${res.body.slice(0, 200)}`);
+        },
+      });
     }
 
     // Once to warm up (lazy loads, caches), then counted.

@@ -3,6 +3,7 @@
 import type { Job, LoadResult } from './load.ts';
 import type { WebApp } from './signin.ts';
 import type { PasskeyUser } from './passkeys.ts';
+import type { SamlSetup } from './saml-setup.ts';
 
 export interface Figures {
   /** Successful operations per second with the server on one core. */
@@ -92,6 +93,10 @@ export interface BenchContext {
   bareCodeFlowApp: WebApp;
   /** People with one registered passkey each, one per sign-in virtual user (made on first call). */
   passkeyUsers(): Promise<PasskeyUser[]>;
+  /** Row 7's SAML apps, signed-in browsers (one per connection) and the ceiling's input (made on first call). */
+  samlSetup(): Promise<SamlSetup>;
+  /** Signatures per second of that assertion by xml-crypto alone, on the server core (baselines/saml-sign.ts). */
+  samlSignCeiling(input: SamlSetup['ceilingInput']): Promise<Measured>;
   /** argon2id verifications per second on the server core with OneID's parameters. */
   argon2Ceiling(concurrency: number): Promise<Measured>;
   log(message: string): void;
