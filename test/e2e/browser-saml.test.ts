@@ -7,16 +7,17 @@
 // Scenarios (issue #19, "Tests with parts nobody here wrote"): a full SP-initiated sign-in
 // through the sign-in page (Redirect and POST bindings), a person already signed in through an
 // OIDC app (no second prompt), step-up to an mfa SAML app (only the authenticator code is asked
-// for), and a person without access (the no-access page, and the SP hears RequestDenied).
+// for), a person without access (the no-access page, and the SP hears RequestDenied), and an
+// SP-initiated single logout that ends the OIDC session of the same browser too.
+import { randomUUID } from 'node:crypto';
 import { generateSecret, generateSync } from 'otplib';
 import pg from 'pg';
 import type { Page, Request } from 'playwright-core';
-import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { closeAllBrowsers, describePage, openBrowser } from '../helpers/chromium.ts';
 import { oidcApp, startCallbackServer, type CallbackServer, type OidcApp } from '../helpers/oidc-app.ts';
-import { startSamlSp, type SamlSp } from '../helpers/saml-sp.ts';
+import { startSamlSpApp, type SamlSpApp } from '../helpers/saml-sp-app.ts';
 import { MasterKey } from '../../src/keys/master-key.ts';
 
 const ACR_MFA = 'urn:oneid:acr:mfa';
@@ -31,23 +32,20 @@ let env: Record<string, string>;
 /** An OIDC app with the default policy (password), to be signed in to before a SAML app. */
 let notebook: OidcApp;
 /** SAML app "Expenses": access 'assigned', app role 'approver'; the SP sends node-saml's default RequestedAuthnContext. */
-let expensesSp: SamlSp;
+let expensesSp: SamlSpApp;
 /** SAML app "Ledger": sign-in policy mfa, everyone has access; the SP relies on the app's policy (no RequestedAuthnContext). */
-let ledgerSp: SamlSp;
+let ledgerSp: SamlSpApp;
 let expensesAppId: string;
-const PEOPLE = ['ada', 'alan', 'grace', 'hedy', 'hopper', 'joan'] as const;
+const PEOPLE = ['ada', 'alan', 'grace', 'hedy', 'joan', 'mary'] as const;
 type Person = { id: string; login: string; email: string; password: string };
 const people = {} as Record<(typeof PEOPLE)[number], Person>;
 
-/** Registers a SAML app for `sp` the way the design's "State on main" describes (rows in apps and saml_service_providers). */
-async function registerSamlApp(name: string, sp: SamlSp, opts: { access: 'everyone' | 'assigned'; signInPolicy?: 'mfa' }): Promise<string> {
-  const id = randomUUID();
-  await sql.query(`insert into apps (id, name, protocol, client_id, oidc, access, signin_policy) values ($1, $2, 'saml', $3, '{}', $4, $5)`,
-    [id, name, `saml-${id}`, opts.access, opts.signInPolicy ?? null]);
-  await sql.query(`insert into saml_service_providers (app_id, entity_id, acs_urls, slo_url, slo_binding, signing_certificates, name_id_format, sign_response, sign_assertion, want_authn_requests_signed)
-    values ($1, $2, $3, $4, 'redirect', '[]', 'emailAddress', true, true, false)`,
-  [id, sp.entityId, JSON.stringify([{ location: sp.acsUrl, binding: 'post', index: 0, isDefault: true }]), sp.sloUrl]);
-  return id;
+/** Registers a SAML app for `sp` as an operator does (`oneid apps create --type saml`); returns its id. */
+async function registerSamlApp(name: string, sp: SamlSpApp, opts: { access: 'everyone' | 'assigned'; signInPolicy?: 'mfa' }): Promise<string> {
+  const created = await runCli(['apps', 'create', '--type', 'saml', '--name', name, '--entity-id', sp.entityId, '--acs-url', sp.acsUrl,
+    '--slo-url', sp.sloUrl, '--access', opts.access, ...(opts.signInPolicy ? ['--signin-policy', opts.signInPolicy] : [])], env);
+  expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+  return created.json.id;
 }
 
 beforeAll(async () => {
@@ -69,13 +67,15 @@ beforeAll(async () => {
   await sql.connect();
 
   // node-saml asks for PasswordProtectedTransport by default: Expenses keeps that default.
-  [expensesSp, ledgerSp] = await Promise.all([startSamlSp(server.url), startSamlSp(server.url, { disableRequestedAuthnContext: true })]);
-  expensesAppId = await registerSamlApp('Expenses', expensesSp, { access: 'assigned' });
-  await registerSamlApp('Ledger', ledgerSp, { access: 'everyone', signInPolicy: 'mfa' });
+  [expensesSp, ledgerSp] = await Promise.all([startSamlSpApp(server.url), startSamlSpApp(server.url, { disableRequestedAuthnContext: true })]);
+  [expensesAppId] = await Promise.all([
+    registerSamlApp('Expenses', expensesSp, { access: 'assigned' }),
+    registerSamlApp('Ledger', ledgerSp, { access: 'everyone', signInPolicy: 'mfa' }),
+  ]);
   // The app role and who holds it, the way an admin gives them (the CLI).
   const role = await runCli(['app-roles', 'create', '--app', expensesAppId, '--key', 'approver', '--name', 'Approver'], env);
   expect({ code: role.code, stderr: role.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
-  for (const who of [people.ada, people.alan, people.grace]) {
+  for (const who of [people.ada, people.alan, people.grace, people.mary]) {
     const assigned = await runCli(['assignments', 'create', '--app', expensesAppId, '--user', who.id, '--role', 'approver'], env);
     expect({ code: assigned.code, stderr: assigned.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
   }
@@ -114,12 +114,12 @@ async function enterPassword(page: Page, who: Person): Promise<void> {
  * Opens the SP's login URL. Only the start is awaited ('commit'): what follows (redirects, OneID's
  * auto-submitting pages) navigates on by itself, and each test waits for the page it expects.
  */
-async function openSp(page: Page, sp: SamlSp, binding: 'redirect' | 'post' = 'redirect'): Promise<void> {
+async function openSp(page: Page, sp: SamlSpApp, binding: 'redirect' | 'post' = 'redirect'): Promise<void> {
   await page.goto(sp.loginUrl(binding), { waitUntil: 'commit' });
 }
 
 /** Waits for a page the SP shows (signed in or refused) and returns what it shows. */
-async function atSp(page: Page, sp: SamlSp): Promise<{ signedIn: true; profile: any } | { signedIn: false; refusal: string; status: string[] }> {
+async function atSp(page: Page, sp: SamlSpApp): Promise<{ signedIn: true; profile: any } | { signedIn: false; refusal: string; status: string[] }> {
   await page.locator('#sp-signed-in, #sp-refused').first().waitFor().catch(async (err: Error) => {
     throw new Error(`the SP did not show a result (${err.message.split('\n')[0]}); the browser is at ${await describePage(page)}`);
   });
@@ -232,5 +232,37 @@ describe('#19 SAML sign-in in Chromium', () => {
     const shown = await atSp(page, expensesSp);
     expect(shown).toMatchObject({ signedIn: false, status: [STATUS_RESPONDER, STATUS_REQUEST_DENIED] });
     expect((shown as { refusal: string }).refusal).toMatch(/Responder/);
+  });
+});
+
+describe('#19 SAML single logout in Chromium', () => {
+  it('an SP-initiated logout ends the OneID session and the OIDC one: the SP gets a signed Success LogoutResponse, prompt=none gets login_required, the SP must sign in again', async () => {
+    const who = people.mary;
+    const { page } = await openBrowser();
+    await signInToNotebook(page, who);
+    await openSp(page, expensesSp);
+    expect(await atSp(page, expensesSp)).toMatchObject({ signedIn: true, profile: { nameID: who.email } });
+
+    // The SP's LogoutRequest (Redirect binding) goes to OneID, which answers at the SP's SLO URL;
+    // the SP page appears only once node-saml has checked the answer (signed, Success, InResponseTo).
+    const navigations = recordNavigations(page);
+    await page.goto(expensesSp.logoutUrl, { waitUntil: 'commit' });
+    await page.locator('#sp-logged-out, #sp-logout-refused').first().waitFor().catch(async (err: Error) => {
+      throw new Error(`the SP did not show the logout's outcome (${err.message.split('\n')[0]}); the browser is at ${await describePage(page)}`);
+    });
+    expect(await page.locator('#sp-logout-refused').count()).toBe(0);
+    expect(new URL(page.url()).origin + new URL(page.url()).pathname).toBe(expensesSp.sloUrl);
+    expect(navigations.some((n) => n.url.origin === server.url && n.url.pathname === '/saml/slo' && n.url.searchParams.has('SAMLRequest'))).toBe(true);
+
+    // The OIDC app in the same browser: no session any more.
+    const silent = await notebook.authorizationUrl({ prompt: 'none' });
+    await page.goto(silent.url.href);
+    await page.waitForURL((u) => u.href.startsWith(notebook.redirectUri));
+    expect(new URL(page.url()).searchParams.get('error')).toBe('login_required');
+
+    // And the SAML app asks for a password again.
+    await openSp(page, expensesSp);
+    await page.locator('input[name="password"]').waitFor();
+    expect(isOneIdSignInPage(new URL(page.url()))).toBe(true);
   });
 });
