@@ -1,6 +1,6 @@
 // Real browser, #19: SAML single sign-on the way people meet it. Chromium (Debian's, through
 // playwright-core) goes from a service provider written with @node-saml/node-saml
-// (test/helpers/saml-sp.ts, on 127.0.0.1: another site than OneID's localhost) to OneID's own
+// (test/helpers/saml-sp-app.ts over node-saml-sp.ts, on 127.0.0.1: another site than OneID's localhost) to OneID's own
 // pages and back; every Response is checked by node-saml (signatures, issuer, audience,
 // InResponseTo, times) before the SP page shows who signed in. The tests read that page.
 //
