@@ -164,7 +164,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(oauthResponses(config.issuer));
   app.use(unavailableAsRetryable());
   app.use(requestWrites(db, log, sendsWritesTogether));
-  // See provider.ts ('end_session.success'): the person signed out of OneID from an app.
+  // See provider.ts ('end_session.success'): the person signed out of OneID from an app. The
+  // session's SAML apps are told too: the browser goes through their single logout on its way to
+  // where oidc-provider was sending it (the app's registered post_logout_redirect_uri, or its own
+  // "signed out" page).
   app.use(async (ctx, next) => {
     await next();
     const accountId = ctx.state.signedOutAccount as string | undefined;
@@ -173,6 +176,10 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     if (session?.userId !== accountId) return;
     await services.sessions.end(session.userId, session.id, 'signed_out', { type: 'user', id: session.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
     flows.setSessionCookie(ctx as never, null);
+    const location = ctx.response.get('location');
+    if (ctx.status < 300 || ctx.status >= 400 || !location) return;
+    const chain = await startSignOutChain(db, session, location);
+    if (chain) ctx.redirect(chain);
   });
   app.use(mount(provider));
   return { app, provider, services, users, setup, clients, metrics };

@@ -26,6 +26,7 @@ import { x509 } from '../../src/keys/x509.ts';
 
 const PASSWORD = 'correct-horse-battery';
 const REDIRECT = 'http://127.0.0.1:9/callback';
+const POST_LOGOUT = 'http://127.0.0.1:9/signed-out';
 const PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
 
@@ -111,7 +112,7 @@ beforeAll(async () => {
     expect(created[i]!.code).toBe(0);
     people[u] = created[i]!.json.id;
   }
-  const oidc = await runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--first-party'], env);
+  const oidc = await runCli(['apps', 'create', '--name', 'Portal', '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', POST_LOGOUT, '--first-party'], env);
   expect(oidc.code).toBe(0);
   oidcApp = oidc.json;
   const handle = createDb({ databaseUrl: db.url, databasePoolMax: 2, dataDir: '/nonexistent/unused' });
@@ -444,6 +445,29 @@ describe('LogoutRequests that must change nothing', () => {
     expect(replay.status).toBe(400);
     expect(await replay.text()).toContain('already used');
     expect((await sessionOf(browser))?.ended_at).toBeNull();
+  });
+});
+
+describe('an OIDC app\'s RP-initiated logout with SAML participants', () => {
+  it('tells A with a signed LogoutRequest, then goes on to the app\'s post_logout_redirect_uri', async () => {
+    const browser = new Browser();
+    const profileA = await samlSignIn(browser, apps.a, 'carol', true);
+    const config = await discover(server.url, oidcApp);
+    const started = await startSignIn(config, { redirect_uri: REDIRECT, scope: 'openid' }, browser);
+    expect(started.page.url.startsWith(REDIRECT)).toBe(true);
+    const tokens = await redeem(config, started, started.page.url);
+    const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
+    const confirm = await browser.navigate(url.toString(), POST_LOGOUT);
+    const atA = await browser.submit(confirm, '/session/end/confirm', { logout: 'yes' }, apps.a.sloUrl);
+    expect(atA.url.startsWith(`${apps.a.sloUrl}?`)).toBe(true);
+    expect(await sessionOf(browser)).toBeUndefined();
+    const requestToA = redirectMessage(atA.url);
+    expect(requestToA.container.Signature).toBeTruthy();
+    const asA = await nodeSp(apps.a).validateRedirectAsync(requestToA.container, requestToA.raw);
+    expect(asA.profile).toMatchObject({ nameID: profileA.nameID, sessionIndex: profileA.sessionIndex });
+    // A's answer ends the chain at the OIDC app's post-logout URI, state and all.
+    const end = await browser.navigate(await nodeSp(apps.a).getLogoutResponseUrlAsync(asA.profile!, requestToA.container.RelayState!, {}, true), POST_LOGOUT);
+    expect(end.url).toBe(`${POST_LOGOUT}?state=bye`);
   });
 });
 
