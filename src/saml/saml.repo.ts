@@ -96,7 +96,7 @@ const LOGOUT_TTL_SECONDS = 10 * 60;
 
 /** A participant of a logout, and how far telling it got. */
 export interface LogoutItem extends Omit<Participant, 'sessionId'> {
-  state: 'todo' | 'sent' | 'done' | 'failed';
+  state: 'pending' | 'sent' | 'done' | 'failed';
 }
 
 /**

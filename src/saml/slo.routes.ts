@@ -29,6 +29,7 @@ import {
   type LogoutItem, type LogoutState,
 } from './saml.repo.ts';
 import { SAML_PATHS } from './paths.ts';
+import { samlRefusals } from './refusals.ts';
 
 export interface SloDeps {
   db: Knex;
@@ -60,7 +61,7 @@ export async function startSignOutChain(db: Knex, session: Session, returnTo: st
   await deleteParticipants(db, session.id);
   const logout = await insertLogout(db, {
     userId: session.userId, initiatorAppId: null, initiatorRequestId: null, relayState: null, returnTo,
-    progress: { sessionId: session.id, items: participants.map(({ sessionId: _s, ...p }) => ({ ...p, state: 'todo' as const })) },
+    progress: { sessionId: session.id, items: participants.map(({ sessionId: _s, ...p }) => ({ ...p, state: 'pending' as const })) },
     waitingFor: null, partial: false,
   });
   return continuePath(logout.id);
@@ -70,21 +71,7 @@ export function sloRouter(deps: SloDeps): Router {
   const { db, flows, views, log } = deps;
   const paths = SAML_PATHS(deps.issuer);
   const router = new Router();
-  router.use(async (ctx, next) => {
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('Pragma', 'no-cache');
-    try {
-      await next();
-    } catch (err) {
-      if (err instanceof AppError && err.code.startsWith('saml.')) {
-        log.info({ code: err.code, requestId: ctx.state.requestId }, 'SAML logout message refused');
-        await recordAuditNow(db, { type: 'anonymous', id: null, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, {
-          action: 'saml.request_refused', targetType: 'path', targetId: ctx.path.slice(0, 200), changes: { code: err.code },
-        });
-      }
-      throw err;
-    }
-  });
+  router.use(samlRefusals(db, log, 'SAML logout message refused'));
 
   const actorOf = (ctx: Context, userId: string | null): Actor => (userId
     ? { type: 'user', id: userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }
@@ -151,7 +138,7 @@ export function sloRouter(deps: SloDeps): Router {
       userId: session.userId, initiatorAppId: app.id, initiatorRequestId: request.requestId, relayState: request.relayState ?? null, returnTo: null,
       progress: {
         sessionId: session.id,
-        items: participants.filter((p) => p.appId !== app.id).map(({ sessionId: _s, ...p }) => ({ ...p, state: 'todo' as const })),
+        items: participants.filter((p) => p.appId !== app.id).map(({ sessionId: _s, ...p }) => ({ ...p, state: 'pending' as const })),
       },
       waitingFor: null, partial: false,
     });
@@ -161,7 +148,7 @@ export function sloRouter(deps: SloDeps): Router {
   /** Tells the next participant, or ends the chain. `logout` is at a step with nothing awaited. */
   const next = async (ctx: Context, logout: LogoutState): Promise<void> => {
     for (const item of logout.progress.items) {
-      if (item.state !== 'todo') continue;
+      if (item.state !== 'pending') continue;
       const found = await findSamlAppById(db, item.appId);
       if (!found?.sp.sloUrl) {
         // An app that cannot be told: the logout is partial.

@@ -22,7 +22,6 @@ import { findSamlAppById, type SamlServiceProvider } from '../apps/saml-provider
 import { activeUserWithEntitlements, groupNamesOf } from '../access/entitlements.ts';
 import type { SignInPolicy } from '../access/signin-policy.ts';
 import type { User } from '../directory/users.repo.ts';
-import { recordAuditNow } from '../audit/audit.service.ts';
 import { newSecret } from '../shared/ids.ts';
 import { NAME_ID_FORMAT_URN, STATUS, nameIdFormatOf } from './constants.ts';
 import { checkRelayState, defaultAcs, readAuthnRequest, type CheckedAuthnRequest } from './authn-request.ts';
@@ -32,6 +31,7 @@ import { errorResponse, successResponse } from './response.ts';
 import type { SigningKey } from './signature.ts';
 import { findPendingRequest, persistentNameId, recordParticipant, savePendingRequest, takePendingRequest } from './saml.repo.ts';
 import { SAML_PATHS } from './paths.ts';
+import { samlRefusals } from './refusals.ts';
 
 export interface SsoDeps {
   db: Knex;
@@ -60,22 +60,8 @@ export function ssoRouter(deps: SsoDeps): Router {
   const { db, flows, views, log } = deps;
   const paths = SAML_PATHS(deps.issuer);
   const router = new Router();
-  router.use(async (ctx, next) => {
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('Pragma', 'no-cache');
-    try {
-      await next();
-    } catch (err) {
-      // A request refused before OneID knows whom to answer: recorded, then shown as a page.
-      if (err instanceof AppError && err.code.startsWith('saml.')) {
-        log.info({ code: err.code, requestId: ctx.state.requestId }, 'SAML request refused');
-        await recordAuditNow(db, { type: 'anonymous', id: null, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, {
-          action: 'saml.request_refused', targetType: 'path', targetId: ctx.path.slice(0, 200), changes: { code: err.code },
-        });
-      }
-      throw err;
-    }
-  });
+  // A request refused before OneID knows whom to answer: recorded, then shown as a page.
+  router.use(samlRefusals(db, log, 'SAML request refused'));
 
   /** The HTML page that posts `xml` to the app's ACS (saml-bindings 3.5). */
   const post = (ctx: Context, target: Target, xml: string): void => {
