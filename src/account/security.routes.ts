@@ -23,7 +23,7 @@ import { AppError } from '../shared/errors.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import type { SessionsService, Session } from '../sessions/sessions.service.ts';
 import type { UsersService } from '../directory/users.service.ts';
-import type { User } from '../directory/users.repo.ts';
+import { deleteOidcStateOfAccount, type User } from '../directory/users.repo.ts';
 import type { PasswordPolicy } from '../credentials/password-policy.ts';
 import { PASSWORD_MAX_LENGTH } from '../credentials/password.ts';
 import { summarizeUserAgent } from './devices.ts';
@@ -228,7 +228,12 @@ export function accountRouter(deps: AccountDeps): Router {
   // --- Sessions ---------------------------------------------------------------------------
   router.post('/sessions/end-all', async (ctx) => {
     const { session, user, actor } = signedOf(ctx);
-    await sessions.endAll(user.id, 'signed_out_everywhere', actor);
+    // Everywhere includes the apps: every OIDC session, grant and refresh token of the person ends
+    // with the OneID sessions, so no app signed in elsewhere keeps refreshing its tokens.
+    await deps.db.transaction(async (trx) => {
+      await sessions.endAll(user.id, 'signed_out_everywhere', actor, undefined, trx);
+      await deleteOidcStateOfAccount(trx, user.id);
+    });
     // Only this browser can be taken through the SAML apps' logout; other browsers' sessions end here.
     await signedOut(ctx, session);
   });

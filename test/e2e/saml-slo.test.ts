@@ -520,6 +520,11 @@ describe('OneID\'s own sign-out with SAML participants', () => {
     const profileA = await samlSignIn(browser, apps.a, 'carol', true);
     const other = new Browser();
     await samlSignIn(other, apps.b, 'carol', true);
+    // The other browser holds an OIDC app's refresh token too: "everywhere" reaches it.
+    const config = await discover(server.url, oidcApp);
+    const started = await startSignIn(config, { redirect_uri: REDIRECT, scope: 'openid offline_access' }, other);
+    const tokens = await redeem(config, started, started.page.url);
+    expect(tokens.refresh_token).toBeTruthy();
     const security = await browser.navigate(`${server.url}/account/security`);
     const atA = await browser.submit(security, '/sessions/end-all', {}, apps.a.sloUrl);
     expect(atA.url.startsWith(`${apps.a.sloUrl}?`)).toBe(true);
@@ -529,6 +534,7 @@ describe('OneID\'s own sign-out with SAML participants', () => {
     expect(asA.profile).toMatchObject({ nameID: profileA.nameID, sessionIndex: profileA.sessionIndex });
     const end = await hop(browser, await nodeSp(apps.a).getLogoutResponseUrlAsync(asA.profile!, requestToA.container.RelayState!, {}, true));
     expect(new URL(end).pathname).toBe('/login/start');
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   it('without SAML participants, goes straight to where it was going', async () => {
