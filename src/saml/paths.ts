@@ -1,6 +1,9 @@
 // Where OneID's SAML endpoints live: interfaces that service providers are configured with.
 export const SAML_PREFIX = '/saml';
 
+/** Where a logout under way goes on (the same for every issuer: a path on this origin). */
+export const sloContinuePath = (id: string): string => `/saml/slo/continue/${id}`;
+
 export function SAML_PATHS(issuer: string) {
   const base = issuer.replace(/\/+$/, '');
   return {
@@ -13,5 +16,6 @@ export function SAML_PATHS(issuer: string) {
     sloPath: '/saml/slo',
     startPath: '/saml/start',
     continuePath: (id: string): string => `/saml/sso/continue/${id}`,
+    sloContinuePath,
   };
 }

@@ -14,31 +14,23 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
-import type { Logger } from '../shared/logger.ts';
-import type { Views } from '../login/views.ts';
-import type { LoginFlows } from '../login/flow.ts';
 import type { Session } from '../sessions/sessions.repo.ts';
 import { findSamlAppById, type SamlServiceProvider } from '../apps/saml-providers.repo.ts';
 import type { App } from '../apps/apps.repo.ts';
 import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import { NAME_ID_FORMAT_URN, STATUS } from './constants.ts';
-import { signEnveloped, signedRedirectUrl, type SigningKey } from './signature.ts';
+import { signEnveloped, signedRedirectUrl } from './signature.ts';
 import { logoutRequestXml, logoutResponseXml, readLogoutRequest, readLogoutResponse, type CheckedLogoutRequest, type NamedSubject } from './logout.ts';
 import {
   deleteParticipants, findLogout, findLogoutWaitingFor, findParticipant, findParticipants, insertLogout, saveLogoutStep, takeLogout,
   type LogoutItem, type LogoutState,
 } from './saml.repo.ts';
-import { SAML_PATHS } from './paths.ts';
+import { SAML_PATHS, sloContinuePath } from './paths.ts';
+import type { SsoDeps } from './sso.routes.ts';
 import { samlRefusals } from './refusals.ts';
 
-export interface SloDeps {
-  db: Knex;
-  flows: LoginFlows;
-  views: Views;
-  log: Logger;
-  issuer: string;
-  signingKey: () => SigningKey;
-  maxBodyBytes: number;
+/** What the SSO routes need, but no sign-in policy (a logout asks for no sign-in). */
+export interface SloDeps extends Omit<SsoDeps, 'defaultPolicy'> {
   /**
    * Ends what other protocols keep for this browser (oidc-provider's session, its grants and their
    * tokens): injected by app.ts, as saml/ does not know oidc/.
@@ -47,7 +39,6 @@ export interface SloDeps {
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
-const continuePath = (id: string): string => `${SAML_PATHS('').sloPath}/continue/${id}`;
 
 /**
  * A single logout begun at OneID (its own sign-out): the session's SAML apps with an SLO URL are
@@ -64,7 +55,7 @@ export async function startSignOutChain(db: Knex, session: Session, returnTo: st
     progress: { sessionId: session.id, items: participants.map(({ sessionId: _s, ...p }) => ({ ...p, state: 'pending' as const })) },
     waitingFor: null, partial: false,
   });
-  return continuePath(logout.id);
+  return sloContinuePath(logout.id);
 }
 
 export function sloRouter(deps: SloDeps): Router {
@@ -232,7 +223,7 @@ export function sloRouter(deps: SloDeps): Router {
         waitingFor: null, partial: false,
       });
       ctx.status = 303;
-      ctx.redirect(continuePath(kept.id));
+      ctx.redirect(sloContinuePath(kept.id));
       return undefined;
     }
     if (response && !request) return participantAnswered(ctx, { binding: 'post', message: response, relayState });

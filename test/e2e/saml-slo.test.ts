@@ -164,6 +164,17 @@ async function samlSignIn(browser: Browser, app: SpApp, login: string, expectPro
   return profile!;
 }
 
+/**
+ * The OIDC app signs in in `browser`, which already holds a OneID session: no prompt, straight
+ * back to the redirect URI; its tokens.
+ */
+async function oidcSignedIn(browser: Browser, scope: string): Promise<{ config: Awaited<ReturnType<typeof discover>>; tokens: Awaited<ReturnType<typeof redeem>> }> {
+  const config = await discover(server.url, oidcApp);
+  const started = await startSignIn(config, { redirect_uri: REDIRECT, scope }, browser);
+  expect(started.page.url.startsWith(REDIRECT)).toBe(true);
+  return { config, tokens: await redeem(config, started, started.page.url) };
+}
+
 /** One request without following the redirect: where OneID sends the browser. */
 async function hop(browser: Browser, url: string, init: { method?: string; body?: URLSearchParams } = {}): Promise<string> {
   const res = await browser.request(url, init);
@@ -271,10 +282,7 @@ describe('SP-initiated single logout (HTTP-Redirect)', () => {
     const browser = new Browser();
     const profileA = await samlSignIn(browser, apps.a, 'dan', true);
     // The OIDC app signs in without a prompt (the SAML sign-in's session), with a refresh token.
-    const config = await discover(server.url, oidcApp);
-    const started = await startSignIn(config, { redirect_uri: REDIRECT, scope: 'openid profile offline_access' }, browser);
-    expect(started.page.url.startsWith(REDIRECT)).toBe(true);
-    const tokens = await redeem(config, started, started.page.url);
+    const { config, tokens } = await oidcSignedIn(browser, 'openid profile offline_access');
     expect(tokens.refresh_token).toBeTruthy();
     const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!); // works before the logout
     expect(refreshed.refresh_token).toBeTruthy();
@@ -452,10 +460,7 @@ describe('an OIDC app\'s RP-initiated logout with SAML participants', () => {
   it('tells A with a signed LogoutRequest, then goes on to the app\'s post_logout_redirect_uri', async () => {
     const browser = new Browser();
     const profileA = await samlSignIn(browser, apps.a, 'carol', true);
-    const config = await discover(server.url, oidcApp);
-    const started = await startSignIn(config, { redirect_uri: REDIRECT, scope: 'openid' }, browser);
-    expect(started.page.url.startsWith(REDIRECT)).toBe(true);
-    const tokens = await redeem(config, started, started.page.url);
+    const { config, tokens } = await oidcSignedIn(browser, 'openid');
     const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
     const confirm = await browser.navigate(url.toString(), POST_LOGOUT);
     const atA = await browser.submit(confirm, '/session/end/confirm', { logout: 'yes' }, apps.a.sloUrl);
@@ -521,9 +526,7 @@ describe('OneID\'s own sign-out with SAML participants', () => {
     const other = new Browser();
     await samlSignIn(other, apps.b, 'carol', true);
     // The other browser holds an OIDC app's refresh token too: "everywhere" reaches it.
-    const config = await discover(server.url, oidcApp);
-    const started = await startSignIn(config, { redirect_uri: REDIRECT, scope: 'openid offline_access' }, other);
-    const tokens = await redeem(config, started, started.page.url);
+    const { config, tokens } = await oidcSignedIn(other, 'openid offline_access');
     expect(tokens.refresh_token).toBeTruthy();
     const security = await browser.navigate(`${server.url}/account/security`);
     const atA = await browser.submit(security, '/sessions/end-all', {}, apps.a.sloUrl);

@@ -303,6 +303,24 @@ describe('a tampered Response', () => {
   });
 });
 
+/**
+ * One browser signed in to the node-saml Wiki (with the password) and then to the strict python
+ * Helpdesk (without a second prompt): both SPs, the browser, and what each SP was told.
+ */
+async function signedInToNodeAndPython() {
+  const node = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata: await idpMetadata() });
+  const sp = await python();
+  const browser = new Browser();
+  const atNode = await samlSignIn(server.url, { redirectUrl: await node.authorizeUrl() }, PAT, browser);
+  const { profile: nodeProfile } = await node.validatePostResponse(atNode.SAMLResponse);
+  const login = await sp.login();
+  const atPython = await samlSignIn(server.url, { redirectUrl: login.url }, PAT, browser);
+  expect(atPython.signedIn).toBe(false);
+  const session = await sp.acs(atPython.SAMLResponse, login.request_id);
+  expect(session.ok).toBe(true);
+  return { node, python: sp, browser, nodeProfile, session };
+}
+
 describe('single logout, HTTP-Redirect binding', () => {
   it('node-saml: SP-initiated SLO ends the OneID session and node-saml accepts the signed LogoutResponse; the next AuthnRequest shows the sign-in page', async () => {
     const sp = await createNodeSamlSp({
@@ -324,20 +342,7 @@ describe('single logout, HTTP-Redirect binding', () => {
   });
 
   it('python strict: SP-initiated SLO sends a signed LogoutRequest to the other SAML app of the session (node-saml), then answers python with a LogoutResponse it accepts', async () => {
-    const metadata = await idpMetadata();
-    const node = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata });
-    const python = pythonSp({
-      baseUrl: server.url, entityId: apps.python.entityId, acsUrl: apps.python.acsUrl, sloUrl: apps.python.sloUrl,
-      idpCertificates: metadata.signingCertificates, sp: spKeys,
-    });
-    const browser = new Browser();
-    const atNode = await samlSignIn(server.url, { redirectUrl: await node.authorizeUrl() }, PAT, browser);
-    const { profile: nodeProfile } = await node.validatePostResponse(atNode.SAMLResponse);
-    const login = await python.login();
-    const atPython = await samlSignIn(server.url, { redirectUrl: login.url }, PAT, browser);
-    expect(atPython.signedIn).toBe(false);
-    const session = await python.acs(atPython.SAMLResponse, login.request_id);
-    expect(session.ok).toBe(true);
+    const { node, python, browser, nodeProfile, session } = await signedInToNodeAndPython();
 
     const logout = await python.logout({ name_id: session.name_id!, session_index: session.session_index!, name_id_format: session.name_id_format!, relay_state: 'python-bye' });
     const isSlo = (u: string) => u.startsWith(apps.redirect.sloUrl) || u.startsWith(apps.python.sloUrl);
@@ -357,18 +362,7 @@ describe('single logout, HTTP-Redirect binding', () => {
   });
 
   it('python strict receives OneID\'s LogoutRequest: node-saml starts SLO, python accepts the signed LogoutRequest, its signed LogoutResponse lets OneID answer node-saml with a full Success', async () => {
-    const metadata = await idpMetadata();
-    const node = await createNodeSamlSp({ baseUrl: server.url, entityId: apps.redirect.entityId, acsUrl: apps.redirect.acsUrl, sloUrl: apps.redirect.sloUrl, metadata });
-    const python = pythonSp({
-      baseUrl: server.url, entityId: apps.python.entityId, acsUrl: apps.python.acsUrl, sloUrl: apps.python.sloUrl,
-      idpCertificates: metadata.signingCertificates, sp: spKeys,
-    });
-    const browser = new Browser();
-    const atNode = await samlSignIn(server.url, { redirectUrl: await node.authorizeUrl() }, PAT, browser);
-    const { profile } = await node.validatePostResponse(atNode.SAMLResponse);
-    const login = await python.login();
-    const atPython = await samlSignIn(server.url, { redirectUrl: login.url }, PAT, browser);
-    expect((await python.acs(atPython.SAMLResponse, login.request_id)).ok).toBe(true);
+    const { node, python, browser, nodeProfile: profile } = await signedInToNodeAndPython();
 
     const isSlo = (u: string) => u.startsWith(apps.redirect.sloUrl) || u.startsWith(apps.python.sloUrl);
     const toPython = await followRedirects(browser, await node.logoutUrl(profile!, 'node-bye'), isSlo);
