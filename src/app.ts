@@ -39,6 +39,9 @@ import { samlRouter, startSignOutChain, SAML_PREFIX } from './saml/index.ts';
 import { endBrowserOidcSession } from './oidc/browser-signout.ts';
 import type { Session } from './sessions/sessions.service.ts';
 import { loadSamlKeys } from './keys/saml-keys.ts';
+import { consoleRouter, CONSOLE_PREFIX } from './console/index.ts';
+import { ensureConsoleApp } from './console/console-app.ts';
+import { localeRouter } from './login/locale.routes.ts';
 
 /** `prefix` itself or anything below it. */
 const under = (prefix: string) => (path: string): boolean => path === prefix || path.startsWith(`${prefix}/`);
@@ -86,6 +89,9 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   });
   const secureCookies = new URL(config.issuer).protocol === 'https:';
   const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords, services.passkeys, services.totp, services.recovery]), secureCookies);
+
+  await ensureConsoleApp(db, config.issuer);
+  const adminApi = buildAdminApi(services);
 
   const metrics = new Metrics(config.metrics, db);
   metrics.observeProvider(provider);
@@ -147,7 +153,18 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     defaultPolicy, maxBodyBytes: config.maxBodyBytes,
     endOtherProtocols: async (ctx) => { await endBrowserOidcSession(db, ctx); },
   }).routes()));
-  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy).routes()));
+  // The first administrator goes from the setup page straight into the console, signed in.
+  app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy, async (ctx, user) => {
+    const opened = await services.sessions.start(user.id, [{ method: 'password', at: Math.floor(Date.now() / 1000), amr: ['pwd'] }],
+      { ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, { type: 'user', id: user.id, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
+    flows.setSessionCookie(ctx, opened.token, opened.session.expiresAt);
+    return `${CONSOLE_PREFIX}?welcome=1`;
+  }).routes()));
+  app.use(onlyFor((path) => path === '/locale', localeRouter(secureCookies).routes()));
+  const consolePaths = (path: string): boolean => under(CONSOLE_PREFIX)(path) && !under(ADMIN_API_PREFIX)(path);
+  app.use(onlyFor(consolePaths, consoleRouter({
+    db, api: adminApi, views, services, issuer: config.issuer, provider, flows, secureCookies, maxBodyBytes: config.maxBodyBytes,
+  }).routes()));
   app.use(onlyFor(under(SECURITY_PATH), accountRouter({
     db, views, sessions: services.sessions, users, passwords: services.passwords, throttle: services.throttle,
     passwordPolicy: services.passwordPolicy, maxBodyBytes: config.maxBodyBytes, secureCookies,
@@ -159,7 +176,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   });
   app.use(onlyFor(under(SCIM_PREFIX), metrics.scim()));
   app.use(onlyFor(under(SCIM_PREFIX), scimRouter({ services, log, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes }).routes()));
-  app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(buildAdminApi(services), authenticate, config.issuer, config.maxBodyBytes).routes()));
+  app.use(onlyFor(under(ADMIN_API_PREFIX), adminRouter(adminApi, authenticate, config.issuer, config.maxBodyBytes).routes()));
 
   app.use(oauthResponses(config.issuer));
   app.use(unavailableAsRetryable());

@@ -26,6 +26,14 @@ export interface HandlerInput<P, Q, B> {
   ctx: Context;
 }
 
+/** What an in-process call carries (AdminApi.call): the request's parts, unvalidated. */
+export interface CallInput {
+  params?: Record<string, string>;
+  query?: Record<string, unknown>;
+  body?: unknown;
+  ifMatch?: number;
+}
+
 export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
   method: Method;
   /** koa-style path relative to /admin/api/v1, e.g. /users/:id */
@@ -162,18 +170,11 @@ export class AdminApi {
         // or unauthorised request costs no upload (see refuseUnread).
         const principal = await refuseUnread(ctx, () => authenticate(ctx));
         ctx.state.adminPrincipal = principal;
-        const allowed = principal.roles.has('super_admin') || def.roles.some((r) => principal.roles.has(r));
-        if (!allowed) {
+        try {
+          this.#authorize(def, principal, ctx);
+        } catch (err) {
           refuseUnread(ctx);
-          throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
-        }
-        if (def.signInLevel && !def.signInLevelWhen) {
-          try {
-            requireSignInLevel(ctx, principal, def.signInLevel);
-          } catch (err) {
-            refuseUnread(ctx);
-            throw err;
-          }
+          throw err;
         }
         const raw = def.rawBody && ctx.request.type && ctx.is([...def.rawBody.types]) ? def.rawBody : undefined;
         if (def.body && ['post', 'put', 'patch'].includes(def.method) && !raw && !ctx.is('application/json')) {
@@ -181,21 +182,11 @@ export class AdminApi {
         }
         if (raw) await rawParsers.get(def)!(ctx, async () => undefined);
         else if (def.body) await parseBody(ctx, async () => undefined);
-        rejectIllFormedText(ctx.params, 'path');
-        rejectIllFormedText(ctx.query, 'query');
-        if (def.body) rejectIllFormedText(ctx.request.body, 'body');
-        const params = def.params ? parseOrThrow(def.params, ctx.params, 'path') : {};
         const query = def.query ? parseOrThrow(def.query, ctx.query, 'query') : {};
-        const input: HandlerInput<unknown, unknown, unknown> = {
-          params,
-          query,
-          body: raw ? parseOrThrow(def.body!, raw.into(String(ctx.request.body ?? ''), query), 'body')
-            : def.body ? parseOrThrow(def.body, ctx.request.body ?? {}, 'body') : undefined,
-          principal,
-          ifMatch: parseIfMatch(ctx.get('if-match')),
-          ctx,
-        };
-        const result = await def.handler(input as never);
+        const result = await this.#execute(def, principal, {
+          params: ctx.params, query: ctx.query, ifMatch: parseIfMatch(ctx.get('if-match')),
+          body: raw ? raw.into(String(ctx.request.body ?? ''), query) : ctx.request.body,
+        }, ctx);
         ctx.status = def.status ?? 200;
         if (ctx.status !== 204) {
           const version = (result as { version?: unknown } | undefined)?.version;
@@ -205,6 +196,58 @@ export class AdminApi {
       });
     }
     return router;
+  }
+
+  /**
+   * Runs a route in process for a caller already authenticated (the admin console): the same
+   * roles, sign-in level, text and schema checks, handler and audit of refusals as over HTTP, so
+   * that a page can do nothing the API would not let the same person do. `path` is the route's
+   * declared path (e.g. '/users/:id'); `input` holds what a request would carry, unvalidated.
+   */
+  async call(principal: Principal, method: Method, path: string, input: CallInput, ctx: Context): Promise<unknown> {
+    const def = this.routes.find((d) => d.method === method && d.path === path);
+    if (!def) throw new Error(`admin API: no route ${method.toUpperCase()} ${path}`);
+    const params = input.params ?? {};
+    try {
+      this.#authorize(def, principal, ctx);
+      return await this.#execute(def, principal, { params, query: input.query ?? {}, body: input.body, ifMatch: input.ifMatch }, ctx);
+    } catch (err) {
+      await this.#recordRefusal(def, principal, params, input.body, err);
+      throw err;
+    }
+  }
+
+  /** Whether `principal` may call the route at all (its roles; super_admin always may). */
+  static allows(principal: Principal, roles: readonly AdminRole[]): boolean {
+    return principal.roles.has('super_admin') || roles.some((r) => principal.roles.has(r));
+  }
+
+  /** Whether `principal` holds a role the route `method path` needs (for showing a page or a button). */
+  may(principal: Principal, method: Method, path: string): boolean {
+    const def = this.routes.find((d) => d.method === method && d.path === path);
+    return Boolean(def) && AdminApi.allows(principal, def!.roles);
+  }
+
+  #authorize(def: RouteDef, principal: Principal, ctx: Context): void {
+    if (!AdminApi.allows(principal, def.roles)) {
+      throw new AppError('permission_denied', 'admin.forbidden', `this operation needs one of the roles: ${['super_admin', ...def.roles].join(', ')}`);
+    }
+    if (def.signInLevel && !def.signInLevelWhen) requireSignInLevel(ctx, principal, def.signInLevel);
+  }
+
+  async #execute(def: RouteDef, principal: Principal, raw: { params: unknown; query: unknown; body: unknown; ifMatch: number | undefined }, ctx: Context): Promise<unknown> {
+    rejectIllFormedText(raw.params, 'path');
+    rejectIllFormedText(raw.query, 'query');
+    if (def.body) rejectIllFormedText(raw.body, 'body');
+    const input: HandlerInput<unknown, unknown, unknown> = {
+      params: def.params ? parseOrThrow(def.params, raw.params, 'path') : {},
+      query: def.query ? parseOrThrow(def.query, raw.query, 'query') : {},
+      body: def.body ? parseOrThrow(def.body, raw.body ?? {}, 'body') : undefined,
+      principal,
+      ifMatch: raw.ifMatch,
+      ctx,
+    };
+    return def.handler(input as never);
   }
 
   /**
@@ -219,24 +262,26 @@ export class AdminApi {
         await next();
       } catch (err) {
         const principal = ctx.state.adminPrincipal as Principal | undefined;
-        // 403s, and the step-up a person's token was asked for (RFC 9470): both refused writes.
-        const refused = err instanceof AppError && (err.kind === 'permission_denied' || err.code === 'admin.insufficient_user_authentication');
-        if (this.db && principal && def.method !== 'get' && refused) {
-          const { id, ...others } = ctx.params as Record<string, string>;
-          const body = ctx.request.body as unknown;
-          await recordRefusal(this.db, principal.actor, {
-            operation: `${def.method.toUpperCase()} /admin/api/v1${def.path}`,
-            targetType: targetTypeOf(def.path),
-            targetId: id ?? others.key ?? null,
-            code: err.code,
-            reason: err.message,
-            fields: body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [],
-            params: Object.fromEntries(Object.entries(others).filter(([k]) => k !== 'key')),
-          });
-        }
+        if (principal) await this.#recordRefusal(def, principal, ctx.params as Record<string, string>, ctx.request.body as unknown, err);
         throw err;
       }
     };
+  }
+
+  async #recordRefusal(def: RouteDef, principal: Principal, params: Record<string, string>, body: unknown, err: unknown): Promise<void> {
+    // 403s, and the step-up a person's token was asked for (RFC 9470): both refused writes.
+    const refused = err instanceof AppError && (err.kind === 'permission_denied' || err.code === 'admin.insufficient_user_authentication');
+    if (!this.db || def.method === 'get' || !refused) return;
+    const { id, ...others } = params;
+    await recordRefusal(this.db, principal.actor, {
+      operation: `${def.method.toUpperCase()} /admin/api/v1${def.path}`,
+      targetType: targetTypeOf(def.path),
+      targetId: id ?? others.key ?? null,
+      code: (err as AppError).code,
+      reason: (err as AppError).message,
+      fields: body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [],
+      params: Object.fromEntries(Object.entries(others).filter(([k]) => k !== 'key')),
+    });
   }
 
   openapi(serverUrl: string): Record<string, unknown> {

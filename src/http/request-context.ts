@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
-const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 /** oidc-provider reads at most 56 KiB of a body and refuses more as unparsable (400). */
 const PROVIDER_BODY_LIMIT = 56 * 1024;

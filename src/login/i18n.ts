@@ -1,8 +1,10 @@
 // Page strings in English and Simplified Chinese. Keys are stable; templates call t('key').
+import { en as consoleEn, zhCN as consoleZhCN } from '../console/messages/index.ts';
+import { en as portalEn, zhCN as portalZhCN } from '../portal/messages.ts';
 export const LOCALES = ['en', 'zh-CN'] as const;
 export type Locale = (typeof LOCALES)[number];
 
-const en = {
+const loginEn = {
   'lang': 'en',
   'signin.title': 'Sign in',
   'signin.to_app': 'to continue to {app}',
@@ -201,9 +203,12 @@ const en = {
   'account.back': 'Back to security settings',
 } as const;
 
+/** The pages' own catalogs (console, portal) sit beside their code, one file per area. */
+const en = { ...loginEn, ...consoleEn, ...portalEn };
+
 export type MessageKey = keyof typeof en;
 
-const zhCN: Record<MessageKey, string> = {
+const loginZhCN: Record<keyof typeof loginEn, string> = {
   'lang': 'zh-CN',
   'signin.title': '登录',
   'signin.to_app': '以继续使用 {app}',
@@ -401,6 +406,8 @@ const zhCN: Record<MessageKey, string> = {
   'account.recovery.done': '我已保存',
   'account.back': '返回安全设置',
 };
+
+const zhCN: Record<MessageKey, string> = { ...loginZhCN, ...consoleZhCN, ...portalZhCN };
 
 const CATALOG: Record<Locale, Record<MessageKey, string>> = { en, 'zh-CN': zhCN };
 

@@ -1,5 +1,7 @@
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type { User } from '../directory/users.repo.ts';
 import type { SetupService } from '../directory/setup.service.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Views } from './views.ts';
@@ -18,8 +20,15 @@ function setupProblem(err: AppError): MessageKey {
   return 'setup.error.generic';
 }
 
-/** `policy`: what the first administrator may choose as a password (PASSWORD_MIN_LENGTH, common passwords). */
-export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: number, policy = new PasswordPolicy(PASSWORD_MIN_LENGTH)): Router {
+/**
+ * `policy`: what the first administrator may choose as a password (PASSWORD_MIN_LENGTH, common
+ * passwords). `signIn`: signs the new administrator in (they just proved their password) and
+ * says where to go next, the console; without it the page says the account exists.
+ */
+export function setupRouter(
+  setup: SetupService, views: Views, maxBodyBytes: number, policy = new PasswordPolicy(PASSWORD_MIN_LENGTH),
+  signIn?: (ctx: Context, user: User) => Promise<string>,
+): Router {
   const router = new Router({ prefix: '/setup' });
   router.use(bodyParser({ enableTypes: ['form'], formLimit: `${maxBodyBytes}b` }));
   router.use(async (ctx, next) => { ctx.set('Cache-Control', 'no-store'); return next(); });
@@ -50,6 +59,11 @@ export function setupRouter(setup: SetupService, views: Views, maxBodyBytes: num
     }
     try {
       const user = await setup.complete(token, { ...values, password });
+      if (signIn) {
+        ctx.status = 303;
+        ctx.redirect(await signIn(ctx, user));
+        return;
+      }
       ctx.body = views.render(ctx, 'setup.njk', { done: true, username: user.username });
     } catch (err) {
       if (!(err instanceof AppError)) throw err;

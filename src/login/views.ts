@@ -25,7 +25,10 @@ export class Views {
 
   localeOf(ctx: Context, uiLocales?: string): Locale {
     const fromQuery = typeof ctx.query.ui_locales === 'string' ? ctx.query.ui_locales : undefined;
-    return pickLocale(uiLocales ?? (ctx.state.uiLocales as string | undefined) ?? fromQuery, ctx.get('accept-language') || undefined);
+    // An app's ui_locales first, then the language switch's cookie, then the person's own locale
+    // (set by the portal and console as state), then the browser's languages.
+    const chosen = ctx.cookies.get('oneid.locale');
+    return pickLocale(uiLocales ?? fromQuery ?? chosen ?? (ctx.state.uiLocales as string | undefined), ctx.get('accept-language') || undefined);
   }
 
   render(ctx: Context, template: string, vars: Record<string, unknown> = {}, uiLocales?: string): string {
@@ -36,6 +39,7 @@ export class Views {
       locale,
       csrfToken: ctx.state.csrfToken,
       requestId: vars.requestId ?? ctx.state.requestId,
+      returnTo: vars.returnTo ?? encodeURIComponent(ctx.originalUrl),
       t: (key: string, params?: Record<string, unknown>) => translate(locale, key, params),
     });
   }

@@ -114,11 +114,12 @@ describe('POST /setup', () => {
     form = page;
   });
 
-  it('creates the administrator with valid data', async () => {
+  it('creates the administrator with valid data and takes them, signed in, straight into the console', async () => {
     const page = await browser.submit(form, '/setup', { username: 'Grace', email: 'Grace@Example.com', name: 'Grace Hopper', password: PASSWORD });
     expect(page.status).toBe(200);
-    expect(page.html).toContain('The administrator grace has been created.');
-    expect(page.html).toMatch(/<a href="\/" id="setup-continue">Continue to OneID<\/a>/);
+    expect(page.url).toBe(`${server.url}/admin?welcome=1`);
+    expect(page.html).toContain('You are the first administrator.');
+    expect(page.html).toContain('Super admin');
     expect(server.output()).not.toContain(PASSWORD);
   });
 

@@ -1,0 +1,13 @@
+// The console's strings, one file per area so that each area's pages keep their words beside them.
+import * as shell from './shell.ts';
+import * as people from './people.ts';
+import * as directory from './directory.ts';
+import * as apps from './apps.ts';
+import * as audit from './audit.ts';
+import * as settings from './settings.ts';
+
+export const en = { ...shell.en, ...people.en, ...directory.en, ...apps.en, ...audit.en, ...settings.en };
+
+export const zhCN: Record<keyof typeof en, string> = {
+  ...shell.zhCN, ...people.zhCN, ...directory.zhCN, ...apps.zhCN, ...audit.zhCN, ...settings.zhCN,
+};

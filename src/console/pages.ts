@@ -1,0 +1,49 @@
+// What every console page gets: the signed-in admin, in-process calls to the admin API (its roles,
+// step-up, validation, handlers and audit: the console adds no rule of its own), and rendering in
+// the console's layout with the navigation the admin's roles allow.
+import type { Context } from 'koa';
+import type Router from '@koa/router';
+import type { Knex } from 'knex';
+import type { AdminApi, CallInput, Method } from '../admin/api.ts';
+import type { Principal } from '../admin/auth.ts';
+import type { Views } from '../login/views.ts';
+import type { Services } from '../services.ts';
+import type { ConsoleUser } from './auth.ts';
+
+export interface ConsoleDeps {
+  db: Knex;
+  api: AdminApi;
+  views: Views;
+  services: Services;
+  issuer: string;
+}
+
+/** One entry of the console's navigation, shown when the admin may call `needs`. */
+export interface NavItem { key: string; href: string; label: string; needs: [Method, string][] }
+
+export const NAV: NavItem[] = [
+  { key: 'people', href: '/admin/people', label: 'console.nav.people', needs: [['get', '/users']] },
+  { key: 'departments', href: '/admin/departments', label: 'console.nav.departments', needs: [['get', '/departments']] },
+  { key: 'groups', href: '/admin/groups', label: 'console.nav.groups', needs: [['get', '/groups']] },
+  { key: 'apps', href: '/admin/apps', label: 'console.nav.apps', needs: [['get', '/apps']] },
+  { key: 'audit', href: '/admin/audit', label: 'console.nav.audit', needs: [['get', '/audit-events']] },
+  { key: 'settings', href: '/admin/settings', label: 'console.nav.settings', needs: [['get', '/scim-tokens'], ['get', '/keys']] },
+];
+
+export interface ConsolePage {
+  principal: Principal;
+  user: ConsoleUser;
+  /** Runs an admin API route for this admin (e.g. call('get', '/users/:id', { params: { id } })). */
+  call<T = unknown>(method: Method, path: string, input?: CallInput): Promise<T>;
+  /** Whether this admin's roles allow the route: to show a page, a link or a button. */
+  may(method: Method, path: string): boolean;
+  /** Renders `template` (under views/console/) in the console layout; `section` marks the nav entry. */
+  render(template: string, vars?: Record<string, unknown>, status?: number): void;
+  /** An htmx request (a fragment is wanted, not the whole page). */
+  partial: boolean;
+}
+
+export const page = (ctx: Context): ConsolePage => ctx.state.console as ConsolePage;
+
+/** Each area registers its pages on the console router (prefix /admin, signed-in admins only). */
+export type RegisterPages = (router: Router, deps: ConsoleDeps) => void;
