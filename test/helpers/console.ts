@@ -1,0 +1,71 @@
+// For console and portal tests: a OneID on a port (ISSUER http://localhost:<port>, as WebAuthn and
+// the console's cookies want), its first administrator made through the setup page, and signing in
+// to the console or the portal in a real Chromium.
+import type { Page } from 'playwright-core';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+import { freePort, runCli, startServer, testMasterKey, type CliResult, type RunningServer } from './server.ts';
+
+export interface ConsoleTestbed {
+  database: TestDatabase;
+  server: RunningServer;
+  env: Record<string, string>;
+  /** http://localhost:<port> */
+  url: string;
+  /** The one-time setup link the server printed. */
+  setupLink: string;
+  /** `oneid ...` against this server's database (e.g. to make people with admin roles). */
+  cli(args: string[]): Promise<CliResult>;
+  stop(): Promise<void>;
+}
+
+export async function startTestbed(name: string, extraEnv: Record<string, string> = {}): Promise<ConsoleTestbed> {
+  const database = await createTestDatabase(name);
+  const port = await freePort();
+  const env = { DATABASE_URL: database.url, ONEID_MASTER_KEY: testMasterKey(), PORT: String(port), ISSUER: `http://localhost:${port}`, ...extraEnv };
+  const server = await startServer(env);
+  const deadline = Date.now() + 10000;
+  let setupLink: string | undefined;
+  while (!(setupLink = /(\S+\/setup\?token=[A-Za-z0-9_-]+)/.exec(server.output())?.[1]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!setupLink) throw new Error(`no setup link:\n${server.output()}`);
+  return {
+    database, server, env, url: `http://localhost:${port}`, setupLink,
+    cli: (args) => runCli(args, env),
+    stop: async () => {
+      await server.stop();
+      await database.drop();
+    },
+  };
+}
+
+/** The setup page in `page`: makes the first administrator (super_admin) and lands in the console. */
+export async function setupFirstAdmin(page: Page, bed: ConsoleTestbed, who = { username: 'grace', email: 'grace@example.com', password: 'correct-horse-battery' }): Promise<void> {
+  await page.goto(bed.setupLink);
+  await page.fill('input[name=username]', who.username);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=password]', who.password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${bed.url}/admin?welcome=1`);
+}
+
+/** Signs in through OneID's sign-in page after going to `path` (a console or portal page). */
+export async function signInAt(page: Page, bed: ConsoleTestbed, path: string, login: string, password: string): Promise<void> {
+  await page.goto(`${bed.url}${path}`);
+  await page.waitForURL(/\/login\//);
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', password);
+  await page.click('form button[type=submit]');
+  await page.waitForURL((url) => url.pathname === path || url.pathname.startsWith(path) || !url.pathname.startsWith('/login'));
+}
+
+/**
+ * Collects what a user would see go wrong on a page: console errors, failed requests and 4xx/5xx
+ * answers (a test may expect some, and filters them).
+ */
+export function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
+  return problems;
+}
