@@ -287,7 +287,7 @@ describe('an administrator in the portal', () => {
     const problems = watchProblems(page);
     await page.goto(`${bed.url}/`);
     expect(await page.getAttribute('html', 'lang')).toBe('zh-CN');
-    expect(await page.textContent('#sign-in')).toBe('登录');
+    expect(await page.textContent('#sign-in')).toBe('登录 OneID');
     await signInFromPortal(page, 'grace');
     expect(await appNames(page)).toEqual(['Secret plans', '管理控制台']);
     expect(await page.getAttribute('#admin-console', 'href')).toBe('/admin');
