@@ -12,6 +12,8 @@ import { sha256 } from '../../../src/shared/ids.ts';
 import type { BenchContext, Row, Scenario } from '../lib/scenario.ts';
 
 const MAX_P99_MS = 50;
+/** A latency goal: measured with few connections (as SCIM's latency rows), not at saturation. */
+const CONNECTIONS = 4;
 
 /** The person, their groups and departments, 60 apps and their assignments; returns the session cookie. */
 async function seed(db: Knex): Promise<string> {
@@ -84,11 +86,11 @@ export const portalLauncher: Scenario = {
     const benchCards = html.match(/>Bench app \d\d</g)?.length ?? 0;
     if (page.status !== 200 || benchCards !== 50) throw new Error(`GET /: ${page.status}, ${benchCards} of the 50 entitled apps shown`);
     const oneid = await ctx.load(ctx.oneid, {
-      kind: 'http', method: 'GET', path: '/', headers, base: ctx.oneid.base, connections: ctx.connections, durationS: ctx.durationS, warmupS: ctx.warmupS,
+      kind: 'http', method: 'GET', path: '/', headers, base: ctx.oneid.base, connections: CONNECTIONS, durationS: ctx.durationS, warmupS: ctx.warmupS,
     });
     return [{
       id: '9', scenario: `portal launcher (GET / signed in) for a person entitled to 50 apps through groups and departments (${cards} cards)`,
-      oneid, goal: `p99 < ${MAX_P99_MS} ms`, pass: oneid.p99 < MAX_P99_MS && oneid.errors === 0, note: `${ctx.connections} connections`,
+      oneid, goal: `p99 < ${MAX_P99_MS} ms`, pass: oneid.p99 < MAX_P99_MS && oneid.errors === 0, note: `${CONNECTIONS} connections`,
     }];
   },
 };
