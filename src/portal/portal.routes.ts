@@ -53,7 +53,8 @@ function allowLogos(ctx: Context, logos: (string | null)[]): void {
   const origins = new Set<string>();
   for (const logo of logos) {
     try {
-      if (logo) origins.add(new URL(logo).origin);
+      const url = logo ? new URL(logo) : undefined;
+      if (url && (url.protocol === 'https:' || url.protocol === 'http:')) origins.add(url.origin);
     } catch { /* an address that does not parse is not shown */ }
   }
   const csp = ctx.response.get('Content-Security-Policy');
