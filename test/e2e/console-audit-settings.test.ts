@@ -197,6 +197,9 @@ describe('console audit log', () => {
     // Without htmx (the form's plain GET), the same result comes as a page of its own.
     await admin.goto(`${bed.url}/admin/audit/verification`);
     expect(await admin.textContent('#chain-intact')).toContain('The chain is intact');
+    // Going on from a position (the "continue" button's request) ends with the same result.
+    await admin.goto(`${bed.url}/admin/audit/verification?after=2`);
+    expect(await admin.textContent('#chain-intact')).toContain(`all ${rows[0].n} events`);
     expect(unexpected(adminProblems, 400, /from=yesterday/)).toEqual([]);
   }, 40000);
 
