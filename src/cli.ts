@@ -7,8 +7,7 @@ import { startRuntime } from './runtime.ts';
 import { createServices } from './services.ts';
 import { GRANT_TYPES } from './apps/apps.service.ts';
 import type { AdminRole } from './directory/users.service.ts';
-import { listSigningKeys, rotateSigningKeys } from './keys/keys.service.ts';
-import { ensureSamlCertificates, samlCertificateSubject } from './keys/saml-keys.ts';
+import { listSigningKeys } from './keys/keys.service.ts';
 import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.service.ts';
 import { command as define, helpFor, inFlagTerms, parseOptions, TextOutput, UsageError, type CommandContext, type CommandDef } from './cli/command.ts';
 import { usersCommands } from './cli/users.commands.ts';
@@ -88,12 +87,8 @@ const commands: Record<string, CommandDef> = {
   'keys rotate': define({
     summary: 'Rotate the signing keys: the next key becomes active, a new next key is made, the old one retires.',
     options: {},
-    run: async (_o, { rt, config }) => {
-      await rotateSigningKeys(rt.db, rt.masterKey);
-      // The fresh next key is published in SAML metadata as a certificate before it ever signs.
-      await ensureSamlCertificates(rt.db, rt.masterKey, samlCertificateSubject(config.issuer));
-      return { keys: await listSigningKeys(rt.db) };
-    },
+    // The same rotation as the console's (audited; the fresh next key gets its SAML certificate).
+    run: async (_o, { services, actor }) => ({ keys: await services.signingKeys!.rotate(actor) }),
   }),
   'keys list': define({
     summary: 'List the signing keys and their states (never the private parts).',

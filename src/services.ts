@@ -20,6 +20,8 @@ import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
 import { PasswordPolicy } from './credentials/password-policy.ts';
 import { MethodsService } from './credentials/methods.service.ts';
+import { SigningKeysService } from './keys/keys.service.ts';
+import { samlCertificateSubject } from './keys/saml-keys.ts';
 
 export interface Services {
   db: Knex;
@@ -46,6 +48,8 @@ export interface Services {
   passwordPolicy: PasswordPolicy;
   /** What an administrator sees of a person's sign-in methods, and removes. */
   methods: MethodsService;
+  /** Listing and rotating the signing keys: they are encrypted with the master key, so only with one. */
+  signingKeys: SigningKeysService | undefined;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -72,5 +76,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     scimTokens: new ScimTokensService(db),
     passwordPolicy: new PasswordPolicy(config.passwordMinLength),
     methods: new MethodsService(db),
+    signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
   };
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { AdminApi } from './api.ts';
 import { decodeCursorAs, encodeCursor, page, pageQuery } from './api.ts';
 import type { Services } from '../services.ts';
-import { findAuditEvents } from '../audit/audit.service.ts';
+import { findAuditEvents, verifyAuditChainWindow } from '../audit/audit.service.ts';
 
 const auditEvent = z.object({
   id: z.uuid(),
@@ -33,6 +33,24 @@ const auditQuery = z.strictObject({
   until: z.iso.datetime({ offset: true }).optional(),
 });
 
+const verificationQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0).describe('the chain position to start after: 0 for the first event, or `through` of the call before'),
+  limit: z.coerce.number().int().min(1).max(50000).default(5000).describe('at most this many events are checked (5,000 take about a quarter of a second)'),
+});
+
+const verification = z.object({
+  ok: z.boolean().describe('false when a broken link was found'),
+  checked: z.number().int().describe('events checked by this call'),
+  pending: z.number().int().describe('events committed but not chained yet (chained within a second)'),
+  firstBroken: z.object({ seq: z.number().int(), id: z.string().nullable(), reason: z.string() }).optional()
+    .describe('the first event whose link is broken (id null when the event was deleted)'),
+  after: z.number().int(),
+  through: z.number().int().describe('the last chain position found intact'),
+  throughSeq: z.number().int().nullable().describe('the seq of the event at `through`'),
+  chainLength: z.number().int().describe('events chained in all'),
+  complete: z.boolean().describe('true when the end of the chain or a break was reached'),
+});
+
 export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
   api.add({
     method: 'get', path: '/audit-events', tag: 'audit', summary: 'List audit events, newest first, filtered in SQL',
@@ -50,5 +68,13 @@ export function registerAuditRoutes(api: AdminApi, { db }: Services): void {
       const last = items[items.length - 1];
       return { items, next_cursor: rows.length > query.limit && last ? encodeCursor('audit', [last.seq]) : null };
     },
+  });
+
+  api.add({
+    method: 'get', path: '/audit-events/verification', tag: 'audit',
+    summary: 'Check a stretch of the audit log\'s hash chain: at most `limit` events after chain position `after`; call again from `through` until `complete`',
+    roles: ['auditor'], query: verificationQuery, response: verification,
+    // Bounded: one call hashes at most `limit` events (some 20,000 a second), however long the log.
+    handler: async ({ query }) => verifyAuditChainWindow(db, query.after, query.limit),
   });
 }

@@ -12,6 +12,8 @@ import { registerAssignmentsRoutes } from './assignments.routes.ts';
 import { registerAuditRoutes } from './audit.routes.ts';
 import { registerScimTokenRoutes } from './scim-tokens.routes.ts';
 import { registerMethodsRoutes } from './methods.routes.ts';
+import { registerKeysRoutes } from './keys.routes.ts';
+import { registerSettingsRoutes } from './settings.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -25,6 +27,8 @@ export function buildAdminApi(services: Services): AdminApi {
   registerAssignmentsRoutes(api, services);
   registerAuditRoutes(api, services);
   registerScimTokenRoutes(api, services);
+  registerKeysRoutes(api, services);
+  registerSettingsRoutes(api, services);
   return api;
 }
 

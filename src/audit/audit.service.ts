@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { newId } from '../shared/ids.ts';
+import { AppError } from '../shared/errors.ts';
 import type { Tx } from '../db/knex.ts';
 
 export type ActorType = 'user' | 'admin_client' | 'scim_client' | 'system' | 'anonymous';
@@ -334,18 +335,69 @@ export interface VerifyResult {
 
 /** Walks the chain in chain order, in batches, and names the first event whose link is broken. */
 export async function verifyAuditChain(db: Tx, batch = 5000): Promise<VerifyResult> {
-  let prevHash = GENESIS_HASH;
-  let checked = 0;
-  let after = 0;
   const [{ count: pending }] = await db('audit_pending').count<{ count: number }[]>({ count: '*' }) as [{ count: number }];
-  for (;;) {
+  const walked = await walkChain(db, 0, GENESIS_HASH, Number.POSITIVE_INFINITY, batch);
+  return { ok: !walked.firstBroken, checked: walked.checked, pending: Number(pending), ...(walked.firstBroken ? { firstBroken: walked.firstBroken } : {}) };
+}
+
+export interface VerifyWindowResult extends VerifyResult {
+  /** The chain position the walk started after (0: from the first event). */
+  after: number;
+  /** The last chain position found intact (after, when none was), and its event's seq. */
+  through: number;
+  throughSeq: number | null;
+  /** How many events are chained in all (the last position). */
+  chainLength: number;
+  /** Whether the walk reached the end of the chain (or a break): nothing left to check. */
+  complete: boolean;
+}
+
+/**
+ * One bounded step of a verification: checks at most `max` events after chain position `after`,
+ * starting from the hash stored at `after` (that event was found intact by the step before).
+ * For pages that must answer quickly on a log of millions of events: a caller walks the whole
+ * chain in steps, or stops and offers to go on from `through`.
+ */
+export async function verifyAuditChainWindow(db: Tx, after: number, max: number, batch = 5000): Promise<VerifyWindowResult> {
+  let prevHash = GENESIS_HASH;
+  let throughSeq: number | null = null;
+  if (after > 0) {
+    const start = await db('audit_chain').where({ pos: after }).first<{ hash: string; seq: number } | undefined>('hash', 'seq');
+    if (!start) throw new AppError('invalid_argument', 'audit.no_such_position', 'after: no chained event at this position', { field: 'after' });
+    prevHash = start.hash;
+    throughSeq = Number(start.seq);
+  }
+  const [{ count: pending }] = await db('audit_pending').count<{ count: number }[]>({ count: '*' }) as [{ count: number }];
+  const last = await db('audit_chain').max<{ max: number | null }[]>({ max: 'pos' }) as [{ max: number | string | null }];
+  const chainLength = Number(last[0].max ?? 0);
+  const walked = await walkChain(db, after, prevHash, max, batch);
+  const through = after + walked.checked;
+  return {
+    ok: !walked.firstBroken, checked: walked.checked, pending: Number(pending), ...(walked.firstBroken ? { firstBroken: walked.firstBroken } : {}),
+    after, through, throughSeq: walked.lastSeq ?? throughSeq, chainLength,
+    complete: Boolean(walked.firstBroken) || through >= chainLength,
+  };
+}
+
+/** Events hashed between two yields to the event loop while verifying. */
+const VERIFY_SLICE = 500;
+
+async function walkChain(db: Tx, start: number, startHash: string, max: number, batch: number):
+  Promise<{ checked: number; lastSeq?: number; firstBroken?: { seq: number; id: string | null; reason: string } }> {
+  let prevHash = startHash;
+  let checked = 0;
+  let after = start;
+  let lastSeq: number | undefined;
+  while (checked < max) {
     const rows: (Partial<DbAuditRow> & { pos: number; chain_seq: number; prev_hash: string; hash: string })[] = (await db.raw(
       `select c.pos, c.seq as chain_seq, c.prev_hash, c.hash, e.*
          from audit_chain c left join audit_events e on e.seq = c.seq
-        where c.pos > ? order by c.pos limit ?`, [after, batch],
+        where c.pos > ? order by c.pos limit ?`, [after, Math.min(batch, max - checked)],
     )).rows;
-    if (!rows.length) return { ok: true, checked, pending: Number(pending) };
+    if (!rows.length) break;
     for (const r of rows) {
+      // A long walk (a server asked to verify) lets requests go on between slices.
+      if (checked > 0 && checked % VERIFY_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       const pos = Number(r.pos);
       const seq = Number(r.chain_seq);
       let reason: string | undefined;
@@ -353,10 +405,12 @@ export async function verifyAuditChain(db: Tx, batch = 5000): Promise<VerifyResu
       else if (!r.id) reason = `the event at chain position ${pos} was deleted`;
       else if (r.prev_hash !== prevHash) reason = 'prev_hash does not match the hash of the event before it (an event was removed or altered)';
       else if (eventHash(prevHash, chainFieldsOf(r as DbAuditRow)) !== r.hash) reason = 'the event content does not match its hash (the row was altered)';
-      if (reason) return { ok: false, checked, pending: Number(pending), firstBroken: { seq, id: r.id ?? null, reason } };
+      if (reason) return { checked, lastSeq, firstBroken: { seq, id: r.id ?? null, reason } };
       prevHash = r.hash;
       checked += 1;
       after = pos;
+      lastSeq = seq;
     }
   }
+  return { checked, lastSeq };
 }

@@ -1,4 +1,5 @@
-// Signing keys: generated on first start, encrypted at rest, rotated with `oneid keys rotate`.
+// Signing keys: generated on first start, encrypted at rest, rotated with `oneid keys rotate` or
+// in the admin console (POST /admin/api/v1/keys/rotate).
 // JWKS publishes next + current + previous, so a rotation never breaks a client or a node
 // that has not reloaded yet: tokens signed with the new key verify against the old JWKS too.
 import { randomBytes } from 'node:crypto';
@@ -6,6 +7,8 @@ import type { Knex } from 'knex';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { MasterKey } from './master-key.ts';
 import { newSecret } from '../shared/ids.ts';
+import { recordAudit, type Actor } from '../audit/audit.service.ts';
+import { ensureSamlCertificates } from './saml-keys.ts';
 
 export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
@@ -53,10 +56,14 @@ export async function ensureSigningKeys(db: Knex, master: MasterKey): Promise<vo
   });
 }
 
-/** previous -> retired, current -> previous, next -> current, and a fresh next, per algorithm. */
-export async function rotateSigningKeys(db: Knex, master: MasterKey): Promise<KeySummary[]> {
+/**
+ * previous -> retired, current -> previous, next -> current, and a fresh next, per algorithm.
+ * With `actor`, the rotation is recorded in the audit log in its transaction.
+ */
+export async function rotateSigningKeys(db: Knex, master: MasterKey, actor?: Actor): Promise<KeySummary[]> {
   await db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(727001)');
+    const before = actor ? await kidsByState(trx) : undefined;
     const now = trx.fn.now();
     for (const alg of SIGNING_ALGS) {
       await trx('signing_keys').where({ alg, state: 'previous' }).update({ state: 'retired', state_changed_at: now });
@@ -71,8 +78,46 @@ export async function rotateSigningKeys(db: Knex, master: MasterKey): Promise<Ke
     await trx('cookie_keys').insert({ key_encrypted: master.encrypt(randomBytes(32).toString('base64url')) });
     const keep = await trx('cookie_keys').orderBy('id', 'desc').limit(3).pluck('id');
     await trx('cookie_keys').whereNotIn('id', keep).delete();
+    if (actor) {
+      const after = await kidsByState(trx);
+      await recordAudit(trx, actor, {
+        action: 'signing_keys.rotated', targetType: 'signing_key', targetId: after.current.ES256 ?? null,
+        changes: { current: after.current, next: after.next, previous: after.previous },
+        before: { current: before!.current, next: before!.next, previous: before!.previous },
+      });
+    }
   });
   return listSigningKeys(db);
+}
+
+type KidsByAlg = Partial<Record<SigningAlg, string>>;
+
+/** The kid of each algorithm's current, next and previous key (for the audit record of a rotation). */
+async function kidsByState(db: Knex.Transaction): Promise<Record<'current' | 'next' | 'previous', KidsByAlg>> {
+  const rows: { kid: string; alg: SigningAlg; state: KeyState }[] = await db('signing_keys').whereIn('state', ['current', 'next', 'previous']).select('kid', 'alg', 'state');
+  const out: Record<'current' | 'next' | 'previous', KidsByAlg> = { current: {}, next: {}, previous: {} };
+  for (const r of rows) out[r.state as 'current' | 'next' | 'previous'][r.alg] = r.kid;
+  return out;
+}
+
+/**
+ * Signing keys for the admin API and the CLI: one rotation for both (audited, and the fresh next
+ * RS256 key gets its SAML certificate at once, so metadata publishes it before it ever signs).
+ * A running node keeps the keys it loaded at start (oidc-provider's JWKS, the SAML signing key,
+ * the cookie keys): a rotation takes effect on each node when it restarts.
+ */
+export class SigningKeysService {
+  constructor(private readonly db: Knex, private readonly master: MasterKey, private readonly samlSubject: string) {}
+
+  list(): Promise<KeySummary[]> {
+    return listSigningKeys(this.db);
+  }
+
+  async rotate(actor: Actor): Promise<KeySummary[]> {
+    await rotateSigningKeys(this.db, this.master, actor);
+    await ensureSamlCertificates(this.db, this.master, this.samlSubject);
+    return listSigningKeys(this.db);
+  }
 }
 
 export async function listSigningKeys(db: Knex): Promise<KeySummary[]> {
