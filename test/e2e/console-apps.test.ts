@@ -16,6 +16,8 @@ const PASSWORD = 'correct-horse-battery';
 let bed: ConsoleTestbed;
 let db: Knex;
 let rp: CallbackServer;
+let research: string;
+let ada: string;
 
 async function person(username: string, adminRoles: string[] = []): Promise<string> {
   const made = await bed.cli(['users', 'create', '--username', username, '--email', `${username}@example.com`, '--password', PASSWORD, '--name', `${username[0]!.toUpperCase()}${username.slice(1)} Tester`]);
@@ -46,6 +48,15 @@ beforeAll(async () => {
   bed = await startTestbed('oneid_test_console_apps');
   db = knex({ client: 'pg', connection: bed.database.url, pool: { min: 0, max: 2 } });
   rp = await startCallbackServer();
+  // The people and the department the tests use, made at once (each CLI run starts a process).
+  const [department] = await Promise.all([
+    bed.cli(['departments', 'create', '--name', 'Research']),
+    person('ada').then((id) => { ada = id; }),
+    person('appadmin', ['app_admin']),
+    person('useradmin', ['user_admin']),
+  ]);
+  research = department.json.id;
+  expect((await bed.cli(['departments', 'add-member', '--id', research, '--user', ada])).code).toBe(0);
 }, 60000);
 
 afterAll(async () => {
@@ -80,10 +91,6 @@ describe('the console apps pages', () => {
   });
 
   it('registers an OpenID Connect app, shows its secret once, rotates it, and a department member signs in with the role', async () => {
-    const research = await bed.cli(['departments', 'create', '--name', 'Research']);
-    const ada = await person('ada');
-    expect((await bed.cli(['departments', 'add-member', '--id', research.json.id, '--user', ada])).code).toBe(0);
-
     await admin.goto(`${bed.url}/admin/apps`);
     await admin.click('#new-oidc');
     await admin.fill('#name', 'Docs');
@@ -281,7 +288,6 @@ describe('the console apps pages', () => {
 
 describe('the apps pages by administrator role', () => {
   it('lets an app_admin register apps', async () => {
-    await person('appadmin', ['app_admin']);
     const { page } = await openBrowser();
     const problems = watchProblems(page);
     await signInAt(page, bed, '/admin', 'appadmin', PASSWORD);
@@ -295,7 +301,6 @@ describe('the apps pages by administrator role', () => {
   });
 
   it("shows a user_admin apps read-only, and refuses a user_admin's forged post to register one", async () => {
-    await person('useradmin', ['user_admin']);
     const { page } = await openBrowser();
     const problems = watchProblems(page);
     await signInAt(page, bed, '/admin', 'useradmin', PASSWORD);
