@@ -296,7 +296,8 @@ describe('the apps pages by administrator role', () => {
     // The console's own app holds roles an app_admin lacks: the page offers no change to it.
     await page.locator('#app-table a', { hasText: 'OneID console' }).click();
     await page.waitForSelector('#managed-hint');
-    expect(await page.locator('#delete-app').count()).toBe(0);
+    expect(await page.locator('#edit-form, #delete-app, #role-form, #assign-form').count()).toBe(0);
+    expect(await page.inputValue('#client-id')).toBe('oneid-console');
     expect(unexpected(problems)).toEqual([]);
   });
 
@@ -311,6 +312,11 @@ describe('the apps pages by administrator role', () => {
     expect(await page.locator('#edit-form, #rotate-secret, #delete-app, #role-form, #assign-form').count()).toBe(0);
 
     const before = await appCount();
+    // Without the page's CSRF token the post is refused before any role is looked at.
+    const noToken = await page.evaluate(async () => (await fetch('/admin/apps/new', {
+      method: 'POST', body: new URLSearchParams({ name: 'Forged', redirectUris: 'https://evil.example/cb' }),
+    })).status);
+    expect(noToken).toBe(403);
     const forged = await page.evaluate(async () => {
       const token = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
       const res = await fetch('/admin/apps/new', {
