@@ -22,10 +22,12 @@ export interface Assignment {
   principalId: string;
   includeSubdepartments: boolean;
   roles: AssignmentRole[];
+  /** The user's display name (else username), the group's or the department's name; null if it is gone. */
+  principalName: string | null;
   createdAt: Date;
 }
 
-type RowWithRoles = DbAssignmentRow & { roles: AssignmentRole[] | null };
+type RowWithRoles = DbAssignmentRow & { roles: AssignmentRole[] | null; principal_name: string | null };
 
 const toAssignment = (r: RowWithRoles): Assignment => ({
   id: r.id,
@@ -34,15 +36,20 @@ const toAssignment = (r: RowWithRoles): Assignment => ({
   principalId: r.principal_id,
   includeSubdepartments: r.include_subdepartments,
   roles: r.roles ?? [],
+  principalName: r.principal_name ?? null,
   createdAt: r.created_at,
 });
 
-/** Assignment rows with their roles aggregated in the same statement. */
+/** Assignment rows with their roles aggregated, and the principal's name, in the same statement. */
 function selectWithRoles(db: Tx) {
   return db('assignments as a').select('a.*', db.raw(`(
     select json_agg(json_build_object('id', r.id, 'key', r.key, 'name', r.name) order by r.key)
       from assignment_roles ar join app_roles r on r.id = ar.app_role_id
-     where ar.assignment_id = a.id) as roles`));
+     where ar.assignment_id = a.id) as roles`), db.raw(`case a.principal_type
+      when 'user' then (select coalesce(nullif(u.display_name, ''), u.username) from users u where u.id = a.principal_id)
+      when 'group' then (select g.name from groups g where g.id = a.principal_id)
+      when 'department' then (select d.name from departments d where d.id = a.principal_id)
+    end as principal_name`));
 }
 
 export async function findAssignmentById(db: Tx, id: string): Promise<Assignment | undefined> {
@@ -66,6 +73,15 @@ export async function findAssignments(db: Tx, f: AssignmentFilter): Promise<Assi
   if (f.principalId) q.where('a.principal_id', f.principalId);
   if (f.after) q.whereRaw('(a.created_at, a.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
   return ((await q) as RowWithRoles[]).map(toAssignment);
+}
+
+/** How many assignments match the filter (paging aside). */
+export async function countAssignments(db: Tx, f: Omit<AssignmentFilter, 'after' | 'limit'>): Promise<number> {
+  const q = db('assignments').where('app_id', f.appId).count<{ count: string }[]>('* as count');
+  if (f.principalType) q.where('principal_type', f.principalType);
+  if (f.principalId) q.where('principal_id', f.principalId);
+  const [row] = await q;
+  return Number(row?.count ?? 0);
 }
 
 export async function insertAssignment(db: Tx, row: Omit<DbAssignmentRow, 'created_at'>): Promise<void> {

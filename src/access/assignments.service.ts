@@ -13,7 +13,7 @@ import { findAppById, findAppRolesByIdsOrKeys, type AppRole } from '../apps/apps
 import { APP_ROLE_KEY, type AppGuard } from '../apps/apps.service.ts';
 import { entitledApps, entitlements, type AppEntitlements, type Entitlements } from './entitlements.ts';
 import {
-  deleteAssignmentById, findAssignmentById, findAssignments, insertAssignment, principalExists, replaceAssignmentRoles,
+  countAssignments, deleteAssignmentById, findAssignmentById, findAssignments, insertAssignment, principalExists, replaceAssignmentRoles,
   updateAssignmentById, PRINCIPAL_TYPES, type Assignment, type AssignmentFilter,
 } from './assignments.repo.ts';
 
@@ -103,6 +103,10 @@ export class AccessService {
   async listAssignments(filter: AssignmentFilter): Promise<Assignment[]> {
     if (!(await findAppById(this.db, filter.appId))) throw appNotFound();
     return findAssignments(this.db, filter);
+  }
+
+  countAssignments(filter: Omit<AssignmentFilter, 'after' | 'limit'>): Promise<number> {
+    return countAssignments(this.db, filter);
   }
 
   async updateAssignment(appId: string, id: string, raw: UpdateAssignmentInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<Assignment> {

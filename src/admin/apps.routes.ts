@@ -12,6 +12,8 @@ import { findSamlSpsByAppIds, NAME_ID_FORMATS, ATTRIBUTE_SOURCES, type SamlServi
 import { summariseCertificate } from '../saml/certificates.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tx } from '../db/knex.ts';
+import { CONSOLE_CLIENT_ID } from '../console/console-app.ts';
+import type { AppGuard } from '../apps/apps.service.ts';
 
 const certificateResource = z.object({
   sha256: z.string().describe('SHA-256 fingerprint of the DER certificate (hex pairs joined by colons)'),
@@ -72,6 +74,9 @@ export const appResource = z.object({
   signInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
     .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
   saml: samlResource.nullable().describe("a SAML app's service-provider settings (protocol saml); null for OpenID Connect apps"),
+  initiateLoginUri: z.string().nullable().describe('OIDC initiate_login_uri: where the portal sends a person to start the app\'s sign-in; null: none'),
+  /** The console's own app (client id oneid-console): OneID keeps it; it cannot be deleted nor locked. */
+  managedByOneId: z.boolean().describe('the admin console\'s own app: it cannot be deleted, and its access, admin roles and redirect URIs are kept by OneID'),
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -96,6 +101,8 @@ export const presentApp = (a: App, sp?: SamlServiceProvider): z.infer<typeof app
   allowNoPkce: a.allowNoPkce,
   signInPolicy: a.signInPolicy,
   saml: sp ? presentSaml(sp) : null,
+  initiateLoginUri: a.oidc.initiate_login_uri ?? null,
+  managedByOneId: a.clientId === CONSOLE_CLIENT_ID,
   version: a.version,
   createdAt: new Date(a.createdAt).toISOString(),
   updatedAt: new Date(a.updatedAt).toISOString(),
@@ -145,6 +152,24 @@ const samlCreateQuery = z.strictObject({
 
 const grantToApp = (principal: Principal, roles: readonly string[]): void => assertMayGrant(principal, roles, 'an app', 'app.admin_roles_forbidden');
 
+/** What OneID keeps of the console's own app: deleting it or changing these would lock every administrator out. */
+const CONSOLE_KEPT_FIELDS = ['access', 'adminRoles', 'redirectUris', 'postLogoutRedirectUris'] as const;
+
+/**
+ * The console's app cannot be deleted (`change` undefined) nor have its access, admin roles or
+ * redirect URIs changed: 412 app.managed_by_oneid. Runs in the write's transaction, after `guard`.
+ */
+const keepConsoleApp = (guard: AppGuard, change?: Record<string, unknown>): AppGuard => (app) => {
+  guard(app);
+  if (app.clientId !== CONSOLE_CLIENT_ID) return;
+  const field = change ? CONSOLE_KEPT_FIELDS.find((f) => change[f] !== undefined) : undefined;
+  if (!change || field) {
+    throw new AppError('failed_precondition', 'app.managed_by_oneid', change
+      ? `${field}: the admin console's own app keeps this setting (changing it could lock every administrator out)`
+      : "the admin console's own app cannot be deleted (every administrator signs in through it)", field ? { field } : undefined);
+  }
+};
+
 
 export function registerAppsRoutes(api: AdminApi, { apps, samlApps, db }: Services): void {
   const readers = ['app_admin', 'user_admin', 'auditor'] as const;
@@ -152,18 +177,23 @@ export function registerAppsRoutes(api: AdminApi, { apps, samlApps, db }: Servic
 
   api.add({
     method: 'get', path: '/apps', tag: 'apps', summary: 'List apps (filtered and paged in SQL, oldest first)',
-    roles: readers, query: appListQuery, response: page(appResource),
+    roles: readers, query: appListQuery, response: page(appResource).extend({ total: z.number().int().describe('how many apps match the filter, over every page') }),
     handler: async ({ query }) => {
       const after = decodeCursorAs(query.cursor, 'apps', createdAtIdCursor);
-      const rows = await apps.listApps({
+      const filter = {
         q: query.q, access: query.access, clientId: query.clientId,
         firstParty: query.firstParty === undefined ? undefined : query.firstParty === 'true',
-        after: after ? { createdAt: after[0], id: after[1] } : undefined,
-        limit: query.limit + 1,
-      });
+      };
+      const [rows, total] = await Promise.all([
+        apps.listApps({ ...filter, after: after ? { createdAt: after[0], id: after[1] } : undefined, limit: query.limit + 1 }),
+        apps.countApps(filter),
+      ]);
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: await presentApps(db, items), next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null };
+      return {
+        items: await presentApps(db, items), total,
+        next_cursor: rows.length > query.limit && last ? encodeCursor('apps', [new Date(last.createdAt).toISOString(), last.id]) : null,
+      };
     },
   });
 
@@ -228,12 +258,12 @@ export function registerAppsRoutes(api: AdminApi, { apps, samlApps, db }: Servic
   });
 
   api.add({
-    method: 'patch', path: '/apps/:id', tag: 'apps', summary: 'Update an app (send If-Match with the ETag to refuse stale writes: 412)',
+    method: 'patch', path: '/apps/:id', tag: 'apps', summary: "Update an app (send If-Match with the ETag to refuse stale writes: 412; the console's own app keeps its access, admin roles and redirect URIs: 412 app.managed_by_oneid)",
     roles: writers, params: idParam, body: updateAppInput, response: appResource,
     signInLevel: STEP_UP_LEVEL, signInLevelWhen: 'when it gives admin roles the app does not hold',
     handler: async ({ params, body, principal, ifMatch, ctx }) => {
       if (body.adminRoles) grantToApp(principal, body.adminRoles);
-      const guard = manageApp(principal);
+      const guard = keepConsoleApp(manageApp(principal), body);
       return presentOne(db, await apps.updateApp(params.id, body, principal.actor, ifMatch, (app) => {
         guard(app);
         if (body.adminRoles?.some((role) => !app.adminRoles.includes(role))) requireSignInLevel(ctx, principal, STEP_UP_LEVEL);
@@ -243,10 +273,10 @@ export function registerAppsRoutes(api: AdminApi, { apps, samlApps, db }: Servic
 
   api.add({
     method: 'delete', path: '/apps/:id', tag: 'apps', status: 204,
-    summary: 'Delete an app with its roles and assignments; its grants and tokens end at once',
+    summary: "Delete an app with its roles and assignments; its grants and tokens end at once (412 app.managed_by_oneid for the console's own app)",
     roles: writers, params: idParam,
     handler: async ({ params, principal, ifMatch }) => {
-      await apps.deleteApp(params.id, principal.actor, ifMatch, manageApp(principal));
+      await apps.deleteApp(params.id, principal.actor, ifMatch, keepConsoleApp(manageApp(principal)));
     },
   });
 

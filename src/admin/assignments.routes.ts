@@ -12,6 +12,7 @@ export const assignmentResource = z.object({
   appId: z.uuid(),
   principalType: z.enum(PRINCIPAL_TYPES),
   principalId: z.uuid(),
+  principalName: z.string().nullable().describe("the user's display name (else username), or the group's or department's name"),
   includeSubdepartments: z.boolean(),
   roles: z.array(z.object({ id: z.uuid(), key: z.string(), name: z.string() })),
   createdAt: z.string(),
@@ -22,6 +23,7 @@ export const presentAssignment = (a: Assignment): z.infer<typeof assignmentResou
   appId: a.appId,
   principalType: a.principalType,
   principalId: a.principalId,
+  principalName: a.principalName,
   includeSubdepartments: a.includeSubdepartments,
   roles: a.roles,
   createdAt: new Date(a.createdAt).toISOString(),
@@ -49,17 +51,16 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
 
   api.add({
     method: 'get', path: '/apps/:id/assignments', tag: 'assignments', summary: "List an app's assignments (paged in SQL, oldest first)",
-    roles: readers, params: idParam, query: assignmentListQuery, response: page(assignmentResource),
+    roles: readers, params: idParam, query: assignmentListQuery,
+    response: page(assignmentResource).extend({ total: z.number().int().describe('how many assignments match, over every page') }),
     handler: async ({ params, query }) => {
       const after = decodeCursorAs(query.cursor, 'assignments', createdAtIdCursor);
-      const rows = await access.listAssignments({
-        appId: params.id, principalType: query.principalType, principalId: query.principalId,
-        after: after ? { createdAt: after[0], id: after[1] } : undefined,
-        limit: query.limit + 1,
-      });
+      const filter = { appId: params.id, principalType: query.principalType, principalId: query.principalId };
+      const rows = await access.listAssignments({ ...filter, after: after ? { createdAt: after[0], id: after[1] } : undefined, limit: query.limit + 1 });
+      const total = await access.countAssignments(filter);
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];
-      return { items: items.map(presentAssignment), next_cursor: rows.length > query.limit && last ? encodeCursor('assignments', [new Date(last.createdAt).toISOString(), last.id]) : null };
+      return { items: items.map(presentAssignment), total, next_cursor: rows.length > query.limit && last ? encodeCursor('assignments', [new Date(last.createdAt).toISOString(), last.id]) : null };
     },
   });
 

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { appChanged } from './client-cache.ts';
@@ -16,6 +17,11 @@ export interface OidcClientSettings {
   application_type: 'web' | 'native';
   /** Absent on apps created before it could be chosen: RS256, the OpenID Connect default. */
   id_token_signed_response_alg?: IdTokenSigningAlg;
+  /**
+   * OIDC client metadata initiate_login_uri: where a launcher (the portal) sends a person to start
+   * the app's own sign-in. OneID's own, not given to oidc-provider (which would insist on https).
+   */
+  initiate_login_uri?: string | null;
 }
 
 /** How an app's ID tokens are signed. RS256 is what every relying party must accept; ES256 signs about 15 times faster. */
@@ -150,13 +156,23 @@ const likePrefix = (s: string): string => `${s.toLowerCase().replace(/[\\%_]/g, 
 
 /** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
 export async function findApps(db: Tx, f: AppFilter): Promise<App[]> {
-  const q = db<DbAppRow>('apps').select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(f.limit);
+  const q = filterApps(db<DbAppRow>('apps').select('*'), f).orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(f.limit);
+  if (f.after) q.whereRaw('(created_at, id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  return (await q).map((r) => toApp(r as DbAppRow));
+}
+
+/** How many apps match the filter (paging aside). */
+export async function countApps(db: Tx, f: Omit<AppFilter, 'after' | 'limit'>): Promise<number> {
+  const [row] = await filterApps(db('apps').count<{ count: string }[]>('* as count'), f);
+  return Number(row?.count ?? 0);
+}
+
+function filterApps<Q extends Knex.QueryBuilder>(q: Q, f: Omit<AppFilter, 'after' | 'limit'>): Q {
   if (f.q) q.whereRaw('lower(name) like ?', [likePrefix(f.q)]);
   if (f.access) q.where('access', f.access);
   if (f.firstParty !== undefined) q.where('first_party', f.firstParty);
   if (f.clientId) q.where('client_id', f.clientId);
-  if (f.after) q.whereRaw('(created_at, id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
-  return (await q).map((r) => toApp(r as DbAppRow));
+  return q;
 }
 
 // ---- app roles ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { ADMIN_ROLES, parseInput } from '../directory/users.service.ts';
 import type { SignInPolicy } from '../access/signin-policy.ts';
 import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import {
-  deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
+  countApps, deleteAppById, deleteAppRoleById, deleteOidcStateOfClient, findAppById, findAppRoleById, findAppRoles, findApps, insertApp,
   insertAppRole, updateAppById, updateAppRoleById,
   ID_TOKEN_SIGNING_ALGS, type App, type AppChanges, type AppFilter, type AppRole, type OidcClientSettings,
 } from './apps.repo.ts';
@@ -22,6 +22,22 @@ const redirectUri = z.string().refine((value) => {
     return false;
   }
 }, 'must be an absolute URL without a fragment');
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * OIDC client metadata initiate_login_uri (OpenID Connect Registration 1.0): https, or http on
+ * this machine for development, no fragment. The portal opens it to start the app's sign-in.
+ */
+export const initiateLoginUri = z.string().trim().max(2048).refine((value) => {
+  try {
+    const url = new URL(value);
+    const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOSTS.has(url.hostname));
+    return secure && !value.includes('#') && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+}, 'must be an https URL (http only for localhost) without a fragment');
 
 const appName = z.string().trim().min(1).max(200);
 const appDescription = z.string().trim().max(2000);
@@ -56,6 +72,8 @@ export const createAppInput = z.object({
   /** A confidential legacy app that cannot send PKCE may be let off it (RFC 9700 requires it otherwise). */
   allowNoPkce: z.boolean().default(false),
   signInPolicy: signInPolicy.default(null),
+  /** Where the portal starts the app's sign-in (OIDC initiate_login_uri). */
+  initiateLoginUri: initiateLoginUri.optional(),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -74,6 +92,8 @@ export const updateAppInput = z.strictObject({
   allowNoPkce: z.boolean().optional(),
   /** null: back to the global default. */
   signInPolicy: signInPolicy.optional(),
+  /** null: none (the portal then has no way to launch the app). */
+  initiateLoginUri: initiateLoginUri.nullable().optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -84,6 +104,7 @@ const asInput = (app: App): Record<string, unknown> => ({
   redirectUris: app.oidc.redirect_uris ?? [],
   postLogoutRedirectUris: app.oidc.post_logout_redirect_uris ?? [],
   idTokenSigningAlg: app.oidc.id_token_signed_response_alg ?? 'RS256',
+  initiateLoginUri: app.oidc.initiate_login_uri ?? null,
 });
 
 /** Role keys appear in the `roles` claim: lower-case, no spaces, e.g. docs.editor. */
@@ -130,7 +151,7 @@ function roleKeyTaken(err: unknown): never {
 }
 
 /** Settings only an OpenID Connect client has, refused on a SAML app (whose oidc settings are empty). */
-const OIDC_ONLY_FIELDS = ['redirectUris', 'postLogoutRedirectUris', 'idTokenSigningAlg', 'allowNoPkce', 'adminRoles', 'firstParty'] as const;
+const OIDC_ONLY_FIELDS = ['redirectUris', 'postLogoutRedirectUris', 'idTokenSigningAlg', 'allowNoPkce', 'adminRoles', 'firstParty', 'initiateLoginUri'] as const;
 
 function refuseOidcFields(input: z.output<typeof updateAppInput>): void {
   const field = OIDC_ONLY_FIELDS.find((f) => input[f] !== undefined);
@@ -162,6 +183,7 @@ export class AppsService {
       token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
       application_type: applicationType(input.redirectUris),
       id_token_signed_response_alg: input.idTokenSigningAlg,
+      ...(input.initiateLoginUri ? { initiate_login_uri: input.initiateLoginUri } : {}),
     };
     const secret = input.public ? null : newSecret(32);
     const app = await this.db.transaction(async (trx) => {
@@ -196,6 +218,10 @@ export class AppsService {
     return findApps(this.db, filter);
   }
 
+  countApps(filter: Omit<AppFilter, 'after' | 'limit'>): Promise<number> {
+    return countApps(this.db, filter);
+  }
+
   /** Partial update; with expectedVersion, a stale version gives failed_precondition (412). */
   async updateApp(id: string, raw: UpdateAppInput, actor: Actor = SYSTEM_ACTOR, expectedVersion?: number, guard?: AppGuard): Promise<App> {
     const input = parseInput(updateAppInput, raw);
@@ -219,6 +245,7 @@ export class AppsService {
         changes.allow_no_pkce = input.allowNoPkce;
       }
       if (input.idTokenSigningAlg !== undefined) changes.oidc = { ...current.oidc, id_token_signed_response_alg: input.idTokenSigningAlg };
+      if (input.initiateLoginUri !== undefined) changes.oidc = { ...(changes.oidc ?? current.oidc), initiate_login_uri: input.initiateLoginUri };
       if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
         const redirectUris = input.redirectUris ?? current.oidc.redirect_uris;
         if (current.oidc.grant_types.includes('authorization_code') && redirectUris.length === 0) {

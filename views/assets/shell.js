@@ -49,3 +49,15 @@
     if (flash && flash.getAttribute('data-keep') !== 'true') flash.textContent = '';
   });
 })();
+
+// Apps pages (#20): <input type="file" data-read-into="ID"> puts the chosen file's text into the
+// textarea ID (SAML metadata), so forms stay urlencoded and the file input itself sends nothing.
+(function () {
+  'use strict';
+  document.addEventListener('change', function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches('input[type=file][data-read-into]') || !input.files || !input.files[0]) return;
+    var target = document.getElementById(input.getAttribute('data-read-into'));
+    if (target) input.files[0].text().then(function (text) { target.value = text; });
+  });
+})();
