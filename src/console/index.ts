@@ -12,7 +12,7 @@ import type { MessageKey } from '../login/i18n.ts';
 import { policyOfAcr } from '../access/signin-policy.ts';
 import { ConsoleAuth, consoleReturnTo } from './auth.ts';
 import { CONSOLE_PREFIX } from './console-app.ts';
-import { NAV, type ConsoleDeps, type ConsolePage, type RegisterPages } from './pages.ts';
+import { navFor, type ConsoleDeps, type ConsolePage, type RegisterPages } from './pages.ts';
 import { registerPeoplePages } from './people.pages.ts';
 import { registerDirectoryPages } from './directory.pages.ts';
 import { registerAppsPages } from './apps.pages.ts';
@@ -82,7 +82,7 @@ export function consoleRouter(deps: ConsoleRouterDeps): Router {
     }
     const { principal, user } = signedIn;
     ctx.state.uiLocales ??= user.locale ?? undefined;
-    const nav = NAV.filter((item) => item.needs.some(([method, path]) => deps.api.may(principal, method, path)));
+    const nav = navFor(principal, (method, path) => deps.api.may(principal, method, path));
     const partial = Boolean(ctx.get('hx-request')) && !ctx.get('hx-boosted');
     const console: ConsolePage = {
       principal, user, partial,

@@ -9,6 +9,7 @@ import type { Principal } from '../admin/auth.ts';
 import type { Views } from '../login/views.ts';
 import type { Services } from '../services.ts';
 import type { ConsoleUser } from './auth.ts';
+import type { AdminRole } from '../directory/users.service.ts';
 
 export interface ConsoleDeps {
   db: Knex;
@@ -18,14 +19,18 @@ export interface ConsoleDeps {
   issuer: string;
 }
 
-/** One entry of the console's navigation, shown when the admin may call `needs`. */
-export interface NavItem { key: string; href: string; label: string; needs: [Method, string][] }
+/**
+ * One entry of the console's navigation, shown when the admin may call one of `needs` and, with
+ * `roles`, holds one of them (Apps: a user_admin may read apps for people's pages, but apps are
+ * not their work, so the section is not theirs).
+ */
+export interface NavItem { key: string; href: string; label: string; needs: [Method, string][]; roles?: AdminRole[] }
 
 export const NAV: NavItem[] = [
   { key: 'people', href: '/admin/people', label: 'console.nav.people', needs: [['get', '/users']] },
   { key: 'departments', href: '/admin/departments', label: 'console.nav.departments', needs: [['get', '/departments']] },
   { key: 'groups', href: '/admin/groups', label: 'console.nav.groups', needs: [['get', '/groups']] },
-  { key: 'apps', href: '/admin/apps', label: 'console.nav.apps', needs: [['get', '/apps']] },
+  { key: 'apps', href: '/admin/apps', label: 'console.nav.apps', needs: [['get', '/apps']], roles: ['app_admin', 'auditor'] },
   { key: 'audit', href: '/admin/audit', label: 'console.nav.audit', needs: [['get', '/audit-events']] },
   { key: 'settings', href: '/admin/settings', label: 'console.nav.settings', needs: [['get', '/scim-tokens'], ['get', '/keys']] },
 ];
@@ -44,6 +49,11 @@ export interface ConsolePage {
 }
 
 export const page = (ctx: Context): ConsolePage => ctx.state.console as ConsolePage;
+
+/** The sections `principal` sees. */
+export const navFor = (principal: Principal, may: (method: Method, path: string) => boolean): NavItem[] => NAV.filter((item) =>
+  item.needs.some(([method, path]) => may(method, path))
+  && (!item.roles || principal.roles.has('super_admin') || item.roles.some((role) => principal.roles.has(role))));
 
 /** Each area registers its pages on the console router (prefix /admin, signed-in admins only). */
 export type RegisterPages = (router: Router, deps: ConsoleDeps) => void;
