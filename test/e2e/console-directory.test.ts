@@ -204,6 +204,17 @@ describe('the Groups pages', () => {
     await admin.goto(`${bed.url}/admin/groups?q=zzz`);
     expect(await admin.textContent('#groups-total')).toContain('0 in total');
     expect(unexpected(problems)).toEqual([]);
+
+    // A post without the form's CSRF token is refused, even for a super admin, and adds nobody.
+    const status = await admin.evaluate(async (g) => {
+      const res = await fetch(`/admin/groups/${g}/members/bulk-add`, { method: 'POST', body: new URLSearchParams({ lines: 'ann' }) });
+      await res.text();
+      return res.status;
+    }, ids.G!);
+    expect(status).toBe(403);
+    await admin.goto(`${bed.url}/admin/groups/${ids.G}`);
+    expect(await admin.textContent('#members-total')).toBe('2');
+    expect(unexpected(problems, 403)).toEqual([]);
   }, 60000);
 
   it('renames and deletes a group after confirming', async () => {
