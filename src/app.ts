@@ -17,7 +17,7 @@ import { interactionRouter } from './oidc/interaction.routes.ts';
 import { loginRouter } from './login/login.routes.ts';
 import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
 import { setupRouter } from './login/setup.routes.ts';
-import { homeRouter } from './login/home.routes.ts';
+import { portalRouter, servesPortal } from './portal/portal.routes.ts';
 import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
 import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
@@ -129,7 +129,7 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   app.use(errorHandler(log, views));
   app.use(notFound(views));
   app.use(authorizationLimits(db, views, { perIp: config.authorizeMaxPerIp, windowSeconds: config.authorizeWindowSeconds }, AUTHORIZATION_PATH, PAR_PATH, ['/login/start']));
-  app.use(onlyFor((path) => path === '/', homeRouter(flows, users, views).routes()));
+  app.use(onlyFor(servesPortal, portalRouter({ db, flows, users, views, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes, secureCookies }).routes()));
   // Signing out of OneID ends the browser's OIDC session and grants (their refresh tokens too) and
   // takes the browser through its SAML apps' single logout (login/ and account/ know neither protocol).
   const afterSignOut = async (ctx: Koa.Context, session: Session | undefined, returnTo: string): Promise<string | undefined> => {

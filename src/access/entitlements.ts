@@ -184,6 +184,14 @@ export async function activeUserWithEntitlements(db: Tx, userId: string, appId: 
   return { user: toUser(row), entitlements: granted, sessionsEndedAt: row.sessions_ended_at ?? null };
 }
 
+/**
+ * Every app the user may be entitled to, for callers that read more of each app in the same
+ * statement (the portal's launcher): columns app_id, access, active, assigned, roles; one `?`
+ * binding, the user id. The user may sign in to a row's app when `active and (access =
+ * 'everyone' or assigned)`.
+ */
+export const ENTITLED_APPS_SQL = entitlementSql(false);
+
 /** Every app the user may sign in to, with the user's roles in each; by app name. */
 export async function entitledApps(db: Tx, userId: string): Promise<AppEntitlements[]> {
   if (!UUID.test(userId)) return [];

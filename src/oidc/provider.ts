@@ -282,7 +282,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, clients),
-    // OneID's own sign-in from `/` (login/home.routes.ts); apps are in the database.
+    // OneID's own sign-in from `/` (portal/portal.routes.ts); apps are in the database.
     clients: [homeClient(config.issuer)],
     routes: { token: TOKEN_PATH, authorization: AUTHORIZATION_PATH, pushed_authorization_request: PAR_PATH },
     // Each key signs through node:crypto (keys/signing-key.ts), not WebCrypto.
