@@ -16,6 +16,8 @@ export const departmentResource = z.object({
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  memberCount: z.number().int().optional().describe('with counts=true: people directly in this department'),
+  subDepartmentCount: z.number().int().optional().describe('with counts=true: departments directly below this one'),
 });
 
 export const presentDepartment = (d: Department): z.infer<typeof departmentResource> => ({
@@ -29,7 +31,14 @@ export const presentDepartment = (d: Department): z.infer<typeof departmentResou
   version: d.version,
   createdAt: new Date(d.createdAt).toISOString(),
   updatedAt: new Date(d.updatedAt).toISOString(),
+  ...(d.memberCount !== undefined ? { memberCount: d.memberCount, subDepartmentCount: d.subDepartmentCount } : {}),
 });
+
+/** A list page, with `total` (every page's rows, counted in SQL) when asked for with count=true. */
+const countedPage = <T extends z.ZodType>(item: T) => page(item).extend({
+  total: z.number().int().optional().describe('with count=true: how many match, over all pages'),
+});
+const countFlag = z.enum(['true', 'false']).optional().describe('true: also return total, the number of matches over all pages');
 
 const memberResource = userResource.extend({
   primary: z.boolean().describe('direct listing: this is the person\'s primary department; recursive: their primary department is in the subtree'),
@@ -43,6 +52,8 @@ const departmentListQuery = z.strictObject({
   q: z.string().min(1).max(200).optional().describe('name prefix, case-insensitive'),
   externalId: z.string().min(1).max(255).optional(),
   memberId: z.uuid().optional().describe('only departments this user belongs to'),
+  counts: z.enum(['true', 'false']).optional().describe('true: each department with memberCount and subDepartmentCount'),
+  count: countFlag,
 });
 
 const descendantsQuery = z.strictObject({
@@ -54,6 +65,7 @@ const membersQuery = z.strictObject({
   ...pageQuery,
   recursive: z.enum(['true', 'false']).optional().describe('true: everyone in this department and every department below it'),
   status: z.enum(['active', 'suspended', 'deprovisioned']).optional(),
+  count: countFlag,
 });
 
 const memberParams = z.strictObject({ id: z.uuid(), userId: z.uuid() });
@@ -75,16 +87,18 @@ export function registerDepartmentsRoutes(api: AdminApi, { departments }: Servic
 
   api.add({
     method: 'get', path: '/departments', tag: 'departments', summary: 'List departments (filtered and paged in SQL, by name)',
-    roles: readers, query: departmentListQuery, response: page(departmentResource),
+    roles: readers, query: departmentListQuery, response: countedPage(departmentResource),
     handler: async ({ query }) => {
       const after = decodeCursorAs(query.cursor, 'departments', nameIdCursor);
-      const rows = await departments.listDepartments({
+      const filter = {
         parentId: query.parentId === 'root' ? null : query.parentId,
         name: query.name, q: query.q, externalId: query.externalId, memberId: query.memberId,
-        after: after ? { name: after[0], id: after[1] } : undefined,
-        limit: query.limit + 1,
+      };
+      const rows = await departments.listDepartments({
+        ...filter, withCounts: query.counts === 'true', after: after ? { name: after[0], id: after[1] } : undefined, limit: query.limit + 1,
       });
-      return paged('departments', rows, query.limit, presentDepartment, (d) => [d.name, d.id]);
+      const result = paged('departments', rows, query.limit, presentDepartment, (d) => [d.name, d.id]);
+      return query.count === 'true' ? { ...result, total: await departments.countDepartments(filter) } : result;
     },
   });
 
@@ -130,13 +144,13 @@ export function registerDepartmentsRoutes(api: AdminApi, { departments }: Servic
   api.add({
     method: 'get', path: '/departments/:id/members', tag: 'departments',
     summary: 'People in the department (recursive=true: everyone in it and every department below it), by user id',
-    roles: readers, params: idParam, query: membersQuery, response: page(memberResource),
+    roles: readers, params: idParam, query: membersQuery, response: countedPage(memberResource),
     handler: async ({ params, query }) => {
       const after = decodeCursorAs(query.cursor, 'departments.members', userIdCursor);
-      const rows = await departments.listMembers(params.id, {
-        recursive: query.recursive === 'true', status: query.status, afterUserId: after?.[0], limit: query.limit + 1,
-      });
-      return paged('departments.members', rows, query.limit, presentMember, (m) => [m.id]);
+      const filter = { recursive: query.recursive === 'true', status: query.status };
+      const rows = await departments.listMembers(params.id, { ...filter, afterUserId: after?.[0], limit: query.limit + 1 });
+      const result = paged('departments.members', rows, query.limit, presentMember, (m) => [m.id]);
+      return query.count === 'true' ? { ...result, total: await departments.countMembers(params.id, filter) } : result;
     },
   });
 

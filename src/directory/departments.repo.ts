@@ -31,6 +31,9 @@ export interface Department {
   version: number;
   createdAt: Date;
   updatedAt: Date;
+  /** Only when asked for (DepartmentFilter.withCounts): direct members and sub-departments. */
+  memberCount?: number;
+  subDepartmentCount?: number;
 }
 
 export const toDepartment = (r: DbDepartmentRow): Department => ({
@@ -76,19 +79,61 @@ export interface DepartmentFilter {
   /** Keyset cursor: the last row's name and id (compared as (lower(name), id) in SQL). */
   after?: { name: string; id: string };
   limit: number;
+  /** Each row with its direct member and sub-department counts. */
+  withCounts?: boolean;
 }
 
-/** Ordered by (lower(name), id), filtered and paged in SQL. */
-export async function findDepartments(db: Tx, f: DepartmentFilter): Promise<Department[]> {
-  const q = db<DbDepartmentRow>('departments as d').select('d.*').orderByRaw('lower(d.name), d.id').limit(f.limit);
+/** The filter's conditions (not the cursor), shared by the page and its total count. */
+function filterDepartments(db: Tx, q: Knex.QueryBuilder, f: Omit<DepartmentFilter, 'after' | 'limit' | 'withCounts'>): Knex.QueryBuilder {
   if (f.parentId === null) q.whereNull('d.parent_id');
   else if (f.parentId !== undefined) q.where('d.parent_id', f.parentId);
   if (f.name !== undefined) q.whereRaw('lower(d.name) = ?', [f.name.toLowerCase()]);
   if (f.q) q.whereRaw("lower(d.name) like ? escape '\\'", [likePrefix(f.q)]);
   if (f.externalId !== undefined) q.where('d.external_id', f.externalId);
   if (f.memberId) q.whereExists((e) => e.select(db.raw('1')).from('user_departments as ud').whereRaw('ud.department_id = d.id and ud.user_id = ?', [f.memberId!]));
+  return q;
+}
+
+/**
+ * Per row, its direct members and sub-departments (each an index-only count on
+ * user_departments__department_id and departments__parent_id): for a page of a tree.
+ */
+const COUNTS_SQL = `(select count(*) from user_departments ud where ud.department_id = d.id)::int as member_count,
+  (select count(*) from departments c where c.parent_id = d.id)::int as sub_department_count`;
+
+const withCountsOf = (r: DbDepartmentRow & { member_count?: number; sub_department_count?: number }): Department => ({
+  ...toDepartment(r),
+  ...(r.member_count !== undefined ? { memberCount: Number(r.member_count), subDepartmentCount: Number(r.sub_department_count) } : {}),
+});
+
+/** Ordered by (lower(name), id), filtered and paged in SQL. */
+export async function findDepartments(db: Tx, f: DepartmentFilter): Promise<Department[]> {
+  const q = filterDepartments(db, db<DbDepartmentRow>('departments as d').select('d.*').orderByRaw('lower(d.name), d.id').limit(f.limit), f);
+  if (f.withCounts) q.select(db.raw(COUNTS_SQL));
   if (f.after) q.whereRaw('(lower(d.name), d.id) > (lower(?), ?::uuid)', [f.after.name, f.after.id]);
-  return (await q).map((r) => toDepartment(r as DbDepartmentRow));
+  return ((await q) as DbDepartmentRow[]).map((r) => withCountsOf(r));
+}
+
+/** How many departments the filter matches (all pages). */
+export async function countDepartments(db: Tx, f: Omit<DepartmentFilter, 'after' | 'limit' | 'withCounts'>): Promise<number> {
+  const [row] = await filterDepartments(db, db('departments as d'), f).count<{ count: number }[]>({ count: '*' });
+  return Number(row?.count ?? 0);
+}
+
+/** How many people departmentMembersQuery lists (all pages). */
+export async function countDepartmentMembers(db: Tx, m: Omit<MembersQuery, 'afterUserId' | 'limit'>): Promise<number> {
+  let q: Knex.QueryBuilder;
+  if (m.subtreePath) {
+    q = db('user_departments as ud').join('departments as d', 'd.id', 'ud.department_id')
+      .whereRaw("d.path like ? escape '\\'", [subtreePattern(m.subtreePath)]);
+    if (m.status) q.join('users as u', 'u.id', 'ud.user_id').where('u.status', m.status);
+    const [row] = await q.countDistinct<{ count: number }[]>({ count: 'ud.user_id' });
+    return Number(row?.count ?? 0);
+  }
+  q = db('user_departments as ud').where('ud.department_id', m.departmentId);
+  if (m.status) q.join('users as u', 'u.id', 'ud.user_id').where('u.status', m.status);
+  const [row] = await q.count<{ count: number }[]>({ count: '*' });
+  return Number(row?.count ?? 0);
 }
 
 /**

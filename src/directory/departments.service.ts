@@ -9,7 +9,7 @@ import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/au
 import { parseInput } from './users.service.ts';
 import { findUserById, isUuid, type UserStatus } from './users.repo.ts';
 import {
-  countDepartmentDependents, deleteAssignmentsOfPrincipal, deleteDepartmentById, deleteMembership, demotePrimary,
+  countDepartmentDependents, countDepartmentMembers, countDepartments, deleteAssignmentsOfPrincipal, deleteDepartmentById, deleteMembership, demotePrimary,
   findDepartmentById, findDepartmentMembers, findDepartments, findDescendants, findMembership, findPrimaryDepartmentId,
   insertDepartment, moveSubtree, pathOf, updateDepartmentById, upsertMembership,
   type DbDepartmentRow, type Department, type DepartmentFilter, type DepartmentMember,
@@ -111,6 +111,13 @@ export class DepartmentsService {
     if (filter.parentId && !isUuid(filter.parentId)) return Promise.resolve([]);
     if (filter.memberId && !isUuid(filter.memberId)) return Promise.resolve([]);
     return findDepartments(this.db, filter);
+  }
+
+  /** How many departments the filter matches, over all pages. */
+  countDepartments(filter: Omit<DepartmentFilter, 'after' | 'limit' | 'withCounts'>): Promise<number> {
+    if (filter.parentId && !isUuid(filter.parentId)) return Promise.resolve(0);
+    if (filter.memberId && !isUuid(filter.memberId)) return Promise.resolve(0);
+    return countDepartments(this.db, filter);
   }
 
   /** Every department below this one, all levels down, in tree order. */
@@ -264,6 +271,12 @@ export class DepartmentsService {
         action: 'department.member_removed', targetType: 'department', targetId: departmentId, changes: { userId, primary: removed.is_primary },
       });
     });
+  }
+
+  /** How many people listMembers lists, over all pages. */
+  async countMembers(departmentId: string, opts: { recursive?: boolean; status?: UserStatus }): Promise<number> {
+    const department = await this.getDepartment(departmentId);
+    return countDepartmentMembers(this.db, { departmentId, subtreePath: opts.recursive ? department.path : undefined, status: opts.status });
   }
 
   /** People in the department; with recursive, everyone in it and in every department below it. */

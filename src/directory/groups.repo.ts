@@ -61,15 +61,26 @@ export interface GroupFilter {
   limit: number;
 }
 
-/** Ordered by lower(name) (the groups__name index), filtered and paged in SQL. */
-export async function findGroups(db: Tx, f: GroupFilter): Promise<Group[]> {
-  const q = db<DbGroupRow>('groups as g').select('g.*').orderByRaw('lower(g.name)').limit(f.limit);
+/** The filter's conditions (not the cursor), shared by the page and its total count. */
+function filterGroups(db: Tx, q: Knex.QueryBuilder, f: Omit<GroupFilter, 'afterName' | 'limit'>): Knex.QueryBuilder {
   if (f.name !== undefined) q.whereRaw('lower(g.name) = ?', [f.name.toLowerCase()]);
   if (f.q) q.whereRaw("lower(g.name) like ? escape '\\'", [likePrefix(f.q)]);
   if (f.externalId !== undefined) q.where('g.external_id', f.externalId);
   if (f.memberId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.group_id = g.id and gm.user_id = ?', [f.memberId!]));
+  return q;
+}
+
+/** Ordered by lower(name) (the groups__name index), filtered and paged in SQL. */
+export async function findGroups(db: Tx, f: GroupFilter): Promise<Group[]> {
+  const q = filterGroups(db, db<DbGroupRow>('groups as g').select('g.*').orderByRaw('lower(g.name)').limit(f.limit), f);
   if (f.afterName !== undefined) q.whereRaw('lower(g.name) > lower(?)', [f.afterName]);
-  return (await q).map((r) => toGroup(r as DbGroupRow));
+  return ((await q) as DbGroupRow[]).map((r) => toGroup(r));
+}
+
+/** How many groups the filter matches (all pages). */
+export async function countGroups(db: Tx, f: Omit<GroupFilter, 'afterName' | 'limit'>): Promise<number> {
+  const [row] = await filterGroups(db, db('groups as g'), f).count<{ count: number }[]>({ count: '*' });
+  return Number(row?.count ?? 0);
 }
 
 export async function insertGroup(db: Tx, row: Pick<DbGroupRow, 'id' | 'name' | 'description' | 'external_id'>): Promise<Group> {
@@ -136,8 +147,10 @@ export async function deleteGroupMember(db: Tx, groupId: string, userId: string)
   return (await db('group_members').where({ group_id: groupId, user_id: userId }).delete().returning('user_id')).length > 0;
 }
 
-export async function countGroupMembers(db: Tx, groupId: string): Promise<number> {
-  const [row] = await db('group_members').where({ group_id: groupId }).count<{ count: number }[]>({ count: '*' });
+export async function countGroupMembers(db: Tx, groupId: string, status?: UserStatus): Promise<number> {
+  const q = db('group_members as gm').where('gm.group_id', groupId);
+  if (status) q.join('users as u', 'u.id', 'gm.user_id').where('u.status', status);
+  const [row] = await q.count<{ count: number }[]>({ count: '*' });
   return Number(row?.count ?? 0);
 }
 

@@ -7,10 +7,10 @@ import { newId } from '../shared/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
 import { auditInsert, auditInsertWhere, recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor, type AuditEntry } from '../audit/audit.service.ts';
 import { parseInput } from './users.service.ts';
-import { findUserById, isUuid, type User, type UserStatus } from './users.repo.ts';
+import { findUserById, findUsersByReferences, isUuid, type User, type UserStatus } from './users.repo.ts';
 import { deleteAssignmentsOfPrincipal } from './departments.repo.ts';
 import {
-  countGroupMembers, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
+  countGroupMembers, countGroups, deleteGroupById, deleteGroupMember, findGroupById, findGroupMembers, findGroups, insertGroup, insertGroupMember,
   updateGroupById, type DbGroupRow, type Group, type GroupFilter,
   changeMembersAtOnce, deleteGroupMembers, deleteGroupMembersExcept, findVisibleUserIds, insertGroupMembers, insertVisibleGroupMembers, relabelGroupMembers, bumpUserVersions, bumpMemberVersions, userVersionsBump,
 } from './groups.repo.ts';
@@ -35,6 +35,21 @@ export const updateGroupInput = z.strictObject({
 export type UpdateGroupInput = z.input<typeof updateGroupInput>;
 
 export const groupMemberInput = z.strictObject({ userId: z.uuid() });
+
+/** At most this many references in one batch (one transaction; the audit log summarises beyond MEMBER_AUDIT_EVENTS_LIMIT). */
+export const MEMBER_BATCH_LIMIT = 1000;
+
+const memberRef = z.string().trim().min(1).max(254).describe('a user id, username or email');
+export const groupMembersBatchInput = z.strictObject({
+  add: z.array(memberRef).max(MEMBER_BATCH_LIMIT).default([]),
+  remove: z.array(memberRef).max(MEMBER_BATCH_LIMIT).default([]),
+}).refine((b) => b.add.length + b.remove.length >= 1, 'add or remove at least one member')
+  .refine((b) => b.add.length + b.remove.length <= MEMBER_BATCH_LIMIT, `at most ${MEMBER_BATCH_LIMIT} members in one batch`);
+export type GroupMembersBatchInput = z.input<typeof groupMembersBatchInput>;
+
+export type GroupMemberBatchOutcomeKind = 'added' | 'already_member' | 'removed' | 'not_member' | 'not_found' | 'deprovisioned' | 'duplicate';
+export interface GroupMemberBatchOutcome { ref: string; userId: string | null; outcome: GroupMemberBatchOutcomeKind }
+export interface GroupMembersBatchResult { group: Group; added: number; removed: number; results: GroupMemberBatchOutcome[] }
 
 export interface GroupMemberResult {
   groupId: string;
@@ -217,9 +232,55 @@ export class GroupsService {
     return findGroupMembers(this.db, { groupId, ...opts });
   }
 
-  async countMembers(groupId: string): Promise<number> {
+  async countMembers(groupId: string, status?: UserStatus): Promise<number> {
     await this.getGroup(groupId);
-    return countGroupMembers(this.db, groupId);
+    return countGroupMembers(this.db, groupId, status);
+  }
+
+  /** How many groups the filter matches, over all pages. */
+  countGroups(filter: Omit<GroupFilter, 'afterName' | 'limit'>): Promise<number> {
+    if (filter.memberId && !isUuid(filter.memberId)) return Promise.resolve(0);
+    return countGroups(this.db, filter);
+  }
+
+  /**
+   * Adds and removes many members at once, named by user id, username or email (what an admin
+   * pastes), in one transaction with the usual audit events (see changeGroup), and says what
+   * happened to each reference: added, already a member, removed, not a member, no such person,
+   * deprovisioned (not added), or a repeat of an earlier reference to the same person.
+   */
+  async changeMembersByReference(groupId: string, raw: GroupMembersBatchInput, actor: Actor = SYSTEM_ACTOR): Promise<GroupMembersBatchResult> {
+    const input = parseInput(groupMembersBatchInput, raw);
+    if (!isUuid(groupId)) throw notFound();
+    return this.db.transaction(async (trx) => {
+      if (!(await findGroupById(trx, groupId, 'key share'))) throw notFound();
+      const users = await findUsersByReferences(trx, [...input.add, ...input.remove]);
+      const seen = new Set<string>();
+      const plan = (refs: string[], kind: 'add' | 'remove') => refs.map((ref) => {
+        const user = users.get(ref);
+        if (!user) return { ref, kind, userId: null, outcome: 'not_found' as const };
+        if (seen.has(user.id)) return { ref, kind, userId: user.id, outcome: 'duplicate' as const };
+        seen.add(user.id);
+        if (kind === 'add' && user.status === 'deprovisioned') return { ref, kind, userId: user.id, outcome: 'deprovisioned' as const };
+        return { ref, kind, userId: user.id, outcome: undefined };
+      });
+      const adds = plan(input.add, 'add');
+      const removes = plan(input.remove, 'remove');
+      const toAdd = adds.filter((a) => !a.outcome).map((a) => a.userId!);
+      const toRemove = removes.filter((r) => !r.outcome).map((r) => r.userId!);
+      const changes: GroupChange[] = [
+        ...(toAdd.length ? [{ kind: 'addMembers' as const, userIds: toAdd }] : []),
+        ...(toRemove.length ? [{ kind: 'removeMembers' as const, userIds: toRemove }] : []),
+      ];
+      const done = changes.length ? await new GroupsService(trx).changeGroup(groupId, changes, actor) : undefined;
+      const added = new Set(done?.added ?? []);
+      const removed = new Set(done?.removed ?? []);
+      const results = [...adds, ...removes].map(({ ref, kind, userId, outcome }): GroupMemberBatchOutcome => ({
+        ref, userId,
+        outcome: outcome ?? (kind === 'add' ? (added.has(userId!) ? 'added' : 'already_member') : (removed.has(userId!) ? 'removed' : 'not_member')),
+      }));
+      return { group: done?.group ?? (await findGroupById(trx, groupId))!, added: added.size, removed: removed.size, results };
+    });
   }
 
   /**

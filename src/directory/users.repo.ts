@@ -259,3 +259,30 @@ export async function deleteOidcStateOfAccount(db: Tx, userId: string, keepSessi
   }
   return rows.delete();
 }
+
+/**
+ * The users that references name, in one query each way: a uuid is a user id, anything else a
+ * sign-in name (username or email, folded as stored; one namespace, see sign_in_names). Returns
+ * the user id and status by the reference as given; references that name nobody are absent.
+ */
+export async function findUsersByReferences(db: Tx, refs: readonly string[]): Promise<Map<string, { id: string; status: UserStatus }>> {
+  const found = new Map<string, { id: string; status: UserStatus }>();
+  const ids = [...new Set(refs.filter(isUuid).map((r) => r.toLowerCase()))];
+  const names = [...new Set(refs.filter((r) => !isUuid(r)).map(foldName))];
+  const byId = new Map<string, { id: string; status: UserStatus }>();
+  const byName = new Map<string, { id: string; status: UserStatus }>();
+  if (ids.length) {
+    const rows: { id: string; status: UserStatus }[] = await db('users').select('id', 'status').whereRaw('id = any(?::uuid[])', [ids]);
+    for (const r of rows) byId.set(r.id, r);
+  }
+  if (names.length) {
+    const rows: { name: string; id: string; status: UserStatus }[] = await db('sign_in_names as n').join('users as u', 'u.id', 'n.user_id')
+      .select('n.name', 'u.id', 'u.status').whereRaw('n.name = any(?::text[])', [names]);
+    for (const r of rows) byName.set(r.name, { id: r.id, status: r.status });
+  }
+  for (const ref of refs) {
+    const user = isUuid(ref) ? byId.get(ref.toLowerCase()) : byName.get(foldName(ref));
+    if (user) found.set(ref, user);
+  }
+  return found;
+}
