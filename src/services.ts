@@ -20,6 +20,7 @@ import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
 import { PasswordPolicy } from './credentials/password-policy.ts';
 import { MethodsService } from './credentials/methods.service.ts';
+import { PasswordSetupLinks } from './directory/password-setup.service.ts';
 
 export interface Services {
   db: Knex;
@@ -46,6 +47,8 @@ export interface Services {
   passwordPolicy: PasswordPolicy;
   /** What an administrator sees of a person's sign-in methods, and removes. */
   methods: MethodsService;
+  /** One-time links with which a person chooses their own password. */
+  setupLinks: PasswordSetupLinks;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -72,5 +75,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     scimTokens: new ScimTokensService(db),
     passwordPolicy: new PasswordPolicy(config.passwordMinLength),
     methods: new MethodsService(db),
+    setupLinks: new PasswordSetupLinks(db, hasher),
   };
 }

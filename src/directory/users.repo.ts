@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { foldName } from '../shared/names.ts';
@@ -173,9 +174,15 @@ export async function isSignInNameTaken(db: Tx, name: string, exceptId?: string)
   return Boolean(await q);
 }
 
+export const USER_SORTS = ['name', 'username', 'email', 'status', 'createdAt'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
+
 export interface UserFilter {
   status?: UserStatus;
-  /** Prefix of username, email or display name (case-insensitive). */
+  /**
+   * Prefix of the username, email, display name, given or family name or employee number
+   * (case-insensitive).
+   */
   q?: string;
   username?: string;
   email?: string;
@@ -184,24 +191,46 @@ export interface UserFilter {
   /** With departmentId: include everyone in sub-departments, all levels down. */
   recursive?: boolean;
   groupId?: string;
+  /** Keyset paging, in the default order (created_at, id) only. */
   after?: { createdAt: string; id: string };
+  /** The order (default createdAt), then the id, both ascending unless `order` is desc. */
+  sort?: UserSort;
+  order?: 'asc' | 'desc';
+  /** Rows to skip (numbered pages). */
+  offset?: number;
   limit: number;
 }
 
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
 
-/** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
-export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
-  const q = db<DbUserRow>('users as u').select('u.*').orderBy([{ column: 'u.created_at' }, { column: 'u.id' }]).limit(f.limit);
+// Each an indexed column or expression (migration 20261208100000): a page in this order is an
+// index scan when nothing else narrows the list, and a top-N sort of the matches when a search does.
+const SORT_COLUMNS: Record<UserSort, string[]> = {
+  name: ['u.display_name'],
+  username: ['u.username'],
+  email: ['u.email'],
+  status: ['u.status', 'u.display_name'],
+  createdAt: ['u.created_at'],
+};
+
+type Where = Pick<UserFilter, 'status' | 'q' | 'username' | 'email' | 'externalId' | 'departmentId' | 'recursive' | 'groupId'>;
+
+/** The filter's conditions on `users as u`, shared by the list and its count. */
+function applyUserFilter(db: Tx, q: Knex.QueryBuilder, f: Where): void {
   if (f.status) q.where('u.status', f.status);
   // Usernames and emails are compared folded, as stored (shared/names.ts); never lower() in SQL.
   if (f.username) q.where('u.username', foldName(f.username));
   if (f.email) q.where('u.email', foldName(f.email));
   if (f.externalId) q.where('u.external_id', f.externalId);
   if (f.q) {
+    // Each alternative matches one prefix index (text_pattern_ops), combined by a bitmap OR.
     const name = `${escapeLike(foldName(f.q))}%`;
-    const label = `${escapeLike(f.q.toLowerCase())}%`;
-    q.where((w) => w.where('u.username', 'like', name).orWhere('u.email', 'like', name).orWhereRaw('lower(u.display_name) like ?', [label]));
+    const label = `${escapeLike(f.q.trim().toLowerCase())}%`;
+    q.where((w) => w.where('u.username', 'like', name).orWhere('u.email', 'like', name)
+      .orWhereRaw('lower(u.display_name) like ?', [label])
+      .orWhereRaw('lower(u.given_name) like ?', [label])
+      .orWhereRaw('lower(u.family_name) like ?', [label])
+      .orWhereRaw('lower(u.employee_number) like ?', [label]));
   }
   if (f.groupId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.user_id = u.id and gm.group_id = ?', [f.groupId!]));
   const departmentId = f.departmentId;
@@ -212,8 +241,25 @@ export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
       else e.whereRaw('ud.department_id = ?', [departmentId]);
     });
   }
+}
+
+/** Filtering, ordering (createdAt by default, then id) and paging (keyset or offset), all in SQL. */
+export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
+  const direction = f.order ?? 'asc';
+  const columns = [...SORT_COLUMNS[f.sort ?? 'createdAt'], 'u.id'];
+  const q = db<DbUserRow>('users as u').select('u.*').orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
+  applyUserFilter(db, q as unknown as Knex.QueryBuilder, f);
   if (f.after) q.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  if (f.offset) q.offset(f.offset);
   return (await q).map((r) => toUser(r as DbUserRow));
+}
+
+/** How many users the filter matches (paging aside). */
+export async function countUsers(db: Tx, f: Where): Promise<number> {
+  const q = db('users as u').count<{ count: string }[]>({ count: '*' });
+  applyUserFilter(db, q as unknown as Knex.QueryBuilder, f);
+  const [row] = await q;
+  return Number(row?.count ?? 0);
 }
 
 export async function countAdmins(db: Tx): Promise<number> {
