@@ -19,7 +19,11 @@ interface ListResult { items: UserItem[]; total?: number; next_offset?: number |
 interface Methods { password: boolean; passkeys: { id: string; name: string; createdAt: string; lastUsedAt: string | null }[]; totp: boolean; recoveryCodesRemaining: number }
 
 const str = (value: unknown): string => (typeof value === 'string' ? value.trim() : '');
-const list = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : typeof value === 'string' ? [value] : []);
+/** A repeated form field: one value, a list, or (past qs's array limit of 20) an object keyed by index. */
+const list = (value: unknown): string[] => {
+  const values = Array.isArray(value) ? value : value && typeof value === 'object' ? Object.values(value) : [value];
+  return values.filter((v): v is string => typeof v === 'string');
+};
 const pick = <T extends string>(value: unknown, allowed: readonly T[]): T | undefined => (allowed as readonly string[]).includes(String(value)) ? value as T : undefined;
 
 /** The list's state from a query string: what the search box, filter, headers and pager show. */
@@ -149,7 +153,7 @@ export const registerPeoplePages: RegisterPages = (router) => {
     const groupId = str(form.groupId);
     if (!action) throw new AppError('invalid_argument', 'console.bulk_action', 'action: suspend or add_to_group');
     if (!ids.length) {
-      c.render('people-bulk.njk', { section: 'people', action, outcomes: [], none: true }, 400);
+      c.render('people-bulk.njk', { section: 'people', action, outcomes: [], noneSelected: true }, 400);
       return;
     }
     const outcomes: { id: string; label: string; ok: boolean; messageKey?: string; detail?: string }[] = [];
