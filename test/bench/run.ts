@@ -47,12 +47,13 @@ import { bareCodeFlow, passkeySignIn as passkeySignInOnce, authenticatorOf } fro
 import { registerPasskeys, type PasskeyUser } from './lib/passkeys.ts';
 import { samlSso } from './scenarios/saml.ts';
 import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
+import { consolePeopleSearch } from './scenarios/console.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
