@@ -201,7 +201,21 @@ export interface UserFilter {
   limit: number;
 }
 
+/**
+ * The range of strings that start with `prefix`, in byte (code point) order: [prefix, the prefix
+ * with its last code point one higher); no upper end for an empty prefix or one ending in U+10FFFF
+ * (then LIKE, which is slower but right).
+ */
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
+
+export function prefixRange(prefix: string): [string, string | undefined] {
+  const points = [...prefix];
+  const last = points.pop();
+  if (last === undefined) return ['', undefined];
+  let code = last.codePointAt(0)! + 1;
+  if (code >= 0xd800 && code <= 0xdfff) code = 0xe000;
+  return [prefix, code > 0x10ffff ? undefined : points.join('') + String.fromCodePoint(code)];
+}
 
 // Each an indexed column or expression (migration 20261208100000): a page in this order is an
 // index scan when nothing else narrows the list, and a top-N sort of the matches when a search does.
@@ -223,14 +237,18 @@ function applyUserFilter(db: Tx, q: Knex.QueryBuilder, f: Where): void {
   if (f.email) q.where('u.email', foldName(f.email));
   if (f.externalId) q.where('u.external_id', f.externalId);
   if (f.q) {
-    // Each alternative matches one prefix index (text_pattern_ops), combined by a bitmap OR.
-    const name = `${escapeLike(foldName(f.q))}%`;
-    const label = `${escapeLike(f.q.trim().toLowerCase())}%`;
-    q.where((w) => w.where('u.username', 'like', name).orWhere('u.email', 'like', name)
-      .orWhereRaw('lower(u.display_name) like ?', [label])
-      .orWhereRaw('lower(u.given_name) like ?', [label])
-      .orWhereRaw('lower(u.family_name) like ?', [label])
-      .orWhereRaw('lower(u.employee_number) like ?', [label]));
+    // Each alternative is one prefix index's range (text_pattern_ops compares bytes, and UTF-8's
+    // byte order is code point order), combined by a bitmap OR. Ranges rather than LIKE 'x%':
+    // the index answers them exactly, so the matches are counted without testing each row again.
+    const name = prefixRange(foldName(f.q));
+    const label = prefixRange(f.q.trim().toLowerCase());
+    q.where((w) => {
+      for (const [column, [from, to]] of [['u.username', name], ['u.email', name], ['lower(u.display_name)', label], ['lower(u.given_name)', label],
+        ['lower(u.family_name)', label], ['lower(u.employee_number)', label]] as const) {
+        if (to === undefined) w.orWhereRaw(`${column} like ?`, [`${escapeLike(from)}%`]);
+        else w.orWhereRaw(`(${column} ~>=~ ? and ${column} ~<~ ?)`, [from, to]);
+      }
+    });
   }
   if (f.groupId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.user_id = u.id and gm.group_id = ?', [f.groupId!]));
   const departmentId = f.departmentId;
