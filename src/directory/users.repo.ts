@@ -265,11 +265,16 @@ function applyUserFilter(db: Tx, q: Knex.QueryBuilder, f: Where): void {
 export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
   const direction = f.order ?? 'asc';
   const columns = [...SORT_COLUMNS[f.sort ?? 'createdAt'], 'u.id'];
-  const q = db<DbUserRow>('users as u').select('u.*').orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
-  applyUserFilter(db, q as unknown as Knex.QueryBuilder, f);
-  if (f.after) q.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  const matches = db('users as u').select('u.*');
+  applyUserFilter(db, matches, f);
+  if (f.after) matches.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  // A search's matches come from its prefix indexes and are sorted (top-N). Without the fence
+  // PostgreSQL may instead walk the sort column's index, testing each row, which reads most of
+  // the table when the matches sort late (a search for "ying" sorted by name).
+  const q = f.q ? db.withMaterialized('matches', matches).select('u.*').from('matches as u') : matches;
+  q.orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
   if (f.offset) q.offset(f.offset);
-  return (await q).map((r) => toUser(r as DbUserRow));
+  return ((await q) as DbUserRow[]).map(toUser);
 }
 
 /** How many users the filter matches (paging aside). */
