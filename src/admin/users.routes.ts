@@ -148,14 +148,8 @@ export function registerUserRoutes(api: AdminApi, { db, hasher, users, attribute
       }
       const after = decodeCursorAs(cursor, 'users', createdAtIdCursor);
       const where = { ...filter, recursive: recursive === 'true' };
-      const [rows, total] = await Promise.all([
-        users.listUsers({
-          ...where, sort, order, offset,
-          after: after ? { createdAt: after[0], id: after[1] } : undefined,
-          limit: limit + 1,
-        }),
-        count === 'true' ? users.countUsers(where) : Promise.resolve(undefined),
-      ]);
+      const wanted = { ...where, sort, order, offset, after: after ? { createdAt: after[0], id: after[1] } : undefined, limit: limit + 1 };
+      const { users: rows, total } = count === 'true' ? await users.listUsersWithCount(wanted) : { users: await users.listUsers(wanted), total: undefined };
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
       const more = rows.length > limit;

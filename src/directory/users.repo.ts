@@ -277,6 +277,31 @@ export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
   return ((await q) as DbUserRow[]).map(toUser);
 }
 
+/**
+ * A search's page and how many match, in one pass over the matches (their prefix indexes, then
+ * the rows once): the matches' ids and sort columns are kept, counted and sorted, and only the
+ * page's rows are read in full. Without a search, or past the last page, as findUsers and
+ * countUsers.
+ */
+export async function findUsersWithCount(db: Tx, f: UserFilter): Promise<{ users: User[]; total: number }> {
+  if (!f.q || f.after) {
+    const [users, total] = await Promise.all([findUsers(db, f), countUsers(db, f)]);
+    return { users, total };
+  }
+  const direction = f.order ?? 'asc';
+  const columns = [...SORT_COLUMNS[f.sort ?? 'createdAt'], 'u.id'];
+  const matches = db('users as u').select('u.id', 'u.display_name', 'u.username', 'u.email', 'u.status', 'u.created_at');
+  applyUserFilter(db, matches, f);
+  const pageOf = db('matches as u').select('u.*').orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
+  if (f.offset) pageOf.offset(f.offset);
+  const rows = await db.withMaterialized('matches', matches)
+    .select('full.*', db.raw('(select count(*) from matches)::int as search_total'))
+    .from(pageOf.as('p')).join('users as full', 'full.id', 'p.id')
+    .orderBy(columns.map((column) => ({ column: column.replace(/^u\./, 'p.'), order: direction }))) as (DbUserRow & { search_total: number })[];
+  if (!rows.length) return { users: [], total: await countUsers(db, f) };
+  return { users: rows.map(toUser), total: rows[0]!.search_total };
+}
+
 /** How many users the filter matches (paging aside). */
 export async function countUsers(db: Tx, f: Where): Promise<number> {
   const q = db('users as u').count<{ count: string }[]>({ count: '*' });
