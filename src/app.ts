@@ -18,6 +18,8 @@ import { loginRouter } from './login/login.routes.ts';
 import { LoginFlows, enrolledMethodsOf } from './login/flow.ts';
 import { setupRouter } from './login/setup.routes.ts';
 import { portalRouter, servesPortal } from './portal/portal.routes.ts';
+import { passwordSetupRouter } from './login/password-setup.routes.ts';
+import { SETUP_LINK_PATH } from './directory/password-setup.service.ts';
 import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
 import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
@@ -160,6 +162,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
     flows.setSessionCookie(ctx, opened.token, opened.session.expiresAt);
     return `${CONSOLE_PREFIX}?welcome=1`;
   }).routes()));
+  // A person's one-time link from an administrator, to choose their own password.
+  app.use(onlyFor(under(SETUP_LINK_PATH), passwordSetupRouter(services.setupLinks, views, services.passwordPolicy, config.maxBodyBytes).routes()));
   app.use(onlyFor((path) => path === '/locale', localeRouter(secureCookies).routes()));
   const consolePaths = (path: string): boolean => under(CONSOLE_PREFIX)(path) && !under(ADMIN_API_PREFIX)(path);
   app.use(onlyFor(consolePaths, consoleRouter({

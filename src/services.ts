@@ -22,6 +22,7 @@ import { PasswordPolicy } from './credentials/password-policy.ts';
 import { MethodsService } from './credentials/methods.service.ts';
 import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
+import { PasswordSetupLinks } from './directory/password-setup.service.ts';
 
 export interface Services {
   db: Knex;
@@ -50,6 +51,8 @@ export interface Services {
   methods: MethodsService;
   /** Listing and rotating the signing keys: they are encrypted with the master key, so only with one. */
   signingKeys: SigningKeysService | undefined;
+  /** One-time links with which a person chooses their own password. */
+  setupLinks: PasswordSetupLinks;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -77,5 +80,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     passwordPolicy: new PasswordPolicy(config.passwordMinLength),
     methods: new MethodsService(db),
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
+    setupLinks: new PasswordSetupLinks(db, hasher),
   };
 }

@@ -11,7 +11,7 @@ import { findUserById } from '../directory/users.repo.ts';
 import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/audit.service.ts';
 import { findAppById, findAppRolesByIdsOrKeys, type AppRole } from '../apps/apps.repo.ts';
 import { APP_ROLE_KEY, type AppGuard } from '../apps/apps.service.ts';
-import { entitledApps, entitlements, type AppEntitlements, type Entitlements } from './entitlements.ts';
+import { entitlements, explainedEntitledApps, type Entitlements, type ExplainedEntitlements } from './entitlements.ts';
 import {
   countAssignments, deleteAssignmentById, findAssignmentById, findAssignments, insertAssignment, principalExists, replaceAssignmentRoles,
   updateAssignmentById, PRINCIPAL_TYPES, type Assignment, type AssignmentFilter,
@@ -158,10 +158,10 @@ export class AccessService {
     return entitlements(this.db, userId, appId);
   }
 
-  /** Every app the user may sign in to, with roles; 404 for an unknown user. */
-  async entitledAppsOf(userId: string): Promise<AppEntitlements[]> {
+  /** Every app the user may sign in to, with roles and the assignment paths that give them; 404 for an unknown user. */
+  async entitledAppsOf(userId: string): Promise<ExplainedEntitlements[]> {
     if (!(await findUserById(this.db, userId))) throw new AppError('not_found', 'user.not_found', 'no user with this id');
-    return entitledApps(this.db, userId);
+    return explainedEntitledApps(this.db, userId);
   }
 
   /** The app's roles named by ids and keys; every one must exist in this app. */

@@ -35,26 +35,29 @@ interface Row { app_id: string; active: boolean; access: string | null; assigned
 /**
  * The CTEs `principals` and `matching` for the user of a CTE `usr` (one row, or none when the user
  * is not active): everything the user is, and the assignments that reach them, of the one app
- * `appIdSql` when given.
+ * `appIdSql` when given (`reaching`: each way an assignment reaches them; `matching`: each assignment once).
  */
 function assignmentCtes(appIdSql?: string): string {
+  // via: for a department, the person's own department the principal is (or is an ancestor of).
   return `principals as (
-      select 'user'::text as type, usr.id as id, false as inherited from usr
+      select 'user'::text as type, usr.id as id, false as inherited, null::uuid as via from usr
       union all
-      select 'group', gm.group_id, false
+      select 'group', gm.group_id, false, null::uuid
         from group_members gm join usr on usr.id = gm.user_id
       union all
-      select 'department', anc.id::uuid, anc.id <> d.id::text
+      select 'department', anc.id::uuid, anc.id <> d.id::text, d.id
         from user_departments ud
         join usr on usr.id = ud.user_id
         join departments d on d.id = ud.department_id
         cross join lateral unnest(string_to_array(trim(both '/' from d.path), '/')) as anc(id)
-    ), matching as (
-      select distinct a.id, a.app_id
+    ), reaching as (
+      select a.id, a.app_id, p.type, p.id as principal_id, p.inherited, p.via
         from assignments a
         join principals p on a.principal_type = p.type and a.principal_id = p.id
        where (not p.inherited or a.include_subdepartments)
        ${appIdSql ? `and a.app_id = ${appIdSql}` : ''}
+    ), matching as (
+      select distinct id, app_id from reaching
     )`;
 }
 
@@ -208,4 +211,64 @@ export async function groupNamesOf(db: Tx, userId: string): Promise<string[]> {
     .orderBy('g.name')
     .select('g.name');
   return rows.map((r) => r.name);
+}
+
+/** One way an assignment reaches a person: the person, a group of theirs, or a department (theirs, or an ancestor of it). */
+export interface EntitlementPath {
+  assignmentId: string;
+  principalType: 'user' | 'group' | 'department';
+  principalId: string;
+  /** The group's or department's name (null for the person). */
+  principalName: string | null;
+  /** For an ancestor's assignment with its sub-departments: the person's own department below it. */
+  via: { id: string; name: string } | null;
+  /** The app's role keys this assignment gives, sorted. */
+  roles: string[];
+}
+
+export interface ExplainedEntitlements extends AppEntitlements {
+  appName: string;
+  /** Every path that reaches the person (none when the app lets everyone in and nothing assigns it). */
+  paths: EntitlementPath[];
+}
+
+interface PathRow { app_id: string; assignment_id: string; type: EntitlementPath['principalType']; principal_id: string; principal_name: string | null; via_id: string | null; via_name: string | null; roles: string[] | null }
+
+/**
+ * Every app the user may sign in to (as entitledApps) and why: each assignment path that reaches
+ * them, with the roles it gives. The paths come from the same CTEs as the entitlements, so the
+ * explanation cannot disagree with the answer.
+ */
+export async function explainedEntitledApps(db: Tx, userId: string): Promise<ExplainedEntitlements[]> {
+  const apps = await entitledApps(db, userId);
+  if (!apps.length) return [];
+  const result = await db.raw(`
+    with usr as (
+      select u.id from ${userByKey('?')} u where u.status = 'active'
+    ), ${assignmentCtes()}
+    select r.app_id, r.id as assignment_id, r.type, r.principal_id,
+           coalesce(g.name, dp.name) as principal_name,
+           case when r.inherited then r.via end as via_id, case when r.inherited then vd.name end as via_name,
+           (select array_agg(ro.key order by ro.key) from assignment_roles ar join app_roles ro on ro.id = ar.app_role_id where ar.assignment_id = r.id) as roles
+      from reaching r
+      left join groups g on r.type = 'group' and g.id = r.principal_id
+      left join departments dp on r.type = 'department' and dp.id = r.principal_id
+      left join departments vd on r.inherited and vd.id = r.via
+     order by case r.type when 'user' then 0 when 'group' then 1 else 2 end, principal_name, via_name, r.id`, [userId]);
+  const byApp = new Map<string, EntitlementPath[]>();
+  const seen = new Set<string>();
+  for (const r of result.rows as PathRow[]) {
+    // A department reached through two of the person's departments is one path per department.
+    const key = `${r.assignment_id}/${r.via_id ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const list = byApp.get(r.app_id) ?? [];
+    list.push({
+      assignmentId: r.assignment_id, principalType: r.type, principalId: r.principal_id, principalName: r.principal_name,
+      via: r.via_id ? { id: r.via_id, name: r.via_name ?? '' } : null, roles: r.roles ?? [],
+    });
+    byApp.set(r.app_id, list);
+  }
+  const names = new Map((await db('apps').whereIn('id', apps.map((a) => a.appId)).select<{ id: string; name: string }[]>('id', 'name')).map((a) => [a.id, a.name]));
+  return apps.map((a) => ({ ...a, appName: names.get(a.appId) ?? '', paths: byApp.get(a.appId) ?? [] }));
 }

@@ -64,6 +64,8 @@ export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType =
   rawBody?: { types: readonly string[]; description: string; into(text: string, query: z.output<Q>): unknown };
   /** Success status; 204 sends no body. */
   status?: number;
+  /** The media type of a success that is not JSON (e.g. text/csv); the handler sets it and returns the body. */
+  produces?: string;
   handler(input: HandlerInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<unknown>;
 }
 
@@ -303,7 +305,7 @@ export class AdminApi {
       const responses: Record<string, unknown> = {
         [String(def.status ?? 200)]: def.status === 204
           ? { description: 'No content' }
-          : { description: 'Success', content: def.response ? { 'application/json': { schema: schema(def.response, 'output') } } : undefined },
+          : { description: 'Success', content: def.produces ? { [def.produces]: { schema: { type: 'string' } } } : def.response ? { 'application/json': { schema: schema(def.response, 'output') } } : undefined },
         400: { $ref: '#/components/responses/Problem' },
         401: { $ref: '#/components/responses/Problem' },
         403: { $ref: '#/components/responses/Problem' },

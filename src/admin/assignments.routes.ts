@@ -37,6 +37,20 @@ const entitlementResource = z.object({
   roles: z.array(z.string()).describe("the app's role keys the user holds, over every path"),
 });
 
+const entitlementPath = z.object({
+  assignmentId: z.uuid(),
+  principalType: z.enum(PRINCIPAL_TYPES).describe('user: assigned to the person; group: to a group of theirs; department: to their department or, with includeSubdepartments, an ancestor of it'),
+  principalId: z.uuid(),
+  principalName: z.string().nullable().describe("the group's or department's name"),
+  via: z.object({ id: z.uuid(), name: z.string() }).nullable().describe("for an ancestor's assignment: the person's own department below it"),
+  roles: z.array(z.string()).describe('role keys this assignment gives'),
+});
+
+const explainedEntitlement = entitlementResource.extend({
+  appName: z.string(),
+  paths: z.array(entitlementPath).describe("why: every assignment path that reaches the user (empty when the app lets everyone in and nothing assigns it)"),
+});
+
 const assignmentListQuery = z.strictObject({
   ...pageQuery,
   principalType: z.enum(PRINCIPAL_TYPES).optional(),
@@ -97,9 +111,9 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
 
   api.add({
     method: 'get', path: '/users/:id/entitlements', tag: 'assignments',
-    summary: 'What the user may do: with appId, in that app (allowed, assigned, roles); without, every app the user may sign in to',
+    summary: 'What the user may do: with appId, in that app (allowed, assigned, roles); without, every app the user may sign in to, with the assignment paths that give each and their roles',
     roles: readers, params: idParam, query: z.strictObject({ appId: z.uuid().optional() }),
-    response: z.object({ items: z.array(entitlementResource) }).or(entitlementResource),
+    response: z.object({ items: z.array(explainedEntitlement) }).or(entitlementResource),
     handler: async ({ params, query }) => {
       if (query.appId) return { userId: params.id, appId: query.appId, ...(await access.entitlementsOf(params.id, query.appId)) };
       const items = await access.entitledAppsOf(params.id);

@@ -23,6 +23,8 @@ import * as m20261206130000 from '../../migrations/20261206130000_create_sign_in
 import * as m20261206150000 from '../../migrations/20261206150000_add_audit_events_client_id_and_before.ts';
 import * as m20261206200000 from '../../migrations/20261206200000_create_sessions_and_sign_in_methods.ts';
 import * as m20261207000000 from '../../migrations/20261207000000_create_saml_service_providers.ts';
+import * as m20261208100000 from '../../migrations/20261208100000_add_users_search_indexes.ts';
+import * as m20261208100100 from '../../migrations/20261208100100_create_password_setup_links.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -50,6 +52,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261206150000_add_audit_events_client_id_and_before': m20261206150000,
   '20261206200000_create_sessions_and_sign_in_methods': m20261206200000,
   '20261207000000_create_saml_service_providers': m20261207000000,
+  '20261208100000_add_users_search_indexes': m20261208100000,
+  '20261208100100_create_password_setup_links': m20261208100100,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

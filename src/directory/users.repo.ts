@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { foldName } from '../shared/names.ts';
@@ -173,9 +174,15 @@ export async function isSignInNameTaken(db: Tx, name: string, exceptId?: string)
   return Boolean(await q);
 }
 
+export const USER_SORTS = ['name', 'username', 'email', 'status', 'createdAt'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
+
 export interface UserFilter {
   status?: UserStatus;
-  /** Prefix of username, email or display name (case-insensitive). */
+  /**
+   * Prefix of the username, email, display name, given or family name or employee number
+   * (case-insensitive).
+   */
   q?: string;
   username?: string;
   email?: string;
@@ -184,24 +191,64 @@ export interface UserFilter {
   /** With departmentId: include everyone in sub-departments, all levels down. */
   recursive?: boolean;
   groupId?: string;
+  /** Keyset paging, in the default order (created_at, id) only. */
   after?: { createdAt: string; id: string };
+  /** The order (default createdAt), then the id, both ascending unless `order` is desc. */
+  sort?: UserSort;
+  order?: 'asc' | 'desc';
+  /** Rows to skip (numbered pages). */
+  offset?: number;
   limit: number;
 }
 
+/**
+ * The range of strings that start with `prefix`, in byte (code point) order: [prefix, the prefix
+ * with its last code point one higher); no upper end for an empty prefix or one ending in U+10FFFF
+ * (then LIKE, which is slower but right).
+ */
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
 
-/** Filtering, ordering (created_at, id) and keyset paging, all in SQL. */
-export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
-  const q = db<DbUserRow>('users as u').select('u.*').orderBy([{ column: 'u.created_at' }, { column: 'u.id' }]).limit(f.limit);
+export function prefixRange(prefix: string): [string, string | undefined] {
+  const points = [...prefix];
+  const last = points.pop();
+  if (last === undefined) return ['', undefined];
+  let code = last.codePointAt(0)! + 1;
+  if (code >= 0xd800 && code <= 0xdfff) code = 0xe000;
+  return [prefix, code > 0x10ffff ? undefined : points.join('') + String.fromCodePoint(code)];
+}
+
+// Each an indexed column or expression (migration 20261208100000): a page in this order is an
+// index scan when nothing else narrows the list, and a top-N sort of the matches when a search does.
+const SORT_COLUMNS: Record<UserSort, string[]> = {
+  name: ['u.display_name'],
+  username: ['u.username'],
+  email: ['u.email'],
+  status: ['u.status', 'u.display_name'],
+  createdAt: ['u.created_at'],
+};
+
+type Where = Pick<UserFilter, 'status' | 'q' | 'username' | 'email' | 'externalId' | 'departmentId' | 'recursive' | 'groupId'>;
+
+/** The filter's conditions on `users as u`, shared by the list and its count. */
+function applyUserFilter(db: Tx, q: Knex.QueryBuilder, f: Where): void {
   if (f.status) q.where('u.status', f.status);
   // Usernames and emails are compared folded, as stored (shared/names.ts); never lower() in SQL.
   if (f.username) q.where('u.username', foldName(f.username));
   if (f.email) q.where('u.email', foldName(f.email));
   if (f.externalId) q.where('u.external_id', f.externalId);
   if (f.q) {
-    const name = `${escapeLike(foldName(f.q))}%`;
-    const label = `${escapeLike(f.q.toLowerCase())}%`;
-    q.where((w) => w.where('u.username', 'like', name).orWhere('u.email', 'like', name).orWhereRaw('lower(u.display_name) like ?', [label]));
+    // Each alternative is one prefix index's range (text_pattern_ops compares bytes, and UTF-8's
+    // byte order is code point order), combined by a bitmap OR. Ranges rather than LIKE 'x%':
+    // the index answers them exactly, so the matches are counted without testing each row again.
+    const name = prefixRange(foldName(f.q));
+    const label = prefixRange(f.q.trim().toLowerCase());
+    q.where((w) => {
+      for (const [column, [from, to]] of [['u.username', name], ['u.email', name], ['lower(u.display_name)', label], ['lower(u.given_name)', label],
+        ['lower(u.family_name)', label], ['lower(u.employee_number)', label]] as const) {
+        if (to === undefined) w.orWhereRaw(`${column} like ?`, [`${escapeLike(from)}%`]);
+        else w.orWhereRaw(`(${column} ~>=~ ? and ${column} ~<~ ?)`, [from, to]);
+      }
+    });
   }
   if (f.groupId) q.whereExists((e) => e.select(db.raw('1')).from('group_members as gm').whereRaw('gm.user_id = u.id and gm.group_id = ?', [f.groupId!]));
   const departmentId = f.departmentId;
@@ -212,8 +259,55 @@ export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
       else e.whereRaw('ud.department_id = ?', [departmentId]);
     });
   }
-  if (f.after) q.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
-  return (await q).map((r) => toUser(r as DbUserRow));
+}
+
+/** Filtering, ordering (createdAt by default, then id) and paging (keyset or offset), all in SQL. */
+export async function findUsers(db: Tx, f: UserFilter): Promise<User[]> {
+  const direction = f.order ?? 'asc';
+  const columns = [...SORT_COLUMNS[f.sort ?? 'createdAt'], 'u.id'];
+  const matches = db('users as u').select('u.*');
+  applyUserFilter(db, matches, f);
+  if (f.after) matches.whereRaw('(u.created_at, u.id) > (?::timestamptz, ?::uuid)', [f.after.createdAt, f.after.id]);
+  // A search's matches come from its prefix indexes and are sorted (top-N). Without the fence
+  // PostgreSQL may instead walk the sort column's index, testing each row, which reads most of
+  // the table when the matches sort late (a search for "ying" sorted by name).
+  const q = f.q ? db.withMaterialized('matches', matches).select('u.*').from('matches as u') : matches;
+  q.orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
+  if (f.offset) q.offset(f.offset);
+  return ((await q) as DbUserRow[]).map(toUser);
+}
+
+/**
+ * A search's page and how many match, in one pass over the matches (their prefix indexes, then
+ * the rows once): the matches' ids and sort columns are kept, counted and sorted, and only the
+ * page's rows are read in full. Without a search, or past the last page, as findUsers and
+ * countUsers.
+ */
+export async function findUsersWithCount(db: Tx, f: UserFilter): Promise<{ users: User[]; total: number }> {
+  if (!f.q || f.after) {
+    const [users, total] = await Promise.all([findUsers(db, f), countUsers(db, f)]);
+    return { users, total };
+  }
+  const direction = f.order ?? 'asc';
+  const columns = [...SORT_COLUMNS[f.sort ?? 'createdAt'], 'u.id'];
+  const matches = db('users as u').select('u.id', 'u.display_name', 'u.username', 'u.email', 'u.status', 'u.created_at');
+  applyUserFilter(db, matches, f);
+  const pageOf = db('matches as u').select('u.*').orderBy(columns.map((column) => ({ column, order: direction }))).limit(f.limit);
+  if (f.offset) pageOf.offset(f.offset);
+  const rows = await db.withMaterialized('matches', matches)
+    .select('full.*', db.raw('(select count(*) from matches)::int as search_total'))
+    .from(pageOf.as('p')).join('users as full', 'full.id', 'p.id')
+    .orderBy(columns.map((column) => ({ column: column.replace(/^u\./, 'p.'), order: direction }))) as (DbUserRow & { search_total: number })[];
+  if (!rows.length) return { users: [], total: await countUsers(db, f) };
+  return { users: rows.map(toUser), total: rows[0]!.search_total };
+}
+
+/** How many users the filter matches (paging aside). */
+export async function countUsers(db: Tx, f: Where): Promise<number> {
+  const q = db('users as u').count<{ count: string }[]>({ count: '*' });
+  applyUserFilter(db, q as unknown as Knex.QueryBuilder, f);
+  const [row] = await q;
+  return Number(row?.count ?? 0);
 }
 
 export async function countAdmins(db: Tx): Promise<number> {

@@ -9,7 +9,7 @@ import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/au
 import { validateCustomAttributes } from './attributes.service.ts';
 import { endAllSessions, keepOnlySession } from '../sessions/sessions.service.ts';
 import {
-  countAdmins, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
+  countAdmins, countUsers, findUsersWithCount, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
   isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
@@ -235,6 +235,16 @@ export class UsersService {
 
   listUsers(filter: UserFilter): Promise<User[]> {
     return findUsers(this.db, filter);
+  }
+
+  /** A page of users and how many match the filter (one pass over a search's matches). */
+  listUsersWithCount(filter: UserFilter): Promise<{ users: User[]; total: number }> {
+    return findUsersWithCount(this.db, filter);
+  }
+
+  /** How many users match the filter (its paging aside). */
+  countUsers(filter: Omit<UserFilter, 'limit' | 'after' | 'offset' | 'sort' | 'order'>): Promise<number> {
+    return countUsers(this.db, filter);
   }
 
   /**

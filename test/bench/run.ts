@@ -48,12 +48,13 @@ import { registerPasskeys, type PasskeyUser } from './lib/passkeys.ts';
 import { samlSso } from './scenarios/saml.ts';
 import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
 import { portalLauncher } from './scenarios/portal.ts';
+import { consolePeopleSearch } from './scenarios/console.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, portalLauncher];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch, portalLauncher];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
