@@ -209,6 +209,10 @@ describe('from npm start to a signed-in app, in the browser alone', () => {
     await screenshot(ada, 'portal');
 
     await card.click();
+    // A third-party app: the person is asked once whether it may see their profile and roles.
+    await ada.waitForURL(/\/interaction\//);
+    expect(await ada.textContent('main')).toContain('Docs');
+    await ada.click('#allow');
     await ada.waitForURL(`${rp.origin}/callback?**`);
     expect(await ada.textContent('#rp-roles')).toBe('docs.editor');
     expect(rp.received.at(-1)).toMatchObject({ preferred_username: 'ada', roles: ['docs.editor'] });
@@ -262,7 +266,7 @@ describe('from npm start to a signed-in app, in the browser alone', () => {
     expect(await admin.getAttribute('html', 'lang')).toBe('zh-CN');
     expect(await admin.textContent('#nav-people')).toBe('人员');
     await screenshot(admin, 'console-people-zh');
-    adminProblems.splice(0, adminProblems.length, ...adminProblems.filter((p) => !/^403 .*\/admin\/people\/new$|status of 403/.test(p)));
-    expect(adminProblems).toEqual([]);
+    // The refused post itself is what this test provoked.
+    expect(adminProblems.filter((p) => !/\/admin\/people\/new|status of 403/.test(p))).toEqual([]);
   }, 40000);
 });
