@@ -4,7 +4,7 @@
 // route run in process (page(ctx).call), so its roles, validation and audit apply unchanged.
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { page, type RegisterPages } from './pages.ts';
+import { page, type RegisterPages, sendTo } from './pages.ts';
 import { GRANT_TYPES } from '../apps/apps.service.ts';
 import { SIGN_IN_POLICIES } from '../access/signin-policy.ts';
 import { NAME_ID_FORMATS } from '../apps/saml-providers.repo.ts';
@@ -47,17 +47,6 @@ const version = (form: Form): number | undefined => (/^\d+$/.test(text(form, 've
 
 const bodyOf = (ctx: Context): Form => (ctx.request.body ?? {}) as Form;
 const param = (ctx: Context, name: string): string => String((ctx.params as Record<string, string>)[name] ?? '');
-
-/** After a change: htmx follows HX-Redirect (a full page load), a plain form a 303. */
-function done(ctx: Context, url: string): void {
-  if (ctx.get('hx-request')) {
-    ctx.status = 204;
-    ctx.set('HX-Redirect', url);
-  } else {
-    ctx.status = 303;
-    ctx.redirect(url);
-  }
-}
 
 /** What an app is to paste into its configuration: OneID's URLs. */
 function connectFacts(issuer: string) {
@@ -176,7 +165,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
         ...samlFieldsOf(form, true),
       },
     });
-    done(ctx, `/admin/apps/${created.id}?notice=created`);
+    sendTo(ctx, `/admin/apps/${created.id}?notice=created`);
   });
 
   // ---- one app --------------------------------------------------------------------------
@@ -235,7 +224,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
         },
       });
     }
-    done(ctx, `/admin/apps/${id}?notice=saved`);
+    sendTo(ctx, `/admin/apps/${id}?notice=saved`);
   });
 
   router.post('/apps/:id/secret', async (ctx) => {
@@ -247,7 +236,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
 
   router.post('/apps/:id/delete', async (ctx) => {
     await page(ctx).call('delete', '/apps/:id', { params: { id: param(ctx, 'id') }, ifMatch: version(bodyOf(ctx)) });
-    done(ctx, '/admin/apps?notice=deleted');
+    sendTo(ctx, '/admin/apps?notice=deleted');
   });
 
   // ---- roles ------------------------------------------------------------------------------
@@ -258,7 +247,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
     await page(ctx).call('post', '/apps/:id/roles', {
       params: { id }, body: { key: text(form, 'key'), name: optional(form, 'name'), description: optional(form, 'description') },
     });
-    done(ctx, `/admin/apps/${id}?notice=role_added#roles`);
+    sendTo(ctx, `/admin/apps/${id}?notice=role_added#roles`);
   });
 
   router.post('/apps/:id/roles/:roleId', async (ctx) => {
@@ -267,13 +256,13 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
     await page(ctx).call('patch', '/apps/:id/roles/:roleId', {
       params: { id, roleId: param(ctx, 'roleId') }, body: { name: text(form, 'name'), description: orNull(form, 'description') },
     });
-    done(ctx, `/admin/apps/${id}?notice=role_saved#roles`);
+    sendTo(ctx, `/admin/apps/${id}?notice=role_saved#roles`);
   });
 
   router.post('/apps/:id/roles/:roleId/delete', async (ctx) => {
     const id = param(ctx, 'id');
     await page(ctx).call('delete', '/apps/:id/roles/:roleId', { params: { id, roleId: param(ctx, 'roleId') } });
-    done(ctx, `/admin/apps/${id}?notice=role_deleted#roles`);
+    sendTo(ctx, `/admin/apps/${id}?notice=role_deleted#roles`);
   });
 
   // ---- assignments ------------------------------------------------------------------------
@@ -306,7 +295,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
         ...(principalType === 'department' ? { includeSubdepartments: checked(form, 'includeSubdepartments') } : {}),
       },
     });
-    done(ctx, `/admin/apps/${id}?notice=assigned#assignments`);
+    sendTo(ctx, `/admin/apps/${id}?notice=assigned#assignments`);
   });
 
   router.post('/apps/:id/assignments/:assignmentId', async (ctx) => {
@@ -319,12 +308,12 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
         ...(text(form, 'principalType') === 'department' ? { includeSubdepartments: checked(form, 'includeSubdepartments') } : {}),
       },
     });
-    done(ctx, `/admin/apps/${id}?notice=assignment_saved#assignments`);
+    sendTo(ctx, `/admin/apps/${id}?notice=assignment_saved#assignments`);
   });
 
   router.post('/apps/:id/assignments/:assignmentId/delete', async (ctx) => {
     const id = param(ctx, 'id');
     await page(ctx).call('delete', '/apps/:id/assignments/:assignmentId', { params: { id, assignmentId: param(ctx, 'assignmentId') } });
-    done(ctx, `/admin/apps/${id}?notice=assignment_removed#assignments`);
+    sendTo(ctx, `/admin/apps/${id}?notice=assignment_removed#assignments`);
   });
 };

@@ -5,7 +5,7 @@
 // shown when the admin's roles allow their route; the API refuses them anyway.
 import type { Context } from 'koa';
 import { AppError, HTTP_STATUS } from '../shared/errors.ts';
-import { page, type ConsolePage, type RegisterPages } from './pages.ts';
+import { page, type ConsolePage, type RegisterPages, sendTo } from './pages.ts';
 
 interface Dept {
   id: string; name: string; parentId: string | null; path: string; depth: number; managerId: string | null; version: number;
@@ -28,17 +28,6 @@ const cursorOf = (ctx: Context): string | undefined => str(ctx.query.cursor) || 
 
 /** Notices a redirect may ask for (?done=...), in the admin's language. */
 const NOTICES = new Set(['created', 'saved', 'moved', 'deleted', 'added', 'removed', 'manager']);
-
-/** After a write: htmx follows HX-Redirect, a plain form a 303. */
-function go(ctx: Context, url: string): void {
-  if (ctx.get('hx-request')) {
-    ctx.status = 204;
-    ctx.set('HX-Redirect', url);
-  } else {
-    ctx.status = 303;
-    ctx.redirect(url);
-  }
-}
 
 /**
  * Runs a write; the refusals an admin can act on (a name taken, a department not empty, a move
@@ -162,7 +151,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const parentId = str(body.parentId) || undefined;
     await attempt(ctx, async () => {
       const created = await console.call<Dept>('post', '/departments', { body: { name: str(body.name), ...(parentId ? { parentId } : {}) } });
-      go(ctx, parentId ? `/admin/departments/${parentId}?done=created` : `/admin/departments?open=${created.id}&done=created`);
+      sendTo(ctx, parentId ? `/admin/departments/${parentId}?done=created` : `/admin/departments?open=${created.id}&done=created`);
     }, DEPARTMENT_PROBLEMS);
   });
 
@@ -197,7 +186,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const id = ctx.params.id!;
     await attempt(ctx, async () => {
       await console.call('patch', '/departments/:id', { params: { id }, body: { name: str(form(ctx).name) } });
-      go(ctx, `/admin/departments/${id}?done=saved`);
+      sendTo(ctx, `/admin/departments/${id}?done=saved`);
     }, DEPARTMENT_PROBLEMS);
   });
 
@@ -210,7 +199,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     await attempt(ctx, async () => {
       if (!('parentId' in form(ctx))) throw new AppError('invalid_argument', 'request.invalid', 'parentId: pick the new parent', { field: 'parentId' });
       await console.call('patch', '/departments/:id', { params: { id }, body: { parentId: parentId || null } });
-      go(ctx, `/admin/departments/${id}?done=moved`);
+      sendTo(ctx, `/admin/departments/${id}?done=moved`);
     }, DEPARTMENT_PROBLEMS);
   });
 
@@ -234,7 +223,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     await attempt(ctx, async () => {
       const dept = await console.call<Dept>('get', '/departments/:id', { params: { id } });
       await console.call('delete', '/departments/:id', { params: { id } });
-      go(ctx, dept.parentId ? `/admin/departments/${dept.parentId}?done=deleted` : '/admin/departments?done=deleted');
+      sendTo(ctx, dept.parentId ? `/admin/departments/${dept.parentId}?done=deleted` : '/admin/departments?done=deleted');
     }, DEPARTMENT_PROBLEMS);
   });
 
@@ -258,7 +247,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const body = form(ctx);
     await attempt(ctx, async () => {
       await console.call('post', '/departments/:id/members', { params: { id }, body: { userId: str(body.userId), primary: str(body.primary) === 'true' } });
-      go(ctx, `/admin/departments/${id}?done=added`);
+      sendTo(ctx, `/admin/departments/${id}?done=added`);
     }, DEPARTMENT_PROBLEMS);
   });
 
@@ -266,7 +255,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const console = page(ctx);
     const { id, userId } = ctx.params as { id: string; userId: string };
     await console.call('delete', '/departments/:id/members/:userId', { params: { id, userId } });
-    go(ctx, `/admin/departments/${id}?done=removed`);
+    sendTo(ctx, `/admin/departments/${id}?done=removed`);
   });
 
   // The department's manager (its managerId; empty clears it).
@@ -276,7 +265,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const userId = str(form(ctx).userId);
     await attempt(ctx, async () => {
       await console.call('patch', '/departments/:id', { params: { id }, body: { managerId: userId || null } });
-      go(ctx, `/admin/departments/${id}?done=manager`);
+      sendTo(ctx, `/admin/departments/${id}?done=manager`);
     }, { ...DEPARTMENT_PROBLEMS, 'department.manager_not_found': 'console.directory.departments.manager_gone' });
   });
 
@@ -300,7 +289,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     await attempt(ctx, async () => {
       const description = str(body.description).trim();
       const created = await console.call<Group>('post', '/groups', { body: { name: str(body.name), ...(description ? { description } : {}) } });
-      go(ctx, `/admin/groups/${created.id}?done=created`);
+      sendTo(ctx, `/admin/groups/${created.id}?done=created`);
     }, GROUP_PROBLEMS);
   });
 
@@ -332,14 +321,14 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     await attempt(ctx, async () => {
       const description = str(body.description).trim();
       await console.call('patch', '/groups/:id', { params: { id }, body: { name: str(body.name), description: description || null } });
-      go(ctx, `/admin/groups/${id}?done=saved`);
+      sendTo(ctx, `/admin/groups/${id}?done=saved`);
     }, GROUP_PROBLEMS);
   });
 
   router.post('/groups/:id/delete', async (ctx) => {
     const console = page(ctx);
     await console.call('delete', '/groups/:id', { params: { id: ctx.params.id! } });
-    go(ctx, '/admin/groups?done=deleted');
+    sendTo(ctx, '/admin/groups?done=deleted');
   });
 
   router.get('/groups/:id/people', async (ctx) => {
@@ -356,7 +345,7 @@ export const registerDirectoryPages: RegisterPages = (router) => {
     const console = page(ctx);
     const id = ctx.params.id!;
     await console.call('post', '/groups/:id/members', { params: { id }, body: { userId: str(form(ctx).userId) } });
-    go(ctx, `/admin/groups/${id}?done=added`);
+    sendTo(ctx, `/admin/groups/${id}?done=added`);
   });
 
   // Bulk add: one username, email or id per line; the page then says what happened to each line.

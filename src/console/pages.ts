@@ -55,5 +55,19 @@ export const navFor = (principal: Principal, may: (method: Method, path: string)
   item.needs.some(([method, path]) => may(method, path))
   && (!item.roles || principal.roles.has('super_admin') || item.roles.some((role) => principal.roles.has(role))));
 
+/**
+ * Sends the browser on after a change or to another page: htmx follows HX-Redirect (a full page
+ * load, so the address bar and history are right), a plain form a 303 (no resubmission on reload).
+ */
+export function sendTo(ctx: Context, url: string): void {
+  if (ctx.get('hx-request')) {
+    ctx.status = 204;
+    ctx.set('HX-Redirect', url);
+  } else {
+    ctx.status = 303;
+    ctx.redirect(url);
+  }
+}
+
 /** Each area registers its pages on the console router (prefix /admin, signed-in admins only). */
 export type RegisterPages = (router: Router, deps: ConsoleDeps) => void;
