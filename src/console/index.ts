@@ -41,6 +41,20 @@ function problemKey(err: AppError): MessageKey {
   }
 }
 
+/**
+ * The page a form was posted from (htmx names it; a plain form's Referer, when it is this site's),
+ * so that after signing in again the admin is back where they were. Checked by consoleReturnTo.
+ */
+function pageOfPost(ctx: Context, issuer: string): string {
+  for (const value of [ctx.get('hx-current-url'), ctx.get('referer')]) {
+    try {
+      const url = new URL(value);
+      if (url.origin === new URL(issuer).origin) return `${url.pathname}${url.search}`;
+    } catch { /* absent or not a URL */ }
+  }
+  return CONSOLE_PREFIX;
+}
+
 export function consoleRouter(deps: ConsoleRouterDeps): Router {
   const auth = new ConsoleAuth({ db: deps.db, provider: deps.provider, flows: deps.flows, issuer: deps.issuer, secureCookies: deps.secureCookies });
   const router = new Router({ prefix: CONSOLE_PREFIX });
@@ -69,7 +83,7 @@ export function consoleRouter(deps: ConsoleRouterDeps): Router {
   // Everything else needs a signed-in admin.
   router.use(async (ctx: Context, next: Next) => {
     const signedIn = await auth.principal(ctx);
-    const here = ctx.method === 'GET' ? ctx.originalUrl : (ctx.get('hx-current-url') ? new URL(ctx.get('hx-current-url')).pathname : CONSOLE_PREFIX);
+    const here = ctx.method === 'GET' ? ctx.originalUrl : pageOfPost(ctx, deps.issuer);
     if (!signedIn) {
       const login = `${CONSOLE_PREFIX}/login?return_to=${encodeURIComponent(consoleReturnTo(here))}`;
       if (ctx.get('hx-request')) {

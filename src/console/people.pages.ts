@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import type { Readable } from 'node:stream';
 import { AppError } from '../shared/errors.ts';
 import { page, type ConsolePage, type RegisterPages } from './pages.ts';
+import { ADMIN_ROLES } from '../directory/users.service.ts';
 
 const PAGE_SIZE = 25;
 const SORTS = ['name', 'username', 'email', 'status', 'createdAt'] as const;
@@ -186,7 +187,7 @@ export const registerPeoplePages: RegisterPages = (router) => {
       c.may('get', '/users/:id/methods') ? c.call<Methods>('get', '/users/:id/methods', { params: { id } }) : undefined,
       c.may('get', '/users/:id/entitlements') ? c.call<{ items: unknown[] }>('get', '/users/:id/entitlements', { params: { id } }) : undefined,
     ]);
-    const done = pick(ctx.query.done, ['created', 'saved', 'suspend', 'reactivate', 'deprovision', 'password', 'removed'] as const);
+    const done = pick(ctx.query.done, ['created', 'saved', 'suspend', 'reactivate', 'deprovision', 'password', 'removed', 'roles'] as const);
     c.render('people-detail.njk', {
       section: 'people', person, methods, apps: apps?.items, done,
       may: {
@@ -197,7 +198,10 @@ export const registerPeoplePages: RegisterPages = (router) => {
         password: c.may('patch', '/users/:id') && person.status !== 'deprovisioned',
         link: c.may('post', '/users/:id/setup-link') && person.status !== 'deprovisioned',
         removeMethods: c.may('delete', '/users/:id/methods/totp'),
+        // Giving roles: the API lets only holders of a role give it (and asks for a two-factor sign-in).
+        adminRoles: c.may('patch', '/users/:id') && person.status !== 'deprovisioned',
       },
+      grantable: ADMIN_ROLES.filter((role) => c.principal.roles.has('super_admin') || c.principal.roles.has(role)),
       ...extra,
     }, status);
   };
@@ -247,6 +251,17 @@ export const registerPeoplePages: RegisterPages = (router) => {
     }
     ctx.status = 303;
     ctx.redirect(`/admin/people/${id}?done=password`);
+  });
+
+  router.post('/people/:id/admin-roles', async (ctx) => {
+    const c = page(ctx);
+    const id = ctx.params.id!;
+    const form = ctx.request.body as Record<string, unknown>;
+    const chosen = ([] as unknown[]).concat(form.adminRoles ?? []).filter((r): r is string => typeof r === 'string');
+    const version = Number.parseInt(str(form.version), 10);
+    await c.call('patch', '/users/:id', { params: { id }, body: { adminRoles: chosen }, ...(Number.isFinite(version) ? { ifMatch: version } : {}) });
+    ctx.status = 303;
+    ctx.redirect(`/admin/people/${id}?done=roles`);
   });
 
   router.post('/people/:id/setup-link', async (ctx) => {
