@@ -40,6 +40,7 @@ import { migrationsCurrent } from './db/migrate.ts';
 import { samlRouter, startSignOutChain, SAML_PREFIX } from './saml/index.ts';
 import { endBrowserOidcSession } from './oidc/browser-signout.ts';
 import type { Session } from './sessions/sessions.service.ts';
+import type { DefaultSignInPolicy } from './access/signin-policy.ts';
 import { loadSamlKeys } from './keys/saml-keys.ts';
 import { consoleRouter, CONSOLE_PREFIX } from './console/index.ts';
 import { ensureConsoleApp } from './console/console-app.ts';
@@ -85,7 +86,8 @@ export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });
   await clients.start();
-  const defaultPolicy = config.signinPolicyDefault;
+  // Read per request (cached per node): a super_admin can change it in the console.
+  const defaultPolicy: DefaultSignInPolicy = () => services.policies.signInPolicyDefault();
   const provider = createProvider({
     config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
   });

@@ -18,7 +18,8 @@ import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
 import { AccessService } from './access/assignments.service.ts';
 import { ScimTokensService } from './apps/scim-tokens.service.ts';
-import { PasswordPolicy } from './credentials/password-policy.ts';
+import type { PasswordPolicySource } from './credentials/password-policy.ts';
+import { PolicySettings } from './access/policy-settings.ts';
 import { MethodsService } from './credentials/methods.service.ts';
 import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
@@ -45,8 +46,13 @@ export interface Services {
   groups: GroupsService;
   access: AccessService;
   scimTokens: ScimTokensService;
-  /** What a person may choose as their password (PASSWORD_MIN_LENGTH, common passwords). */
-  passwordPolicy: PasswordPolicy;
+  /**
+   * The password policy's minimum length and the default sign-in policy in force: the console's
+   * stored values, else the environment's (PASSWORD_MIN_LENGTH, SIGNIN_POLICY_DEFAULT).
+   */
+  policies: PolicySettings;
+  /** What a person may choose as their password (the minimum length in force, common passwords). */
+  passwordPolicy: PasswordPolicySource;
   /** What an administrator sees of a person's sign-in methods, and removes. */
   methods: MethodsService;
   /** Listing and rotating the signing keys: they are encrypted with the master key, so only with one. */
@@ -58,6 +64,7 @@ export interface Services {
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
   const hasher = new PasswordHasher(config.password);
   const users = new UsersService(db, hasher);
+  const policies = new PolicySettings(db, { passwordMinLength: config.passwordMinLength, signInPolicyDefault: config.signinPolicyDefault });
   return {
     db,
     config,
@@ -77,7 +84,8 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     groups: new GroupsService(db),
     access: new AccessService(db),
     scimTokens: new ScimTokensService(db),
-    passwordPolicy: new PasswordPolicy(config.passwordMinLength),
+    policies,
+    passwordPolicy: policies.passwords,
     methods: new MethodsService(db),
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
     setupLinks: new PasswordSetupLinks(db, hasher),

@@ -13,6 +13,9 @@ import type { MethodName, Proof } from '../credentials/methods.ts';
 export type SignInPolicy = 'password' | 'mfa' | 'phishing_resistant';
 export const SIGN_IN_POLICIES: readonly SignInPolicy[] = ['password', 'mfa', 'phishing_resistant'];
 
+/** The default level in force (apps without their own), read per request: it can change at runtime. */
+export type DefaultSignInPolicy = () => Promise<SignInPolicy>;
+
 /** The acr value published for each level (discovery's acr_values_supported, ID tokens' acr). */
 export const ACR: Record<SignInPolicy, string> = {
   password: 'urn:oneid:acr:password',

@@ -24,7 +24,7 @@ import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
 import type { SessionsService, Session } from '../sessions/sessions.service.ts';
 import type { UsersService } from '../directory/users.service.ts';
 import { deleteOidcStateOfAccount, type User } from '../directory/users.repo.ts';
-import type { PasswordPolicy } from '../credentials/password-policy.ts';
+import type { PasswordPolicySource } from '../credentials/password-policy.ts';
 import { PASSWORD_MAX_LENGTH } from '../credentials/password.ts';
 import { summarizeUserAgent } from './devices.ts';
 import type { PasskeyMethods, RecoveryCodeMethods, TotpMethods } from './methods.ts';
@@ -40,7 +40,7 @@ export interface AccountDeps {
   users: UsersService;
   /** Checks the current password before a change. */
   passwords: Pick<PasswordStrategy, 'signIn'>;
-  passwordPolicy: PasswordPolicy;
+  passwordPolicy: PasswordPolicySource;
   /** The sign-in throttle: wrong current passwords count against the account as failed sign-ins. */
   throttle: SignInThrottle;
   maxBodyBytes: number;
@@ -162,7 +162,7 @@ export function accountRouter(deps: AccountDeps): Router {
       notice,
       passwordProblem: extra.passwordProblem,
       passkeyProblem: extra.passkeyProblem,
-      minLength: passwordPolicy.minLength,
+      minLength: (await passwordPolicy.current()).minLength,
       passkeyNameMax: PASSKEY_NAME_MAX,
       sessions: live.map((s) => ({
         id: s.id,
@@ -195,9 +195,10 @@ export function accountRouter(deps: AccountDeps): Router {
     const current = str(body.current_password);
     const next = str(body.new_password);
     const again = str(body.confirm_password);
-    const problem = passwordPolicy.check(next);
+    const policy = await passwordPolicy.current();
+    const problem = policy.check(next);
     if (problem) {
-      return renderPage(ctx, { passwordProblem: { key: `account.password.${problem}`, vars: { min: passwordPolicy.minLength, max: PASSWORD_MAX_LENGTH }, status: 400 } });
+      return renderPage(ctx, { passwordProblem: { key: `account.password.${problem}`, vars: { min: policy.minLength, max: PASSWORD_MAX_LENGTH }, status: 400 } });
     }
     if (next !== again) return renderPage(ctx, { passwordProblem: { key: 'account.password.mismatch', status: 400 } });
     // The current password is checked as a sign-in is, under the same per-account and per-IP

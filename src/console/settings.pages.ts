@@ -1,6 +1,6 @@
-// The console's settings: signing keys (list, rotate), the password and default sign-in policy
-// (read-only: they come from the environment of every node), SCIM tokens (list, create with the
-// token shown once, revoke). Each section is shown when the admin may call its route; each form
+// The console's settings: signing keys (list, rotate), the password policy's minimum length and
+// the default sign-in policy (a super_admin changes them; empty goes back to the environment's
+// value), SCIM tokens (list, create with the token shown once, revoke). Each section is shown when the admin may call its route; each form
 // posts to a page here that calls the admin API, and htmx swaps the section it answers with.
 import type { Context } from 'koa';
 import { page, type ConsolePage, type RegisterPages } from './pages.ts';
@@ -8,10 +8,13 @@ import { AppError } from '../shared/errors.ts';
 
 interface SigningKey { kid: string; alg: string; state: string; createdAt: string }
 interface ScimToken { id: string; name: string; departmentId: string | null; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }
+type Source = 'environment' | 'console';
 interface Settings {
-  passwordPolicy: { minLength: number; maxLength: number; rejectsCommonPasswords: boolean; setBy: { minLength: string } };
-  signInPolicyDefault: { level: string; setBy: string };
+  passwordPolicy: { minLength: number; maxLength: number; rejectsCommonPasswords: boolean; source: Source; environment: { variable: string; minLength: number } };
+  signInPolicyDefault: { level: string; source: Source; environment: { variable: string; level: string } };
 }
+/** What the policy form posted, as the admin typed it, shown again beside an error. */
+interface PolicyForm { passwordMinLength: string; signInPolicyDefault: string }
 
 /** SCIM's base path (scim/index.ts SCIM_PREFIX), named here so that the console imports no other protocol. */
 const SCIM_PREFIX = '/scim/v2';
@@ -39,20 +42,81 @@ async function scimSection(console: ConsolePage, extra: Record<string, unknown> 
   };
 }
 
+/** The policies section: the values in force, and the form when the admin may change them. */
+async function policiesSection(console: ConsolePage, extra: { saved?: boolean; unchanged?: boolean; error?: string; form?: PolicyForm } = {}): Promise<Record<string, unknown>> {
+  const policies = await console.call<Settings>('get', '/settings');
+  // The form shows what is stored: empty when the environment's value applies.
+  const form: PolicyForm = extra.form ?? {
+    passwordMinLength: policies.passwordPolicy.source === 'console' ? String(policies.passwordPolicy.minLength) : '',
+    signInPolicyDefault: policies.signInPolicyDefault.source === 'console' ? policies.signInPolicyDefault.level : '',
+  };
+  return { policies, mayEditPolicies: console.may('patch', '/settings'), policyForm: form, policySaved: extra.saved, policyUnchanged: extra.unchanged, policyError: extra.error };
+}
+
 /** The whole page: the sections this admin's roles may read. */
-async function renderSettings(ctx: Context, issuer: string, extra: { keysNotice?: string; scim?: Record<string, unknown> } = {}, status = 200): Promise<void> {
+async function renderSettings(ctx: Context, issuer: string, extra: { keysNotice?: string; scim?: Record<string, unknown>; policies?: Parameters<typeof policiesSection>[1] } = {}, status = 200): Promise<void> {
   const console = page(ctx);
   const vars: Record<string, unknown> = { section: 'settings', scimUrl: `${issuer}${SCIM_PREFIX}` };
   if (console.may('get', '/keys')) Object.assign(vars, { showKeys: true }, await keysSection(console, extra.keysNotice));
-  if (console.may('get', '/settings')) Object.assign(vars, { policies: await console.call<Settings>('get', '/settings') });
+  if (console.may('get', '/settings')) Object.assign(vars, await policiesSection(console, extra.policies));
   if (console.may('get', '/scim-tokens')) Object.assign(vars, { showScim: true }, await scimSection(console, extra.scim));
   console.render('settings-index.njk', vars, status);
 }
 
 const isBadName = (err: unknown): boolean => err instanceof AppError && err.kind === 'invalid_argument';
+const badField = (err: unknown): string | undefined =>
+  (err instanceof AppError && err.kind === 'invalid_argument' ? String(err.details?.field ?? 'body') : undefined);
+
+/**
+ * The form's fields as the API's change: only what differs from what is stored; an empty field
+ * is null (back to the environment's value). A length that is not digits goes to the API as typed,
+ * which refuses it: the range is the API's rule, not the page's.
+ */
+function policyChange(form: PolicyForm, current: Settings): Record<string, unknown> {
+  const change: Record<string, unknown> = {};
+  const storedLength = current.passwordPolicy.source === 'console' ? current.passwordPolicy.minLength : null;
+  const length = form.passwordMinLength.trim() === '' ? null : /^\d{1,4}$/.test(form.passwordMinLength.trim()) ? Number(form.passwordMinLength.trim()) : form.passwordMinLength;
+  if (length !== storedLength) change.passwordMinLength = length;
+  const storedLevel = current.signInPolicyDefault.source === 'console' ? current.signInPolicyDefault.level : null;
+  const level = form.signInPolicyDefault === '' ? null : form.signInPolicyDefault;
+  if (level !== storedLevel) change.signInPolicyDefault = level;
+  return change;
+}
 
 export const registerSettingsPages: RegisterPages = (router, deps) => {
-  router.get('/settings', async (ctx) => renderSettings(ctx, deps.issuer, { keysNotice: ctx.query.rotated === '1' ? 'rotated' : undefined }));
+  router.get('/settings', async (ctx) => renderSettings(ctx, deps.issuer, {
+    keysNotice: ctx.query.rotated === '1' ? 'rotated' : undefined,
+    policies: { saved: ctx.query.policies === 'saved', unchanged: ctx.query.policies === 'unchanged' },
+  }));
+
+  router.post('/settings/policies', async (ctx) => {
+    const console = page(ctx);
+    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+    const form: PolicyForm = { passwordMinLength: String(body.passwordMinLength ?? '').slice(0, 50), signInPolicyDefault: String(body.signInPolicyDefault ?? '').slice(0, 50) };
+    const change = policyChange(form, await console.call<Settings>('get', '/settings'));
+    let extra: Parameters<typeof policiesSection>[1] = { unchanged: true };
+    let status = 200;
+    if (Object.keys(change).length) {
+      try {
+        await console.call('patch', '/settings', { body: change });
+        extra = { saved: true };
+      } catch (err) {
+        const field = badField(err);
+        if (field === undefined) throw err;
+        extra = { error: field === 'signInPolicyDefault' ? 'signInPolicyDefault' : 'passwordMinLength', form };
+        status = 400;
+      }
+    }
+    if (!console.partial) {
+      if (status === 200) {
+        ctx.redirect(`/admin/settings?policies=${extra.saved ? 'saved' : 'unchanged'}#policies`);
+        return;
+      }
+      await renderSettings(ctx, deps.issuer, { policies: extra }, status);
+      return;
+    }
+    console.render('settings-policies.njk', await policiesSection(console, extra), status);
+  });
 
   router.post('/settings/keys/rotate', async (ctx) => {
     const console = page(ctx);

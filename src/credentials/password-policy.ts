@@ -12,8 +12,20 @@ export type PasswordProblem = 'too_short' | 'too_long' | 'too_common';
 let common: Set<string> | undefined;
 const commonPasswords = (): Set<string> => (common ??= new Set(dictionary['passwords-common'].map((p) => p.toLowerCase())));
 
-export class PasswordPolicy {
+/**
+ * Where a page gets the policy in force: the minimum length can change at runtime (the console's
+ * settings, access/policy-settings.ts), so pages ask per request. A fixed policy is its own source.
+ */
+export interface PasswordPolicySource {
+  current(): Promise<PasswordPolicy>;
+}
+
+export class PasswordPolicy implements PasswordPolicySource {
   constructor(readonly minLength: number) {}
+
+  current(): Promise<PasswordPolicy> {
+    return Promise.resolve(this);
+  }
 
   /** The problem with `password` as a new password, or undefined when it may be used. */
   check(password: string): PasswordProblem | undefined {

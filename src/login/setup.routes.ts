@@ -7,7 +7,7 @@ import { AppError } from '../shared/errors.ts';
 import type { Views } from './views.ts';
 import type { MessageKey } from './i18n.ts';
 import { csrf } from '../http/csrf.ts';
-import { PasswordPolicy } from '../credentials/password-policy.ts';
+import { PasswordPolicy, type PasswordPolicySource } from '../credentials/password-policy.ts';
 import { PASSWORD_MIN_LENGTH } from '../credentials/password.ts';
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
@@ -21,12 +21,12 @@ function setupProblem(err: AppError): MessageKey {
 }
 
 /**
- * `policy`: what the first administrator may choose as a password (PASSWORD_MIN_LENGTH, common
- * passwords). `signIn`: signs the new administrator in (they just proved their password) and
+ * `policies`: what the first administrator may choose as a password (the minimum length in force,
+ * common passwords). `signIn`: signs the new administrator in (they just proved their password) and
  * says where to go next, the console; without it the page says the account exists.
  */
 export function setupRouter(
-  setup: SetupService, views: Views, maxBodyBytes: number, policy = new PasswordPolicy(PASSWORD_MIN_LENGTH),
+  setup: SetupService, views: Views, maxBodyBytes: number, policies: PasswordPolicySource = new PasswordPolicy(PASSWORD_MIN_LENGTH),
   signIn?: (ctx: Context, user: User) => Promise<string>,
 ): Router {
   const router = new Router({ prefix: '/setup' });
@@ -35,6 +35,7 @@ export function setupRouter(
   router.use(csrf());
 
   router.get('/', async (ctx) => {
+    const policy = await policies.current();
     const token = str(ctx.query.token);
     const valid = await setup.isValid(token);
     ctx.status = valid ? 200 : 404;
@@ -48,6 +49,7 @@ export function setupRouter(
     const values = { username: str(body.username), email: str(body.email), name: str(body.name) };
     ctx.type = 'html';
     const password = str(body.password);
+    const policy = await policies.current();
     const problem = policy.check(password);
     if (problem) {
       const invalid = !(await setup.isValid(token));

@@ -15,7 +15,7 @@ import { acrToReport, sessionMeets, type LoginFlows } from '../login/flow.ts';
 import { amrOf } from '../access/signin-policy.ts';
 import { essentialAcrUnknown, signInRequestOf } from './signin-request.ts';
 import { ACR_VALUES } from '../access/signin-policy.ts';
-import type { SignInPolicy } from '../access/signin-policy.ts';
+import type { DefaultSignInPolicy } from '../access/signin-policy.ts';
 
 interface Deps {
   provider: Provider;
@@ -25,7 +25,8 @@ interface Deps {
   maxBodyBytes: number;
   flows: LoginFlows;
   /** The sign-in policy of apps that have none of their own. */
-  defaultPolicy: SignInPolicy;
+  /** Apps without their own sign-in policy: the level in force, read per request. */
+  defaultPolicy: DefaultSignInPolicy;
   /** The resource indicator of OneID's admin API (`<ISSUER>/api`): named on the consent page. */
   adminApiResource: string;
 }
@@ -116,7 +117,7 @@ export function interactionRouter({ provider, users, views, maxBodyBytes, flows,
       }, false);
     }
     const client = await provider.Client.find(str(details.params.client_id));
-    const request = signInRequestOf(client, details.params, defaultPolicy, force || details.prompt.reasons.includes('login_prompt'));
+    const request = signInRequestOf(client, details.params, await defaultPolicy(), force || details.prompt.reasons.includes('login_prompt'));
     request.appName = client?.clientName ?? str(details.params.client_id);
     const session = await flows.currentSession(ctx);
     if (sessionMeets(session, request.request)) {
@@ -197,7 +198,7 @@ export function interactionRouter({ provider, users, views, maxBodyBytes, flows,
     const outcome = await flows.outcome(ctx, str(ctx.query.flow), `/interaction/${details.uid}/signed-in`);
     if (outcome.status === 'done') {
       const client = await provider.Client.find(str(details.params.client_id));
-      return finishWithSession(ctx, details, outcome.session, signInRequestOf(client, details.params, defaultPolicy, false).acrValues);
+      return finishWithSession(ctx, details, outcome.session, signInRequestOf(client, details.params, await defaultPolicy(), false).acrValues);
     }
     if (outcome.status === 'cancelled' || outcome.status === 'unmet') {
       return finishInteraction(ctx, details, { error: 'access_denied', error_description: outcome.reason }, false);

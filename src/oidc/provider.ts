@@ -19,7 +19,7 @@ import { pageForOAuthError } from '../login/error-page.ts';
 import { APP_ACCESS_PROMPT, SELECT_ACCOUNT_PROMPT } from './interaction.routes.ts';
 import { SESSION_COOKIE, acrToReport, sessionMeets } from '../login/flow.ts';
 import type { SessionsService } from '../sessions/sessions.service.ts';
-import { ACR_VALUES, amrOf, type SignInPolicy } from '../access/signin-policy.ts';
+import { ACR_VALUES, amrOf, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import { signInRequestOf } from './signin-request.ts';
 import { signingKeys } from '../keys/signing-key.ts';
 
@@ -47,8 +47,8 @@ export interface ProviderDeps {
   views: Views;
   clients: ClientCache<AdapterPayload>;
   sessions: SessionsService;
-  /** The sign-in policy of apps without their own. */
-  defaultPolicy: SignInPolicy;
+  /** Apps without their own sign-in policy: the level in force, read per request. */
+  defaultPolicy: DefaultSignInPolicy;
 }
 
 const TOKEN_PATH = '/token';
@@ -127,7 +127,7 @@ function sessionsEndedCheck(db: Knex): interactionPolicy.Check {
  * flow (interaction.routes.ts). A provider session without a OneID session (signed out
  * everywhere, ended by an administrator) no longer signs anyone in.
  */
-function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: SignInPolicy): interactionPolicy.Check {
+function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: DefaultSignInPolicy): interactionPolicy.Check {
   const { Check } = interactionPolicy;
   return new Check('oneid_session', 'End-User authentication is required', 'login_required', async (ctx) => {
     const providerSession = ctx.oidc.session!;
@@ -135,7 +135,7 @@ function oneIdSessionCheck(sessions: SessionsService, defaultPolicy: SignInPolic
     if (!session) return providerSession.accountId ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
     // Another person's provider session is replaced through the interaction (oidc-provider ends it).
     if (providerSession.accountId && providerSession.accountId !== session.userId) return Check.REQUEST_PROMPT;
-    const { request, acrValues } = signInRequestOf(ctx.oidc.client, ctx.oidc.params as Record<string, unknown>, defaultPolicy, false);
+    const { request, acrValues } = signInRequestOf(ctx.oidc.client, ctx.oidc.params as Record<string, unknown>, await defaultPolicy(), false);
     // Resuming after this request's own sign-in: it meets max_age however long the way back took
     // (as oidc-provider's max_age check); asking again would send the person round in a loop.
     if (ctx.oidc.result?.login) delete request.maxAge;
