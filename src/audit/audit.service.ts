@@ -74,8 +74,8 @@ export function eventHash(prevHash: string, e: ChainFields): string {
 }
 
 const SECRET_KEYS = /pass(word)?|secret|token|hash|private|credential/i;
-/** Names the pattern catches that hold no secret: settings an auditor needs to read. */
-const NOT_SECRET = new Set(['idTokenSigningAlg']);
+/** Names the pattern catches that hold no secret: settings an auditor needs to read (a signing algorithm, the password policy's length). */
+const NOT_SECRET = new Set(['idTokenSigningAlg', 'passwordMinLength']);
 
 /**
  * Drops anything that looks like a secret from a changes object, at any depth. A boolean or null

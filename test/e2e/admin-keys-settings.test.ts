@@ -127,10 +127,10 @@ describe('GET /settings', () => {
     for (const who of [auditor, userAdmin, appAdmin, superAdmin]) {
       const res = await who.call('GET', '/settings');
       expect(res.status).toBe(200);
+      // Nothing stored from the console: the environment's values, named by their variables.
       expect(res.body).toEqual({
-        passwordPolicy: { minLength: 12, maxLength: 256, rejectsCommonPasswords: true, setBy: { minLength: 'PASSWORD_MIN_LENGTH' } },
-        signInPolicyDefault: { level: 'mfa', setBy: 'SIGNIN_POLICY_DEFAULT' },
-        editable: false,
+        passwordPolicy: { minLength: 12, maxLength: 256, rejectsCommonPasswords: true, source: 'environment', environment: { variable: 'PASSWORD_MIN_LENGTH', minLength: 12 } },
+        signInPolicyDefault: { level: 'mfa', source: 'environment', environment: { variable: 'SIGNIN_POLICY_DEFAULT', level: 'mfa' } },
       });
     }
     expect((await fetch(`${server.url}/admin/api/v1/settings`)).status).toBe(401);
