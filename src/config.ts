@@ -69,12 +69,12 @@ export interface Config {
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   password: { memoryCost: number; timeCost: number; parallelism: number };
-  /** Shortest password a person may choose for themselves (credentials/password-policy.ts). */
+  /** Shortest password a person may choose for themselves, unless the console sets another (access/policy-settings.ts). */
   passwordMinLength: number;
   signinMaxFailures: number;
   signinMaxFailuresPerIp: number;
   signinLockSeconds: number;
-  /** The sign-in policy of apps that have none of their own (apps.signin_policy null). */
+  /** The sign-in policy of apps that have none of their own (apps.signin_policy null), unless the console sets another. */
   signinPolicyDefault: SignInPolicy;
   /** Whether every passkey must verify its person (biometric or PIN), or only should. */
   passkeyUserVerification: 'preferred' | 'required';
