@@ -5,6 +5,7 @@
 import type { Context } from 'koa';
 import { page, type ConsolePage, type RegisterPages } from './pages.ts';
 import { AppError } from '../shared/errors.ts';
+import { PASSWORD_MIN_LENGTH } from '../credentials/password.ts';
 
 interface SigningKey { kid: string; alg: string; state: string; createdAt: string }
 interface ScimToken { id: string; name: string; departmentId: string | null; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }
@@ -50,7 +51,7 @@ async function policiesSection(console: ConsolePage, extra: { saved?: boolean; u
     passwordMinLength: policies.passwordPolicy.source === 'console' ? String(policies.passwordPolicy.minLength) : '',
     signInPolicyDefault: policies.signInPolicyDefault.source === 'console' ? policies.signInPolicyDefault.level : '',
   };
-  return { policies, mayEditPolicies: console.may('patch', '/settings'), policyForm: form, policySaved: extra.saved, policyUnchanged: extra.unchanged, policyError: extra.error };
+  return { policies, mayEditPolicies: console.may('patch', '/settings'), minLengthFloor: PASSWORD_MIN_LENGTH, policyForm: form, policySaved: extra.saved, policyUnchanged: extra.unchanged, policyError: extra.error };
 }
 
 /** The whole page: the sections this admin's roles may read. */
