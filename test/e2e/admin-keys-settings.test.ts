@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
-import { adminClient, type AdminClient } from '../helpers/admin.ts';
+import { adminClient, adminClientsOfEachRole, type AdminClient } from '../helpers/admin.ts';
 
 let db: TestDatabase;
 let sql: pg.Client;
@@ -19,12 +19,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   env = { DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey(), PASSWORD_MIN_LENGTH: '12', SIGNIN_POLICY_DEFAULT: 'mfa' };
   server = await startServer(env);
-  [superAdmin, userAdmin, appAdmin, auditor] = await Promise.all([
-    adminClient(server.url, env, ['super_admin']),
-    adminClient(server.url, env, ['user_admin']),
-    adminClient(server.url, env, ['app_admin']),
-    adminClient(server.url, env, ['auditor']),
-  ]);
+  [superAdmin, userAdmin, appAdmin, auditor] = await adminClientsOfEachRole(server.url, env);
   sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
 });

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
-import { adminClient, type AdminClient } from '../helpers/admin.ts';
+import { adminClientsOfEachRole, type AdminClient } from '../helpers/admin.ts';
 import { Browser, canSignIn } from '../helpers/browser.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -28,12 +28,7 @@ beforeAll(async () => {
   expect(created.code).toBe(0);
   app = { clientId: created.json.client_id, redirect: REDIRECT };
   server = await startServer(env);
-  [superAdmin, userAdmin, appAdmin, auditor] = await Promise.all([
-    adminClient(server.url, env, ['super_admin']),
-    adminClient(server.url, env, ['user_admin']),
-    adminClient(server.url, env, ['app_admin']),
-    adminClient(server.url, env, ['auditor']),
-  ]);
+  [superAdmin, userAdmin, appAdmin, auditor] = await adminClientsOfEachRole(server.url, env);
   sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
 });

@@ -8,7 +8,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jos
 import * as client from 'openid-client';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
-import { adminClient, withAcr, type AdminClient } from '../helpers/admin.ts';
+import { adminClientsOfEachRole, withAcr, type AdminClient } from '../helpers/admin.ts';
 import { Browser } from '../helpers/browser.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -33,12 +33,7 @@ beforeAll(async () => {
   expect(app.code).toBe(0);
   portal = app.json;
   server = await startServer(env);
-  [superAdmin, userAdmin, appAdmin, auditor] = await Promise.all([
-    adminClient(server.url, env, ['super_admin']),
-    adminClient(server.url, env, ['user_admin']),
-    adminClient(server.url, env, ['app_admin']),
-    adminClient(server.url, env, ['auditor']),
-  ]);
+  [superAdmin, userAdmin, appAdmin, auditor] = await adminClientsOfEachRole(server.url, env);
   sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
 });

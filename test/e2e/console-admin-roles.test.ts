@@ -7,7 +7,7 @@ import knex, { type Knex } from 'knex';
 import type { Page } from 'playwright-core';
 import { generate } from 'otplib';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, type ConsoleTestbed } from '../helpers/console.ts';
 
 const PASSWORD = 'correct-horse-battery';
 let bed: ConsoleTestbed;
@@ -35,10 +35,7 @@ describe('admin roles in the console', () => {
   let problems: string[];
 
   beforeAll(async () => {
-    ({ page: admin } = await openBrowser());
-    problems = watchProblems(admin);
-    admin.on('dialog', (d) => void d.accept());
-    await setupFirstAdmin(admin, bed);
+    ({ page: admin, problems: problems } = await firstAdminConsole(bed));
   });
 
   it('asks a password-only admin to sign in again with a second factor, and changes nothing', async () => {

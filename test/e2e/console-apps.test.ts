@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { generateServiceProviderMetadata } from '@node-saml/node-saml';
 import * as client from 'openid-client';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
 import { oidcApp, startCallbackServer, type CallbackServer } from '../helpers/oidc-app.ts';
 
 const PASSWORD = 'correct-horse-battery';
@@ -71,10 +71,7 @@ describe('the console apps pages', () => {
   let problems: string[];
 
   beforeAll(async () => {
-    ({ page: admin } = await openBrowser());
-    problems = watchProblems(admin);
-    admin.on('dialog', (d) => void d.accept());
-    await setupFirstAdmin(admin, bed);
+    ({ page: admin, problems: problems } = await firstAdminConsole(bed));
   }, 60000);
 
   it("lists the console's own app, which cannot be deleted from its page", async () => {

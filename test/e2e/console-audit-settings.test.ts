@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
 
 let bed: ConsoleTestbed;
 let sql: pg.Client;
@@ -18,11 +18,7 @@ beforeAll(async () => {
   bed = await startTestbed('oneid_test_console_audit');
   sql = new pg.Client({ connectionString: bed.database.url });
   await sql.connect();
-  ({ page: admin } = await openBrowser());
-  adminProblems = watchProblems(admin);
-  // Destructive actions ask first (hx-confirm, data-confirm): the admin says yes.
-  admin.on('dialog', (d) => { void d.accept(); });
-  await setupFirstAdmin(admin, bed);
+  ({ page: admin, problems: adminProblems } = await firstAdminConsole(bed));
 }, 60000);
 
 afterAll(async () => {

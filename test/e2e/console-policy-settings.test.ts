@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
 
 let bed: ConsoleTestbed;
 let sql: pg.Client;
@@ -17,10 +17,7 @@ beforeAll(async () => {
   bed = await startTestbed('oneid_test_console_policies');
   sql = new pg.Client({ connectionString: bed.database.url });
   await sql.connect();
-  ({ page: admin } = await openBrowser());
-  adminProblems = watchProblems(admin);
-  admin.on('dialog', (d) => { void d.accept(); });
-  await setupFirstAdmin(admin, bed);
+  ({ page: admin, problems: adminProblems } = await firstAdminConsole(bed));
 }, 60000);
 
 afterAll(async () => {

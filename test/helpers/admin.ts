@@ -63,3 +63,13 @@ export async function withAcr(token: string, acr: string | null, databaseUrl: st
     await db.destroy();
   }
 }
+
+/** An admin API client for each admin role, made at once (each is a CLI run and a token request). */
+export async function adminClientsOfEachRole(serverUrl: string, env: Record<string, string>): Promise<[AdminClient, AdminClient, AdminClient, AdminClient]> {
+  return Promise.all([
+    adminClient(serverUrl, env, ['super_admin']),
+    adminClient(serverUrl, env, ['user_admin']),
+    adminClient(serverUrl, env, ['app_admin']),
+    adminClient(serverUrl, env, ['auditor']),
+  ]);
+}

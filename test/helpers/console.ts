@@ -3,6 +3,7 @@
 // to the console or the portal in a real Chromium.
 import type { Page } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from './db.ts';
+import { openBrowser } from './chromium.ts';
 import { freePort, runCli, startServer, testMasterKey, type CliResult, type RunningServer } from './server.ts';
 
 export interface ConsoleTestbed {
@@ -68,4 +69,16 @@ export function watchProblems(page: Page): string[] {
   page.on('requestfailed', (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
   return problems;
+}
+
+/**
+ * A Chromium in the first administrator's console (setupFirstAdmin), saying yes to every
+ * confirmation, with its problems watched (watchProblems).
+ */
+export async function firstAdminConsole(bed: ConsoleTestbed): Promise<{ page: Page; problems: string[] }> {
+  const { page } = await openBrowser();
+  const problems = watchProblems(page);
+  page.on('dialog', (d) => void d.accept());
+  await setupFirstAdmin(page, bed);
+  return { page, problems };
 }
