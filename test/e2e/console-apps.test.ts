@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { generateServiceProviderMetadata } from '@node-saml/node-saml';
 import * as client from 'openid-client';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed, searchFor } from '../helpers/console.ts';
 import { oidcApp, startCallbackServer, type CallbackServer } from '../helpers/oidc-app.ts';
 
 const PASSWORD = 'correct-horse-battery';
@@ -132,7 +132,8 @@ describe('the console apps pages', () => {
     await admin.waitForSelector('#assign-form');
 
     await admin.check('#assign-type-department');
-    await admin.fill('#principal-q', 'Resea');
+    // The picker lists on focus, then searches what was typed: choose from the search's answer.
+    await searchFor(admin, '#principal-q', 'Resea', '/principals?q=Resea');
     await admin.locator('#principal-options label', { hasText: 'Research' }).locator('input').check();
     await admin.check('#assign-role-docs\\.editor');
     await admin.check('#include-subdepartments');
@@ -214,7 +215,9 @@ describe('the console apps pages', () => {
     await noticeOf(admin, 'role_saved');
     expect(await admin.textContent('#role-temp\\.viewer')).toContain('Viewer two');
 
-    await admin.fill('#principal-q', 'ada');
+    // The picker lists on focus, then searches what was typed: choose from the search's answer.
+
+    await searchFor(admin, '#principal-q', 'ada', '/principals?q=ada');
     await admin.locator('#principal-options label', { hasText: 'Ada Tester' }).locator('input').check();
     await admin.check('#assign-role-temp\\.viewer');
     await admin.click('#assign');

@@ -13,7 +13,7 @@ import knex, { type Knex } from 'knex';
 import type { Page } from 'playwright-core';
 import * as client from 'openid-client';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { setupFirstAdmin, signInAt, startTestbed, watchProblems, type ConsoleTestbed, searchFor } from '../helpers/console.ts';
 import { ROOT } from '../helpers/server.ts';
 
 const PASSWORD = 'correct-horse-battery';
@@ -178,7 +178,8 @@ describe('from npm start to a signed-in app, in the browser alone', () => {
     await admin.click('#add-role');
     await admin.waitForURL((url) => url.searchParams.get('notice') === 'role_added');
     await admin.check('#assign-type-department');
-    await admin.fill('#principal-q', 'Resea');
+    // The picker lists on focus, then searches what was typed: choose from the search's answer.
+    await searchFor(admin, '#principal-q', 'Resea', '/principals?q=Resea');
     await admin.locator('#principal-options label', { hasText: 'Research' }).locator('input').check();
     await admin.check('#assign-role-docs\\.editor');
     await admin.click('#assign');

@@ -82,3 +82,12 @@ export async function firstAdminConsole(bed: ConsoleTestbed): Promise<{ page: Pa
   await setupFirstAdmin(page, bed);
   return { page, problems };
 }
+
+/**
+ * Types `text` into an htmx search box and waits until the answer to that search (its URL holds
+ * `urlPart`) is on the page, as a person waits for the results before choosing one.
+ */
+export async function searchFor(page: Page, selector: string, text: string, urlPart: string): Promise<void> {
+  await Promise.all([page.waitForResponse((r) => r.url().includes(urlPart)), page.fill(selector, text)]);
+  await page.waitForFunction(() => !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping'));
+}
