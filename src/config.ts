@@ -43,6 +43,14 @@ const schema = z.object({
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   // A bearer token (RFC 6750 characters) long enough not to be guessed.
+  // Background jobs (SCIM pushes, webhooks, logout fan-out): the first retry waits about this long,
+  // each next one about twice as long (with jitter), up to JOBS_RETRY_MAX_SECONDS; after
+  // JOBS_RETRY_LIMIT retries a job is dead-lettered (failed) for an administrator to retry.
+  JOBS_RETRY_DELAY_SECONDS: positiveInt.default(5),
+  JOBS_RETRY_MAX_SECONDS: positiveInt.default(3600),
+  JOBS_RETRY_LIMIT: z.coerce.number().int().min(0).max(100).default(12),
+  // A worker that stops sending heartbeats for this long (a killed node) gives its job back.
+  JOBS_HEARTBEAT_SECONDS: z.coerce.number().int().min(10).max(3600).default(30),
   METRICS_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/-]+=*$/, 'must be a bearer token (letters, digits, -._~+/)').min(32, 'must be at least 32 characters').optional(),
 });
 
@@ -88,6 +96,8 @@ export interface Config {
   /** Authorization requests (each may store an interaction) allowed per client IP per window. */
   authorizeMaxPerIp: number;
   authorizeWindowSeconds: number;
+  /** The job queue's retry policy and heartbeat (jobs/queue.ts). */
+  jobs: { retryDelaySeconds: number; retryMaxSeconds: number; retryLimit: number; heartbeatSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -146,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     passkeyUserVerification: v.PASSKEY_USER_VERIFICATION,
     authorizeMaxPerIp: v.AUTHORIZE_MAX_PER_IP,
     authorizeWindowSeconds: v.AUTHORIZE_WINDOW_SECONDS,
+    jobs: { retryDelaySeconds: v.JOBS_RETRY_DELAY_SECONDS, retryMaxSeconds: v.JOBS_RETRY_MAX_SECONDS, retryLimit: v.JOBS_RETRY_LIMIT, heartbeatSeconds: v.JOBS_HEARTBEAT_SECONDS },
     password: { memoryCost: v.PASSWORD_MEMORY_KIB, timeCost: v.PASSWORD_TIME_COST, parallelism: v.PASSWORD_PARALLELISM },
     passwordMinLength: v.PASSWORD_MIN_LENGTH,
     metrics: { port: v.METRICS_PORT, host: v.METRICS_HOST, token: v.METRICS_TOKEN },

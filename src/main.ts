@@ -4,9 +4,9 @@ import { loadConfig, ConfigError } from './config.ts';
 import { createLogger } from './shared/logger.ts';
 import { startRuntime } from './runtime.ts';
 import { buildApp } from './app.ts';
-import { deleteExpiredPayloads } from './oidc/adapter.ts';
 import { AppError } from './shared/errors.ts';
-import { chainPendingAuditEvents } from './audit/audit.service.ts';
+import { startBackground } from './jobs/background.ts';
+import { BACKGROUND_FEATURES } from './jobs/features.ts';
 import { compacting, idleCollector } from './shared/idle-gc.ts';
 import { readServerSettings, serverSettingsWarnings } from './db/server-settings.ts';
 
@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   if (!runtime.embedded) {
     for (const warning of serverSettingsWarnings(await readServerSettings(db))) log.warn({ event: 'db.settings' }, warning);
   }
-  const { app, setup, clients, metrics } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+  const { app, setup, clients, metrics, services } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+  // Jobs (event relay, pushes to apps, webhooks, housekeeping) on the queue in the database.
+  const background = await startBackground({ db, config, log, masterKey: runtime.masterKey, services, embedded: runtime.embedded }, BACKGROUND_FEATURES);
 
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 5000;
@@ -39,22 +41,6 @@ async function main(): Promise<void> {
     // Printed for the operator on purpose (not through the logger): a one-time link, valid 24 h.
     process.stderr.write(`\nNo administrator exists yet. Create the first one in your browser (one-time link, valid 24 hours):\n  ${config.issuer}/setup?token=${token}\n\n`);
   }
-
-  // Link new audit events into the hash chain shortly after they commit (one node at a time).
-  let chaining = false;
-  const chainer = setInterval(() => {
-    if (chaining) return;
-    chaining = true;
-    chainPendingAuditEvents(db)
-      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'audit chaining failed; will retry'))
-      .finally(() => { chaining = false; });
-  }, 250);
-  chainer.unref();
-
-  const cleanup = setInterval(() => {
-    deleteExpiredPayloads(db).catch((err: unknown) => log.warn({ err }, 'expired payload cleanup failed'));
-  }, 10 * 60 * 1000);
-  cleanup.unref();
 
   // After a busy spell, one full garbage collection once requests have gone quiet (idle memory).
   const collector = idleCollector({
@@ -83,8 +69,6 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
     for (const res of unsent) if (!res.headersSent) res.setHeader('Connection', 'close');
-    clearInterval(cleanup);
-    clearInterval(chainer);
     collector.stop();
     metricsServer?.close();
     metricsServer?.closeAllConnections();
@@ -94,7 +78,8 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     force.unref();
     server.close(() => {
-      clients.close().then(() => runtime.close()).then(() => {
+      background.stop(config.shutdownGraceMs).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'job queue did not stop cleanly'))
+        .then(() => clients.close()).then(() => runtime.close()).then(() => {
         log.info('stopped');
         log.flush();
         process.exitCode = 0;
