@@ -110,7 +110,10 @@ export class ScimClientError extends AppError {
   }
 }
 
-/** 409 on create or replace (scimType uniqueness, usually): look the resource up and adopt it. */
+/**
+ * Any 409 (scimType uniqueness, usually). On create: look the resource up with findUserBy /
+ * findGroupBy and adopt it; on replace or patch: another resource holds the unique value.
+ */
 export class ScimConflict extends ScimClientError {
   constructor(init: ScimClientErrorInit) {
     super(init);
@@ -427,11 +430,11 @@ async function readBounded(res: Response, max: number): Promise<string> {
 
 function transportError(err: unknown, fail: (init: Omit<ScimClientErrorInit, 'method' | 'path'>) => ScimClientError): ScimClientError {
   const e = err as { name?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return fail({ failure: 'timeout', retryable: true, detail: 'no complete answer within the timeout' });
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return fail({ failure: 'timeout', retryable: true, detail: 'no complete answer in time' });
   // undici's "fetch failed" carries the reason in `cause` (ECONNREFUSED, a TLS error, ...). The
   // cause object is not kept: only its code, which names no header.
   const reason = e?.cause?.code ?? (typeof e?.cause?.message === 'string' ? e.cause.message : undefined);
-  return fail({ failure: 'network', retryable: true, detail: reason ? `network error: ${reason}` : 'network error' });
+  return fail({ failure: 'network', retryable: true, detail: reason ?? 'no connection' });
 }
 
 function parseScimError(text: string): { scimType?: string; detail?: string } {
