@@ -45,6 +45,7 @@ import { loadSamlKeys } from './keys/saml-keys.ts';
 import { consoleRouter, CONSOLE_PREFIX } from './console/index.ts';
 import { ensureConsoleApp } from './console/console-app.ts';
 import { localeRouter } from './login/locale.routes.ts';
+import type { JobQueue } from './jobs/queue.ts';
 
 /** `prefix` itself or anything below it. */
 const under = (prefix: string) => (path: string): boolean => path === prefix || path.startsWith(`${prefix}/`);
@@ -65,6 +66,8 @@ export interface AppDeps {
   db: Knex;
   log: Logger;
   masterKey: MasterKey;
+  /** The node's job queue, started after the app is built (main.ts); absent in tests that need none. */
+  jobs?: JobQueue;
 }
 
 export interface OneIdApp {
@@ -79,9 +82,9 @@ export interface OneIdApp {
   metrics: Metrics;
 }
 
-export async function buildApp({ config, db, log, masterKey }: AppDeps): Promise<OneIdApp> {
+export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): Promise<OneIdApp> {
   const views = new Views(config.env === 'production');
-  const services = createServices(db, config, masterKey);
+  const services = createServices(db, config, masterKey, jobs);
   const { users, setup } = services;
   const cookieKeys = await loadCookieKeys(db, masterKey);
   const clients = new ClientCache<AdapterPayload>({ databaseUrl: config.databaseUrl, log });

@@ -5,7 +5,7 @@ import { createLogger } from './shared/logger.ts';
 import { startRuntime } from './runtime.ts';
 import { buildApp } from './app.ts';
 import { AppError } from './shared/errors.ts';
-import { startBackground } from './jobs/background.ts';
+import { createJobQueue, startBackground } from './jobs/background.ts';
 import { BACKGROUND_FEATURES } from './jobs/features.ts';
 import { compacting, idleCollector } from './shared/idle-gc.ts';
 import { readServerSettings, serverSettingsWarnings } from './db/server-settings.ts';
@@ -18,9 +18,10 @@ async function main(): Promise<void> {
   if (!runtime.embedded) {
     for (const warning of serverSettingsWarnings(await readServerSettings(db))) log.warn({ event: 'db.settings' }, warning);
   }
-  const { app, setup, clients, metrics, services } = await buildApp({ config, db, log, masterKey: runtime.masterKey });
+  const jobs = createJobQueue(db, config, log, runtime.embedded);
+  const { app, setup, clients, metrics, services } = await buildApp({ config, db, log, masterKey: runtime.masterKey, jobs });
   // Jobs (event relay, pushes to apps, webhooks, housekeeping) on the queue in the database.
-  const background = await startBackground({ db, config, log, masterKey: runtime.masterKey, services, embedded: runtime.embedded }, BACKGROUND_FEATURES);
+  const background = await startBackground({ db, config, log, masterKey: runtime.masterKey, services, embedded: runtime.embedded, queue: jobs }, BACKGROUND_FEATURES);
 
   const server = http.createServer(app.callback());
   server.keepAliveTimeout = 5000;

@@ -24,6 +24,7 @@ import { MethodsService } from './credentials/methods.service.ts';
 import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
 import { PasswordSetupLinks } from './directory/password-setup.service.ts';
+import type { JobQueue } from './jobs/queue.ts';
 
 export interface Services {
   db: Knex;
@@ -59,9 +60,14 @@ export interface Services {
   signingKeys: SigningKeysService | undefined;
   /** One-time links with which a person chooses their own password. */
   setupLinks: PasswordSetupLinks;
+  /**
+   * The job queue of a server node (dead letters, work an administrator asks for now); undefined
+   * in the CLI and where no queue runs. The domain never uses it: it writes events.
+   */
+  jobs: JobQueue | undefined;
 }
 
-export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
+export function createServices(db: Knex, config: Config, masterKey?: MasterKey, jobs?: JobQueue): Services {
   const hasher = new PasswordHasher(config.password);
   const users = new UsersService(db, hasher);
   const policies = new PolicySettings(db, { passwordMinLength: config.passwordMinLength, signInPolicyDefault: config.signinPolicyDefault });
@@ -89,5 +95,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     methods: new MethodsService(db),
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
     setupLinks: new PasswordSetupLinks(db, hasher),
+    jobs,
   };
 }

@@ -34,12 +34,17 @@ export interface Background {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The node's queue, not started yet: the app is built with it (the admin API reads dead letters). */
+export function createJobQueue(db: Knex, config: Config, log: Logger, embedded: boolean): JobQueue {
+  return new JobQueue({ db, embedded, databaseUrl: config.databaseUrl, log, jobs: config.jobs });
+}
+
 export async function startBackground(
-  deps: Omit<BackgroundContext, 'queue'> & { embedded: boolean },
+  deps: Omit<BackgroundContext, 'queue'> & { embedded: boolean; queue?: JobQueue },
   features: ((ctx: BackgroundContext) => BackgroundFeature)[] = [],
 ): Promise<Background> {
   const { db, config, log } = deps;
-  const queue = new JobQueue({ db, embedded: deps.embedded, databaseUrl: config.databaseUrl, log, jobs: config.jobs });
+  const queue = deps.queue ?? createJobQueue(db, config, log, deps.embedded);
   const ctx: BackgroundContext = { ...deps, queue };
   const built = features.map((f) => f(ctx));
   const consumers = built.flatMap((f) => (f.consumer ? [f.consumer] : []));
