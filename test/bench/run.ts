@@ -35,7 +35,7 @@ import {
   cpuSeconds, cpuTimes, freePort, machine, memoryBreakdown, machineCpu, peakRssMb, pinPostgres, postgresCpu, postgresCpuDelta, resetPeakRss, rssMb,
   spawnPinned, waitFor200, waitForLine,
 } from './lib/proc.ts';
-import type { BenchContext, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
+import type { BenchContext, Downstream, Job, LoadResult, Measured, Row, Scenario, Server } from './lib/scenario.ts';
 import { countQueries, type QueryCount } from './lib/queries.ts';
 import { planDiagnostics, type PlanCheck } from './lib/plans.ts';
 import { stepCpu, type StepCpu } from './lib/step-cpu.ts';
@@ -49,12 +49,13 @@ import { samlSso } from './scenarios/saml.ts';
 import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
 import { portalLauncher } from './scenarios/portal.ts';
 import { consolePeopleSearch } from './scenarios/console.ts';
+import { provisioning } from './scenarios/provisioning.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch, portalLauncher];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch, portalLauncher, provisioning];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -386,6 +387,26 @@ async function main(): Promise<void> {
   const bareCodeFlowApp = { clientId: 'bench-web', clientSecret: 'bench-web-secret', redirectUri };
   let passkeyUsers: Promise<PasskeyUser[]> | undefined;
   let samlSetup: Promise<SamlSetup> | undefined;
+  let downstream: Promise<Downstream> | undefined;
+  // A second OneID on the load core, with a database of its own: the app OneID provisions into.
+  const startDownstream = async (): Promise<Downstream> => {
+    const name = `${databaseName}_downstream`;
+    await adminQuery(`create database ${name}`);
+    cleanups.push(() => adminQuery(`drop database if exists ${name} with (force)`));
+    const url = new URL(ADMIN_DATABASE_URL);
+    url.pathname = `/${name}`;
+    const downPort = await freePort();
+    const downBase = `http://127.0.0.1:${downPort}`;
+    const downEnv = nodeEnv({
+      DATABASE_URL: url.toString(), ONEID_MASTER_KEY: randomBytes(32).toString('base64url'),
+      ISSUER: downBase, PORT: String(downPort), HOST: '127.0.0.1', LOG_LEVEL: settings.logLevel, UV_THREADPOOL_SIZE: '1',
+    });
+    const p = spawnPinned(settings.loadCpu, ['--expose-gc', ...settings.oneidEntry], { cwd: ROOT, env: downEnv });
+    cleanups.unshift(() => p.stop());
+    await waitFor200(`${downBase}/readyz`, p, performance.now());
+    const token = await cli(['scim-tokens', 'create', '--name', 'bench provisioning'], downEnv);
+    return { base: downBase, pid: p.pid, scimUrl: `${downBase}/scim/v2`, token: token.token!, databaseUrl: url.toString() };
+  };
   const ctx: BenchContext = {
     root: ROOT,
     durationS: settings.durationS,
@@ -421,6 +442,7 @@ async function main(): Promise<void> {
     bareCodeFlowApp,
     passkeyUsers: () => (passkeyUsers ??= registerPasskeys(env, Math.max(1, settings.signinUsers))),
     samlSetup: () => (samlSetup ??= setupSaml(env, users, Math.max(1, settings.connections))),
+    downstream: () => (downstream ??= startDownstream()),
     samlSignCeiling: async (input) => (await runMeasured(settings.serverCpu, 'test/bench/baselines/saml-sign.ts', nodeEnv({
       BENCH_DURATION_S: String(settings.durationS), BENCH_WARMUP_S: String(settings.warmupS),
     }), JSON.stringify(input), { what: 'xml-crypto signEnveloped of the assertion' })).measured,

@@ -60,6 +60,16 @@ export interface Server {
   pid: number;
 }
 
+/** A second OneID (on the load core, its own database): the app OneID provisions into (rows 10, 11). */
+export interface Downstream {
+  base: string;
+  pid: number;
+  scimUrl: string;
+  /** Its SCIM bearer token. */
+  token: string;
+  databaseUrl: string;
+}
+
 export interface BenchContext {
   root: string;
   durationS: number;
@@ -96,6 +106,8 @@ export interface BenchContext {
   /** Row 7's SAML apps, signed-in browsers (one per connection) and the ceiling's input (made on first call). */
   samlSetup(): Promise<SamlSetup>;
   /** Signatures per second of that assertion by xml-crypto alone, on the server core (baselines/saml-sign.ts). */
+  /** The second OneID, started on first use and stopped at the end. */
+  downstream(): Promise<Downstream>;
   samlSignCeiling(input: SamlSetup['ceilingInput']): Promise<Measured>;
   /** argon2id verifications per second on the server core with OneID's parameters. */
   argon2Ceiling(concurrency: number): Promise<Measured>;
