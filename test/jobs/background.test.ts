@@ -126,4 +126,14 @@ describe.each([
     await until('the retried job', async () => rec.ran.includes('u-dead'));
     expect((await background.queue.deadLetters()).map((j) => j.id)).not.toContain(dead.id);
   }, 60000);
+
+  it('starts again on the same database (a restart, a second node) and keeps working', async () => {
+    await background.stop(2000);
+    background = await startBackground(
+      { db, config: configFor(migrated?.database.url, dataDir), log, masterKey: new MasterKey(Buffer.alloc(32, 7)), services: {} as Services, embedded },
+      [rec.feature],
+    );
+    await recordAudit(db, SYSTEM_ACTOR, { action: 'group.created', targetType: 'group', targetId: 'g-after-restart' });
+    await until('an event after the restart', async () => rec.seen.find((e) => e.target.id === 'g-after-restart'));
+  }, 60000);
 });
