@@ -24,6 +24,7 @@ import { MethodsService } from './credentials/methods.service.ts';
 import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
 import { PasswordSetupLinks } from './directory/password-setup.service.ts';
+import { WebhooksService } from './webhooks/webhooks.service.ts';
 
 export interface Services {
   db: Knex;
@@ -59,6 +60,8 @@ export interface Services {
   signingKeys: SigningKeysService | undefined;
   /** One-time links with which a person chooses their own password. */
   setupLinks: PasswordSetupLinks;
+  /** Webhooks and their delivery log: their signing secrets are encrypted with the master key, so only with one. */
+  webhooks: WebhooksService | undefined;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -89,5 +92,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     methods: new MethodsService(db),
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
     setupLinks: new PasswordSetupLinks(db, hasher),
+    webhooks: masterKey ? new WebhooksService(db, masterKey) : undefined,
   };
 }
