@@ -327,6 +327,20 @@ describe('delivering events', () => {
   });
 });
 
+describe('destination check at connection time', () => {
+  it('refuses to connect when a host name resolves to an internal address no longer allowed', async () => {
+    const port = new URL(base).port;
+    const res = await call(superAdmin, 'POST', '/webhooks', { url: `http://localhost:${port}/rebind`, eventTypes: ['group.created'] });
+    expect(res.status).toBe(201);
+    expect((await call(superAdmin, 'PATCH', '/webhook-settings', { allowInternalDestinations: false })).status).toBe(200);
+    const ping = await call(superAdmin, 'POST', `/webhooks/${res.body.webhook.id}/ping`);
+    expect(ping.status).toBe(202);
+    const failed = await until('refused', async () => (await deliveriesOf(res.body.webhook.id)).find((d) => d.status === 'failed'));
+    expect(failed).toMatchObject({ lastStatus: null, lastError: 'destination refused: localhost resolves to a private address' });
+    expect(receiver.on('/rebind')).toHaveLength(0);
+  });
+});
+
 async function sqlQuery(text: string): Promise<unknown[]> {
   return (await sql.query(text)).rows;
 }
