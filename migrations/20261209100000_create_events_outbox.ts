@@ -36,13 +36,15 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`comment on column events.relayed_at is 'when the relay queued the jobs of every consumer; null while waiting'`);
   await knex.raw('create index events__waiting on events (seq) where relayed_at is null');
   await knex.raw('create index events__occurred_at on events (occurred_at)');
-  // Actions matching provisioning.* and offboarding.* are events too (requests for background work).
+  // Requests for background work are events too: provisioning.*, offboarding.*, and an admin's
+  // webhook.ping_requested / webhook.redelivery_requested.
   await knex.raw(`
     create function audit_events_outbox() returns trigger language plpgsql as $$
     begin
       insert into events (id, type, occurred_at, actor_type, actor_id, client_id, target_type, target_id, data)
         select id, action, occurred_at, actor_type, actor_id, client_id, target_type, target_id, changes from new_rows
         where action = any(?::text[]) or action like 'provisioning.%' or action like 'offboarding.%'
+          or action in ('webhook.ping_requested', 'webhook.redelivery_requested')
         order by seq;
       perform pg_notify('oneid_audit', '');
       return null;

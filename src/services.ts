@@ -25,6 +25,7 @@ import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
 import { PasswordSetupLinks } from './directory/password-setup.service.ts';
 import type { JobQueue } from './jobs/queue.ts';
+import { WebhooksService } from './webhooks/webhooks.service.ts';
 
 export interface Services {
   db: Knex;
@@ -65,6 +66,8 @@ export interface Services {
    * in the CLI and where no queue runs. The domain never uses it: it writes events.
    */
   jobs: JobQueue | undefined;
+  /** Webhooks and their delivery log: their signing secrets are encrypted with the master key, so only with one. */
+  webhooks: WebhooksService | undefined;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey, jobs?: JobQueue): Services {
@@ -96,5 +99,6 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey, 
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
     setupLinks: new PasswordSetupLinks(db, hasher),
     jobs,
+    webhooks: masterKey ? new WebhooksService(db, masterKey) : undefined,
   };
 }

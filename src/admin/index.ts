@@ -15,6 +15,7 @@ import { registerMethodsRoutes } from './methods.routes.ts';
 import { registerKeysRoutes } from './keys.routes.ts';
 import { registerSettingsRoutes } from './settings.routes.ts';
 import { registerJobsRoutes } from './jobs.routes.ts';
+import { registerWebhooksRoutes } from './webhooks.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -31,6 +32,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerKeysRoutes(api, services);
   registerSettingsRoutes(api, services);
   registerJobsRoutes(api, services);
+  registerWebhooksRoutes(api, services);
   return api;
 }
 
