@@ -1,4 +1,7 @@
 // The features that run in the background, in the order their consumers see each batch of events.
 import type { BackgroundContext, BackgroundFeature } from './background.ts';
+import { offboardingFeature } from '../offboarding/offboarding.feature.ts';
 
-export const BACKGROUND_FEATURES: ((ctx: BackgroundContext) => BackgroundFeature)[] = [];
+export const BACKGROUND_FEATURES: ((ctx: BackgroundContext) => BackgroundFeature)[] = [
+  offboardingFeature,
+];
