@@ -8,6 +8,7 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { Browser } from '../helpers/browser.ts';
+import knex from 'knex';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -32,6 +33,10 @@ async function startReceiver(): Promise<Receiver> {
         return;
       }
       const token = new URLSearchParams(body).get('logout_token');
+      if (path === '/strict') {
+        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', error_description: 'unknown sid\u0007' }));
+        return;
+      }
       if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-www-form-urlencoded' || !token) {
         res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
         return;
@@ -304,5 +309,62 @@ describe('HR deactivates a person over SCIM', () => {
     expect(receipt).toMatchObject({ source: 'scim', actor: { type: 'scim_client' } });
     expect(lineOf(receipt, 'Wiki', 'oidc_backchannel_logout')).toMatchObject({ state: 'acknowledged' });
     expect(lineOf(receipt, 'Legacy', 'oidc_backchannel_logout')).toMatchObject({ state: 'not_applicable' });
+  }, 60000);
+});
+
+describe('the provisioning and refused lines', () => {
+  // The provisioning engine (another part of #21) keeps provisioned_objects; these rows stand in
+  // for what it writes, so that the receipt is shown to read them as the engine leaves them.
+  it('reads the provisioning outcome from provisioned_objects and marks a refused logout token failed', async () => {
+    const carol = await runCli(['users', 'create', '--username', 'carol', '--email', 'carol@example.com', '--password', 'correct horse battery'], env);
+    expect(carol.code).toBe(0);
+    const carolId = carol.json.id as string;
+    const hris = await appAdmin.call('POST', '/apps', { name: 'HRIS', redirectUris: [REDIRECT] });
+    const crm = await appAdmin.call('POST', '/apps', { name: 'CRM', redirectUris: [REDIRECT] });
+    const strict = await appAdmin.call('POST', '/apps', { name: 'Strict', redirectUris: [REDIRECT], backchannelLogoutUri: `${receiver.origin}/strict` });
+    for (const app of [hris, crm]) {
+      expect((await appAdmin.call('POST', `/apps/${app.body.id}/assignments`, { principalType: 'user', principalId: carolId })).status).toBe(201);
+    }
+    expect((await appAdmin.call('POST', `/apps/${strict.body.id}/assignments`, { principalType: 'user', principalId: carolId })).status).toBe(201);
+    const sql = knex({ client: 'pg', connection: db.url, pool: { min: 0, max: 1 } });
+    try {
+      for (const app of [hris, crm]) {
+        await sql('provisioning_targets').insert({ app_id: app.body.id, base_url: 'https://scim.example/v2', token_ciphertext: 'x' });
+      }
+      // HRIS holds her, deactivated before this offboarding (that acknowledgement does not count).
+      await sql('provisioned_objects').insert({
+        app_id: hris.body.id, kind: 'user', local_id: carolId, remote_id: 'h-1', state: 'synced', active: false,
+        last_attempt_at: sql.raw("now() - interval '1 day'"), last_success_at: sql.raw("now() - interval '1 day'"),
+      });
+      const res = await userAdmin.call('POST', `/users/${carolId}/offboard`);
+      expect(res.status).toBe(201);
+      const id = res.body.id as string;
+      expect(lineOf(res.body, 'HRIS', 'provisioning_deactivate')).toMatchObject({ state: 'pending' });
+      expect(lineOf(res.body, 'CRM', 'provisioning_deactivate')).toMatchObject({ state: 'not_applicable', detail: 'OneID has not created this person in the app' });
+
+      // The app refuses the push: failed_retrying with its own error.
+      await sql('provisioned_objects').where({ app_id: hris.body.id, local_id: carolId })
+        .update({ state: 'failed', last_attempt_at: sql.fn.now(), last_error: 'HTTP 503 Service Unavailable' });
+      let receipt = (await auditor.call('GET', `/offboardings/${id}`)).body;
+      expect(lineOf(receipt, 'HRIS', 'provisioning_deactivate')).toMatchObject({ state: 'failed_retrying', detail: 'HTTP 503 Service Unavailable' });
+      expect(receipt.status).toBe('in_progress');
+
+      // Strict refuses the logout token with 400: failed for good, with its answer made printable.
+      receipt = await until('Strict failed', async () => {
+        const r = (await auditor.call('GET', `/offboardings/${id}`)).body;
+        return lineOf(r, 'Strict', 'oidc_backchannel_logout')?.state === 'failed' && r;
+      });
+      expect(lineOf(receipt, 'Strict', 'oidc_backchannel_logout')).toMatchObject({ detail: 'HTTP 400 invalid_request: unknown sid', attempts: 1 });
+
+      // Then the app acknowledges active=false: acknowledged.
+      await sql('provisioned_objects').where({ app_id: hris.body.id, local_id: carolId })
+        .update({ state: 'synced', active: false, last_success_at: sql.fn.now(), last_error: null });
+      receipt = (await auditor.call('GET', `/offboardings/${id}`)).body;
+      expect(lineOf(receipt, 'HRIS', 'provisioning_deactivate')).toMatchObject({ state: 'acknowledged' });
+      expect(receipt.status).toBe('failed');
+      expect(receipt.apps.find((a: ReceiptApp) => a.appName === 'Strict').state).toBe('failed');
+    } finally {
+      await sql.destroy();
+    }
   }, 60000);
 });
