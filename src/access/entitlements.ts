@@ -202,6 +202,21 @@ export async function entitledApps(db: Tx, userId: string): Promise<AppEntitleme
   return (result.rows as Row[]).map(toEntitlements).filter((e) => e.allowed);
 }
 
+/**
+ * The ids of the apps the person could use were they active: reached by an assignment, or open to
+ * everyone. Whatever the person's status, so that an offboarding that follows a suspension (HR
+ * over SCIM) still finds every app they had. By app name.
+ */
+export async function appsReachingPerson(db: Tx, userId: string): Promise<string[]> {
+  if (!UUID.test(userId)) return [];
+  const result = await db.raw(`
+    with usr as (select u.id from ${userByKey('?')} u), ${assignmentCtes()}
+    select ap.id from apps ap
+     where ap.access = 'everyone' or exists (select 1 from matching m where m.app_id = ap.id)
+     order by ap.name, ap.id`, [userId]);
+  return (result.rows as { id: string }[]).map((r) => r.id);
+}
+
 /** Names of the groups the user is a member of, sorted (the `groups` claim). */
 export async function groupNamesOf(db: Tx, userId: string): Promise<string[]> {
   if (!UUID.test(userId)) return [];

@@ -75,6 +75,8 @@ export const appResource = z.object({
     .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
   saml: samlResource.nullable().describe("a SAML app's service-provider settings (protocol saml); null for OpenID Connect apps"),
   initiateLoginUri: z.string().nullable().describe('OIDC initiate_login_uri: where the portal sends a person to start the app\'s sign-in; null: none'),
+  backchannelLogoutUri: z.string().nullable().describe('OIDC Back-Channel Logout backchannel_logout_uri: where OneID POSTs a logout token when the person is offboarded or signs out at OneID through the app; null: none'),
+  backchannelLogoutSessionRequired: z.boolean().describe('OIDC backchannel_logout_session_required: logout tokens carry the sid of each session the person had with the app'),
   /** The console's own app (client id oneid-console): OneID keeps it; it cannot be deleted nor locked. */
   managedByOneId: z.boolean().describe('the admin console\'s own app: it cannot be deleted, and its access, admin roles and redirect URIs are kept by OneID'),
   version: z.number().int(),
@@ -102,6 +104,8 @@ export const presentApp = (a: App, sp?: SamlServiceProvider): z.infer<typeof app
   signInPolicy: a.signInPolicy,
   saml: sp ? presentSaml(sp) : null,
   initiateLoginUri: a.oidc.initiate_login_uri ?? null,
+  backchannelLogoutUri: a.oidc.backchannel_logout_uri ?? null,
+  backchannelLogoutSessionRequired: a.oidc.backchannel_logout_session_required ?? false,
   managedByOneId: a.clientId === CONSOLE_CLIENT_ID,
   version: a.version,
   createdAt: new Date(a.createdAt).toISOString(),

@@ -16,6 +16,7 @@ import { registerKeysRoutes } from './keys.routes.ts';
 import { registerSettingsRoutes } from './settings.routes.ts';
 import { registerJobsRoutes } from './jobs.routes.ts';
 import { registerWebhooksRoutes } from './webhooks.routes.ts';
+import { registerOffboardingRoutes } from './offboarding.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -33,6 +34,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerSettingsRoutes(api, services);
   registerJobsRoutes(api, services);
   registerWebhooksRoutes(api, services);
+  registerOffboardingRoutes(api, services);
   return api;
 }
 

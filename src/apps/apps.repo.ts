@@ -22,6 +22,13 @@ export interface OidcClientSettings {
    * the app's own sign-in. OneID's own, not given to oidc-provider (which would insist on https).
    */
   initiate_login_uri?: string | null;
+  /**
+   * OpenID Connect Back-Channel Logout 1.0 client metadata: where OneID POSTs a logout token when
+   * the person's sessions with the app end (offboarding; RP-initiated logout at OneID), and
+   * whether the app needs the sid claim in it.
+   */
+  backchannel_logout_uri?: string | null;
+  backchannel_logout_session_required?: boolean;
 }
 
 /** How an app's ID tokens are signed. RS256 is what every relying party must accept; ES256 signs about 15 times faster. */

@@ -39,6 +39,13 @@ export const initiateLoginUri = z.string().trim().max(2048).refine((value) => {
   }
 }, 'must be an https URL (http only for localhost) without a fragment');
 
+/**
+ * OIDC Back-Channel Logout 1.0 section 2.2 backchannel_logout_uri: an absolute URL, no fragment;
+ * https, or http on this machine for development (like initiate_login_uri). OneID POSTs logout
+ * tokens to it from its job queue.
+ */
+export const backchannelLogoutUri = initiateLoginUri;
+
 const appName = z.string().trim().min(1).max(200);
 const appDescription = z.string().trim().max(2000);
 const logoUrl = z.url({ protocol: /^https?$/ });
@@ -74,6 +81,10 @@ export const createAppInput = z.object({
   signInPolicy: signInPolicy.default(null),
   /** Where the portal starts the app's sign-in (OIDC initiate_login_uri). */
   initiateLoginUri: initiateLoginUri.optional(),
+  /** OIDC Back-Channel Logout: where OneID sends logout tokens. */
+  backchannelLogoutUri: backchannelLogoutUri.optional(),
+  /** OIDC Back-Channel Logout: the app needs the sid claim in logout tokens. */
+  backchannelLogoutSessionRequired: z.boolean().default(false),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -94,6 +105,9 @@ export const updateAppInput = z.strictObject({
   signInPolicy: signInPolicy.optional(),
   /** null: none (the portal then has no way to launch the app). */
   initiateLoginUri: initiateLoginUri.nullable().optional(),
+  /** null: none (the app gets no logout tokens). */
+  backchannelLogoutUri: backchannelLogoutUri.nullable().optional(),
+  backchannelLogoutSessionRequired: z.boolean().optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -105,6 +119,8 @@ const asInput = (app: App): Record<string, unknown> => ({
   postLogoutRedirectUris: app.oidc.post_logout_redirect_uris ?? [],
   idTokenSigningAlg: app.oidc.id_token_signed_response_alg ?? 'RS256',
   initiateLoginUri: app.oidc.initiate_login_uri ?? null,
+  backchannelLogoutUri: app.oidc.backchannel_logout_uri ?? null,
+  backchannelLogoutSessionRequired: app.oidc.backchannel_logout_session_required ?? false,
 });
 
 /** Role keys appear in the `roles` claim: lower-case, no spaces, e.g. docs.editor. */
@@ -151,7 +167,8 @@ function roleKeyTaken(err: unknown): never {
 }
 
 /** Settings only an OpenID Connect client has, refused on a SAML app (whose oidc settings are empty). */
-const OIDC_ONLY_FIELDS = ['redirectUris', 'postLogoutRedirectUris', 'idTokenSigningAlg', 'allowNoPkce', 'adminRoles', 'firstParty', 'initiateLoginUri'] as const;
+const OIDC_ONLY_FIELDS = ['redirectUris', 'postLogoutRedirectUris', 'idTokenSigningAlg', 'allowNoPkce', 'adminRoles', 'firstParty', 'initiateLoginUri',
+  'backchannelLogoutUri', 'backchannelLogoutSessionRequired'] as const;
 
 function refuseOidcFields(input: z.output<typeof updateAppInput>): void {
   const field = OIDC_ONLY_FIELDS.find((f) => input[f] !== undefined);
@@ -184,6 +201,8 @@ export class AppsService {
       application_type: applicationType(input.redirectUris),
       id_token_signed_response_alg: input.idTokenSigningAlg,
       ...(input.initiateLoginUri ? { initiate_login_uri: input.initiateLoginUri } : {}),
+      ...(input.backchannelLogoutUri ? { backchannel_logout_uri: input.backchannelLogoutUri } : {}),
+      ...(input.backchannelLogoutSessionRequired ? { backchannel_logout_session_required: true } : {}),
     };
     const secret = input.public ? null : newSecret(32);
     const app = await this.db.transaction(async (trx) => {
@@ -246,6 +265,10 @@ export class AppsService {
       }
       if (input.idTokenSigningAlg !== undefined) changes.oidc = { ...current.oidc, id_token_signed_response_alg: input.idTokenSigningAlg };
       if (input.initiateLoginUri !== undefined) changes.oidc = { ...(changes.oidc ?? current.oidc), initiate_login_uri: input.initiateLoginUri };
+      if (input.backchannelLogoutUri !== undefined) changes.oidc = { ...(changes.oidc ?? current.oidc), backchannel_logout_uri: input.backchannelLogoutUri };
+      if (input.backchannelLogoutSessionRequired !== undefined) {
+        changes.oidc = { ...(changes.oidc ?? current.oidc), backchannel_logout_session_required: input.backchannelLogoutSessionRequired };
+      }
       if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
         const redirectUris = input.redirectUris ?? current.oidc.redirect_uris;
         if (current.oidc.grant_types.includes('authorization_code') && redirectUris.length === 0) {

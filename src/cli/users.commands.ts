@@ -7,6 +7,7 @@ import { createdAtIdCursor, decodeCursorAs, encodeCursor } from '../admin/api.ts
 import { AppError } from '../shared/errors.ts';
 import type { Services } from '../services.ts';
 import type { User } from '../directory/users.repo.ts';
+import { OffboardingService } from '../offboarding/offboarding.service.ts';
 
 const lifecycle = (action: 'suspend' | 'reactivate' | 'deprovision', summary: string): CommandDef => command({
   summary,
@@ -192,5 +193,10 @@ export const usersCommands: Record<string, CommandDef> = {
   }),
   'users suspend': lifecycle('suspend', 'Suspend a person: they cannot sign in and their sessions and tokens end.'),
   'users reactivate': lifecycle('reactivate', 'Let a suspended person sign in again (their old sessions stay ended).'),
+  'users offboard': command({
+    summary: 'Offboard a person in one action: suspend them, end every session, grant and token, send back-channel logout tokens to the apps that registered one; prints the receipt (a running OneID server sends the logout tokens and updates it: oneid has no queue of its own).',
+    options: { id: { type: 'id', required: true, value: 'USER_ID', help: 'the person (see: oneid users list)' } },
+    run: async (o, { services, actor }) => new OffboardingService(services.db, services.hasher).offboard(o.id, actor),
+  }),
   'users deprovision': lifecycle('deprovision', 'Deprovision a person who has left: they cannot sign in and their sessions and tokens end.'),
 };

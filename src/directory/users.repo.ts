@@ -341,6 +341,32 @@ export async function renewSignInTimeOfAccount(db: Tx, userId: string, ts: numbe
  * session with that uid stays, with the grants it holds (its `authorizations`) and the codes and
  * tokens issued under them.
  */
+/** An app's OIDC client the person holds something with, and the sids of their sessions with it. */
+export interface OidcClientOfAccount { clientId: string; sids: string[] }
+
+/**
+ * The OIDC clients holding a grant, token or code of the person, or a session with them, and
+ * each session's sid (OpenID Connect Back-Channel Logout): read before deleteOidcStateOfAccount,
+ * so that the apps can be told to end those sessions after.
+ */
+export async function findOidcClientsOfAccount(db: Tx, userId: string): Promise<OidcClientOfAccount[]> {
+  const rows: { client_id: string; sid: string | null }[] = (await db.raw(`
+    select payload->>'clientId' as client_id, null::text as sid
+      from oidc_payloads
+     where account_id = ? and model in ('Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode') and payload->>'clientId' is not null
+    union
+    select a.key, a.value->>'sid'
+      from oidc_payloads s, jsonb_each(case when jsonb_typeof(s.payload->'authorizations') = 'object' then s.payload->'authorizations' else '{}'::jsonb end) a
+     where s.model = 'Session' and s.account_id = ?`, [userId, userId])).rows;
+  const byClient = new Map<string, Set<string>>();
+  for (const r of rows) {
+    const sids = byClient.get(r.client_id) ?? new Set<string>();
+    if (r.sid) sids.add(r.sid);
+    byClient.set(r.client_id, sids);
+  }
+  return [...byClient].sort(([a], [b]) => a.localeCompare(b)).map(([clientId, sids]) => ({ clientId, sids: [...sids].sort() }));
+}
+
 export async function deleteOidcStateOfAccount(db: Tx, userId: string, keepSessionUid?: string): Promise<number> {
   const rows = db('oidc_payloads').where({ account_id: userId });
   if (keepSessionUid !== undefined) {

@@ -9,7 +9,7 @@ import { recordAudit, SYSTEM_ACTOR, valuesBefore, type Actor } from '../audit/au
 import { validateCustomAttributes } from './attributes.service.ts';
 import { endAllSessions, keepOnlySession } from '../sessions/sessions.service.ts';
 import {
-  countAdmins, countUsers, findUsersWithCount, deleteOidcStateOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
+  countAdmins, countUsers, findUsersWithCount, deleteOidcStateOfAccount, findOidcClientsOfAccount, type OidcClientOfAccount, renewSignInTimeOfAccount, findUserById, findUsers, insertUser,
   isSignInNameTaken, updateUserById, upsertPasswordCredential, type DbUserRow, type User, type UserEmail, type UserFilter, type UserStatus,
 } from './users.repo.ts';
 
@@ -375,7 +375,11 @@ export class UsersService {
         throw new AppError('failed_precondition', 'user.deprovisioned', 'a deprovisioned user cannot be changed; create a new account');
       }
       let ended = 0;
+      let oidcClients: OidcClientOfAccount[] | undefined;
       if (target !== 'active') {
+        // Which apps held what (with the sids of the sessions) goes into the audit record: the
+        // offboarding fan-out that follows a suspension by HR (SCIM) tells those apps.
+        oidcClients = await findOidcClientsOfAccount(trx, id);
         ended = await deleteOidcStateOfAccount(trx, id);
         await endAllSessions(trx, id, target === 'suspended' ? 'suspended' : 'deprovisioned', actor);
       }
@@ -384,7 +388,7 @@ export class UsersService {
         : await updateUserById(trx, id, { status: target, status_changed_at: new Date() });
       await recordAudit(trx, actor, {
         action: `user.${action === 'reactivate' ? 'reactivated' : action === 'suspend' ? 'suspended' : 'deprovisioned'}`,
-        targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended }, before: { status: current.status },
+        targetType: 'user', targetId: id, changes: { status: { from: current.status, to: target }, endedOidcRecords: ended, ...(oidcClients ? { oidcClients } : {}) }, before: { status: current.status },
       });
       return updated!;
     });

@@ -1,5 +1,9 @@
 // The features that run in the background, in the order their consumers see each batch of events.
 import type { BackgroundContext, BackgroundFeature } from './background.ts';
 import { webhooksFeature } from '../webhooks/webhooks.feature.ts';
+import { offboardingFeature } from '../offboarding/offboarding.feature.ts';
 
-export const BACKGROUND_FEATURES: ((ctx: BackgroundContext) => BackgroundFeature)[] = [webhooksFeature];
+export const BACKGROUND_FEATURES: ((ctx: BackgroundContext) => BackgroundFeature)[] = [
+  offboardingFeature,
+  webhooksFeature,
+];

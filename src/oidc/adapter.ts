@@ -25,6 +25,11 @@ export function clientMetadataFor(app: App): AdapterPayload {
     token_endpoint_auth_method: app.oidc.token_endpoint_auth_method,
     application_type: app.oidc.application_type,
     id_token_signed_response_alg: app.oidc.id_token_signed_response_alg ?? 'RS256',
+    // Back-Channel Logout: oidc-provider sends the app a logout token at RP-initiated logout too.
+    ...(app.oidc.backchannel_logout_uri ? {
+      backchannel_logout_uri: app.oidc.backchannel_logout_uri,
+      backchannel_logout_session_required: app.oidc.backchannel_logout_session_required ?? false,
+    } : {}),
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
     'urn:oneid:allow_no_pkce': app.allowNoPkce,

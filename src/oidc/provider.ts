@@ -352,6 +352,11 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
         },
       },
       resourceIndicators: apiResourceIndicators(api, config.accessTokenTtlSeconds),
+      // OpenID Connect Back-Channel Logout 1.0: apps register backchannel_logout_uri (admin API);
+      // discovery says backchannel_logout_supported and backchannel_logout_session_supported (every
+      // ID token carries sid, see includeSid). Offboarding sends logout tokens from the job queue
+      // (offboarding/backchannel-logout.ts); oidc-provider sends them at RP-initiated logout.
+      backchannelLogout: { enabled: true },
     },
     pkce: {
       // Every app must use PKCE (RFC 9700 section 2.1.1); S256 is the only method oidc-provider 9
