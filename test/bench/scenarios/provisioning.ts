@@ -140,9 +140,9 @@ async function offboarding(ctx: BenchContext, db: pg.Client, token: string, down
   let last: any;
   await until('every app acknowledged', async () => {
     last = await api(ctx, token, 'GET', `/offboardings/${id}`);
-    const lines = (last.apps ?? last.lines ?? []) as { provisioning?: { status?: string }; actions?: { kind: string; status: string }[] }[];
-    const provisioning = lines.flatMap((l) => (l.actions ?? []).filter((a) => a.kind === 'provisioning'));
-    return provisioning.length >= OFFBOARD_APPS && provisioning.every((a) => a.status === 'acknowledged');
+    const lines = last.apps as { actions: { action: string; state: string }[] }[];
+    const provisioning = lines.flatMap((l) => l.actions.filter((a) => a.action === 'provisioning_deactivate'));
+    return provisioning.length >= OFFBOARD_APPS && provisioning.every((a) => a.state === 'acknowledged');
   }, 60_000, 50);
   const seconds = (performance.now() - t0) / 1000;
   return {
