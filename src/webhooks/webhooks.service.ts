@@ -3,6 +3,7 @@
 // audited in its transaction. A ping or a redelivery writes its pending delivery row and an audit
 // record the outbox turns into an event (migration 20261209120000): the webhooks consumer queues
 // the delivery; nothing here calls the job queue.
+import type { DomainEvent } from '../events/events.ts';
 import { z } from 'zod';
 import type { Knex } from 'knex';
 import { AppError } from '../shared/errors.ts';
@@ -66,15 +67,8 @@ function assertVersion(row: DbWebhookRow, expected: number | undefined): void {
   }
 }
 
-/** The JSON body of one event, as receivers get it. */
-export interface WebhookPayload {
-  id: string;
-  type: string;
-  occurredAt: string;
-  actor: { type: string; id: string | null; clientId: string | null };
-  target: { type: string | null; id: string | null };
-  data: Record<string, unknown> | null;
-}
+/** The JSON body of one event, as receivers get it: the domain event without its outbox position. */
+export type WebhookPayload = Omit<DomainEvent, 'seq'>;
 
 export class WebhooksService {
   constructor(private readonly db: Knex, private readonly masterKey: MasterKey) {}

@@ -10,6 +10,7 @@ import { runCli, startServer, testMasterKey, type RunningServer } from '../helpe
 import { Browser } from '../helpers/browser.ts';
 import knex from 'knex';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
+import { until } from '../helpers/until.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -54,15 +55,6 @@ async function startReceiver(): Promise<Receiver> {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 let db: TestDatabase;
 let server: RunningServer;

@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { verifyWebhookSignature } from '../../src/webhooks/signature.ts';
+import { until } from '../helpers/until.ts';
 
 interface Received { path: string; headers: http.IncomingHttpHeaders; body: string; at: number }
 
@@ -34,15 +35,6 @@ function startReceiver() {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 30000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 let db: TestDatabase;
 let sql: pg.Client;

@@ -13,18 +13,10 @@ import { recordAudit, SYSTEM_ACTOR } from '../../src/audit/audit.service.ts';
 import { startBackground, type Background, type BackgroundFeature } from '../../src/jobs/background.ts';
 import type { DomainEvent } from '../../src/events/events.ts';
 import type { Services } from '../../src/services.ts';
+import { until } from '../helpers/until.ts';
 
 const log = createLogger('silent');
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A feature that records the events it is given and has a queue whose jobs fail until told otherwise. */
 function recorder() {
