@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import type { MasterKey } from '../keys/master-key.ts';
 import type { App } from '../apps/apps.repo.ts';
+import { readBounded } from '../shared/bounded-body.ts';
 
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Seconds a logout token is good for: long enough for clock skew, short against replay (the app also checks jti). */
@@ -58,7 +59,8 @@ async function post(uri: string, token: string): Promise<SendOutcome> {
     return { ok: false, retryable: true, detail: `could not reach the app (${tidy(String(cause))})` };
   }
   // Section 2.8: the app answers 200 (or 204), or 400 with an OAuth error in JSON.
-  const body = await res.text().catch(() => '');
+  // The answer is read only far enough to quote an OAuth error; a larger one is not quoted.
+  const body = await readBounded(res, 4096).catch(() => '');
   if (res.status === 200 || res.status === 204) return { ok: true, detail: `HTTP ${res.status}` };
   let said = '';
   try {

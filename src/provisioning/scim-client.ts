@@ -12,6 +12,7 @@
 // `retryable`, `retryAfterMs`, `patchUnsupported`; a 409 is its subclass ScimConflict.
 // The bearer token never appears in an error: it is only ever put in the Authorization header,
 // and any echo of it in an app's answer is replaced by "[redacted]".
+import { readBounded, TooLarge } from '../shared/bounded-body.ts';
 import { AppError, type ErrorKind } from '../shared/errors.ts';
 
 export const SCIM_USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -400,32 +401,6 @@ export class ScimClient {
     const detail = init.detail.split(this.token).join('[redacted]');
     return { ...init, detail: detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail };
   }
-}
-
-class TooLarge extends Error {}
-
-/** Reads the body as UTF-8, refusing (and cancelling the stream) past `max` bytes. */
-async function readBounded(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new TooLarge();
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new TooLarge();
-    }
-    parts.push(value);
-  }
-  return Buffer.concat(parts).toString('utf8');
 }
 
 function transportError(err: unknown, fail: (init: Omit<ScimClientErrorInit, 'method' | 'path'>) => ScimClientError): ScimClientError {
