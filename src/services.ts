@@ -24,6 +24,8 @@ import { MethodsService } from './credentials/methods.service.ts';
 import { SigningKeysService } from './keys/keys.service.ts';
 import { samlCertificateSubject } from './keys/saml-keys.ts';
 import { PasswordSetupLinks } from './directory/password-setup.service.ts';
+import { ProvisioningService } from './provisioning/provisioning.service.ts';
+import { createLogger } from './shared/logger.ts';
 
 export interface Services {
   db: Knex;
@@ -59,6 +61,8 @@ export interface Services {
   signingKeys: SigningKeysService | undefined;
   /** One-time links with which a person chooses their own password. */
   setupLinks: PasswordSetupLinks;
+  /** Outbound provisioning targets: their tokens are encrypted with the master key, so only with one. */
+  provisioning: ProvisioningService | undefined;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey): Services {
@@ -89,5 +93,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey):
     methods: new MethodsService(db),
     signingKeys: masterKey ? new SigningKeysService(db, masterKey, samlCertificateSubject(config.issuer)) : undefined,
     setupLinks: new PasswordSetupLinks(db, hasher),
+    // Its drift report calls the app from the admin API; refusals are logged by the job side.
+    provisioning: masterKey ? new ProvisioningService(db, masterKey, createLogger('silent')) : undefined,
   };
 }

@@ -14,6 +14,7 @@ import { registerScimTokenRoutes } from './scim-tokens.routes.ts';
 import { registerMethodsRoutes } from './methods.routes.ts';
 import { registerKeysRoutes } from './keys.routes.ts';
 import { registerSettingsRoutes } from './settings.routes.ts';
+import { registerProvisioningRoutes } from './provisioning.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -29,6 +30,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerScimTokenRoutes(api, services);
   registerKeysRoutes(api, services);
   registerSettingsRoutes(api, services);
+  registerProvisioningRoutes(api, services);
   return api;
 }
 
