@@ -138,8 +138,10 @@ export class JobQueue {
         notify: true,
         deleteAfterSeconds: 7 * 24 * 3600,
       };
-      // createQueue keeps an existing queue's settings: an upgrade or a changed setting updates them.
-      if (await boss.getQueue(def.name)) await boss.updateQueue(def.name, options);
+      // createQueue keeps an existing queue's settings: an upgrade or a changed setting updates them
+      // (all but the policy, which pg-boss fixes at creation).
+      const { policy: _policy, ...settings } = options;
+      if (await boss.getQueue(def.name)) await boss.updateQueue(def.name, settings);
       else await boss.createQueue(def.name, options);
     }
     // NOTIFY wakes workers for new jobs; retries come due silently, so poll about as often as they do.
