@@ -415,8 +415,11 @@ export class Provisioner {
       if (!retryable && target.pushGroups) summary.groups += await this.#reconcileGroups(target, client);
       if (!retryable && target.rolesAs === 'groups') summary.groups += await this.syncRoleGroups(appId);
     } catch (err) {
-      if (!(err instanceof ScimClientError) || !err.retryable) throw err;
-      retryable = err;
+      if (!(err instanceof ScimClientError)) throw err;
+      // A refusal of the walk itself (a wrong token, a listing the app does not offer) is kept in
+      // the summary; sending the same requests again cannot help, so only retryable ones throw.
+      if (err.retryable) retryable = err;
+      else summary.interrupted = err.message;
     }
     summary.finishedAt = new Date().toISOString();
     if (retryable) summary.interrupted = retryable.message;
@@ -463,7 +466,7 @@ export class Provisioner {
       seen.add(item.remoteId);
       if (item.row?.remote_id !== item.remoteId || item.row.deleted_at) {
         await linkRemote(this.#db, target.appId, 'user', item.userId, item.remoteId, item.active);
-      } else if (item.differs.length || item.expected !== 'present') {
+      } else if (item.differs.length || item.expected === 'absent' || (item.expected === 'inactive' && item.active)) {
         await forgetPushedHash(this.#db, target.appId, 'user', [item.userId]);
       }
     });

@@ -211,6 +211,60 @@ describe('provisioning into a third-party SCIM app (SCIMMY)', () => {
   });
 });
 
+describe('app roles as downstream groups, and a refusal the app gives', () => {
+  let appId: string;
+  let roleName: string;
+
+  beforeAll(async () => {
+    appId = await createApp('Roles');
+    roleName = unique('Admins');
+    await ok(admin.call('POST', `/apps/${appId}/roles`, { key: 'admin', name: roleName }));
+    await ok(appAdmin.call('PUT', `/apps/${appId}/provisioning`, { baseUrl: scimmy.url, token: scimmy.token, rolesAs: 'groups', attributeMapping: NO_ENTERPRISE }));
+  });
+
+  const roleGroup = () => [...scimmy.groups.values()].find((g) => g.displayName === roleName);
+  const memberNames = () => (roleGroup()?.members ?? []).map((m: { value: string }) => scimmy.users.get(m.value)?.userName).sort();
+
+  it('puts the holders of a role in the role\'s group, and takes out who loses it', async () => {
+    const [a, b] = [await createUser(), await createUser()];
+    const withRole = await ok(admin.call('POST', `/apps/${appId}/assignments`, { principalType: 'user', principalId: a.id, roleKeys: ['admin'] }));
+    await ok(admin.call('POST', `/apps/${appId}/assignments`, { principalType: 'user', principalId: b.id }));
+    await until('a in the role group', () => JSON.stringify(memberNames()) === JSON.stringify([a.username]));
+    await until('b provisioned', () => inScimmy(b.username).length === 1);
+    // No roles attribute when roles go out as groups.
+    expect(inScimmy(a.username)[0]!.roles).toBeUndefined();
+
+    await ok(admin.call('PATCH', `/apps/${appId}/assignments/${withRole.id}`, { roleKeys: [] }));
+    await until('a out of the role group', () => roleGroup() !== undefined && memberNames().length === 0);
+    expect([...scimmy.groups.values()].filter((g) => g.displayName === roleName)).toHaveLength(1);
+  });
+
+  it("records a refusal (4xx) with the app's own error in the status, does not retry it, and pushes once the cause is fixed", async () => {
+    const quiet = await createApp('Refusing');
+    const refusals = () => scimmy.requests.filter((r) => r.status === 401).length;
+    await ok(appAdmin.call('PUT', `/apps/${quiet}/provisioning`, { baseUrl: scimmy.url, token: 'a-token-the-app-does-not-know', attributeMapping: NO_ENTERPRISE }));
+    const first = await until('first full sync refused', async () => (await status(quiet)).lastFullSync);
+    expect(first.interrupted).toContain('401');
+    const p = await createUser();
+    await ok(admin.call('POST', `/apps/${quiet}/assignments`, { principalType: 'user', principalId: p.id }));
+    const st = await until('failure in the status', async () => {
+      const s = await status(quiet);
+      return s.failed.find((f: { localId: string }) => f.localId === p.id) && s;
+    });
+    expect(st.failed.find((f: { localId: string }) => f.localId === p.id).error).toContain('A valid bearer token is required');
+    // Not retried: with retries every 1-2 s, more refusals would come in this time.
+    await new Promise((r) => setTimeout(r, 1500));
+    const seen = refusals();
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(refusals()).toBe(seen);
+    expect(inScimmy(p.username)).toHaveLength(0);
+
+    await ok(appAdmin.call('PUT', `/apps/${quiet}/provisioning`, { baseUrl: scimmy.url, token: scimmy.token, attributeMapping: NO_ENTERPRISE }));
+    await until('pushed with the right token', () => inScimmy(p.username).length === 1);
+    await until('failure cleared', async () => !(await status(quiet)).failed.some((f: { localId: string }) => f.localId === p.id));
+  });
+});
+
 describe('provisioning into a second OneID, with groups and deletion', () => {
   let appId: string;
   let ops: string;
@@ -255,7 +309,7 @@ describe('provisioning into a second OneID, with groups and deletion', () => {
       const g = await client.findGroupBy('externalId', ops);
       const full = g && await client.getGroup(g.id);
       const newId = (await remoteUser(newcomer.username))?.id;
-      return full && newId && full.members?.some((m) => m.value === newId) && full.members.length === 3 && full;
+      return full && newId && full.members?.some((m) => m.value === newId) && full.members.length === 3 ? full : undefined;
     });
     expect(group.members).toHaveLength(3);
     await until('leaver deleted downstream', async () => (await remoteUser(members[0]!.username)) === undefined);
