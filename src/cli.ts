@@ -18,6 +18,7 @@ import type { Services } from './services.ts';
 import type { Actor } from './audit/audit.service.ts';
 import { NAME_ID_FORMATS, type NameIdFormat } from './apps/saml-providers.repo.ts';
 import { scimCommands } from './cli/scim.commands.ts';
+import { provisioningCommands } from './cli/provisioning.commands.ts';
 import { cliActor } from './cli/actor.ts';
 
 const migrate = define({
@@ -110,6 +111,7 @@ const commands: Record<string, CommandDef> = {
   }),
   ...directoryCommands,
   ...scimCommands,
+  ...provisioningCommands,
 };
 
 const SAML_FLAGS = ['metadata-file', 'entity-id', 'acs-url', 'slo-url', 'name-id-format'] as const;
@@ -205,7 +207,9 @@ async function logged<T>(log: Logger, work: () => Promise<T>): Promise<T> {
 let current: string | undefined;
 
 async function run(argv: string[]): Promise<number> {
-  const [first, second, ...rest] = argv;
+  // Three-word commands (`apps provisioning set`): the second and third words make one.
+  const joined = argv[2] !== undefined && commands[`${argv[0]} ${argv[1]} ${argv[2]}`] ? [argv[0]!, `${argv[1]} ${argv[2]}`, ...argv.slice(3)] : argv;
+  const [first, second, ...rest] = joined;
   const wantsHelp = (args: (string | undefined)[]) => args.some((a) => a === '--help' || a === '-h');
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     process.stdout.write(`${overview()}\n`);

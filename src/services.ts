@@ -26,6 +26,8 @@ import { samlCertificateSubject } from './keys/saml-keys.ts';
 import { PasswordSetupLinks } from './directory/password-setup.service.ts';
 import type { JobQueue } from './jobs/queue.ts';
 import { WebhooksService } from './webhooks/webhooks.service.ts';
+import { ProvisioningService } from './provisioning/provisioning.service.ts';
+import { createLogger } from './shared/logger.ts';
 
 export interface Services {
   db: Knex;
@@ -68,6 +70,8 @@ export interface Services {
   jobs: JobQueue | undefined;
   /** Webhooks and their delivery log: their signing secrets are encrypted with the master key, so only with one. */
   webhooks: WebhooksService | undefined;
+  /** Outbound provisioning targets: their tokens are encrypted with the master key, so only with one. */
+  provisioning: ProvisioningService | undefined;
 }
 
 export function createServices(db: Knex, config: Config, masterKey?: MasterKey, jobs?: JobQueue): Services {
@@ -100,5 +104,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey, 
     setupLinks: new PasswordSetupLinks(db, hasher),
     jobs,
     webhooks: masterKey ? new WebhooksService(db, masterKey) : undefined,
+    // Its drift report calls the app from the admin API; refusals are logged by the job side.
+    provisioning: masterKey ? new ProvisioningService(db, masterKey, createLogger('silent')) : undefined,
   };
 }

@@ -17,6 +17,7 @@ import { registerSettingsRoutes } from './settings.routes.ts';
 import { registerJobsRoutes } from './jobs.routes.ts';
 import { registerWebhooksRoutes } from './webhooks.routes.ts';
 import { registerOffboardingRoutes } from './offboarding.routes.ts';
+import { registerProvisioningRoutes } from './provisioning.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -35,6 +36,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerJobsRoutes(api, services);
   registerWebhooksRoutes(api, services);
   registerOffboardingRoutes(api, services);
+  registerProvisioningRoutes(api, services);
   return api;
 }
 
