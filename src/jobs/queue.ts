@@ -124,6 +124,8 @@ export class JobQueue {
       if (!this.#stopping) log.warn({ event: 'jobs.error', err: err.message }, 'job queue error; it keeps going');
     });
     await boss.start();
+    // Set before the workers start: a handler may queue jobs (the relay) from its first run on.
+    this.#boss = boss;
     await boss.createQueue(DEAD_LETTER_QUEUE, { retentionSeconds: 30 * 24 * 3600, deleteAfterSeconds: 30 * 24 * 3600 });
     for (const def of this.#definitions.values()) {
       const options = {
@@ -159,7 +161,6 @@ export class JobQueue {
       });
       if (def.cron) await boss.schedule(def.name, def.cron, {}, { tz: 'UTC' });
     }
-    this.#boss = boss;
   }
 
   #started(): PgBoss {
