@@ -6,9 +6,10 @@
 // side (OneID's CPU per pushed person below the receiving OneID's CPU per created person), with
 // OneID's peak RSS <= 300 MB (the entitled people are streamed in pages).
 //
-// 11: offboarding a person who is provisioned into 20 apps (targets on the same second OneID) and
-// signed in to none: time from POST /users/{id}/offboard until the receipt shows every app's
-// deactivation acknowledged. Goal: within 5 s.
+// 11: offboarding a person who is provisioned into 20 apps (each its own SCIM app: the SCIMMY test
+// app, 20 of them in this process on the load core) and signed in to none: time from
+// POST /users/{id}/offboard until the receipt shows every app's deactivation acknowledged.
+// Goal: within 5 s.
 //
 // People, department, apps and assignments are written with SQL (no events: nothing is pushed
 // before the measured window); targets and the sync go through the admin API as an admin would.
@@ -16,6 +17,7 @@ import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import type { BenchContext, Downstream, Row, Scenario } from '../lib/scenario.ts';
 import { cpuSeconds, peakRssMb, resetPeakRss } from '../lib/proc.ts';
+import { ScimmyApp } from '../../helpers/scim-app.ts';
 
 const PEOPLE = 10_000;
 const OFFBOARD_APPS = 20;
@@ -116,7 +118,7 @@ async function fullSync(ctx: BenchContext, db: pg.Client, token: string, down: D
   };
 }
 
-async function offboarding(ctx: BenchContext, db: pg.Client, token: string, down: Downstream): Promise<Row> {
+async function offboarding(ctx: BenchContext, db: pg.Client, token: string): Promise<Row> {
   ctx.log(`11: a person provisioned into ${OFFBOARD_APPS} apps`);
   const department = await insertDepartment(db, 'offboarding bench');
   const userId = randomUUID();
@@ -126,9 +128,21 @@ async function offboarding(ctx: BenchContext, db: pg.Client, token: string, down
   );
   await db.query(`insert into user_departments (user_id, department_id, is_primary) values ($1, $2, true)`, [userId, department]);
   const apps: string[] = [];
-  for (let i = 0; i < OFFBOARD_APPS; i += 1) apps.push(await insertApp(db, `offboarding bench app ${i}`, department));
-  for (const appId of apps) await api(ctx, token, 'PUT', `/apps/${appId}/provisioning`, target(down));
-  for (const appId of apps) await api(ctx, token, 'POST', `/apps/${appId}/provisioning/sync`);
+  const scimApps = Array.from({ length: OFFBOARD_APPS }, () => new ScimmyApp());
+  try {
+    for (let i = 0; i < OFFBOARD_APPS; i += 1) {
+      const appId = await insertApp(db, `offboarding bench app ${i}`, department);
+      apps.push(appId);
+      // Setting the target starts a sync of the app's people (the leaver).
+      await api(ctx, token, 'PUT', `/apps/${appId}/provisioning`, { baseUrl: await scimApps[i]!.start(), token: scimApps[i]!.token });
+    }
+    return await offboardingMeasured(ctx, db, token, userId);
+  } finally {
+    for (const app of scimApps) await app.stop().catch(() => undefined);
+  }
+}
+
+async function offboardingMeasured(ctx: BenchContext, db: pg.Client, token: string, userId: string): Promise<Row> {
   await until(`the leaver in ${OFFBOARD_APPS} apps`, async () => (await db.query<{ n: number }>(
     `select count(*)::int as n from provisioned_objects where kind = 'user' and local_id = $1 and state = 'synced' and active`, [userId],
   )).rows[0]!.n >= OFFBOARD_APPS, 120_000);
@@ -161,8 +175,16 @@ export const provisioning: Scenario = {
     await db.connect();
     try {
       const token = await adminToken(ctx, 'bench provisioning admin', ['app_admin', 'user_admin']);
-      const rows = [await fullSync(ctx, db, token, down)];
-      rows.push(await offboarding(ctx, db, token, down));
+      // Each row on its own: a failure of one still prints the other.
+      const rows: Row[] = [];
+      for (const [id, run] of [['10', () => fullSync(ctx, db, token, down)], ['11', () => offboarding(ctx, db, token)]] as const) {
+        try {
+          rows.push(await run());
+        } catch (err) {
+          ctx.log(`${id}: ${(err as Error).message}`);
+          rows.push({ id, scenario: id === '10' ? 'full sync into a second OneID' : 'offboarding across 20 apps', goal: 'see docs/performance.md', pass: false, note: (err as Error).message.slice(0, 200) });
+        }
+      }
       return rows;
     } finally {
       await db.end();
