@@ -171,7 +171,7 @@ describe('the console keeps apps in step', () => {
     expect(problems).toEqual([]);
   }, 60000);
 
-  it('registers a webhook, shows its secret once, pings it and redelivers: the deliveries verify with that secret', async () => {
+  it('registers a webhook, shows its secret once, pings, redelivers, disables and rotates it: every delivery verifies with the secret shown', async () => {
     await admin.click('#nav-webhooks');
     await admin.waitForURL(`${bed.url}/admin/webhooks`);
     expect(await admin.textContent('#no-webhooks')).toContain('No webhooks');
@@ -234,11 +234,35 @@ describe('the console keeps apps in step', () => {
     expect(again!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
     expect(verifyWebhookSignature(secret, again!.headers as Record<string, string>, again!.body)).toBe(true);
     await screenshot(admin, 'console-webhook-deliveries');
+
+    // Disabled, it cannot be pinged; enabled again, it can.
+    await admin.click('#disable-webhook');
+    expect(await noticeOf(admin, 'disabled')).toContain('disabled');
+    expect(await admin.textContent('#webhook-status')).toBe('Disabled');
+    expect(await admin.locator('#ping-webhook').count()).toBe(0);
+    await admin.click('#enable-webhook');
+    expect(await noticeOf(admin, 'enabled')).toContain('enabled');
+
+    // A rotated secret is shown once too; the next delivery verifies with it.
+    await admin.click('#rotate-webhook-secret');
+    await admin.waitForSelector('#webhook-secret');
+    const rotated = (await admin.textContent('#webhook-secret'))!.trim();
+    expect(rotated).toMatch(/^whsec_/);
+    expect(rotated).not.toBe(secret);
+    expect(await admin.textContent('#rotation-overlap')).toContain('24 hours');
+    await admin.click('#to-webhook');
+    await admin.waitForSelector('#ping-webhook');
+    expect(await admin.content()).not.toContain(rotated);
+    await admin.click('#ping-webhook');
+    await noticeOf(admin, 'pinged');
+    const third = await until('the third delivery', () => receiver.on('/hook')[2]);
+    expect(verifyWebhookSignature(rotated, third.headers as Record<string, string>, third.body)).toBe(true);
+    await admin.waitForSelector('#deliveries:not([hx-trigger])');
     expect(problems.filter((p) => !/^400 .*\/admin\/webhooks\/new$/.test(p) && !/status of 400/.test(p))).toEqual([]);
     problems.length = 0;
   }, 60000);
 
-  it('lists a dead-lettered webhook delivery under Settings, and Retry sends it back', async () => {
+  it('lists dead-lettered webhook deliveries under Settings, Retry and Retry all send them back, and the webhook is deleted', async () => {
     receiver.status.set('/down', 503);
     const made = await superApi.call('POST', '/webhooks', { url: `${origin}/down`, eventTypes: ['user.*'], description: 'down' });
     expect(made.status).toBe(201);
@@ -278,6 +302,16 @@ describe('the console keeps apps in step', () => {
       const items = (await superApi.call('GET', `/webhooks/${made.body.webhook.id}/deliveries`)).body.items as { status: string }[];
       return items.every((d) => d.status === 'delivered');
     });
+
+    // The failing receiver's webhook is deleted (after asking), with its log.
+    await admin.goto(`${bed.url}/admin/webhooks/${made.body.webhook.id}`);
+    asked = '';
+    admin.once('dialog', (d) => { asked = d.message(); });
+    await admin.click('#delete-webhook');
+    expect(await noticeOf(admin, 'deleted')).toContain('deleted');
+    expect(asked).toContain(`${origin}/down`);
+    expect(await admin.locator('#webhook-table tbody tr').count()).toBe(1);
+    expect((await superApi.call('GET', `/webhooks/${made.body.webhook.id}`)).status).toBe(404);
     expect(problems).toEqual([]);
   }, 60000);
 
