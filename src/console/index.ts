@@ -18,10 +18,12 @@ import { registerDirectoryPages } from './directory.pages.ts';
 import { registerAppsPages } from './apps.pages.ts';
 import { registerAuditPages } from './audit.pages.ts';
 import { registerSettingsPages } from './settings.pages.ts';
+import { registerWebhooksPages } from './webhooks.pages.ts';
+import { registerJobsPages } from './jobs.pages.ts';
 
 export { CONSOLE_PREFIX } from './console-app.ts';
 
-const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages];
+const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages, registerWebhooksPages, registerJobsPages];
 
 export interface ConsoleRouterDeps extends ConsoleDeps {
   provider: Provider;

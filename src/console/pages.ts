@@ -31,8 +31,10 @@ export const NAV: NavItem[] = [
   { key: 'departments', href: '/admin/departments', label: 'console.nav.departments', needs: [['get', '/departments']] },
   { key: 'groups', href: '/admin/groups', label: 'console.nav.groups', needs: [['get', '/groups']] },
   { key: 'apps', href: '/admin/apps', label: 'console.nav.apps', needs: [['get', '/apps']], roles: ['app_admin', 'auditor'] },
+  { key: 'webhooks', href: '/admin/webhooks', label: 'console.nav.webhooks', needs: [['get', '/webhooks']] },
   { key: 'audit', href: '/admin/audit', label: 'console.nav.audit', needs: [['get', '/audit-events']] },
-  { key: 'settings', href: '/admin/settings', label: 'console.nav.settings', needs: [['get', '/scim-tokens'], ['get', '/keys']] },
+  // The dead letters page lives under Settings, so an app_admin (who may read them) sees Settings too.
+  { key: 'settings', href: '/admin/settings', label: 'console.nav.settings', needs: [['get', '/scim-tokens'], ['get', '/keys'], ['get', '/jobs/dead-letters']] },
 ];
 
 export interface ConsolePage {

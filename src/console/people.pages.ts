@@ -4,7 +4,7 @@
 import type { Context } from 'koa';
 import type { Readable } from 'node:stream';
 import { AppError } from '../shared/errors.ts';
-import { page, type ConsolePage, type RegisterPages } from './pages.ts';
+import { page, sendTo, type ConsolePage, type RegisterPages } from './pages.ts';
 import { ADMIN_ROLES } from '../directory/users.service.ts';
 
 const PAGE_SIZE = 25;
@@ -18,6 +18,42 @@ type Field = (typeof FIELDS)[number];
 interface UserItem { id: string; username: string; name: string | null; email: string | null; status: string; version: number; [k: string]: unknown }
 interface ListResult { items: UserItem[]; total?: number; next_offset?: number | null }
 interface Methods { password: boolean; passkeys: { id: string; name: string; createdAt: string; lastUsedAt: string | null }[]; totp: boolean; recoveryCodesRemaining: number }
+
+/** An offboarding receipt as the admin API gives it (admin/offboarding.routes.ts). */
+interface ReceiptAction { action: string; state: string; detail: string | null; attempts: number; updatedAt: string }
+interface Receipt {
+  id: string; userId: string; source: string; startedAt: string; status: string;
+  apps: { appId: string; appName: string; protocol: string; state: string; actions: ReceiptAction[] }[];
+}
+/** States that a later answer or retry will change: the receipt page keeps refreshing while one is shown. */
+const UNSETTLED = new Set(['pending', 'failed_retrying']);
+/**
+ * The service's fixed reasons, in the admin's language (console.offboarding.reason.*); an app's
+ * own answer (HTTP 503, its error) is shown as the app gave it.
+ */
+const REASONS: Record<string, string> = {
+  'the app did not register a backchannel_logout_uri': 'no_backchannel',
+  'the app has no SOAP single logout endpoint (front-channel only): its session ends when it next asks OneID': 'saml_front_channel',
+  'the person had no SAML session with this app': 'no_saml_session',
+  'the app has no provisioning target': 'no_provisioning',
+  'provisioning to this app is turned off': 'provisioning_off',
+  'OneID has not created this person in the app': 'never_provisioned',
+  'grants and tokens deleted': 'tokens_deleted',
+  'the person held no grant or token': 'no_tokens',
+};
+const shortTime = (iso: string | null): string | null => (iso ? iso.replace('T', ' ').replace(/(:\d{2})\.\d+Z$/, '$1').replace(/Z$/, '') : null);
+
+function presentReceipt(receipt: Receipt) {
+  const apps = receipt.apps.map((app) => ({
+    ...app,
+    actions: app.actions.map((a) => ({
+      ...a, updated: shortTime(a.updatedAt),
+      reasonKey: a.detail && REASONS[a.detail] ? `console.offboarding.reason.${REASONS[a.detail]}` : undefined,
+    })),
+  }));
+  const unsettled = apps.some((app) => app.actions.some((a) => UNSETTLED.has(a.state)));
+  return { ...receipt, started: shortTime(receipt.startedAt), apps, unsettled };
+}
 
 const str = (value: unknown): string => (typeof value === 'string' ? value.trim() : '');
 /** A repeated form field: one value, a list, or (past qs's array limit of 20) an object keyed by index. */
@@ -187,10 +223,18 @@ export const registerPeoplePages: RegisterPages = (router) => {
       c.may('get', '/users/:id/methods') ? c.call<Methods>('get', '/users/:id/methods', { params: { id } }) : undefined,
       c.may('get', '/users/:id/entitlements') ? c.call<{ items: unknown[] }>('get', '/users/:id/entitlements', { params: { id } }) : undefined,
     ]);
+    const receipts = c.may('get', '/users/:id/offboardings')
+      ? await c.call<{ items: Receipt[]; next_cursor: string | null }>('get', '/users/:id/offboardings', {
+        params: { id }, query: { limit: '10', ...(typeof ctx.query.rcursor === 'string' ? { cursor: ctx.query.rcursor.slice(0, 500) } : {}) },
+      })
+      : undefined;
     const done = pick(ctx.query.done, ['created', 'saved', 'suspend', 'reactivate', 'deprovision', 'password', 'removed', 'roles'] as const);
     c.render('people-detail.njk', {
       section: 'people', person, methods, apps: apps?.items, done,
+      receipts: receipts && { items: receipts.items.map((r) => ({ ...r, started: shortTime(r.startedAt) })), next: receipts.next_cursor },
       may: {
+        // Offboarding again is allowed (a new receipt, the apps told again), so the button stays.
+        offboard: c.may('post', '/users/:id/offboard'),
         edit: c.may('patch', '/users/:id') && person.status !== 'deprovisioned',
         suspend: c.may('post', '/users/:id/suspend') && person.status === 'active',
         reactivate: c.may('post', '/users/:id/reactivate') && person.status === 'suspended',
@@ -270,6 +314,31 @@ export const registerPeoplePages: RegisterPages = (router) => {
     const link = await c.call<{ url: string; expiresAt: string }>('post', '/users/:id/setup-link', { params: { id }, body: {} });
     // Shown once: the link itself is stored only as a hash.
     await renderPerson(ctx, c, id, { link });
+  });
+
+  // --- offboarding ---------------------------------------------------------------------------
+  router.post('/people/:id/offboard', async (ctx) => {
+    const c = page(ctx);
+    const id = ctx.params.id!;
+    const receipt = await c.call<Receipt>('post', '/users/:id/offboard', { params: { id } });
+    sendTo(ctx, `/admin/people/${id}/offboardings/${receipt.id}?done=1`);
+  });
+
+  // The receipt as it stands now; while an app's answer is awaited, the lines' fragment asks again
+  // every 2 s (htmx polling), and stops once nothing is pending or retrying.
+  router.get('/people/:id/offboardings/:offboardingId', async (ctx) => {
+    const c = page(ctx);
+    const id = ctx.params.id!;
+    const receipt = await c.call<Receipt>('get', '/offboardings/:id', { params: { id: ctx.params.offboardingId! } });
+    // The receipt must be this person's: a mismatched address shows nothing of someone else.
+    if (receipt.userId !== id) throw new AppError('not_found', 'offboarding.not_found', 'no such offboarding receipt for this person');
+    const vars = { section: 'people', receipt: presentReceipt(receipt), personId: id, done: ctx.query.done === '1' };
+    if (c.partial && ctx.get('hx-target') === 'receipt') {
+      c.render('offboarding-lines.njk', vars);
+      return;
+    }
+    const person = await c.call<UserItem>('get', '/users/:id', { params: { id } });
+    c.render('offboarding-receipt.njk', { ...vars, person });
   });
 
   const removals: [string, string, (ctx: Context) => Record<string, string>][] = [

@@ -61,6 +61,7 @@ async function renderSettings(ctx: Context, issuer: string, extra: { keysNotice?
   if (console.may('get', '/keys')) Object.assign(vars, { showKeys: true }, await keysSection(console, extra.keysNotice));
   if (console.may('get', '/settings')) Object.assign(vars, await policiesSection(console, extra.policies));
   if (console.may('get', '/scim-tokens')) Object.assign(vars, { showScim: true }, await scimSection(console, extra.scim));
+  vars.showDeadLetters = console.may('get', '/jobs/dead-letters');
   console.render('settings-index.njk', vars, status);
 }
 
