@@ -381,7 +381,11 @@ export class Provisioner {
     const t = await this.#target(appId);
     if (!t) return undefined;
     const { target, client } = t;
-    const summary: ReconcileSummary = { full: Boolean(options.full), startedAt: new Date().toISOString(), entitled: 0, outcomes: {}, groups: 0, errors: [] };
+    // A full sync asked for through the API is remembered on the target (it may have been
+    // collapsed into this job): whichever reconcile runs next does it.
+    const full = Boolean(options.full) || target.fullSyncRequestedAt !== null;
+    const started = new Date();
+    const summary: ReconcileSummary = { full, startedAt: started.toISOString(), entitled: 0, outcomes: {}, groups: 0, errors: [] };
     const roleNames = await this.#roleNames(appId);
     const limit = pLimit(this.#opts.concurrency ?? 8);
     let retryable: ScimClientError | undefined;
@@ -398,7 +402,7 @@ export class Provisioner {
     });
 
     try {
-      if (options.full) await this.#compareWithApp(target, client, roleNames);
+      if (full) await this.#compareWithApp(target, client, roleNames);
       for await (const page of entitledUserPages(this.#db, appId, PAGE)) {
         summary.entitled += page.length;
         await Promise.all(page.map(push));
@@ -423,7 +427,8 @@ export class Provisioner {
     }
     summary.finishedAt = new Date().toISOString();
     if (retryable) summary.interrupted = retryable.message;
-    if (options.full) await recordFullSync(this.#db, appId, summary as unknown as Record<string, unknown>);
+    // An interrupted full sync keeps the request: its retry runs full again.
+    if (full) await recordFullSync(this.#db, appId, retryable ? new Date(0) : started, summary as unknown as Record<string, unknown>);
     if (retryable) throw retryable;
     return summary;
   }

@@ -243,6 +243,7 @@ describe('app roles as downstream groups, and a refusal the app gives', () => {
     const quiet = await createApp('Refusing');
     const refusals = () => scimmy.requests.filter((r) => r.status === 401).length;
     await ok(appAdmin.call('PUT', `/apps/${quiet}/provisioning`, { baseUrl: scimmy.url, token: 'a-token-the-app-does-not-know', attributeMapping: NO_ENTERPRISE }));
+    await ok(appAdmin.call('POST', `/apps/${quiet}/provisioning/sync`), [202]);
     const first = await until('first full sync refused', async () => (await status(quiet)).lastFullSync);
     expect(first.interrupted).toContain('401');
     const p = await createUser();
@@ -414,8 +415,9 @@ describe('a OneID node killed in the middle of a full sync', () => {
       return out;
     };
 
-    // Setting the target starts a full sync on node A; it is killed once part of it has arrived.
+    // A full sync on node A (as an admin starts one after setting the target); A is killed once part of it has arrived.
     await ok(adminA.call('PUT', `/apps/${app}/provisioning`, { baseUrl: downstream.scimUrl, token: downstream.token, rolesAs: 'none' }));
+    await ok(adminA.call('POST', `/apps/${app}/provisioning/sync`), [202]);
     const partial = await until('part of the sync downstream', async () => {
       const n = (await downstreamNames()).length;
       return n >= 20 && n;
@@ -436,9 +438,9 @@ describe('a OneID node killed in the middle of a full sync', () => {
     expect([...got].map((n) => n.toLowerCase()).sort()).toEqual(names.map((n) => n.toLowerCase()).sort());
 
     const adminB = await adminClient(nodeB.url, envK, ['auditor']);
-    const st = await until('all recorded as synced', async () => {
+    const st = await until('all recorded as synced after a full sync', async () => {
       const s = (await ok(adminB.call('GET', `/apps/${app}/provisioning`))).status;
-      return s.counts.synced === total && s;
+      return s.counts.synced === total && s.lastFullSync?.entitled === total && s;
     });
     expect(st.failed).toEqual([]);
     expect(st.lastFullSync).toMatchObject({ full: true, entitled: total });
