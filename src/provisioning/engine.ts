@@ -20,7 +20,7 @@ import {
   findTargetByAppId, findObject, markAttempt, markFailure, markSuccess, remoteIdsOf, objectsByRemoteIds, linkRemote,
   unlinkRemote, forgetPushedHash, heldObjectsPage, recordFullSync, type Target, type DbObjectRow, type ObjectKind,
 } from './provisioning.repo.ts';
-import { entitledUserPages, roleHolderIdsPage, assignedGroups, isGroupAssigned, groupMemberIdsPage } from './entitled.ts';
+import { entitledUserPages, heldNotEntitledPage, roleHolderIdsPage, assignedGroups, isGroupAssigned, groupMemberIdsPage } from './entitled.ts';
 import {
   representUser, representationHash, patchOperations, withActive, differingAttributes, type PersonFacts, type Representation,
 } from './mapping.ts';
@@ -114,14 +114,16 @@ export class Provisioner {
     const hash = representationHash(rep);
     if (held && row!.pushed_hash === hash) return { outcome: 'unchanged' };
 
-    await markAttempt(db, appId, 'user', userId);
+    // No "attempt" row is written first: a push that dies half way is found again by the next
+    // one (a create that happened is adopted on its conflict), so a person costs one write.
     let remoteId = held;
+    const groupsFollow = target.pushGroups || (roleGroups && target.rolesAs === 'groups');
     try {
       let outcome: SyncOutcome = 'updated';
       if (!remoteId) {
         ({ remoteId, outcome } = await this.#createOrAdopt(client, rep, userId));
-        // Keep the app's id at once: a failure later in this push must not lead to a second create.
-        await linkRemote(db, appId, 'user', userId, remoteId, null);
+        // Keep the app's id before more requests: a failure in them must not lead to a second create.
+        if (outcome === 'adopted' || groupsFollow) await linkRemote(db, appId, 'user', userId, remoteId, null);
         if (outcome === 'adopted') await this.#update(client, remoteId, rep);
       } else if (!(await this.#update(client, remoteId, rep))) {
         // The app lost the person (deleted behind OneID's back): create them again.
@@ -410,11 +412,10 @@ export class Provisioner {
       }
       // People the app holds who are no longer entitled (syncUser removes them).
       for (let after = ''; !retryable;) {
-        const held = await heldObjectsPage(this.#db, appId, 'user', after, PAGE);
-        if (!held.length) break;
-        const stale = await this.#notEntitled(appId, held.map((h) => h.local_id));
+        const stale = await heldNotEntitledPage(this.#db, appId, after, PAGE);
+        if (!stale.length) break;
         await Promise.all(stale.map(push));
-        after = held[held.length - 1]!.local_id;
+        after = stale[stale.length - 1]!;
       }
       if (!retryable && target.pushGroups) summary.groups += await this.#reconcileGroups(target, client);
       if (!retryable && target.rolesAs === 'groups') summary.groups += await this.syncRoleGroups(appId);
@@ -431,16 +432,6 @@ export class Provisioner {
     if (full) await recordFullSync(this.#db, appId, retryable ? new Date(0) : started, summary as unknown as Record<string, unknown>);
     if (retryable) throw retryable;
     return summary;
-  }
-
-  /** Of these people the app holds, those OneID no longer entitles to it (in one statement per page). */
-  async #notEntitled(appId: string, userIds: string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const id of userIds) {
-      const user = await findUserById(this.#db, id);
-      if (!user || user.status !== 'active' || !(await entitlements(this.#db, id, appId)).allowed) out.push(id);
-    }
-    return out;
   }
 
   async #reconcileGroups(target: Target, client: ScimClient): Promise<number> {

@@ -404,9 +404,16 @@ describe('a OneID node killed in the middle of a full sync', () => {
     const prefix = unique('k');
     const total = 300;
     const names = Array.from({ length: total }, (_, i) => `${prefix}.${String(i).padStart(3, '0')}`);
-    for (let i = 0; i < total; i += 20) {
-      await Promise.all(names.slice(i, i + 20).map((username) => ok(adminA.call('POST', '/users', { username, email: `${username}@example.com`, givenName: 'K', familyName: username }))));
-    }
+    // Ten at a time; a 503 (the node shedding load) is tried again, as a client should.
+    const create = async (username: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await adminA.call('POST', '/users', { username, email: `${username}@example.com`, givenName: 'K', familyName: username });
+        if (r.status === 201) return;
+        if (r.status !== 503 || attempt > 5) throw new Error(`POST /users: ${r.status} ${JSON.stringify(r.body)}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    };
+    for (let i = 0; i < total; i += 10) await Promise.all(names.slice(i, i + 10).map(create));
     const app = (await ok(adminA.call('POST', '/apps', { name: 'Everyone app', redirectUris: ['https://app.example/cb'], access: 'everyone' }))).id;
     const client = new ScimClient({ baseUrl: downstream.scimUrl, token: downstream.token });
     const downstreamNames = async (): Promise<string[]> => {
