@@ -334,6 +334,15 @@ describe('the provisioning admin API refuses what it must', () => {
     appId = await createApp('Refusals');
   });
 
+  it('is described in the OpenAPI document, with the token write-only', async () => {
+    const doc = await fetch(`${server.url}/admin/api/v1/openapi.json`).then((r) => r.json()) as any;
+    expect(Object.keys(doc.paths['/apps/{id}/provisioning'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
+    expect(doc.paths['/apps/{id}/provisioning/sync']).toHaveProperty('post');
+    expect(doc.paths['/apps/{id}/provisioning/drift']).toHaveProperty('get');
+    expect(doc.paths['/apps/{id}/provisioning'].put.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['baseUrl', 'token']));
+    expect(JSON.stringify(doc.paths['/apps/{id}/provisioning'].get.responses)).not.toContain('"token"');
+  });
+
   it('answers 404 for an unknown app and for an app without a target', async () => {
     const unknown = '00000000-0000-4000-8000-000000000000';
     expect((await admin.call('GET', `/apps/${unknown}/provisioning`)).status).toBe(404);
@@ -378,6 +387,12 @@ describe('the provisioning admin API refuses what it must', () => {
     expect(server.output()).not.toContain(token);
     expect(server.output()).not.toContain(scimmy.token);
     expect(server.output()).not.toContain(downstream.token);
+
+    // An app that holds admin roles the app_admin lacks is not theirs to point elsewhere.
+    const privileged = await createApp('Privileged', { grantTypes: ['client_credentials'], redirectUris: [], adminRoles: ['user_admin'] });
+    const refused = await appAdmin.call('PUT', `/apps/${privileged}/provisioning`, { baseUrl: scimmy.url, token });
+    expect(refused.status).toBe(403);
+    expect(refused.body.code).toBe('app.admin_roles_forbidden');
 
     expect((await appAdmin.call('DELETE', `/apps/${appId}/provisioning`)).status).toBe(204);
     expect((await admin.call('GET', `/apps/${appId}/provisioning`)).status).toBe(404);
