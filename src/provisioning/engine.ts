@@ -309,11 +309,19 @@ export class Provisioner {
     return this.#pushGroup(target, client, 'group', groupId, group!.name, held, row?.pushed_hash ?? null, members);
   }
 
-  /** Role groups (roles_as 'groups'): each role's group holds exactly the role's holders the app has. */
+  /**
+   * Role groups (roles_as 'groups'): each role's group holds exactly the role's holders the app
+   * has. The groups of deleted roles (or all of them, once roles go out another way) are deleted.
+   */
   async syncRoleGroups(appId: string): Promise<number> {
     const t = await this.#target(appId);
-    if (!t || t.target.rolesAs !== 'groups') return 0;
+    if (!t) return 0;
+    if (t.target.rolesAs !== 'groups') {
+      await this.#dropRoleGroups(t.target, t.client, new Set());
+      return 0;
+    }
     const groups = await this.#ensureRoleGroups(t.target, t.client);
+    await this.#dropRoleGroups(t.target, t.client, new Set(groups.map((g) => `role:${g.roleId}`)));
     const names = await this.#roleNames(appId);
     const keyName = new Map([...names].map(([k, n]) => [k, n]));
     for (const g of groups) {
@@ -330,6 +338,16 @@ export class Provisioner {
       if (result.outcome === 'failed') this.#log.info({ event: 'provisioning.role_group_failed', appId, role: g.key }, 'a role group was refused');
     }
     return groups.length;
+  }
+
+  async #dropRoleGroups(target: Target, client: ScimClient, keep: Set<string>): Promise<void> {
+    const rows: DbObjectRow[] = await this.#db('provisioned_objects')
+      .where({ app_id: target.appId, kind: 'group' }).andWhere('local_id', 'like', 'role:%').whereNotNull('remote_id').whereNull('deleted_at').select('*');
+    for (const row of rows) {
+      if (keep.has(row.local_id)) continue;
+      await ignoreNotFound(client.deleteGroup(row.remote_id!));
+      await markSuccess(this.#db, target.appId, 'group', row.local_id, { remoteId: row.remote_id, active: null, deleted: true, pushedHash: null });
+    }
   }
 
   /** Creates (or adopts) a group, renames it when needed and brings its members to `members` (app ids). */
@@ -418,7 +436,7 @@ export class Provisioner {
         after = stale[stale.length - 1]!;
       }
       if (!retryable && target.pushGroups) summary.groups += await this.#reconcileGroups(target, client);
-      if (!retryable && target.rolesAs === 'groups') summary.groups += await this.syncRoleGroups(appId);
+      if (!retryable) summary.groups += await this.syncRoleGroups(appId);
     } catch (err) {
       if (!(err instanceof ScimClientError)) throw err;
       // A refusal of the walk itself (a wrong token, a listing the app does not offer) is kept in

@@ -214,11 +214,12 @@ describe('provisioning into a third-party SCIM app (SCIMMY)', () => {
 describe('app roles as downstream groups, and a refusal the app gives', () => {
   let appId: string;
   let roleName: string;
+  let roleId: string;
 
   beforeAll(async () => {
     appId = await createApp('Roles');
     roleName = unique('Admins');
-    await ok(admin.call('POST', `/apps/${appId}/roles`, { key: 'admin', name: roleName }));
+    roleId = (await ok(admin.call('POST', `/apps/${appId}/roles`, { key: 'admin', name: roleName }))).id;
     await ok(appAdmin.call('PUT', `/apps/${appId}/provisioning`, { baseUrl: scimmy.url, token: scimmy.token, rolesAs: 'groups', attributeMapping: NO_ENTERPRISE }));
   });
 
@@ -237,6 +238,10 @@ describe('app roles as downstream groups, and a refusal the app gives', () => {
     await ok(admin.call('PATCH', `/apps/${appId}/assignments/${withRole.id}`, { roleKeys: [] }));
     await until('a out of the role group', () => roleGroup() !== undefined && memberNames().length === 0);
     expect([...scimmy.groups.values()].filter((g) => g.displayName === roleName)).toHaveLength(1);
+
+    // A deleted role's group goes too.
+    await ok(admin.call('DELETE', `/apps/${appId}/roles/${roleId}`));
+    await until('the role group deleted', () => roleGroup() === undefined);
   });
 
   it("records a refusal (4xx) with the app's own error in the status, does not retry it, and pushes once the cause is fixed", async () => {
