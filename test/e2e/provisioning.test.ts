@@ -330,6 +330,17 @@ describe('provisioning into a second OneID, with groups and deletion', () => {
     await ok(appAdmin.call('POST', `/apps/${appId}/provisioning/sync`), [202]);
     await until('title repaired', async () => (await remoteUser(target.username))?.title === 'Operator');
   });
+
+  it('a renamed group is renamed in the app; a deleted group is deleted there with the people it entitled', async () => {
+    const renamed = unique('Operations');
+    await ok(admin.call('PATCH', `/groups/${ops}`, { name: renamed }));
+    await until('renamed downstream', async () => (await client.findGroupBy('externalId', ops))?.displayName === renamed);
+    const holder = members[1]!;
+    expect(await remoteUser(holder.username)).toBeDefined();
+    await ok(admin.call('DELETE', `/groups/${ops}`));
+    await until('group deleted downstream', async () => (await client.findGroupBy('externalId', ops)) === undefined);
+    await until('its people deleted downstream', async () => (await remoteUser(holder.username)) === undefined);
+  });
 });
 
 describe('the provisioning admin API refuses what it must', () => {
