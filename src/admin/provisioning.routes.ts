@@ -67,7 +67,7 @@ export function registerProvisioningRoutes(api: AdminApi, { provisioning }: Serv
 
   api.add({
     method: 'put', path: '/apps/:id/provisioning', tag: 'provisioning',
-    summary: 'Set or replace the app\'s provisioning target (SCIM base URL and write-only bearer token, what goes out and how); starts a full sync',
+    summary: 'Set or replace the app\'s provisioning target (SCIM base URL and write-only bearer token, what goes out and how); starts a sync of the app',
     roles: writers, params: idParam, body: setTargetInput, response: targetResource,
     handler: async ({ params, body, principal }) => service().set(params.id, body, principal.actor, manageApp(principal)),
   });

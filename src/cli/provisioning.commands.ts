@@ -38,7 +38,7 @@ const oneOf = <T extends string>(flag: string, value: string | undefined, allowe
 
 export const provisioningCommands: Record<string, CommandDef> = {
   'apps provisioning set': command({
-    summary: "Set or replace an app's provisioning target (OneID pushes the app's entitled people to its SCIM API); starts a full sync.",
+    summary: "Set or replace an app's provisioning target (OneID pushes the app's entitled people to its SCIM API); a running server then syncs the app.",
     details: 'The token is read from --token-file (a path, or - for stdin) and is never printed again. Prints the target without its token.',
     options: {
       app: appFlag,

@@ -27,6 +27,7 @@ import * as m20261208100000 from '../../migrations/20261208100000_add_users_sear
 import * as m20261208100100 from '../../migrations/20261208100100_create_password_setup_links.ts';
 import * as m20261209100000 from '../../migrations/20261209100000_create_events_outbox.ts';
 import * as m20261209100100 from '../../migrations/20261209100100_create_provisioning.ts';
+import * as m20261209110000 from '../../migrations/20261209110000_add_provisioning_full_sync_requested.ts';
 import * as m20261209120000 from '../../migrations/20261209120000_create_webhooks.ts';
 import * as m20261209130000 from '../../migrations/20261209130000_create_offboardings.ts';
 
@@ -60,6 +61,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261208100100_create_password_setup_links': m20261208100100,
   '20261209100000_create_events_outbox': m20261209100000,
   '20261209100100_create_provisioning': m20261209100100,
+  '20261209110000_add_provisioning_full_sync_requested': m20261209110000,
   '20261209120000_create_webhooks': m20261209120000,
   '20261209130000_create_offboardings': m20261209130000,
 };

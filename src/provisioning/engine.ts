@@ -20,7 +20,7 @@ import {
   findTargetByAppId, findObject, markAttempt, markFailure, markSuccess, remoteIdsOf, objectsByRemoteIds, linkRemote,
   unlinkRemote, forgetPushedHash, heldObjectsPage, recordFullSync, type Target, type DbObjectRow, type ObjectKind,
 } from './provisioning.repo.ts';
-import { entitledUserPages, roleHolderIdsPage, assignedGroups, isGroupAssigned, groupMemberIdsPage } from './entitled.ts';
+import { entitledUserPages, heldNotEntitledPage, roleHolderIdsPage, assignedGroups, isGroupAssigned, groupMemberIdsPage } from './entitled.ts';
 import {
   representUser, representationHash, patchOperations, withActive, differingAttributes, type PersonFacts, type Representation,
 } from './mapping.ts';
@@ -114,14 +114,16 @@ export class Provisioner {
     const hash = representationHash(rep);
     if (held && row!.pushed_hash === hash) return { outcome: 'unchanged' };
 
-    await markAttempt(db, appId, 'user', userId);
+    // No "attempt" row is written first: a push that dies half way is found again by the next
+    // one (a create that happened is adopted on its conflict), so a person costs one write.
     let remoteId = held;
+    const groupsFollow = target.pushGroups || (roleGroups && target.rolesAs === 'groups');
     try {
       let outcome: SyncOutcome = 'updated';
       if (!remoteId) {
         ({ remoteId, outcome } = await this.#createOrAdopt(client, rep, userId));
-        // Keep the app's id at once: a failure later in this push must not lead to a second create.
-        await linkRemote(db, appId, 'user', userId, remoteId, null);
+        // Keep the app's id before more requests: a failure in them must not lead to a second create.
+        if (outcome === 'adopted' || groupsFollow) await linkRemote(db, appId, 'user', userId, remoteId, null);
         if (outcome === 'adopted') await this.#update(client, remoteId, rep);
       } else if (!(await this.#update(client, remoteId, rep))) {
         // The app lost the person (deleted behind OneID's back): create them again.
@@ -307,11 +309,19 @@ export class Provisioner {
     return this.#pushGroup(target, client, 'group', groupId, group!.name, held, row?.pushed_hash ?? null, members);
   }
 
-  /** Role groups (roles_as 'groups'): each role's group holds exactly the role's holders the app has. */
+  /**
+   * Role groups (roles_as 'groups'): each role's group holds exactly the role's holders the app
+   * has. The groups of deleted roles (or all of them, once roles go out another way) are deleted.
+   */
   async syncRoleGroups(appId: string): Promise<number> {
     const t = await this.#target(appId);
-    if (!t || t.target.rolesAs !== 'groups') return 0;
+    if (!t) return 0;
+    if (t.target.rolesAs !== 'groups') {
+      await this.#dropRoleGroups(t.target, t.client, new Set());
+      return 0;
+    }
     const groups = await this.#ensureRoleGroups(t.target, t.client);
+    await this.#dropRoleGroups(t.target, t.client, new Set(groups.map((g) => `role:${g.roleId}`)));
     const names = await this.#roleNames(appId);
     const keyName = new Map([...names].map(([k, n]) => [k, n]));
     for (const g of groups) {
@@ -328,6 +338,16 @@ export class Provisioner {
       if (result.outcome === 'failed') this.#log.info({ event: 'provisioning.role_group_failed', appId, role: g.key }, 'a role group was refused');
     }
     return groups.length;
+  }
+
+  async #dropRoleGroups(target: Target, client: ScimClient, keep: Set<string>): Promise<void> {
+    const rows: DbObjectRow[] = await this.#db('provisioned_objects')
+      .where({ app_id: target.appId, kind: 'group' }).andWhere('local_id', 'like', 'role:%').whereNotNull('remote_id').whereNull('deleted_at').select('*');
+    for (const row of rows) {
+      if (keep.has(row.local_id)) continue;
+      await ignoreNotFound(client.deleteGroup(row.remote_id!));
+      await markSuccess(this.#db, target.appId, 'group', row.local_id, { remoteId: row.remote_id, active: null, deleted: true, pushedHash: null });
+    }
   }
 
   /** Creates (or adopts) a group, renames it when needed and brings its members to `members` (app ids). */
@@ -381,7 +401,11 @@ export class Provisioner {
     const t = await this.#target(appId);
     if (!t) return undefined;
     const { target, client } = t;
-    const summary: ReconcileSummary = { full: Boolean(options.full), startedAt: new Date().toISOString(), entitled: 0, outcomes: {}, groups: 0, errors: [] };
+    // A full sync asked for through the API is remembered on the target (it may have been
+    // collapsed into this job): whichever reconcile runs next does it.
+    const full = Boolean(options.full) || target.fullSyncRequestedAt !== null;
+    const started = new Date();
+    const summary: ReconcileSummary = { full, startedAt: started.toISOString(), entitled: 0, outcomes: {}, groups: 0, errors: [] };
     const roleNames = await this.#roleNames(appId);
     const limit = pLimit(this.#opts.concurrency ?? 8);
     let retryable: ScimClientError | undefined;
@@ -398,7 +422,7 @@ export class Provisioner {
     });
 
     try {
-      if (options.full) await this.#compareWithApp(target, client, roleNames);
+      if (full) await this.#compareWithApp(target, client, roleNames);
       for await (const page of entitledUserPages(this.#db, appId, PAGE)) {
         summary.entitled += page.length;
         await Promise.all(page.map(push));
@@ -406,14 +430,13 @@ export class Provisioner {
       }
       // People the app holds who are no longer entitled (syncUser removes them).
       for (let after = ''; !retryable;) {
-        const held = await heldObjectsPage(this.#db, appId, 'user', after, PAGE);
-        if (!held.length) break;
-        const stale = await this.#notEntitled(appId, held.map((h) => h.local_id));
+        const stale = await heldNotEntitledPage(this.#db, appId, after, PAGE);
+        if (!stale.length) break;
         await Promise.all(stale.map(push));
-        after = held[held.length - 1]!.local_id;
+        after = stale[stale.length - 1]!;
       }
       if (!retryable && target.pushGroups) summary.groups += await this.#reconcileGroups(target, client);
-      if (!retryable && target.rolesAs === 'groups') summary.groups += await this.syncRoleGroups(appId);
+      if (!retryable) summary.groups += await this.syncRoleGroups(appId);
     } catch (err) {
       if (!(err instanceof ScimClientError)) throw err;
       // A refusal of the walk itself (a wrong token, a listing the app does not offer) is kept in
@@ -423,19 +446,10 @@ export class Provisioner {
     }
     summary.finishedAt = new Date().toISOString();
     if (retryable) summary.interrupted = retryable.message;
-    if (options.full) await recordFullSync(this.#db, appId, summary as unknown as Record<string, unknown>);
+    // An interrupted full sync keeps the request: its retry runs full again.
+    if (full) await recordFullSync(this.#db, appId, retryable ? new Date(0) : started, summary as unknown as Record<string, unknown>);
     if (retryable) throw retryable;
     return summary;
-  }
-
-  /** Of these people the app holds, those OneID no longer entitles to it (in one statement per page). */
-  async #notEntitled(appId: string, userIds: string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const id of userIds) {
-      const user = await findUserById(this.#db, id);
-      if (!user || user.status !== 'active' || !(await entitlements(this.#db, id, appId)).allowed) out.push(id);
-    }
-    return out;
   }
 
   async #reconcileGroups(target: Target, client: ScimClient): Promise<number> {

@@ -61,6 +61,24 @@ export async function* entitledUserPages(db: Tx, appId: string, pageSize: number
   }
 }
 
+/**
+ * A page of the people the app holds (a remote id, not deleted) whom it no longer entitles:
+ * suspended, deprovisioned, gone, or no assignment reaches them. By local id after `after`.
+ */
+export async function heldNotEntitledPage(db: Tx, appId: string, after: string, limit: number): Promise<string[]> {
+  const app = await db('apps').where({ id: appId }).first<{ access: string } | undefined>('access');
+  const everyone = app?.access === 'everyone';
+  const result = await db.raw(`with ${reachedCte(false)}
+    select po.local_id from provisioned_objects po
+     where po.app_id = ? and po.kind = 'user' and po.remote_id is not null and po.deleted_at is null and po.local_id > ?
+       and not exists (
+         select 1 from users u
+          where u.id::text = po.local_id and u.status = 'active'
+            and (? or u.id in (select user_id from reached)))
+     order by po.local_id limit ?`, [appId, appId, after, everyone, limit]);
+  return (result.rows as { local_id: string }[]).map((r) => r.local_id);
+}
+
 /** A page of the active people holding one role of the app (for role groups), by id. */
 export async function roleHolderIdsPage(db: Tx, appId: string, roleId: string, after: string, limit: number): Promise<string[]> {
   const afterId = after || '00000000-0000-0000-0000-000000000000';

@@ -40,11 +40,13 @@ class Jobs {
     this.groups.set(`${appId}:${groupId}`, { appId, groupId });
   }
 
-  reconcile(appId: string, full = false): void {
-    // A full sync and an ordinary one have their own keys: a waiting ordinary one must not swallow
-    // an admin's full sync (stately keeps one waiting job per key).
-    const key = full ? `${appId}:full` : appId;
-    this.reconciles.set(key, { appId, ...(full ? { full } : {}) });
+  /**
+   * One key per app: two reconciles of one app never run at once. Whether it runs full is read
+   * from the target when it starts (a full sync asked for is remembered there), so a request
+   * collapsed into a waiting job is not lost.
+   */
+  reconcile(appId: string): void {
+    this.reconciles.set(appId, { appId });
   }
 
   async send(enqueue: Enqueue): Promise<void> {
@@ -89,7 +91,9 @@ export const provisioningConsumer: EventConsumer = {
       } else if (EVERY_APP.has(e.type)) {
         for (const appId of targets) jobs.reconcile(appId);
       } else if ((e.type === 'provisioning.sync_requested' || e.type === 'provisioning.target_set') && e.target.id && targets.has(e.target.id)) {
-        jobs.reconcile(e.target.id, true);
+        // A new or changed target starts an ordinary reconcile: everyone entitled is created (or
+        // adopted on a conflict). A full sync is the admin's sync_requested (see reconcile()).
+        jobs.reconcile(e.target.id);
       }
     }
     await jobs.send(enqueue);

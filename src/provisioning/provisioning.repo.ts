@@ -23,6 +23,7 @@ export interface DbTargetRow {
   updated_at: Date;
   last_full_sync_at: Date | null;
   last_full_sync: Record<string, unknown> | null;
+  full_sync_requested_at: Date | null;
 }
 
 /** A target as the domain sees it: the token stays encrypted until a client is built. */
@@ -41,6 +42,8 @@ export interface Target {
   updatedAt: Date;
   lastFullSyncAt: Date | null;
   lastFullSync: Record<string, unknown> | null;
+  /** A full sync was asked for and has not started since. */
+  fullSyncRequestedAt: Date | null;
 }
 
 const toTarget = (r: DbTargetRow): Target => ({
@@ -58,6 +61,7 @@ const toTarget = (r: DbTargetRow): Target => ({
   updatedAt: r.updated_at,
   lastFullSyncAt: r.last_full_sync_at,
   lastFullSync: r.last_full_sync,
+  fullSyncRequestedAt: r.full_sync_requested_at ?? null,
 });
 
 export async function findTargetByAppId(db: Tx, appId: string): Promise<Target | undefined> {
@@ -101,8 +105,22 @@ export async function deleteTargetByAppId(db: Tx, appId: string): Promise<boolea
   return (await db('provisioning_targets').where({ app_id: appId }).delete()) > 0;
 }
 
-export async function recordFullSync(db: Tx, appId: string, summary: Record<string, unknown>): Promise<void> {
-  await db('provisioning_targets').where({ app_id: appId }).update({ last_full_sync_at: db.fn.now(), last_full_sync: JSON.stringify(summary) });
+/** Stores a full sync's summary and clears a request for one made before it started. */
+export async function recordFullSync(db: Tx, appId: string, startedAt: Date, summary: Record<string, unknown>): Promise<void> {
+  await db('provisioning_targets').where({ app_id: appId }).update({
+    last_full_sync_at: db.fn.now(), last_full_sync: JSON.stringify(summary),
+    full_sync_requested_at: db.raw('case when full_sync_requested_at <= ? then null else full_sync_requested_at end', [startedAt]),
+  });
+}
+
+/** Remembers that a full sync was asked for (see migration 20261209110000). */
+export async function requestFullSync(db: Tx, appId: string): Promise<void> {
+  await db('provisioning_targets').where({ app_id: appId }).update({ full_sync_requested_at: db.fn.now() });
+}
+
+/** The app's provisioned objects belong to another app once the base URL changes: forget them. */
+export async function deleteObjectsOfApp(db: Tx, appId: string): Promise<void> {
+  await db('provisioned_objects').where({ app_id: appId }).delete();
 }
 
 // Provisioned objects

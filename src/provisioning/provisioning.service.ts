@@ -11,7 +11,9 @@ import { recordAudit, SYSTEM_ACTOR, type Actor } from '../audit/audit.service.ts
 import { findAppById, type App } from '../apps/apps.repo.ts';
 import type { AppGuard } from '../apps/apps.service.ts';
 import { ScimClient } from './scim-client.ts';
-import { deleteTargetByAppId, findTargetByAppId, objectStatus, upsertTarget, type ObjectStatus, type Target } from './provisioning.repo.ts';
+import {
+  deleteObjectsOfApp, deleteTargetByAppId, findTargetByAppId, objectStatus, requestFullSync, upsertTarget, type ObjectStatus, type Target,
+} from './provisioning.repo.ts';
 import { validateMapping, type AttributeMapping } from './mapping.ts';
 import { Provisioner, type DriftReport } from './engine.ts';
 
@@ -99,7 +101,7 @@ export class ProvisioningService {
     };
   }
 
-  /** Sets or replaces the app's target; audited provisioning.target_set (without the token), which starts a full sync. */
+  /** Sets or replaces the app's target; audited provisioning.target_set (without the token), which starts a sync of the app. */
   async set(appId: string, raw: SetTargetInput, actor: Actor = SYSTEM_ACTOR, guard?: AppGuard): Promise<TargetView> {
     const parsed = setTargetInput.safeParse(raw);
     if (!parsed.success) {
@@ -117,8 +119,13 @@ export class ProvisioningService {
     const mapping = input.attributeMapping === null ? null : validateMapping(input.attributeMapping);
     return this.#db.transaction(async (trx) => {
       await this.#app(trx, appId, guard);
+      const before = await findTargetByAppId(trx, appId);
+      const baseUrl = input.baseUrl.replace(/\/+$/, '');
+      // Another app (or another tenant of it): the ids OneID kept are not that app's ids. The
+      // reconcile the change starts creates everyone again, adopting who is already there.
+      if (before && before.baseUrl !== baseUrl) await deleteObjectsOfApp(trx, appId);
       const target = await upsertTarget(trx, appId, {
-        enabled: input.enabled, baseUrl: input.baseUrl.replace(/\/+$/, ''), tokenCiphertext: this.#masterKey.encrypt(input.token),
+        enabled: input.enabled, baseUrl, tokenCiphertext: this.#masterKey.encrypt(input.token),
         pushUsers: input.pushUsers, pushGroups: input.pushGroups, onUnassign: input.onUnassign, rolesAs: input.rolesAs, attributeMapping: mapping,
       });
       const { token: _secret, ...audited } = input;
@@ -144,6 +151,7 @@ export class ProvisioningService {
       const target = await findTargetByAppId(trx, appId);
       if (!target) throw noTarget();
       if (!target.enabled) throw new AppError('failed_precondition', 'provisioning.target_disabled', 'the provisioning target is disabled');
+      await requestFullSync(trx, appId);
       await recordAudit(trx, actor, { action: 'provisioning.sync_requested', targetType: 'app', targetId: appId, changes: { full: true } });
     });
   }

@@ -214,11 +214,12 @@ describe('provisioning into a third-party SCIM app (SCIMMY)', () => {
 describe('app roles as downstream groups, and a refusal the app gives', () => {
   let appId: string;
   let roleName: string;
+  let roleId: string;
 
   beforeAll(async () => {
     appId = await createApp('Roles');
     roleName = unique('Admins');
-    await ok(admin.call('POST', `/apps/${appId}/roles`, { key: 'admin', name: roleName }));
+    roleId = (await ok(admin.call('POST', `/apps/${appId}/roles`, { key: 'admin', name: roleName }))).id;
     await ok(appAdmin.call('PUT', `/apps/${appId}/provisioning`, { baseUrl: scimmy.url, token: scimmy.token, rolesAs: 'groups', attributeMapping: NO_ENTERPRISE }));
   });
 
@@ -237,12 +238,17 @@ describe('app roles as downstream groups, and a refusal the app gives', () => {
     await ok(admin.call('PATCH', `/apps/${appId}/assignments/${withRole.id}`, { roleKeys: [] }));
     await until('a out of the role group', () => roleGroup() !== undefined && memberNames().length === 0);
     expect([...scimmy.groups.values()].filter((g) => g.displayName === roleName)).toHaveLength(1);
+
+    // A deleted role's group goes too.
+    await ok(admin.call('DELETE', `/apps/${appId}/roles/${roleId}`));
+    await until('the role group deleted', () => roleGroup() === undefined);
   });
 
   it("records a refusal (4xx) with the app's own error in the status, does not retry it, and pushes once the cause is fixed", async () => {
     const quiet = await createApp('Refusing');
     const refusals = () => scimmy.requests.filter((r) => r.status === 401).length;
     await ok(appAdmin.call('PUT', `/apps/${quiet}/provisioning`, { baseUrl: scimmy.url, token: 'a-token-the-app-does-not-know', attributeMapping: NO_ENTERPRISE }));
+    await ok(appAdmin.call('POST', `/apps/${quiet}/provisioning/sync`), [202]);
     const first = await until('first full sync refused', async () => (await status(quiet)).lastFullSync);
     expect(first.interrupted).toContain('401');
     const p = await createUser();
@@ -324,6 +330,17 @@ describe('provisioning into a second OneID, with groups and deletion', () => {
     await ok(appAdmin.call('POST', `/apps/${appId}/provisioning/sync`), [202]);
     await until('title repaired', async () => (await remoteUser(target.username))?.title === 'Operator');
   });
+
+  it('a renamed group is renamed in the app; a deleted group is deleted there with the people it entitled', async () => {
+    const renamed = unique('Operations');
+    await ok(admin.call('PATCH', `/groups/${ops}`, { name: renamed }));
+    await until('renamed downstream', async () => (await client.findGroupBy('externalId', ops))?.displayName === renamed);
+    const holder = members[1]!;
+    expect(await remoteUser(holder.username)).toBeDefined();
+    await ok(admin.call('DELETE', `/groups/${ops}`));
+    await until('group deleted downstream', async () => (await client.findGroupBy('externalId', ops)) === undefined);
+    await until('its people deleted downstream', async () => (await remoteUser(holder.username)) === undefined);
+  });
 });
 
 describe('the provisioning admin API refuses what it must', () => {
@@ -331,6 +348,15 @@ describe('the provisioning admin API refuses what it must', () => {
 
   beforeAll(async () => {
     appId = await createApp('Refusals');
+  });
+
+  it('is described in the OpenAPI document, with the token write-only', async () => {
+    const doc = await fetch(`${server.url}/admin/api/v1/openapi.json`).then((r) => r.json()) as any;
+    expect(Object.keys(doc.paths['/apps/{id}/provisioning'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
+    expect(doc.paths['/apps/{id}/provisioning/sync']).toHaveProperty('post');
+    expect(doc.paths['/apps/{id}/provisioning/drift']).toHaveProperty('get');
+    expect(doc.paths['/apps/{id}/provisioning'].put.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['baseUrl', 'token']));
+    expect(JSON.stringify(doc.paths['/apps/{id}/provisioning'].get.responses)).not.toContain('"token"');
   });
 
   it('answers 404 for an unknown app and for an app without a target', async () => {
@@ -378,6 +404,12 @@ describe('the provisioning admin API refuses what it must', () => {
     expect(server.output()).not.toContain(scimmy.token);
     expect(server.output()).not.toContain(downstream.token);
 
+    // An app that holds admin roles the app_admin lacks is not theirs to point elsewhere.
+    const privileged = await createApp('Privileged', { grantTypes: ['client_credentials'], redirectUris: [], adminRoles: ['user_admin'] });
+    const refused = await appAdmin.call('PUT', `/apps/${privileged}/provisioning`, { baseUrl: scimmy.url, token });
+    expect(refused.status).toBe(403);
+    expect(refused.body.code).toBe('app.admin_roles_forbidden');
+
     expect((await appAdmin.call('DELETE', `/apps/${appId}/provisioning`)).status).toBe(204);
     expect((await admin.call('GET', `/apps/${appId}/provisioning`)).status).toBe(404);
   });
@@ -403,9 +435,16 @@ describe('a OneID node killed in the middle of a full sync', () => {
     const prefix = unique('k');
     const total = 300;
     const names = Array.from({ length: total }, (_, i) => `${prefix}.${String(i).padStart(3, '0')}`);
-    for (let i = 0; i < total; i += 20) {
-      await Promise.all(names.slice(i, i + 20).map((username) => ok(adminA.call('POST', '/users', { username, email: `${username}@example.com`, givenName: 'K', familyName: username }))));
-    }
+    // Ten at a time; a 503 (the node shedding load) is tried again, as a client should.
+    const create = async (username: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await adminA.call('POST', '/users', { username, email: `${username}@example.com`, givenName: 'K', familyName: username });
+        if (r.status === 201) return;
+        if (r.status !== 503 || attempt > 5) throw new Error(`POST /users: ${r.status} ${JSON.stringify(r.body)}`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    };
+    for (let i = 0; i < total; i += 10) await Promise.all(names.slice(i, i + 10).map(create));
     const app = (await ok(adminA.call('POST', '/apps', { name: 'Everyone app', redirectUris: ['https://app.example/cb'], access: 'everyone' }))).id;
     const client = new ScimClient({ baseUrl: downstream.scimUrl, token: downstream.token });
     const downstreamNames = async (): Promise<string[]> => {
@@ -414,8 +453,9 @@ describe('a OneID node killed in the middle of a full sync', () => {
       return out;
     };
 
-    // Setting the target starts a full sync on node A; it is killed once part of it has arrived.
+    // A full sync on node A (as an admin starts one after setting the target); A is killed once part of it has arrived.
     await ok(adminA.call('PUT', `/apps/${app}/provisioning`, { baseUrl: downstream.scimUrl, token: downstream.token, rolesAs: 'none' }));
+    await ok(adminA.call('POST', `/apps/${app}/provisioning/sync`), [202]);
     const partial = await until('part of the sync downstream', async () => {
       const n = (await downstreamNames()).length;
       return n >= 20 && n;
@@ -436,9 +476,9 @@ describe('a OneID node killed in the middle of a full sync', () => {
     expect([...got].map((n) => n.toLowerCase()).sort()).toEqual(names.map((n) => n.toLowerCase()).sort());
 
     const adminB = await adminClient(nodeB.url, envK, ['auditor']);
-    const st = await until('all recorded as synced', async () => {
+    const st = await until('all recorded as synced after a full sync', async () => {
       const s = (await ok(adminB.call('GET', `/apps/${app}/provisioning`))).status;
-      return s.counts.synced === total && s;
+      return s.counts.synced === total && s.lastFullSync?.entitled === total && s;
     });
     expect(st.failed).toEqual([]);
     expect(st.lastFullSync).toMatchObject({ full: true, entitled: total });
