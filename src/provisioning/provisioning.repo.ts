@@ -76,16 +76,8 @@ export async function findEnabledTargetAppIds(db: Tx, appIds?: readonly string[]
   return (await q).map((r) => r.app_id);
 }
 
-export interface TargetWrite {
-  enabled: boolean;
-  baseUrl: string;
-  tokenCiphertext: string;
-  pushUsers: boolean;
-  pushGroups: boolean;
-  onUnassign: OnUnassign;
-  rolesAs: RolesAs;
-  attributeMapping: AttributeMapping | null;
-}
+/** What a write of a target sets: the target without its key and version, the mapping optional. */
+export type TargetWrite = Pick<Target, 'enabled' | 'baseUrl' | 'tokenCiphertext' | 'pushUsers' | 'pushGroups' | 'onUnassign' | 'rolesAs'> & { attributeMapping: AttributeMapping | null };
 
 /** Inserts or replaces the app's target; returns it. */
 export async function upsertTarget(db: Tx, appId: string, t: TargetWrite): Promise<Target> {

@@ -2,25 +2,14 @@
 // mistake is one line naming what to fix (exit 2 for the command line, 1 for a refusal), never
 // SQL or a stack; every command describes itself with --help; people can be listed, found and
 // given a password that never appears on the command line.
-import { execFile } from 'node:child_process';
 import argon2 from 'argon2';
 import { createTestDatabase, storedPasswordHash, type TestDatabase } from '../helpers/db.ts';
-import { childEnv, ROOT, runCli, testMasterKey, type CliResult } from '../helpers/server.ts';
+import { runCli, testMasterKey, type CliResult, runCliWithInput } from '../helpers/server.ts';
 
 let database: TestDatabase;
 let env: Record<string, string>;
 
-/** Runs the CLI with `input` on its standard input (a pipe, as in `echo pw | oneid ...`). */
-function cliWithInput(args: string[], input: string): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['src/bin/oneid.js', ...args], { cwd: ROOT, env: childEnv(env), timeout: 120000 }, (err, stdout, stderr) => {
-      let json: unknown;
-      try { json = JSON.parse(stdout); } catch { json = undefined; }
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, json });
-    });
-    child.stdin!.end(input);
-  });
-}
+const cliWithInput = (args: string[], input: string): Promise<CliResult> => runCliWithInput(args, input, env);
 
 const cli = (...args: string[]) => runCli(args, env);
 

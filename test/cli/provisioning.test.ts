@@ -1,12 +1,11 @@
 // `oneid apps provisioning ...` as an operator meets it: a subprocess against a real database and
 // a real SCIM app (SCIMMY) on a port. The app's token goes in through stdin or a file, never an
 // argument, and is never printed.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { childEnv, ROOT, runCli, testMasterKey, type CliResult } from '../helpers/server.ts';
+import { runCli, testMasterKey, type CliResult, runCliWithInput } from '../helpers/server.ts';
 import { ScimmyApp } from '../helpers/scim-app.ts';
 
 let database: TestDatabase;
@@ -16,16 +15,7 @@ let appId: string;
 let userId: string;
 const NO_ENTERPRISE = JSON.stringify({ 'enterprise.employeeNumber': null, 'enterprise.department': null, 'enterprise.manager': null });
 
-function cliWithInput(args: string[], input: string): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['src/bin/oneid.js', ...args], { cwd: ROOT, env: childEnv(env), timeout: 120000 }, (err, stdout, stderr) => {
-      let json: unknown;
-      try { json = JSON.parse(stdout); } catch { json = undefined; }
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, json });
-    });
-    child.stdin!.end(input);
-  });
-}
+const cliWithInput = (args: string[], input: string): Promise<CliResult> => runCliWithInput(args, input, env);
 
 const cli = (...args: string[]) => runCli(args, env);
 

@@ -93,3 +93,15 @@ export function runCli(args: string[], env: Record<string, string | undefined>):
     });
   });
 }
+
+/** Runs the CLI with `input` on its standard input (a pipe, as in `echo pw | oneid ...`). */
+export function runCliWithInput(args: string[], input: string, env: Record<string, string | undefined>): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ['src/bin/oneid.js', ...args], { cwd: ROOT, env: childEnv(env), timeout: 120000 }, (err, stdout, stderr) => {
+      let json: unknown;
+      try { json = JSON.parse(stdout); } catch { json = undefined; }
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, json });
+    });
+    child.stdin!.end(input);
+  });
+}
