@@ -15,6 +15,7 @@ import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
 import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { verifyWebhookSignature } from '../../src/webhooks/signature.ts';
+import { until } from '../helpers/until.ts';
 
 const PASSWORD = 'correct-horse-battery';
 const ARTIFACTS = 'test-artifacts';
@@ -44,15 +45,6 @@ function startReceiver() {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 30000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 let bed: ConsoleTestbed;
 let db: Knex;

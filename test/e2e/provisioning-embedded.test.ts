@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { childEnv, ROOT, runCli, startServer, type CliResult, type RunningServer } from '../helpers/server.ts';
 import { ScimmyApp } from '../helpers/scim-app.ts';
+import { until as waitUntil } from '../helpers/until.ts';
 
 const SLOW = 180000; // PGlite's first creation takes 10-20 s, more on a busy machine
 
@@ -28,13 +29,7 @@ function cliWithInput(args: string[], input: string): Promise<CliResult> {
   });
 }
 
-async function until(what: string, fn: () => boolean, ms = 60000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = async (what: string, fn: () => boolean, ms = 60000): Promise<void> => { await waitUntil(what, fn, ms, 250); };
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oneid-prov-embedded-'));
