@@ -16,6 +16,8 @@ import type { App } from '../apps/apps.repo.ts';
 import type { Principal } from '../admin/auth.ts';
 import type { appResource, appRoleResource } from '../admin/apps.routes.ts';
 import type { assignmentResource } from '../admin/assignments.routes.ts';
+import { AppError } from '../shared/errors.ts';
+import { ScimClientError } from '../provisioning/scim-client.ts';
 import { PROVISIONING_NOTICES, presentDrift, provisioningSection, type DriftView } from './provisioning.pages.ts';
 
 type AppView = z.infer<typeof appResource>;
@@ -204,7 +206,15 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
   // ask; htmx swaps the report into the section, a plain request gets the whole page with it.
   router.get('/apps/:id/provisioning/drift', async (ctx) => {
     const console = page(ctx);
-    const drift = await console.call<DriftView>('get', '/apps/:id/provisioning/drift', { params: { id: param(ctx, 'id') } });
+    let drift: DriftView;
+    try {
+      drift = await console.call<DriftView>('get', '/apps/:id/provisioning/drift', { params: { id: param(ctx, 'id') } });
+    } catch (err) {
+      // The app's own refusal (a wrong token is its 401, a host that is down) is no failure of
+      // this admin's session or of OneID: show it in the flash area with the app's words.
+      if (err instanceof ScimClientError) throw new AppError('failed_precondition', err.code, err.message);
+      throw err;
+    }
     if (console.partial) console.render('apps-provisioning-drift.njk', { drift: presentDrift(drift) });
     else await showApp(ctx, drift);
   });

@@ -77,6 +77,7 @@ export async function provisioningSection(c: ConsolePage, appId: string, managea
   return {
     unavailable,
     target: found?.target,
+    noEnterprise: found ? withoutEnterprise(found.target.attributeMapping) : false,
     status: found ? {
       ...found.status, lastSuccess: shortTime(found.status.lastSuccessAt), fullSync: fullSyncOf(found.status),
       failed: found.status.failed.map((f) => ({ ...f, lastAttempt: shortTime(f.lastAttemptAt) })),
@@ -89,6 +90,28 @@ export async function provisioningSection(c: ConsolePage, appId: string, managea
       drift: c.may('get', '/apps/:id/provisioning/drift') && Boolean(found),
     },
   };
+}
+
+/** The enterprise extension's attributes OneID sends by default (docs/admin-api.md). */
+const ENTERPRISE_DEFAULTS = ['enterprise.employeeNumber', 'enterprise.department', 'enterprise.manager'];
+const isEnterprise = (attribute: string) => attribute.startsWith('enterprise.');
+
+/** Whether a mapping leaves the enterprise extension out (an app whose schema lacks it refuses those attributes). */
+export const withoutEnterprise = (mapping: Record<string, string | null>): boolean => ENTERPRISE_DEFAULTS.every((a) => mapping[a] === null);
+
+/**
+ * The mapping to send: the current one (set with the API or the CLI, which the form does not
+ * show) with the enterprise extension left out or, unticked, its left-out attributes back to
+ * the defaults. null when nothing differs from the defaults.
+ */
+function mappingOf(current: Record<string, string | null>, noEnterprise: boolean): Record<string, string | null> | null {
+  const next: Record<string, string | null> = {};
+  for (const [attribute, source] of Object.entries(current)) {
+    if (isEnterprise(attribute) && (noEnterprise || source === null)) continue;
+    next[attribute] = source;
+  }
+  if (noEnterprise) for (const a of new Set([...ENTERPRISE_DEFAULTS, ...Object.keys(current).filter(isEnterprise)])) next[a] = null;
+  return Object.keys(next).length ? next : null;
 }
 
 /** The drift report as the page shows it. */
@@ -106,7 +129,7 @@ export const registerProvisioningPages: RegisterPages = (router) => {
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'provisioning.no_target') throw err;
     }
-    const mapping = current && Object.keys(current.attributeMapping).length ? current.attributeMapping : null;
+    const mapping = mappingOf(current?.attributeMapping ?? {}, checked(form, 'noEnterprise'));
     // The API needs the token on every PUT (it replaces the target whole and keeps no token it
     // was not given), so the edit form asks for it again; an empty field is the API's refusal.
     await c.call('put', '/apps/:id/provisioning', {
