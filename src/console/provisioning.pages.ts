@@ -58,6 +58,24 @@ function fullSyncOf(status: StatusView) {
 }
 
 /**
+ * The failed people's names (the status carries their ids only): at most 20, one read each, and
+ * only for an admin who may read people; someone deleted since keeps their id.
+ */
+async function peopleNames(c: ConsolePage, ids: string[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  if (!ids.length || !c.may('get', '/users/:id')) return names;
+  await Promise.all([...new Set(ids)].slice(0, 20).map(async (id) => {
+    try {
+      const u = await c.call<{ username: string; name: string | null }>('get', '/users/:id', { params: { id } });
+      names.set(id, u.name || u.username);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+    }
+  }));
+  return names;
+}
+
+/**
  * What the app's page shows about provisioning, or undefined when this admin may not read it.
  * `manageable`: the app's own guard (an app whose admin roles the admin lacks) allows changes.
  */
@@ -73,6 +91,7 @@ export async function provisioningSection(c: ConsolePage, appId: string, managea
     if (err.code === 'provisioning.no_master_key') unavailable = true;
     else if (err.code !== 'provisioning.no_target') throw err;
   }
+  const names = found ? await peopleNames(c, found.status.failed.filter((f) => f.kind === 'user').map((f) => f.localId)) : new Map<string, string>();
   const write = manageable && c.may('put', '/apps/:id/provisioning');
   return {
     unavailable,
@@ -80,7 +99,7 @@ export async function provisioningSection(c: ConsolePage, appId: string, managea
     noEnterprise: found ? withoutEnterprise(found.target.attributeMapping) : false,
     status: found ? {
       ...found.status, lastSuccess: shortTime(found.status.lastSuccessAt), fullSync: fullSyncOf(found.status),
-      failed: found.status.failed.map((f) => ({ ...f, lastAttempt: shortTime(f.lastAttemptAt) })),
+      failed: found.status.failed.map((f) => ({ ...f, name: names.get(f.localId), lastAttempt: shortTime(f.lastAttemptAt) })),
     } : undefined,
     choices: { onUnassign: ON_UNASSIGN, rolesAs: ROLES_AS, states: STATES },
     may: {

@@ -187,6 +187,11 @@ describe("an app's Provisioning (SCIM) section", () => {
     expect(await otto.textContent('#provisioning-token')).toContain('Token set');
     await otto.click('#provisioning-drift');
     await otto.waitForSelector('#drift');
+    // Without scripts, the same link gives the whole page with the report.
+    await otto.goto(`${bed.url}/admin/apps/${appId}/provisioning/drift`);
+    expect(await otto.textContent('#drift-dry-run')).toContain('nothing was changed');
+    expect(await otto.isVisible('#provisioning-facts')).toBe(true);
+    expect(await otto.content()).not.toContain(scimmy.token);
     expect(ottoProblems).toEqual([]);
     const forged = await otto.evaluate(async (id) => {
       const token = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
@@ -218,6 +223,7 @@ describe("an app's Provisioning (SCIM) section", () => {
       return (await admin.locator(`#provisioning-failures tr[data-local-id="${adaId}"]`).count()) === 1;
     });
     expect(await admin.textContent(`#provisioning-failures tr[data-local-id="${adaId}"] .app-error`)).toContain('enterprise');
+    expect(await admin.textContent(`#provisioning-failures tr[data-local-id="${adaId}"] a`)).toBe('Ada Tester');
     expect(await admin.textContent('#provisioning-counts [data-state="failed"] .count')).toBe('1');
     expect(await admin.textContent('#provisioning-enterprise')).toBe('Yes');
     await screenshot(admin, 'console-provisioning-failures');
