@@ -16,6 +16,9 @@ import type { App } from '../apps/apps.repo.ts';
 import type { Principal } from '../admin/auth.ts';
 import type { appResource, appRoleResource } from '../admin/apps.routes.ts';
 import type { assignmentResource } from '../admin/assignments.routes.ts';
+import { AppError } from '../shared/errors.ts';
+import { ScimClientError } from '../provisioning/scim-client.ts';
+import { PROVISIONING_NOTICES, presentDrift, provisioningSection, type DriftView } from './provisioning.pages.ts';
 
 type AppView = z.infer<typeof appResource>;
 type RoleView = z.infer<typeof appRoleResource>;
@@ -26,7 +29,7 @@ const PAGE_SIZE = 25;
 const PICKER_SIZE = 10;
 
 /** The notices a redirect may ask the next page to show (nothing else from the URL is echoed). */
-const NOTICES = ['saved', 'created', 'deleted', 'role_added', 'role_saved', 'role_deleted', 'assigned', 'assignment_saved', 'assignment_removed'] as const;
+const NOTICES = ['saved', 'created', 'deleted', 'role_added', 'role_saved', 'role_deleted', 'assigned', 'assignment_saved', 'assignment_removed', ...PROVISIONING_NOTICES] as const;
 
 const text = (form: Form, name: string): string => {
   const v = form[name];
@@ -170,20 +173,22 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
 
   // ---- one app --------------------------------------------------------------------------
 
-  router.get('/apps/:id', async (ctx) => {
+  /** The app's page; `drift` is a drift report to show in its provisioning section (the no-script way to ask for one). */
+  async function showApp(ctx: Context, drift?: DriftView): Promise<void> {
     const console = page(ctx);
     const id = param(ctx, 'id');
     const app = await console.call<AppView>('get', '/apps/:id', { params: { id } });
     const acursor = typeof ctx.query.acursor === 'string' ? ctx.query.acursor : undefined;
-    const [roles, assignments] = await Promise.all([
+    const manageable = mayManage(console.principal, app);
+    const [roles, assignments, provisioning] = await Promise.all([
       console.call<{ items: RoleView[] }>('get', '/apps/:id/roles', { params: { id } }),
       console.call<{ items: AssignmentView[]; total: number; next_cursor: string | null }>('get', '/apps/:id/assignments', {
         params: { id }, query: { limit: '50', ...(acursor ? { cursor: acursor } : {}) },
       }),
+      provisioningSection(console, id, manageable),
     ]);
-    const manageable = mayManage(console.principal, app);
     console.render('apps-detail.njk', {
-      section: 'apps', app, roles: roles.items, assignments, facts, choices,
+      section: 'apps', app, roles: roles.items, assignments, facts, choices, provisioning, drift: drift && presentDrift(drift),
       notice: NOTICES.find((n) => n === ctx.query.notice),
       may: {
         edit: manageable && console.may('patch', app.protocol === 'saml' ? '/apps/:id/saml' : '/apps/:id'),
@@ -193,6 +198,25 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
         assign: manageable && console.may('post', '/apps/:id/assignments'),
       },
     });
+  }
+
+  router.get('/apps/:id', (ctx) => showApp(ctx));
+
+  // The drift report: a read (a dry run that changes nothing), so any reader of provisioning may
+  // ask; htmx swaps the report into the section, a plain request gets the whole page with it.
+  router.get('/apps/:id/provisioning/drift', async (ctx) => {
+    const console = page(ctx);
+    let drift: DriftView;
+    try {
+      drift = await console.call<DriftView>('get', '/apps/:id/provisioning/drift', { params: { id: param(ctx, 'id') } });
+    } catch (err) {
+      // The app's own refusal (a wrong token is its 401, a host that is down) is no failure of
+      // this admin's session or of OneID: show it in the flash area with the app's words.
+      if (err instanceof ScimClientError) throw new AppError('failed_precondition', err.code, err.message);
+      throw err;
+    }
+    if (console.partial) console.render('apps-provisioning-drift.njk', { drift: presentDrift(drift) });
+    else await showApp(ctx, drift);
   });
 
   router.post('/apps/:id', async (ctx) => {

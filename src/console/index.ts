@@ -20,10 +20,11 @@ import { registerAuditPages } from './audit.pages.ts';
 import { registerSettingsPages } from './settings.pages.ts';
 import { registerWebhooksPages } from './webhooks.pages.ts';
 import { registerJobsPages } from './jobs.pages.ts';
+import { registerProvisioningPages } from './provisioning.pages.ts';
 
 export { CONSOLE_PREFIX } from './console-app.ts';
 
-const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages, registerWebhooksPages, registerJobsPages];
+const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages, registerWebhooksPages, registerJobsPages, registerProvisioningPages];
 
 export interface ConsoleRouterDeps extends ConsoleDeps {
   provider: Provider;
