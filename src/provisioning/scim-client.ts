@@ -122,14 +122,14 @@ export class ScimConflict extends ScimClientError {
   }
 }
 
+/**
+ * The error describes the app's answer, not OneID's caller: surfaced by OneID's own API it must
+ * not read as the caller's 401, 403, 404 or 409. So it is a failed precondition (the app refused),
+ * or unavailable when trying again may help. Callers tell the app's answers apart by status,
+ * scimType and the subclasses (ScimConflict).
+ */
 function kindOf(init: ScimClientErrorInit): ErrorKind {
-  if (init.failure === 'conflict') return 'already_exists';
-  if (init.failure === 'not_found') return 'not_found';
-  if (init.status === 401) return 'unauthenticated';
-  if (init.status === 403) return 'permission_denied';
-  if (init.status === 429) return 'rate_limited';
-  if (init.retryable) return 'unavailable';
-  return 'failed_precondition';
+  return init.retryable ? 'unavailable' : 'failed_precondition';
 }
 
 /**

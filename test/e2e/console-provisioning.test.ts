@@ -120,7 +120,7 @@ describe("an app's Provisioning (SCIM) section", () => {
     await admin.check('#provisioning-form-onUnassign-delete');
     await admin.selectOption('#provisioning-form-rolesAs', 'entitlements');
     await admin.click('#provisioning-form-save');
-    expect(await noticeOf(admin, 'provisioning_saved')).toContain('full sync has started');
+    expect(await noticeOf(admin, 'provisioning_saved')).toContain('being sent to it now');
 
     const ada = await until('Ada in the app', () => inApp('ada'));
     expect(ada).toMatchObject({ active: true, displayName: 'Ada Tester' });
@@ -233,6 +233,9 @@ describe("an app's Provisioning (SCIM) section", () => {
     await admin.fill('#provisioning-edit-form-token', 'not-the-token');
     await admin.click('#provisioning-edit-form-save');
     await noticeOf(admin, 'provisioning_saved');
+    // A changed token starts an ordinary sync; the full sync (and its summary) is asked for.
+    await admin.click('#provisioning-sync');
+    await noticeOf(admin, 'provisioning_sync_started');
     await until('the refusal on the page', async () => {
       await admin.reload();
       return (await admin.locator('#provisioning-full-sync .badge.state-failed').count()) === 1;

@@ -81,7 +81,7 @@ describe.each(downstreams)('ScimClient against %s', (_name, options) => {
     const first = await client().createUser({ userName, externalId: unique('p') });
     const err = await failure(client().createUser({ userName, externalId: unique('p') }));
     expect(err).toBeInstanceOf(ScimConflict);
-    expect(err).toMatchObject({ status: 409, scimType: 'uniqueness', retryable: false, code: 'provisioning.scim_conflict', kind: 'already_exists' });
+    expect(err).toMatchObject({ status: 409, scimType: 'uniqueness', retryable: false, code: 'provisioning.scim_conflict', kind: 'failed_precondition' });
     expect((await client().findUserBy('userName', userName))?.id).toBe(first.id);
     const all = [];
     for await (const u of client().listUsers({ filter: scimFilterEq('userName', userName) })) all.push(u);
@@ -138,7 +138,7 @@ describe.each(downstreams)('ScimClient against %s', (_name, options) => {
     const wrong = `wrong-${unique('t')}`;
     tokens.push(wrong);
     const err = await failure(new ScimClient({ ...options(), token: wrong }).getUser('some-id'));
-    expect(err).toMatchObject({ status: 401, retryable: false, kind: 'unauthenticated' });
+    expect(err).toMatchObject({ status: 401, retryable: false, kind: 'failed_precondition' });
   });
 });
 
@@ -196,7 +196,7 @@ describe('the SCIMMY app refusing and failing', () => {
     scimmy.failNext(1, 503, { retryAfter: '7' });
     expect(await failure(client().getUser('x'))).toMatchObject({ status: 503, retryable: true, retryAfterMs: 7000, kind: 'unavailable' });
     scimmy.failNext(1, 429, { retryAfter: '2' });
-    expect(await failure(client().getUser('x'))).toMatchObject({ status: 429, retryable: true, retryAfterMs: 2000, kind: 'rate_limited' });
+    expect(await failure(client().getUser('x'))).toMatchObject({ status: 429, retryable: true, retryAfterMs: 2000, kind: 'unavailable' });
     for (const status of [408, 425, 500, 502]) {
       scimmy.failNext(1, status);
       expect(await failure(client().getUser('x'))).toMatchObject({ status, retryable: true });

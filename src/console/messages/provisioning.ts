@@ -75,7 +75,7 @@ export const en = {
   'console.provisioning.drift_detail': 'Details',
   'console.provisioning.drift_expected_inactive': 'Active in the app, should be inactive',
   'console.provisioning.drift_expected_absent': 'In the app, should be deleted',
-  'console.apps.notice.provisioning_saved': 'Provisioning is set up. A full sync has started.',
+  'console.apps.notice.provisioning_saved': 'Provisioning is set up. Everyone entitled to the app is being sent to it now.',
   'console.apps.notice.provisioning_removed': 'Provisioning is removed. The accounts already in the app stay there.',
   'console.apps.notice.provisioning_sync_started': 'A full sync has started. The status below shows its progress when you reload the page.',
 };
@@ -155,7 +155,7 @@ export const zhCN: Record<keyof typeof en, string> = {
   'console.provisioning.drift_detail': '详情',
   'console.provisioning.drift_expected_inactive': '在应用中为启用，应为停用',
   'console.provisioning.drift_expected_absent': '在应用中存在，应已删除',
-  'console.apps.notice.provisioning_saved': '账号同步已设置，完整同步已开始。',
+  'console.apps.notice.provisioning_saved': '账号同步已设置，正在把有权使用此应用的人员发送给它。',
   'console.apps.notice.provisioning_removed': '账号同步已移除。应用中已有的账号会保留。',
   'console.apps.notice.provisioning_sync_started': '完整同步已开始。重新加载页面可在下方查看进度。',
 };
