@@ -209,6 +209,21 @@ describe('provisioning into a third-party SCIM app (SCIMMY)', () => {
     const st = await until('full sync recorded', async () => { const s = await status(appId); return s.lastFullSyncAt && s; });
     expect(st.lastFullSync).toMatchObject({ full: true });
   });
+  it('offboarding a provisioned person: the app holds them inactive, and the receipt says the app acknowledged it', async () => {
+    const p = await createUser();
+    await ok(admin.call('POST', `/departments/${eng}/members`, { userId: p.id, primary: true }));
+    await until(`${p.username} active in the app`, () => inScimmy(p.username)[0]?.active === true);
+    const receipt = await ok(userAdmin.call('POST', `/users/${p.id}/offboard`), [201]);
+    await until('inactive in the app', () => inScimmy(p.username)[0]?.active === false);
+    const line = await until('the app acknowledged on the receipt', async () => {
+      const r = await ok(userAdmin.call('GET', `/offboardings/${receipt.id}`));
+      const app = r.apps.find((a: { appId: string }) => a.appId === appId);
+      const action = app?.actions.find((a: { action: string }) => a.action === 'provisioning_deactivate');
+      return action?.state === 'acknowledged' && action;
+    });
+    expect(line.detail).toContain('active false');
+    expect(inScimmy(p.username)).toHaveLength(1);
+  });
 });
 
 describe('app roles as downstream groups, and a refusal the app gives', () => {
