@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { generateServiceProviderMetadata } from '@node-saml/node-saml';
 import * as client from 'openid-client';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed, searchFor } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed, searchFor, noticeOf } from '../helpers/console.ts';
 import { oidcApp, startCallbackServer, type CallbackServer } from '../helpers/oidc-app.ts';
 
 const PASSWORD = 'correct-horse-battery';
@@ -33,11 +33,6 @@ const unexpected = (problems: string[], expected: RegExp[] = []): string[] => pr
 /** The two refused registrations of the bad-input test, as the page's watcher records them. */
 const REFUSED_INPUT = [/^400 .*\/admin\/apps\/new$/, /status of 400 \(Bad Request\)/];
 
-/** After a change the console loads the next page with ?notice=KEY: wait for that page, not the last one's notice. */
-async function noticeOf(page: Page, key: string): Promise<string> {
-  await page.waitForURL((url) => url.searchParams.get('notice') === key);
-  return (await page.textContent('#notice')) ?? '';
-}
 
 async function appCount(): Promise<number> {
   const [row] = await db('apps').count<{ count: string }[]>('* as count');

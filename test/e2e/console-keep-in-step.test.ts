@@ -8,19 +8,15 @@
 // refused when they post anyway; the pages in Simplified Chinese. Screenshots go to test-artifacts/.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir } from 'node:fs/promises';
 import knex, { type Knex } from 'knex';
 import type { Page } from 'playwright-core';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { firstAdminConsole, signInAt, startTestbed, watchProblems, type ConsoleTestbed, screenshot, noticeOf } from '../helpers/console.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { verifyWebhookSignature } from '../../src/webhooks/signature.ts';
 import { until } from '../helpers/until.ts';
 
 const PASSWORD = 'correct-horse-battery';
-const ARTIFACTS = 'test-artifacts';
-const DESKTOP = { width: 1280, height: 900 };
-const PHONE = { width: 360, height: 740 };
 
 interface Received { path: string; headers: http.IncomingHttpHeaders; body: string }
 
@@ -61,22 +57,7 @@ async function person(username: string, adminRoles: string[] = []): Promise<stri
   return made.json.id as string;
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
-    await page.setViewportSize(viewport);
-    await page.screenshot({ path: `${ARTIFACTS}/${name}-${size}.png`, fullPage: true });
-    // Nothing is cut off at a phone's width: the page does not scroll sideways (wide tables scroll in their frame).
-    if (size === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
-  }
-  await page.setViewportSize(DESKTOP);
-}
 
-/** After a change the console loads the next page with ?notice=KEY: wait for that page. */
-async function noticeOf(page: Page, key: string): Promise<string> {
-  await page.waitForURL((url) => url.searchParams.get('notice') === key);
-  return (await page.textContent('#notice')) ?? '';
-}
 
 beforeAll(async () => {
   receiver = startReceiver();

@@ -6,18 +6,14 @@
 // nothing), and Sync now repairs it; the token never appears in a page; an auditor sees the
 // section without any form; a SAML app has the section too; Simplified Chinese. Screenshots go to
 // test-artifacts/.
-import { mkdir } from 'node:fs/promises';
 import knex, { type Knex } from 'knex';
 import type { Page } from 'playwright-core';
 import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
-import { signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { signInAt, startTestbed, watchProblems, type ConsoleTestbed, screenshot, noticeOf } from '../helpers/console.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 import { ScimmyApp, type StoredResource } from '../helpers/scim-app.ts';
 
 const PASSWORD = 'correct-horse-battery';
-const ARTIFACTS = 'test-artifacts';
-const DESKTOP = { width: 1280, height: 900 };
-const PHONE = { width: 360, height: 740 };
 
 let bed: ConsoleTestbed;
 let db: Knex;
@@ -45,20 +41,7 @@ async function person(username: string, adminRoles: string[] = []): Promise<stri
   return made.json.id as string;
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
-    await page.setViewportSize(viewport);
-    await page.screenshot({ path: `${ARTIFACTS}/${name}-${size}.png`, fullPage: true });
-    if (size === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
-  }
-  await page.setViewportSize(DESKTOP);
-}
 
-async function noticeOf(page: Page, key: string): Promise<string> {
-  await page.waitForURL((url) => url.searchParams.get('notice') === key);
-  return (await page.textContent('#notice')) ?? '';
-}
 
 const inApp = (username: string): StoredResource | undefined => [...scimmy.users.values()].find((u) => String(u.userName).toLowerCase() === username);
 

@@ -1,10 +1,12 @@
 // For console and portal tests: a OneID on a port (ISSUER http://localhost:<port>, as WebAuthn and
 // the console's cookies want), its first administrator made through the setup page, and signing in
 // to the console or the portal in a real Chromium.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { openBrowser } from './chromium.ts';
-import { freePort, runCli, startServer, testMasterKey, type CliResult, type RunningServer } from './server.ts';
+import { freePort, ROOT, runCli, startServer, testMasterKey, type CliResult, type RunningServer } from './server.ts';
 
 export interface ConsoleTestbed {
   database: TestDatabase;
@@ -90,4 +92,29 @@ export async function firstAdminConsole(bed: ConsoleTestbed): Promise<{ page: Pa
 export async function searchFor(page: Page, selector: string, text: string, urlPart: string): Promise<void> {
   await Promise.all([page.waitForResponse((r) => r.url().includes(urlPart)), page.fill(selector, text)]);
   await page.waitForFunction(() => !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping'));
+}
+
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 360, height: 740 };
+
+/**
+ * Screenshots of the page at a desktop's and a phone's width into test-artifacts/ (for people to
+ * look at), and at the phone's width nothing may be cut off: the page does not scroll sideways
+ * (wide tables scroll in their own frame).
+ */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  const dir = path.join(ROOT, 'test-artifacts');
+  await mkdir(dir, { recursive: true });
+  for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+    await page.setViewportSize(viewport);
+    await page.screenshot({ path: `${dir}/${name}-${size}.png`, fullPage: true });
+    if (size === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+  }
+  await page.setViewportSize(DESKTOP);
+}
+
+/** After a change the console loads the next page with ?notice=KEY: waits for that page, returns the notice. */
+export async function noticeOf(page: Page, key: string): Promise<string> {
+  await page.waitForURL((url) => url.searchParams.get('notice') === key);
+  return (await page.textContent('#notice')) ?? '';
 }
