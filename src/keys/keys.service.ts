@@ -137,6 +137,16 @@ export async function loadProviderJwks(db: Knex, master: MasterKey): Promise<{ k
   return { keys: rows.map((r) => JSON.parse(master.decrypt(r.private_jwk_encrypted)) as JWK) };
 }
 
+/**
+ * The current private key of `alg`, as a JWK with its kid: what signs OneID's own tokens outside
+ * oidc-provider (back-channel logout tokens), from the same keys the published JWKS verifies.
+ */
+export async function loadCurrentSigningJwk(db: Knex, master: MasterKey, alg: 'RS256' | 'ES256'): Promise<{ kid: string; jwk: JWK }> {
+  const row: Pick<DbSigningKeyRow, 'kid' | 'private_jwk_encrypted'> | undefined = await db('signing_keys').where({ alg, state: 'current' }).first('kid', 'private_jwk_encrypted');
+  if (!row) throw new Error(`no current ${alg} signing key`);
+  return { kid: row.kid, jwk: JSON.parse(master.decrypt(row.private_jwk_encrypted)) as JWK };
+}
+
 /** Cookie signing keys, newest first (the first one signs). */
 export async function loadCookieKeys(db: Knex, master: MasterKey): Promise<string[]> {
   const rows: { key_encrypted: string }[] = await db('cookie_keys').orderBy('id', 'desc');

@@ -5,7 +5,8 @@
 // retried by the queue; any other answer (400: the app refused the token) fails the line for good.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import { importJWK, SignJWT, type JWK } from 'jose';
+import { importJWK, SignJWT } from 'jose';
+import { loadCurrentSigningJwk } from '../keys/keys.service.ts';
 import type { MasterKey } from '../keys/master-key.ts';
 import type { App } from '../apps/apps.repo.ts';
 import { readBounded } from '../shared/bounded-body.ts';
@@ -20,10 +21,8 @@ const keyCache = new Map<string, { at: number; key: { kid: string; key: CryptoKe
 async function currentKey(db: Knex, master: MasterKey, alg: 'RS256' | 'ES256'): Promise<{ kid: string; key: CryptoKey | Uint8Array }> {
   const cached = keyCache.get(alg);
   if (cached && Date.now() - cached.at < 60_000) return cached.key;
-  const row: { kid: string; private_jwk_encrypted: string } | undefined = await db('signing_keys').where({ alg, state: 'current' }).first('kid', 'private_jwk_encrypted');
-  if (!row) throw new Error(`no current ${alg} signing key`);
-  const jwk = JSON.parse(master.decrypt(row.private_jwk_encrypted)) as JWK;
-  const key = { kid: row.kid, key: await importJWK(jwk, alg) };
+  const { kid, jwk } = await loadCurrentSigningJwk(db, master, alg);
+  const key = { kid, key: await importJWK(jwk, alg) };
   keyCache.set(alg, { at: Date.now(), key });
   return key;
 }
