@@ -41,6 +41,14 @@ export function stronger(a: SignInPolicy | undefined, b: SignInPolicy | undefine
   return rank(a) >= rank(b) ? a : b;
 }
 
+/**
+ * An app's sign-in policy in force: its own, or its suites' when that is stronger (a suite's
+ * apps inherit its policy unless they set a stronger one). Null: neither has one, the default applies.
+ */
+export function appPolicy(app: { signInPolicy: SignInPolicy | null; suiteSignInPolicy?: SignInPolicy | null }): SignInPolicy | null {
+  return stronger(app.signInPolicy ?? undefined, app.suiteSignInPolicy ?? undefined) ?? null;
+}
+
 /** The highest level the proofs reach, or undefined when nothing is proven. */
 export function levelOf(proofs: readonly Proof[]): SignInPolicy | undefined {
   if (!proofs.length) return undefined;

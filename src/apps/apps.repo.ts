@@ -55,6 +55,12 @@ export interface DbAppRow {
   admin_roles: string[];
   /** How strongly a person must have signed in to use the app; null: the global default (SIGNIN_POLICY_DEFAULT). */
   signin_policy: SignInPolicy | null;
+  /** The strongest sign-in policy of the suites the app is in (kept by the suites service). */
+  suite_signin_policy?: SignInPolicy | null;
+  /** The audience of access tokens for the app's own API (token exchange inside a suite). */
+  api_audience?: string | null;
+  /** The issuer of the app's own authorization server (ID-JAG audience). */
+  authorization_server?: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -75,6 +81,12 @@ export interface App {
   adminRoles: string[];
   /** The app's own sign-in policy; null: the global default applies. */
   signInPolicy: SignInPolicy | null;
+  /** The strongest policy of its suites: in force unless the app's own is stronger. */
+  suiteSignInPolicy: SignInPolicy | null;
+  /** The audience of access tokens for the app's own API, if it has one. */
+  apiAudience: string | null;
+  /** The issuer of the app's own authorization server, if it runs one (ID-JAG). */
+  authorizationServer: string | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
@@ -94,6 +106,9 @@ const toApp = (r: DbAppRow): App => ({
   access: r.access,
   adminRoles: r.admin_roles,
   signInPolicy: r.signin_policy ?? null,
+  suiteSignInPolicy: r.suite_signin_policy ?? null,
+  apiAudience: r.api_audience ?? null,
+  authorizationServer: r.authorization_server ?? null,
   version: r.version,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -125,7 +140,7 @@ export async function insertApp(db: Tx, row: Omit<DbAppRow, 'created_at' | 'upda
   return toApp(inserted as DbAppRow);
 }
 
-export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'allow_no_pkce' | 'oidc' | 'access' | 'admin_roles' | 'signin_policy'>>;
+export type AppChanges = Partial<Pick<DbAppRow, 'name' | 'description' | 'logo_url' | 'first_party' | 'client_secret_hash' | 'secret_rotated_at' | 'allow_no_pkce' | 'oidc' | 'access' | 'admin_roles' | 'signin_policy' | 'api_audience' | 'authorization_server'>>;
 
 /**
  * Updates columns and bumps the version. With expectedVersion, updates only if the row is

@@ -134,7 +134,8 @@ function appFromJson(json: DbAppRow & Record<string, unknown>): App {
     id: json.id, name: json.name, description: json.description, logoUrl: json.logo_url, protocol: json.protocol,
     firstParty: json.first_party, clientId: json.client_id, clientSecretHash: json.client_secret_hash,
     allowNoPkce: json.allow_no_pkce ?? false, oidc: json.oidc, access: json.access, adminRoles: json.admin_roles,
-    signInPolicy: json.signin_policy ?? null, version: json.version,
+    signInPolicy: json.signin_policy ?? null, suiteSignInPolicy: json.suite_signin_policy ?? null,
+    apiAudience: json.api_audience ?? null, authorizationServer: json.authorization_server ?? null, version: json.version,
     createdAt: new Date(json.created_at), updatedAt: new Date(json.updated_at),
   };
 }

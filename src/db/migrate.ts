@@ -30,6 +30,7 @@ import * as m20261209100100 from '../../migrations/20261209100100_create_provisi
 import * as m20261209110000 from '../../migrations/20261209110000_add_provisioning_full_sync_requested.ts';
 import * as m20261209120000 from '../../migrations/20261209120000_create_webhooks.ts';
 import * as m20261209130000 from '../../migrations/20261209130000_create_offboardings.ts';
+import * as m20261210090000 from '../../migrations/20261210090000_create_suites.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -64,6 +65,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261209110000_add_provisioning_full_sync_requested': m20261209110000,
   '20261209120000_create_webhooks': m20261209120000,
   '20261209130000_create_offboardings': m20261209130000,
+  '20261210090000_create_suites': m20261210090000,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

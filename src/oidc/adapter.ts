@@ -9,7 +9,7 @@ import type { ClientCache } from '../apps/client-cache.ts';
 import { TOKEN_ACCOUNT_SQL, accountFromTokenRow, type TokenAccountColumns } from '../access/entitlements.ts';
 import { payloadColumns, type PendingWrites, type WithPendingWrites } from './request-writes.ts';
 import { hasIllFormedText } from '../shared/text-input.ts';
-import { isSignInPolicy, type SignInPolicy } from '../access/signin-policy.ts';
+import { appPolicy, isSignInPolicy, type SignInPolicy } from '../access/signin-policy.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
@@ -33,9 +33,9 @@ export function clientMetadataFor(app: App): AdapterPayload {
     'urn:oneid:first_party': app.firstParty,
     'urn:oneid:app_id': app.id,
     'urn:oneid:allow_no_pkce': app.allowNoPkce,
-    // The app's own level, or null: the caller applies SIGNIN_POLICY_DEFAULT (config), which a
-    // cached client must not freeze.
-    'urn:oneid:signin_policy': app.signInPolicy,
+    // The app's level (its own, or its suites' when stronger), or null: the caller applies
+    // SIGNIN_POLICY_DEFAULT (config), which a cached client must not freeze.
+    'urn:oneid:signin_policy': appPolicy(app),
   } as AdapterPayload;
 }
 

@@ -20,7 +20,7 @@ import type { Session } from '../sessions/sessions.repo.ts';
 import type { App } from '../apps/apps.repo.ts';
 import { findSamlAppById, type SamlServiceProvider } from '../apps/saml-providers.repo.ts';
 import { activeUserWithEntitlements, groupNamesOf } from '../access/entitlements.ts';
-import type { DefaultSignInPolicy } from '../access/signin-policy.ts';
+import { appPolicy, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import type { User } from '../directory/users.repo.ts';
 import { newSecret } from '../shared/ids.ts';
 import { NAME_ID_FORMAT_URN, STATUS, nameIdFormatOf } from './constants.ts';
@@ -156,7 +156,7 @@ export function ssoRouter(deps: SsoDeps): Router {
 
   /** Answers at once when the session meets the app's requirements; else signs the person in first. */
   const proceed = async (ctx: Context, target: Target): Promise<void> => {
-    const level = requiredLevel(target.app.signInPolicy ?? await deps.defaultPolicy(), target.request);
+    const level = requiredLevel(appPolicy(target.app) ?? await deps.defaultPolicy(), target.request);
     if (!level) return refuse(ctx, target, new SamlRefusal(STATUS.noAuthnContext, 'OneID cannot meet the requested authentication context', STATUS.requester));
     const signIn = signInRequestFor(target.app.name, target.app.id, target.sp.entityId, level, target.request);
     const session = await flows.currentSession(ctx);
