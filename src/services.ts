@@ -13,6 +13,7 @@ import type { MasterKey } from './keys/master-key.ts';
 import { SetupService } from './directory/setup.service.ts';
 import { AppsService } from './apps/apps.service.ts';
 import { SamlAppsService } from './apps/saml-apps.service.ts';
+import { SuitesService } from './apps/suites.service.ts';
 import { AttributesService } from './directory/attributes.service.ts';
 import { DepartmentsService } from './directory/departments.service.ts';
 import { GroupsService } from './directory/groups.service.ts';
@@ -45,6 +46,8 @@ export interface Services {
   apps: AppsService;
   /** SAML apps: the app record with its service-provider settings. */
   samlApps: SamlAppsService;
+  /** Suites of apps: members, suite roles, suite assignments (kept as assignments rows) and suite grants. */
+  suites: SuitesService;
   attributes: AttributesService;
   departments: DepartmentsService;
   groups: GroupsService;
@@ -92,6 +95,7 @@ export function createServices(db: Knex, config: Config, masterKey?: MasterKey, 
     setup: new SetupService(db, users),
     apps: new AppsService(db),
     samlApps: new SamlAppsService(db),
+    suites: new SuitesService(db),
     attributes: new AttributesService(db),
     departments: new DepartmentsService(db),
     groups: new GroupsService(db),

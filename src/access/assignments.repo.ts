@@ -10,6 +10,8 @@ export interface DbAssignmentRow {
   principal_type: PrincipalType;
   principal_id: string;
   include_subdepartments: boolean;
+  /** Set on a row a suite assignment keeps (see apps/suites.service.ts); null for a direct assignment. */
+  suite_assignment_id?: string | null;
   created_at: Date;
 }
 
@@ -24,10 +26,15 @@ export interface Assignment {
   roles: AssignmentRole[];
   /** The user's display name (else username), the group's or the department's name; null if it is gone. */
   principalName: string | null;
+  /** The suite and suite assignment that keep this row; null for a direct assignment. */
+  suiteId: string | null;
+  suiteAssignmentId: string | null;
+  /** The keeping suite's name (for the message refusing a direct change). */
+  suiteName: string | null;
   createdAt: Date;
 }
 
-type RowWithRoles = DbAssignmentRow & { roles: AssignmentRole[] | null; principal_name: string | null };
+type RowWithRoles = DbAssignmentRow & { roles: AssignmentRole[] | null; principal_name: string | null; suite_id: string | null; suite_name: string | null };
 
 const toAssignment = (r: RowWithRoles): Assignment => ({
   id: r.id,
@@ -37,6 +44,9 @@ const toAssignment = (r: RowWithRoles): Assignment => ({
   includeSubdepartments: r.include_subdepartments,
   roles: r.roles ?? [],
   principalName: r.principal_name ?? null,
+  suiteId: r.suite_id ?? null,
+  suiteAssignmentId: r.suite_assignment_id ?? null,
+  suiteName: r.suite_name ?? null,
   createdAt: r.created_at,
 });
 
@@ -49,7 +59,9 @@ function selectWithRoles(db: Tx) {
       when 'user' then (select coalesce(nullif(u.display_name, ''), u.username) from users u where u.id = a.principal_id)
       when 'group' then (select g.name from groups g where g.id = a.principal_id)
       when 'department' then (select d.name from departments d where d.id = a.principal_id)
-    end as principal_name`));
+    end as principal_name`), 'sa.suite_id', 's.name as suite_name')
+    .leftJoin('suite_assignments as sa', 'sa.id', 'a.suite_assignment_id')
+    .leftJoin('suites as s', 's.id', 'sa.suite_id');
 }
 
 export async function findAssignmentById(db: Tx, id: string): Promise<Assignment | undefined> {

@@ -42,6 +42,14 @@ export type UpdateAssignmentInput = z.input<typeof updateAssignmentInput>;
 const appNotFound = (): AppError => new AppError('not_found', 'app.not_found', 'no app with this id');
 const assignmentNotFound = (): AppError => new AppError('not_found', 'assignment.not_found', 'no assignment with this id');
 
+/** A row a suite assignment keeps changes only through it: otherwise the suite would undo or lose the change. */
+function refuseSuiteRow(a: Assignment): void {
+  if (a.suiteAssignmentId) {
+    throw new AppError('failed_precondition', 'assignment.from_suite',
+      `this assignment is managed by suite ${a.suiteName ?? a.suiteId}; change the suite assignment (suite ${a.suiteId}, assignment ${a.suiteAssignmentId})`);
+  }
+}
+
 /**
  * The app whose assignments change, locked against changes (FOR SHARE: its admin roles stay as
  * the guard saw them until the write commits); 404 if unknown.
@@ -115,6 +123,7 @@ export class AccessService {
       await lockApp(trx, appId, guard);
       const current = await findAssignmentById(trx, id);
       if (!current || current.appId !== appId) throw assignmentNotFound();
+      refuseSuiteRow(current);
       if (input.includeSubdepartments && current.principalType !== 'department') {
         throw new AppError('invalid_argument', 'assignment.subdepartments_need_department',
           'includeSubdepartments: only a department assignment can include sub-departments', { field: 'includeSubdepartments' });
@@ -143,6 +152,7 @@ export class AccessService {
       if (appId !== undefined) await lockApp(trx, appId, guard);
       const current = await findAssignmentById(trx, id);
       if (!current || (appId !== undefined && current.appId !== appId)) throw assignmentNotFound();
+      refuseSuiteRow(current);
       await deleteAssignmentById(trx, id);
       await recordAudit(trx, actor, {
         action: 'assignment.deleted', targetType: 'app', targetId: current.appId,

@@ -15,6 +15,8 @@ export const assignmentResource = z.object({
   principalName: z.string().nullable().describe("the user's display name (else username), or the group's or department's name"),
   includeSubdepartments: z.boolean(),
   roles: z.array(z.object({ id: z.uuid(), key: z.string(), name: z.string() })),
+  suiteId: z.uuid().nullable().describe('the suite whose assignment keeps this row (change it there: a direct PATCH or DELETE is refused with 412 assignment.from_suite); null for a direct assignment'),
+  suiteAssignmentId: z.uuid().nullable().describe('the suite assignment that keeps this row; null for a direct assignment'),
   createdAt: z.string(),
 });
 
@@ -26,6 +28,8 @@ export const presentAssignment = (a: Assignment): z.infer<typeof assignmentResou
   principalName: a.principalName,
   includeSubdepartments: a.includeSubdepartments,
   roles: a.roles,
+  suiteId: a.suiteId,
+  suiteAssignmentId: a.suiteAssignmentId,
   createdAt: new Date(a.createdAt).toISOString(),
 });
 
@@ -97,14 +101,14 @@ export function registerAssignmentsRoutes(api: AdminApi, { access }: Services): 
 
   api.add({
     method: 'patch', path: '/apps/:id/assignments/:assignmentId', tag: 'assignments',
-    summary: "Change an assignment: includeSubdepartments, or replace its roles (roleIds and/or roleKeys)",
+    summary: "Change an assignment: includeSubdepartments, or replace its roles (roleIds and/or roleKeys); a suite's row is changed through its suite assignment (412 assignment.from_suite)",
     roles: writers, params: assignmentParams, body: updateAssignmentInput, response: assignmentResource,
     handler: async ({ params, body, principal }) => presentAssignment(await access.updateAssignment(params.id, params.assignmentId, body, principal.actor, manageApp(principal))),
   });
 
   api.add({
     method: 'delete', path: '/apps/:id/assignments/:assignmentId', tag: 'assignments', status: 204,
-    summary: 'Remove an assignment; users it entitled can no longer sign in or refresh tokens (unless another path entitles them)',
+    summary: "Remove an assignment; users it entitled can no longer sign in or refresh tokens (unless another path entitles them). A suite's row goes with its suite assignment (412 assignment.from_suite)",
     roles: writers, params: assignmentParams,
     handler: async ({ params, principal }) => access.deleteAssignment(params.assignmentId, principal.actor, params.id, manageApp(principal)),
   });

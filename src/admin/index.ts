@@ -18,6 +18,7 @@ import { registerJobsRoutes } from './jobs.routes.ts';
 import { registerWebhooksRoutes } from './webhooks.routes.ts';
 import { registerOffboardingRoutes } from './offboarding.routes.ts';
 import { registerProvisioningRoutes } from './provisioning.routes.ts';
+import { registerSuitesRoutes } from './suites.routes.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/v1';
 
@@ -29,6 +30,7 @@ export function buildAdminApi(services: Services): AdminApi {
   registerGroupsRoutes(api, services);
   registerAppsRoutes(api, services);
   registerAssignmentsRoutes(api, services);
+  registerSuitesRoutes(api, services);
   registerAuditRoutes(api, services);
   registerScimTokenRoutes(api, services);
   registerKeysRoutes(api, services);

@@ -208,10 +208,15 @@ export async function deleteDepartmentById(db: Tx, id: string, expectedVersion?:
   return (await q).length;
 }
 
-/** App assignments whose principal no longer exists are removed with it. */
+/**
+ * App assignments whose principal no longer exists are removed with it, and so are its suite
+ * assignments (whose rows are among the former): left behind, a suite would give them back.
+ */
 export async function deleteAssignmentsOfPrincipal(db: Tx, principalType: 'department' | 'group', principalId: string): Promise<number> {
   // returning(): the embedded PGlite driver does not report a plain delete's row count.
-  return (await db('assignments').where({ principal_type: principalType, principal_id: principalId }).delete().returning('id')).length;
+  const removed = (await db('assignments').where({ principal_type: principalType, principal_id: principalId }).delete().returning('id')).length;
+  await db('suite_assignments').where({ principal_type: principalType, principal_id: principalId }).delete();
+  return removed;
 }
 
 // ---- memberships ----
