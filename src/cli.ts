@@ -12,7 +12,7 @@ import { chainAllPendingAuditEvents, verifyAuditChain } from './audit/audit.serv
 import { command as define, helpFor, inFlagTerms, parseOptions, TextOutput, UsageError, type CommandContext, type CommandDef } from './cli/command.ts';
 import { usersCommands } from './cli/users.commands.ts';
 import { directoryCommands } from './cli/directory.commands.ts';
-import { accessCommands, appWithSaml, parseSignInPolicyFlag, signInPolicyFlag } from './cli/access.commands.ts';
+import { accessCommands, apiAudienceFlag, appWithSaml, authorizationServerFlag, parseSignInPolicyFlag, signInPolicyFlag } from './cli/access.commands.ts';
 import { readFile, stat } from 'node:fs/promises';
 import type { Services } from './services.ts';
 import type { Actor } from './audit/audit.service.ts';
@@ -54,6 +54,8 @@ const commands: Record<string, CommandDef> = {
       'slo-url': { type: 'string', value: 'URL', help: 'SAML: the SP single logout URL (HTTP-Redirect binding)', field: 'sloUrl' },
       'name-id-format': { type: 'string', value: 'FORMAT', help: `SAML: the NameID format: ${NAME_ID_FORMATS.join(', ')} (default emailAddress)`, field: 'nameIdFormat' },
       'signin-policy': signInPolicyFlag,
+      'api-audience': apiAudienceFlag,
+      'authorization-server': authorizationServerFlag,
     },
     run: async (o, { services, actor }) => {
       const type = o.type ?? 'oidc';
@@ -80,6 +82,8 @@ const commands: Record<string, CommandDef> = {
         ...(o['id-token-alg'] ? { idTokenSigningAlg: o['id-token-alg'] as 'RS256' | 'ES256' } : {}),
         allowNoPkce: o['allow-no-pkce'] ?? false,
         signInPolicy: o['signin-policy'] === undefined ? null : parseSignInPolicyFlag(o['signin-policy']),
+        ...(o['api-audience'] !== undefined ? { apiAudience: o['api-audience'] } : {}),
+        ...(o['authorization-server'] !== undefined ? { authorizationServer: o['authorization-server'] } : {}),
       }, actor);
       return { id: created.id, client_id: created.client_id, client_secret: created.client_secret };
     },
@@ -153,6 +157,8 @@ async function createSamlApp(o: AppsCreateValues, services: Services, actor: Act
     // As for OIDC apps made here: open to every active user unless --access assigned.
     access: (o.access ?? 'everyone') as 'assigned' | 'everyone',
     signInPolicy: o['signin-policy'] === undefined ? null : parseSignInPolicyFlag(o['signin-policy'] as string),
+    ...(o['api-audience'] !== undefined ? { apiAudience: o['api-audience'] as string } : {}),
+    ...(o['authorization-server'] !== undefined ? { authorizationServer: o['authorization-server'] as string } : {}),
   }, actor);
   return appWithSaml(created.app, created.sp);
 }

@@ -73,6 +73,10 @@ export const appResource = z.object({
   allowNoPkce: z.boolean().describe('a confidential legacy app may run the code flow without PKCE; every other app must send a S256 code_challenge (RFC 9700)'),
   signInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
     .describe('how strongly a person must have signed in to use the app: password, mfa (two factors) or phishing_resistant (a passkey); null follows the global default SIGNIN_POLICY_DEFAULT'),
+  suiteSignInPolicy: z.enum(['password', 'mfa', 'phishing_resistant']).nullable()
+    .describe("read-only: the strongest sign-in policy of the suites the app is in; in force where it is stronger than the app's own. null: no suite sets one"),
+  apiAudience: z.string().nullable().describe("the audience (aud) of access tokens for the app's own API (token exchange inside a suite); null: none"),
+  authorizationServer: z.string().nullable().describe("the issuer of the app's own authorization server, the audience of ID-JAGs OneID issues for it; null: none"),
   saml: samlResource.nullable().describe("a SAML app's service-provider settings (protocol saml); null for OpenID Connect apps"),
   initiateLoginUri: z.string().nullable().describe('OIDC initiate_login_uri: where the portal sends a person to start the app\'s sign-in; null: none'),
   backchannelLogoutUri: z.string().nullable().describe('OIDC Back-Channel Logout backchannel_logout_uri: where OneID POSTs a logout token when the person is offboarded or signs out at OneID through the app; null: none'),
@@ -102,6 +106,9 @@ export const presentApp = (a: App, sp?: SamlServiceProvider): z.infer<typeof app
   idTokenSigningAlg: a.oidc.id_token_signed_response_alg ?? 'RS256',
   allowNoPkce: a.allowNoPkce,
   signInPolicy: a.signInPolicy,
+  suiteSignInPolicy: a.suiteSignInPolicy,
+  apiAudience: a.apiAudience,
+  authorizationServer: a.authorizationServer,
   saml: sp ? presentSaml(sp) : null,
   initiateLoginUri: a.oidc.initiate_login_uri ?? null,
   backchannelLogoutUri: a.oidc.backchannel_logout_uri ?? null,

@@ -46,6 +46,40 @@ export const initiateLoginUri = z.string().trim().max(2048).refine((value) => {
  */
 export const backchannelLogoutUri = initiateLoginUri;
 
+/**
+ * The `aud` of access tokens for the app's own API (token exchange inside a suite, RFC 8693
+ * audience/resource): an absolute https or http URI without a fragment, unique among apps.
+ */
+export const apiAudience = z.string().trim().max(2048).refine((value) => {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !value.includes('#') && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+}, 'must be an absolute https or http URI without a fragment').describe("the audience (aud) of access tokens for the app's own API, e.g. https://crm.example.com/api; unique among apps");
+
+/**
+ * The issuer of the app's own authorization server (the `aud` of the ID-JAGs OneID issues for it):
+ * an https URL without query or fragment (RFC 8414 issuer), or http on this machine for development.
+ */
+export const authorizationServer = z.string().trim().max(2048).refine((value) => {
+  try {
+    const url = new URL(value);
+    const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOSTS.has(url.hostname));
+    return secure && !url.search && !value.includes('#') && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+}, 'must be an https URL (http only for localhost) without query or fragment').describe("the issuer of the app's own authorization server, the audience of ID-JAGs for it");
+
+/** Another app already has this API audience: 409 naming the field. */
+export function apiAudienceTaken(err: unknown): void {
+  if (isUniqueViolation(err) && (err as { constraint?: string }).constraint === 'apps__api_audience') {
+    throw new AppError('already_exists', 'app.api_audience_taken', 'apiAudience: another app already has this API audience', { field: 'apiAudience' });
+  }
+}
+
 const appName = z.string().trim().min(1).max(200);
 const appDescription = z.string().trim().max(2000);
 const logoUrl = z.url({ protocol: /^https?$/ });
@@ -85,6 +119,10 @@ export const createAppInput = z.object({
   backchannelLogoutUri: backchannelLogoutUri.optional(),
   /** OIDC Back-Channel Logout: the app needs the sid claim in logout tokens. */
   backchannelLogoutSessionRequired: z.boolean().default(false),
+  /** The audience of access tokens for the app's own API (token exchange inside a suite). */
+  apiAudience: apiAudience.nullable().optional(),
+  /** The issuer of the app's own authorization server (ID-JAG). */
+  authorizationServer: authorizationServer.nullable().optional(),
 }).strict();
 
 export type CreateAppInput = z.input<typeof createAppInput>;
@@ -108,6 +146,10 @@ export const updateAppInput = z.strictObject({
   /** null: none (the app gets no logout tokens). */
   backchannelLogoutUri: backchannelLogoutUri.nullable().optional(),
   backchannelLogoutSessionRequired: z.boolean().optional(),
+  /** null: none. */
+  apiAudience: apiAudience.nullable().optional(),
+  /** null: none. */
+  authorizationServer: authorizationServer.nullable().optional(),
 });
 
 export type UpdateAppInput = z.input<typeof updateAppInput>;
@@ -220,9 +262,14 @@ export class AppsService {
         access: input.access,
         admin_roles: input.adminRoles,
         signin_policy: input.signInPolicy,
+        api_audience: input.apiAudience ?? null,
+        authorization_server: input.authorizationServer ?? null,
       });
       await recordAudit(trx, actor, { action: 'app.created', targetType: 'app', targetId: inserted.id, changes: { ...input, clientId: inserted.clientId } });
       return inserted;
+    }).catch((err: unknown) => {
+      apiAudienceTaken(err);
+      throw err;
     });
     return { id: app.id, client_id: app.clientId, client_secret: secret, app };
   }
@@ -259,6 +306,8 @@ export class AppsService {
       if (input.access !== undefined) changes.access = input.access;
       if (input.adminRoles !== undefined) changes.admin_roles = [...new Set(input.adminRoles)];
       if (input.signInPolicy !== undefined) changes.signin_policy = input.signInPolicy;
+      if (input.apiAudience !== undefined) changes.api_audience = input.apiAudience;
+      if (input.authorizationServer !== undefined) changes.authorization_server = input.authorizationServer;
       if (input.allowNoPkce !== undefined) {
         if (input.allowNoPkce && current.oidc.token_endpoint_auth_method === 'none') throw publicNeedsPkce();
         changes.allow_no_pkce = input.allowNoPkce;
@@ -285,6 +334,9 @@ export class AppsService {
       if (!updated) throw versionMismatch(current.version);
       await recordAudit(trx, actor, { action: 'app.updated', targetType: 'app', targetId: id, changes: input, before: valuesBefore(asInput(current), input) });
       return updated;
+    }).catch((err: unknown) => {
+      apiAudienceTaken(err);
+      throw err;
     });
   }
 

@@ -13,7 +13,7 @@ import {
   ATTRIBUTE_SOURCES, NAME_ID_FORMATS, findSamlAppById, findSamlSpByAppId, insertSamlSp, updateSamlSpByAppId,
   type AcsUrl, type SamlAttributeMapping, type SamlServiceProvider, type SamlSpValues,
 } from './saml-providers.repo.ts';
-import { signInPolicy, type AppGuard } from './apps.service.ts';
+import { apiAudience, apiAudienceTaken, authorizationServer, signInPolicy, type AppGuard } from './apps.service.ts';
 import { parseSpMetadata } from '../saml/sp-metadata.ts';
 import { normaliseCertificate, summariseCertificate } from '../saml/certificates.ts';
 
@@ -108,6 +108,8 @@ export const createSamlAppInput = z.strictObject({
   logoUrl: logoUrl.optional(),
   access: access.default('assigned'),
   signInPolicy: signInPolicy.default(null),
+  apiAudience: apiAudience.nullable().optional(),
+  authorizationServer: authorizationServer.nullable().optional(),
   ...optionalSamlFields,
 });
 export type CreateSamlAppInput = z.input<typeof createSamlAppInput>;
@@ -118,6 +120,8 @@ export const updateSamlAppInput = z.strictObject({
   logoUrl: logoUrl.nullable().optional(),
   access: access.optional(),
   signInPolicy: signInPolicy.optional(),
+  apiAudience: apiAudience.nullable().optional(),
+  authorizationServer: authorizationServer.nullable().optional(),
   ...optionalSamlFields,
 });
 export type UpdateSamlAppInput = z.input<typeof updateSamlAppInput>;
@@ -257,6 +261,7 @@ export function samlSettingsForAudit(sp: SamlServiceProvider): Record<string, un
 }
 
 function entityIdTaken(err: unknown): never {
+  apiAudienceTaken(err);
   if (isUniqueViolation(err) && String((err as { constraint?: string }).constraint ?? '').includes('entity_id')) {
     throw new AppError('already_exists', 'saml.entity_id_taken', 'entityId: another app already has this SP entity ID', { field: 'entityId' });
   }
@@ -288,13 +293,15 @@ export class SamlAppsService {
           access: input.access,
           admin_roles: [],
           signin_policy: input.signInPolicy,
+          api_audience: input.apiAudience ?? null,
+          authorization_server: input.authorizationServer ?? null,
         });
         const sp = await insertSamlSp(trx, { app_id: app.id, ...values });
         await recordAudit(trx, actor, {
           action: 'app.created', targetType: 'app', targetId: app.id,
           changes: {
             name: app.name, description: app.description, logoUrl: app.logoUrl, access: app.access, signInPolicy: app.signInPolicy,
-            protocol: 'saml', clientId: app.clientId, fromMetadata: Boolean(input.metadataXml), saml: samlSettingsForAudit(sp),
+            apiAudience: app.apiAudience, authorizationServer: app.authorizationServer, protocol: 'saml', clientId: app.clientId, fromMetadata: Boolean(input.metadataXml), saml: samlSettingsForAudit(sp),
           },
         });
         return { app, sp };
@@ -336,6 +343,8 @@ export class SamlAppsService {
         if (input.logoUrl !== undefined) changes.logo_url = input.logoUrl;
         if (input.access !== undefined) changes.access = input.access;
         if (input.signInPolicy !== undefined) changes.signin_policy = input.signInPolicy;
+        if (input.apiAudience !== undefined) changes.api_audience = input.apiAudience;
+        if (input.authorizationServer !== undefined) changes.authorization_server = input.authorizationServer;
         // Bumps the app's version (the ETag) also when only SAML settings change.
         const app = await updateAppById(trx, appId, changes, current.version);
         if (!app) throw versionMismatch(current.version);
@@ -344,7 +353,7 @@ export class SamlAppsService {
         const oldSaml = samlSettingsForAudit(before);
         const newSaml = samlSettingsForAudit(sp);
         const changed = Object.keys(newSaml).filter((k) => JSON.stringify(newSaml[k]) !== JSON.stringify(oldSaml[k]));
-        const appFields = Object.fromEntries((['name', 'description', 'logoUrl', 'access', 'signInPolicy'] as const)
+        const appFields = Object.fromEntries((['name', 'description', 'logoUrl', 'access', 'signInPolicy', 'apiAudience', 'authorizationServer'] as const)
           .filter((k) => input[k] !== undefined).map((k) => [k, input[k]]));
         await recordAudit(trx, actor, {
           action: 'app.updated', targetType: 'app', targetId: appId,

@@ -9,7 +9,8 @@ const app = (a: App) => ({
   id: a.id, name: a.name, protocol: a.protocol, client_id: a.clientId, access: a.access, first_party: a.firstParty,
   redirect_uris: a.oidc.redirect_uris ?? [], grant_types: a.oidc.grant_types ?? [], admin_roles: a.adminRoles,
   id_token_alg: a.oidc.id_token_signed_response_alg ?? 'RS256', allow_no_pkce: a.allowNoPkce,
-  signin_policy: a.signInPolicy, version: a.version,
+  signin_policy: a.signInPolicy, suite_signin_policy: a.suiteSignInPolicy, api_audience: a.apiAudience, authorization_server: a.authorizationServer,
+  version: a.version,
 });
 
 /** A SAML app's SP settings as the CLI prints them: certificates by fingerprint and expiry. */
@@ -36,6 +37,20 @@ export const signInPolicyFlag = {
   type: 'string', value: `${SIGN_IN_POLICIES.join('|')}|default`, field: 'signInPolicy',
   help: 'how strongly people must have signed in to use it; default follows SIGNIN_POLICY_DEFAULT',
 } as const;
+
+/** --api-audience: the aud of access tokens for the app's own API; `none` clears it. */
+export const apiAudienceFlag = {
+  type: 'string', value: 'URI', field: 'apiAudience',
+  help: "the audience (aud) of access tokens for the app's own API, e.g. https://crm.example.com/api (update: none clears it)",
+} as const;
+
+/** --authorization-server: the issuer of the app's own authorization server; `none` clears it. */
+export const authorizationServerFlag = {
+  type: 'string', value: 'ISSUER', field: 'authorizationServer',
+  help: "the issuer URL of the app's own authorization server, for ID-JAGs (update: none clears it)",
+} as const;
+
+const orNone = (value: string | undefined): string | null | undefined => (value === 'none' ? null : value);
 
 export function parseSignInPolicyFlag(value: string): SignInPolicy | null {
   if (value === 'default') return null;
@@ -140,13 +155,24 @@ export const accessCommands: Record<string, CommandDef> = {
     },
   }),
   'apps update': command({
-    summary: 'Change an app\'s settings: its sign-in policy.',
+    summary: 'Change an app\'s settings: its sign-in policy, its API audience, its own authorization server.',
     details: 'Prints the app as `oneid apps get` does. The change reaches every OneID node at once.',
     options: {
       id: { type: 'id', required: true, value: 'APP_ID', help: 'the app' },
-      'signin-policy': { ...signInPolicyFlag, required: true },
+      'signin-policy': signInPolicyFlag,
+      'api-audience': apiAudienceFlag,
+      'authorization-server': authorizationServerFlag,
     },
-    run: async (o, { services, actor }) => app(await services.apps.updateApp(o.id, { signInPolicy: parseSignInPolicyFlag(o['signin-policy']) }, actor)),
+    run: async (o, { services, actor }) => {
+      if (o['signin-policy'] === undefined && o['api-audience'] === undefined && o['authorization-server'] === undefined) {
+        throw new UsageError('missing --signin-policy, --api-audience or --authorization-server (give at least one)');
+      }
+      return app(await services.apps.updateApp(o.id, {
+        ...(o['signin-policy'] !== undefined ? { signInPolicy: parseSignInPolicyFlag(o['signin-policy']) } : {}),
+        ...(o['api-audience'] !== undefined ? { apiAudience: orNone(o['api-audience']) } : {}),
+        ...(o['authorization-server'] !== undefined ? { authorizationServer: orNone(o['authorization-server']) } : {}),
+      }, actor));
+    },
   }),
   'apps rotate-secret': command({
     summary: 'Give an app a new client secret (printed once); the old one stops working.',

@@ -192,6 +192,43 @@ describe('/admin/api/v1/suites', () => {
     expect((await ok(auditor, 'GET', `/suites/${suite.id}`)).name).toBe('Perms');
   });
 
+  it("shows each app the suite sign-in policy in force, read-only", async () => {
+    const app = await newApp();
+    const suite = await ok(appAdmin, 'POST', '/suites', { name: 'Policy suite', signInPolicy: 'phishing_resistant' });
+    await ok(appAdmin, 'PUT', `/suites/${suite.id}/apps/${app}`, {});
+    const shown = await ok(auditor, 'GET', `/apps/${app}`);
+    expect(shown).toMatchObject({ signInPolicy: null, suiteSignInPolicy: 'phishing_resistant', version: 1 });
+    const readOnly = await appAdmin.call('PATCH', `/apps/${app}`, { suiteSignInPolicy: null });
+    expect([readOnly.status, readOnly.body.field]).toEqual([400, 'suiteSignInPolicy']);
+    await ok(appAdmin, 'PATCH', `/suites/${suite.id}`, { signInPolicy: null });
+    expect((await ok(auditor, 'GET', `/apps/${app}`)).suiteSignInPolicy).toBeNull();
+  });
+
+  it('keeps apps\' API audience and authorization server, unique and well-formed', async () => {
+    const created = await ok(appAdmin, 'POST', '/apps', {
+      name: 'CRM API', redirectUris: [REDIRECT], apiAudience: 'https://crm.example/api', authorizationServer: 'https://as.crm.example',
+    });
+    expect(created).toMatchObject({ apiAudience: 'https://crm.example/api', authorizationServer: 'https://as.crm.example' });
+    const taken = await appAdmin.call('POST', '/apps', { name: 'Other', redirectUris: [REDIRECT], apiAudience: 'https://crm.example/api' });
+    expect([taken.status, taken.body.code, taken.body.field]).toEqual([409, 'app.api_audience_taken', 'apiAudience']);
+    for (const [field, value] of <[string, string][]>[['apiAudience', 'crm-api'], ['apiAudience', 'https://crm.example/api#x'], ['authorizationServer', 'http://as.example'], ['authorizationServer', 'https://as.example/?q=1']]) {
+      const bad = await appAdmin.call('PATCH', `/apps/${created.id}`, { [field]: value });
+      expect([value, bad.status, bad.body.field]).toEqual([value, 400, field]);
+    }
+    const local = await ok(appAdmin, 'PATCH', `/apps/${created.id}`, { authorizationServer: 'http://127.0.0.1:9999', apiAudience: 'http://crm.internal/api' });
+    expect(local).toMatchObject({ authorizationServer: 'http://127.0.0.1:9999', apiAudience: 'http://crm.internal/api' });
+    const other = await newApp();
+    const clash = await appAdmin.call('PATCH', `/apps/${other}`, { apiAudience: 'http://crm.internal/api' });
+    expect([clash.status, clash.body.code]).toEqual([409, 'app.api_audience_taken']);
+    expect(await ok(appAdmin, 'PATCH', `/apps/${created.id}`, { apiAudience: null, authorizationServer: null })).toMatchObject({ apiAudience: null, authorizationServer: null });
+
+    const saml = await ok(appAdmin, 'POST', '/apps/saml', {
+      name: 'SAML API', entityId: 'https://sp.example/saml', acsUrls: [{ location: 'https://sp.example/acs' }], apiAudience: 'https://sp.example/api',
+    });
+    expect(saml.apiAudience).toBe('https://sp.example/api');
+    expect((await ok(appAdmin, 'PATCH', `/apps/${saml.id}/saml`, { authorizationServer: 'https://as.sp.example' })).authorizationServer).toBe('https://as.sp.example');
+  });
+
   it('documents every suite route in OpenAPI', async () => {
     const doc = await (await fetch(`${server.url}/admin/api/v1/openapi.json`)).json() as { paths: Record<string, Record<string, { description: string; requestBody?: unknown }>> };
     const expected: [string, string[]][] = [
@@ -209,5 +246,9 @@ describe('/admin/api/v1/suites', () => {
     expect(doc.paths['/suites']!.post!.description).toBe('Roles: super_admin, app_admin');
     expect(doc.paths['/suites']!.get!.description).toBe('Roles: super_admin, app_admin, auditor');
     expect(JSON.stringify(doc.paths['/suites/{id}/apps/{appId}']!.put!.requestBody)).toContain('roleMap');
+    const appsPost = JSON.stringify(doc.paths['/apps']!.post!.requestBody);
+    expect(appsPost).toContain('apiAudience');
+    expect(appsPost).toContain('authorizationServer');
+    expect(JSON.stringify(doc.paths['/apps/{id}']!.get)).toContain('suiteSignInPolicy');
   });
 });
