@@ -168,6 +168,10 @@ export async function authorizeDelegation(db: Tx, input: DelegationInput): Promi
   const account = await activeUserWithEntitlements(db, input.personId, input.target.id);
   if (!account) throw new AppError('failed_precondition', 'delegation.person_inactive', 'the person is not active');
   if (!account.entitlements.allowed) throw new AppError('permission_denied', 'delegation.not_entitled', 'the person has no access to the requested app');
+  // A sign-in from before every session of the person was ended (a password set by someone else).
+  if (account.sessionsEndedAt && !(typeof input.signIn.authTime === 'number' && input.signIn.authTime > Math.floor(account.sessionsEndedAt.getTime() / 1000))) {
+    throw new AppError('failed_precondition', 'delegation.signin_ended', 'the sign-in has been ended since');
+  }
   const asked = input.scopes ? [...new Set(input.scopes)] : undefined;
   const covering = input.grants.filter((g) => !asked || asked.every((s) => g.scopes.includes(s)));
   if (!covering.length) throw new AppError('permission_denied', 'delegation.scope_beyond_grant', 'the requested scope is beyond what the suite grant allows');
@@ -194,12 +198,13 @@ export async function authorizeDelegation(db: Tx, input: DelegationInput): Promi
 /**
  * Whether a delegated token still holds, for introspection: A still has a grant to the app its
  * audience names that covers its scopes, and the person is still active and entitled to that app.
- * The sign-in conditions were checked when it was issued; its short life bounds them since.
+ * The id of that app (B) when it holds, else undefined. The sign-in conditions were checked when
+ * the token was issued; its short life bounds them since.
  */
-export async function delegationHolds(db: Tx, input: { clientAppId: string; personId: string; audience: string; scopes: string[] }): Promise<boolean> {
-  if (!UUID.test(input.clientAppId)) return false;
+export async function delegationHolds(db: Tx, input: { clientAppId: string; personId: string; audience: string; scopes: string[] }): Promise<string | undefined> {
+  if (!UUID.test(input.clientAppId)) return undefined;
   const row = await findTarget(db, input.audience, input.clientAppId, [byApiAudience, byClientId]);
-  if (!row || !row.grants.some((g) => input.scopes.every((s) => g.scopes.includes(s)))) return false;
+  if (!row || !row.grants.some((g) => input.scopes.every((s) => g.scopes.includes(s)))) return undefined;
   const account = await activeUserWithEntitlements(db, input.personId, row.id);
-  return Boolean(account?.entitlements.allowed);
+  return account?.entitlements.allowed ? row.id : undefined;
 }

@@ -158,6 +158,11 @@ describe('authorizeDelegation', () => {
     await db('users').where({ id: leaver }).update({ status: 'suspended' });
     expect((await refusal(decide(leaver))).code).toBe('delegation.person_inactive');
     expect((await refusal(decide(randomUUID()))).code).toBe('delegation.person_inactive');
+    // A sign-in from before the person's sessions were ended (a password set by an administrator).
+    const reset = await newUser();
+    await access.createAssignment(b.id, { principalType: 'user', principalId: reset });
+    await db('users').where({ id: reset }).update({ sessions_ended_at: new Date() });
+    expect((await refusal(decide(reset, { signIn: { ...MFA, authTime: Math.floor(Date.now() / 1000) - 5 } }))).code).toBe('delegation.signin_ended');
   });
 
   it('asks for a stronger or more recent sign-in, naming the least it needs', async () => {
@@ -195,14 +200,14 @@ describe('delegationHolds', () => {
     const person = await newUser();
     const assignment = await access.createAssignment(b.id, { principalType: 'user', principalId: person });
     const input = { clientAppId: a.id, personId: person, audience: 'https://holds.example/api', scopes: ['orders.read'] };
-    expect(await delegationHolds(db, input)).toBe(true);
-    expect(await delegationHolds(db, { ...input, audience: b.clientId })).toBe(true);
-    expect(await delegationHolds(db, { ...input, scopes: ['orders.write'] })).toBe(false);
+    expect(await delegationHolds(db, input)).toBe(b.id);
+    expect(await delegationHolds(db, { ...input, audience: b.clientId })).toBe(b.id);
+    expect(await delegationHolds(db, { ...input, scopes: ['orders.write'] })).toBeUndefined();
     await access.deleteAssignment(assignment.id);
-    expect(await delegationHolds(db, input)).toBe(false);
+    expect(await delegationHolds(db, input)).toBeUndefined();
     await access.createAssignment(b.id, { principalType: 'user', principalId: person });
-    expect(await delegationHolds(db, input)).toBe(true);
+    expect(await delegationHolds(db, input)).toBe(b.id);
     await db('suite_grants').where({ id: grant }).delete();
-    expect(await delegationHolds(db, input)).toBe(false);
+    expect(await delegationHolds(db, input)).toBeUndefined();
   });
 });
