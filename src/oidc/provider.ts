@@ -22,7 +22,7 @@ import type { SessionsService } from '../sessions/sessions.service.ts';
 import { ACR_VALUES, amrOf, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import { signInRequestOf } from './signin-request.ts';
 import { signingKeys } from '../keys/signing-key.ts';
-import { exchangedTokenAllowed, isExchangedToken, registerTokenExchange } from './token-exchange.ts';
+import { exchangedTokenAllowed, ID_JAG_TYPE, isExchangedToken, registerTokenExchange } from './token-exchange.ts';
 
 /**
  * OneID's own first-party client: public, no consent, back to `<issuer>/`. The home page signs in
@@ -295,6 +295,10 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     enableHttpPostMethods: httpsIssuer,
+    // A suite app may ask the token endpoint for an ID-JAG for another app's own authorization
+    // server (draft-ietf-oauth-identity-assertion-authz-grant, token-exchange.ts); the token
+    // exchange grant itself joins grant_types_supported when it is registered.
+    discovery: { identity_chaining_requested_token_types_supported: [ID_JAG_TYPE] },
     scopes: [...SCOPES],
     extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
     // The openid scope names acr, amr and auth_time (claims.ts): every ID token says how and when

@@ -252,7 +252,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         action: 'token.exchanged', targetType: 'app', targetId: delegation.target.id,
         changes: {
           grantId: delegation.grant.id, suiteId: delegation.grant.suiteId, sub: subject.personId, act: { sub: client.clientId },
-          scope: delegation.scopes.join(' '), jti: issued.jti, aud: issued.aud, issuedTokenType: requested,
+          scope: delegation.scopes.join(' '), jti: issued.jti, aud: issued.aud, issued: requested === ID_JAG_TYPE ? 'id_jag' : 'access_token',
         },
       });
       ctx.body = requested === ID_JAG_TYPE
@@ -266,7 +266,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         action: 'token.exchange_refused', targetType: targetAppId ? 'app' : null, targetId: targetAppId ?? null,
         changes: {
           reason: refusal?.reason ?? oauthError.error ?? 'refused', error: refusal?.error ?? oauthError.error ?? null,
-          audience: audience?.slice(0, 300) ?? null, resource: resource?.slice(0, 300) ?? null, requestedTokenType: requested.slice(0, 100),
+          audience: audience?.slice(0, 300) ?? null, resource: resource?.slice(0, 300) ?? null, requested: requested.slice(0, 100),
         },
       });
       if (!refusal) throw err;

@@ -15,11 +15,14 @@ import { discover, redeem } from '../helpers/oidc-app.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const B_API = 'https://orders.example.com/api';
+const ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
 
 let db: TestDatabase;
+let oneIdIssuer: string;
 let server: RunningServer;
 let env: Record<string, string>;
 type App = { id: string; client_id: string; client_secret: string };
@@ -31,6 +34,7 @@ let bob: { id: string };
 let suiteId: string;
 let grantId: string;
 let api: { url: string; close(): Promise<void> };
+let ordersAs: { url: string; close(): Promise<void> };
 
 async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
   const c = new pg.Client({ connectionString: db.url });
@@ -101,11 +105,15 @@ beforeAll(async () => {
   await sql('insert into suite_apps (suite_id, app_id) values ($1, $2), ($1, $3)', [suiteId, appA.id, appB.id]);
   await sql('insert into suite_grants (id, suite_id, client_app_id, audience_app_id, scopes, roles) values ($1, $2, $3, $4, $5, $6)',
     [grantId, suiteId, appA.id, appB.id, ['orders.read', 'orders.write'], ['viewer', 'buyer']]);
+  ordersAs = await startAuthorizationServer();
+  await sql("update apps set authorization_server = $2 where id = $1", [appB.id, ordersAs.url]);
   server = await startServer(env);
   api = await startResourceServer(server.url);
+  oneIdIssuer = server.url;
 });
 
 afterAll(async () => {
+  await ordersAs?.close();
   await api?.close();
   await server?.stop();
   await db?.drop();
@@ -141,7 +149,94 @@ async function startResourceServer(issuer: string): Promise<{ url: string; close
   };
 }
 
+/** The app that listens on `handler`'s port, closed with every kept-alive connection. */
+async function listen(handler: (req: http.IncomingMessage, body: string) => Promise<{ status: number; body: unknown }>): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('end', () => {
+      void handler(req, body).then((out) => {
+        res.writeHead(out.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(out.body));
+      });
+    });
+  });
+  srv.on('connection', (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); srv.close(() => resolve()); }),
+  };
+}
+
+/**
+ * B's own authorization server: accepts an ID-JAG from OneID as a JWT bearer grant (RFC 7523):
+ * typ, its own issuer as aud, the client it knows as A, OneID's signature, each jti once.
+ */
+async function startAuthorizationServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const seen = new Set<string>();
+  let self = '';
+  const started = await listen(async (_req, raw) => {
+    const params = new URLSearchParams(raw);
+    if (params.get('grant_type') !== JWT_BEARER) return { status: 400, body: { error: 'unsupported_grant_type' } };
+    try {
+      const { payload, protectedHeader } = await jwtVerify(params.get('assertion') ?? '', createRemoteJWKSet(new URL(`${oneIdIssuer}/jwks`)), {
+        issuer: oneIdIssuer, audience: self, typ: 'oauth-id-jag+jwt',
+      });
+      if (payload.client_id !== appA.client_id) return { status: 400, body: { error: 'invalid_grant', error_description: 'client_id' } };
+      if (!payload.jti || seen.has(payload.jti)) return { status: 400, body: { error: 'invalid_grant', error_description: 'replayed' } };
+      seen.add(payload.jti);
+      return { status: 200, body: { access_token: `orders-${payload.sub}`, token_type: 'Bearer', typ: protectedHeader.typ, sub: payload.sub, scope: payload.scope } };
+    } catch (err) {
+      return { status: 400, body: { error: 'invalid_grant', error_description: (err as Error).message } };
+    }
+  });
+  self = started.url;
+  return started;
+}
+
 const callOrders = (token: string) => fetch(`${api.url}/orders`, { headers: { authorization: `Bearer ${token}` } });
+
+describe('discovery', () => {
+  it('advertises the token exchange grant and ID-JAG, and still suits openid-client', async () => {
+    const meta = (await rp(appA)).serverMetadata() as client.ServerMetadata & Record<string, unknown>;
+    expect(meta.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', TOKEN_EXCHANGE]));
+    expect(meta.identity_chaining_requested_token_types_supported).toEqual([ID_JAG]);
+    expect(meta.claim_types_supported).toEqual(['normal']);
+  });
+});
+
+describe('ID-JAG for a suite app with its own authorization server', () => {
+  it('issues an ID-JAG that B\'s authorization server verifies once', async () => {
+    const { tokens } = await signIn('ada', 'analytical-engine');
+    const res = await exchange(appA, { subject_token: tokens.id_token!, subject_token_type: ID_TOKEN, requested_token_type: ID_JAG, audience: ordersAs.url, resource: B_API, scope: 'orders.read' });
+    if (!('ok' in res)) throw new Error(`refused: ${JSON.stringify(res)}`);
+    expect(res.ok).toMatchObject({ issued_token_type: ID_JAG, token_type: 'n_a', expires_in: 300, scope: 'orders.read' });
+    expect(res.ok.refresh_token).toBeUndefined();
+    expect(decodeProtectedHeader(res.ok.access_token)).toMatchObject({ typ: 'oauth-id-jag+jwt', alg: 'ES256' });
+    const claims = decodeJwt(res.ok.access_token);
+    expect(claims).toMatchObject({ iss: server.url, sub: ada.id, aud: ordersAs.url, client_id: appA.client_id, resource: B_API, scope: 'orders.read', acr: 'urn:oneid:acr:password' });
+    expect(claims.exp! - claims.iat!).toBe(300);
+    const redeemAt = () => fetch(`${ordersAs.url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: res.ok.access_token }) });
+    const first = await redeemAt();
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ sub: ada.id, typ: 'oauth-id-jag+jwt' });
+    expect(await (await redeemAt()).json()).toMatchObject({ error: 'invalid_grant', error_description: 'replayed' });
+    const [audit] = (await auditOf('token.exchanged')).slice(-1);
+    expect(audit!.changes).toMatchObject({ grantId, issued: 'id_jag', aud: ordersAs.url, jti: claims.jti });
+  });
+
+  it('names B\'s authorization server only: B\'s API or an unknown issuer is refused, and so is an app outside the suite', async () => {
+    const { tokens } = await signIn('ada', 'analytical-engine');
+    const subject = { subject_token: tokens.access_token, subject_token_type: ACCESS_TOKEN, requested_token_type: ID_JAG };
+    expect(await exchange(appA, { ...subject, audience: B_API })).toMatchObject({ error: 'invalid_target' });
+    expect(await exchange(appA, { ...subject, audience: 'https://as.elsewhere.example' })).toMatchObject({ error: 'invalid_target' });
+    expect(await exchange(appA, { ...subject, audience: ordersAs.url, scope: 'orders.admin' })).toMatchObject({ error: 'invalid_scope' });
+    const c = await signIn('ada', 'analytical-engine', appC);
+    expect(await exchange(appC, { subject_token: c.tokens.access_token, subject_token_type: ACCESS_TOKEN, requested_token_type: ID_JAG, audience: ordersAs.url })).toMatchObject({ error: 'invalid_target' });
+  });
+});
 
 describe('token exchange inside a suite', () => {
   it('lets A call B\'s API for the signed-in person, and B sees the person, its roles and act', async () => {
