@@ -24,6 +24,7 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: positiveInt.default(10000),
   SESSION_TTL_SECONDS: positiveInt.default(14 * 24 * 3600),
   ACCESS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
+  TOKEN_EXCHANGE_TTL_SECONDS: positiveInt.default(300),
   REFRESH_TOKEN_TTL_SECONDS: positiveInt.default(30 * 24 * 3600),
   SIGNIN_MAX_FAILURES: positiveInt.default(10),
   SIGNIN_MAX_FAILURES_PER_IP: positiveInt.default(100),
@@ -75,6 +76,8 @@ export interface Config {
   shutdownGraceMs: number;
   sessionTtlSeconds: number;
   accessTokenTtlSeconds: number;
+  /** Lifetime of a token one suite app gets to act for a person at another (token exchange, ID-JAG): never longer than access tokens'. */
+  tokenExchangeTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   password: { memoryCost: number; timeCost: number; parallelism: number };
   /** Shortest password a person may choose for themselves, unless the console sets another (access/policy-settings.ts). */
@@ -148,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
     sessionTtlSeconds: v.SESSION_TTL_SECONDS,
     accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
+    tokenExchangeTtlSeconds: Math.min(v.TOKEN_EXCHANGE_TTL_SECONDS, v.ACCESS_TOKEN_TTL_SECONDS),
     refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL_SECONDS,
     signinMaxFailures: v.SIGNIN_MAX_FAILURES,
     signinMaxFailuresPerIp: v.SIGNIN_MAX_FAILURES_PER_IP,

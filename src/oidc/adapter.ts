@@ -12,6 +12,9 @@ import { hasIllFormedText } from '../shared/text-input.ts';
 import { appPolicy, isSignInPolicy, type SignInPolicy } from '../access/signin-policy.ts';
 
 /** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
+/** RFC 8693's grant type (token-exchange.ts, which imports this module). */
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
 export function clientMetadataFor(app: App): AdapterPayload {
   return {
     client_id: app.clientId,
@@ -20,7 +23,10 @@ export function clientMetadataFor(app: App): AdapterPayload {
     ...(app.logoUrl ? { logo_uri: app.logoUrl } : {}),
     redirect_uris: app.oidc.redirect_uris,
     post_logout_redirect_uris: app.oidc.post_logout_redirect_uris,
-    grant_types: app.oidc.grant_types,
+    // A confidential app may also exchange a person's token for one at another app of its suites
+    // (token-exchange.ts): what it gets is decided by the suite grants, not by its registration.
+    grant_types: app.oidc.token_endpoint_auth_method === 'none' || app.oidc.grant_types.includes(TOKEN_EXCHANGE)
+      ? app.oidc.grant_types : [...app.oidc.grant_types, TOKEN_EXCHANGE],
     response_types: app.oidc.response_types,
     token_endpoint_auth_method: app.oidc.token_endpoint_auth_method,
     application_type: app.oidc.application_type,

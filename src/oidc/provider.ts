@@ -22,6 +22,7 @@ import type { SessionsService } from '../sessions/sessions.service.ts';
 import { ACR_VALUES, amrOf, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import { signInRequestOf } from './signin-request.ts';
 import { signingKeys } from '../keys/signing-key.ts';
+import { exchangedTokenAllowed, ID_JAG_TYPE, isExchangedToken, registerTokenExchange } from './token-exchange.ts';
 
 /**
  * OneID's own first-party client: public, no consent, back to `<issuer>/`. The home page signs in
@@ -294,6 +295,10 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     enableHttpPostMethods: httpsIssuer,
+    // A suite app may ask the token endpoint for an ID-JAG for another app's own authorization
+    // server (draft-ietf-oauth-identity-assertion-authz-grant, token-exchange.ts); the token
+    // exchange grant itself joins grant_types_supported when it is registered.
+    discovery: { identity_chaining_requested_token_types_supported: [ID_JAG_TYPE] },
     scopes: [...SCOPES],
     extraParams: { [KEEP_OFFLINE_ACCESS_HOOK]: keepOfflineAccess },
     // The openid scope names acr, amr and auth_time (claims.ts): every ID token says how and when
@@ -330,7 +335,9 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
       // would; revoking it is refused (RFC 7009 §2.1) and changes nothing.
       introspection: {
         enabled: true,
-        allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+        // A token from a token exchange in a suite (token-exchange.ts) is shown to its app and to
+        // the app it is for, while the suite grant and the person's access hold.
+        allowedPolicy: async (ctx, client, token) => (await exchangedTokenAllowed(ctx.oidc.provider, client, token)) ?? token.clientId === client.clientId,
       },
       revocation: {
         enabled: true,
@@ -449,6 +456,8 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
     // JWT access tokens (RFC 9068, for resource servers such as <issuer>/api) carry groups and
     // roles too, when the authorization that the token comes from was granted those scopes.
     extraTokenClaims: async (ctx, token) => {
+      // A token exchange decided its token's claims (act, roles, the sign-in) itself.
+      if (isExchangedToken(token)) return (token as { extra?: Record<string, unknown> }).extra;
       if (!('accountId' in token) || !token.accountId || !token.resourceServer || !ctx?.oidc) return undefined;
       const source = ctx.oidc.entities.RefreshToken ?? ctx.oidc.entities.AuthorizationCode;
       // How the person signed in (RFC 9068 2.2.1): resource servers such as the admin API can
@@ -475,6 +484,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   };
 
   const provider = new Provider(config.issuer, configuration);
+  registerTokenExchange(provider, { db, issuer: config.issuer, ttlSeconds: config.tokenExchangeTtlSeconds, jwks });
   provider.proxy = config.trustProxy;
   provider.maxIpsCount = config.proxyHops;
 
