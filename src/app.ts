@@ -24,6 +24,7 @@ import { accountRouter, SECURITY_PATH } from './account/security.routes.ts';
 import { assetsRouter } from './login/assets.routes.ts';
 import { createProvider, unavailableAsRetryable, sendsWritesTogether } from './oidc/provider.ts';
 import { requestWrites } from './oidc/request-writes.ts';
+import { endSuiteSessions, type AppSignOut } from './oidc/suite-signout.ts';
 import { publishedDocuments, PUBLISHED_PATHS } from './oidc/published-documents.ts';
 import { oauthResponses } from './oidc/oauth-responses.ts';
 import { Metrics } from './http/metrics.ts';
@@ -196,6 +197,9 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
   // "signed out" page).
   app.use(async (ctx, next) => {
     await next();
+    // Signed out of one app only: its suites with suite sign-out end their other apps' parts too.
+    const ofApp = ctx.state.signedOutOfApp as AppSignOut | undefined;
+    if (ofApp) await endSuiteSessions(db, ofApp, { type: 'user', id: ofApp.accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
     const accountId = ctx.state.signedOutAccount as string | undefined;
     if (!accountId) return;
     const session = await flows.currentSession(ctx as never);

@@ -85,3 +85,13 @@ export async function sendBackchannelLogout(db: Knex, master: MasterKey, issuer:
   }
   return last;
 }
+
+/**
+ * Sends the app one logout token for one session of the person there (its sid, with sub), whatever
+ * backchannel_logout_session_required says: the person's other sessions at the app stay (suite
+ * sign-out, oidc/suite-signout.ts).
+ */
+export async function sendSessionLogout(db: Knex, master: MasterKey, issuer: string, app: App, sub: string, sid: string): Promise<SendOutcome> {
+  const alg = app.oidc.id_token_signed_response_alg ?? 'RS256';
+  return post(app.oidc.backchannel_logout_uri!, await signLogoutToken(db, master, { issuer, clientId: app.clientId, sub, sid, alg }));
+}

@@ -21,6 +21,7 @@ import { SESSION_COOKIE, acrToReport, sessionMeets } from '../login/flow.ts';
 import type { SessionsService } from '../sessions/sessions.service.ts';
 import { ACR_VALUES, amrOf, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import { signInRequestOf } from './signin-request.ts';
+import type { AppSignOut } from './suite-signout.ts';
 import { signingKeys } from '../keys/signing-key.ts';
 import { exchangedTokenAllowed, ID_JAG_TYPE, isExchangedToken, registerTokenExchange } from './token-exchange.ts';
 
@@ -505,9 +506,13 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
   // Signing out of OneID at an app's request (RP-initiated logout, "yes, sign me out") ends the
   // OneID session of that person too; app.ts ends it once the provider has answered. Not when
   // the provider signs out the previous person because another just signed in here.
+  // Signing out of that app only ("no"): the app's suites with suite sign-out follow, once the
+  // provider has saved the Session (app.ts, suite-signout.ts).
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const params = ctx.oidc.params as { logout?: string } | undefined;
-    if (params?.logout && ctx.oidc.session?.accountId) ctx.state.signedOutAccount = ctx.oidc.session.accountId;
+    const { session, client } = ctx.oidc;
+    if (params?.logout && session?.accountId) ctx.state.signedOutAccount = session.accountId;
+    else if (session?.accountId && client) ctx.state.signedOutOfApp = { accountId: session.accountId, clientId: client.clientId, session } satisfies AppSignOut;
   });
 
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {

@@ -1,6 +1,7 @@
 // What the employee portal reads about the signed-in person: the apps they may open (one
 // statement over the entitlement query of access/, so the portal and every protocol agree on who
-// may use what), where they belong in the directory, and their recent sign-ins.
+// may use what) with the suites they are in, where they belong in the directory, and their
+// recent sign-ins.
 import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { ENTITLED_APPS_SQL } from '../access/entitlements.ts';
@@ -22,6 +23,12 @@ export interface LauncherApp {
   interactive: boolean;
 }
 
+/** A suite as the portal shows it: a section of the launcher. */
+export interface LauncherSuite { id: string; name: string; iconUrl: string | null }
+
+/** The launcher's apps in the order they are shown: each suite's apps, then those in no suite. */
+export interface LauncherSection { suite: LauncherSuite | null; apps: LauncherApp[] }
+
 interface DbLauncherRow {
   id: string;
   name: string;
@@ -35,23 +42,31 @@ interface DbLauncherRow {
   interactive: boolean;
 }
 
+interface DbLauncherSuiteRow extends DbLauncherRow { suite_id: string | null; suite_name: string | null; suite_icon_url: string | null }
+
 const toLauncherApp = (r: DbLauncherRow): LauncherApp => ({
   id: r.id, name: r.name, description: r.description, logoUrl: r.logo_url, protocol: r.protocol, clientId: r.client_id,
   initiateLoginUri: r.initiate_login_uri, firstRedirectUri: r.first_redirect_uri, applicationType: r.application_type,
   interactive: Boolean(r.interactive),
 });
 
+// One row per app and suite it is in (an app in two suites comes twice; an app in none once,
+// with no suite), already in the launcher's order: suites by position then name, their apps by
+// their position in the suite then name, and last the apps in no suite, by name.
 const launcherSql = (search: boolean): string => `
   select ap.id, ap.name, ap.description, ap.logo_url, ap.protocol, ap.client_id,
          ap.oidc->>'initiate_login_uri' as initiate_login_uri,
          ap.oidc->'redirect_uris'->>0 as first_redirect_uri,
          ap.oidc->>'application_type' as application_type,
-         coalesce(ap.oidc->'grant_types' @> '["authorization_code"]'::jsonb, false) as interactive
+         coalesce(ap.oidc->'grant_types' @> '["authorization_code"]'::jsonb, false) as interactive,
+         s.id as suite_id, s.name as suite_name, s.icon_url as suite_icon_url
     from (${ENTITLED_APPS_SQL}) e
     join apps ap on ap.id = e.app_id
+    left join suite_apps sa on sa.app_id = ap.id
+    left join suites s on s.id = sa.suite_id
    where e.active and (e.access = 'everyone' or e.assigned)
    ${search ? "and (ap.name ilike ? escape '\\' or coalesce(ap.description, '') ilike ? escape '\\')" : ''}
-   order by lower(ap.name), ap.id`;
+   order by s.id is null, s.position, lower(s.name), s.id, sa.position, lower(ap.name), ap.id`;
 
 // Asked at every visit of the portal: prepared, as the entitlement query costs more to plan than to run.
 const LAUNCHER = statement('portal_launcher', launcherSql(false));
@@ -61,15 +76,27 @@ const LAUNCHER_SEARCH = statement('portal_launcher_search', launcherSql(true));
 const containing = (text: string): string => `%${text.replace(/[\\%_]/g, '\\$&')}%`;
 
 /**
- * The apps the user may sign in to, by name; with `search`, those whose name or description
- * contains it (any case). One statement.
+ * The apps the user may sign in to, in sections: one per suite that holds at least one of them,
+ * then one (suite null) for the apps in no suite. With `search`, only the apps whose name or
+ * description contains it (any case). One statement.
  */
-export async function findLauncherApps(db: Tx, userId: string, search = ''): Promise<LauncherApp[]> {
+export async function findLauncherSections(db: Tx, userId: string, search = ''): Promise<LauncherSection[]> {
   if (!UUID.test(userId)) return [];
   const rows = search
-    ? await run<DbLauncherRow>(db, LAUNCHER_SEARCH, [userId, containing(search), containing(search)])
-    : await run<DbLauncherRow>(db, LAUNCHER, [userId]);
-  return rows.map(toLauncherApp);
+    ? await run<DbLauncherSuiteRow>(db, LAUNCHER_SEARCH, [userId, containing(search), containing(search)])
+    : await run<DbLauncherSuiteRow>(db, LAUNCHER, [userId]);
+  // The rows come sorted by section: a new section starts where the suite changes.
+  const sections: LauncherSection[] = [];
+  for (const row of rows) {
+    const last = sections.at(-1);
+    if (last && (last.suite?.id ?? null) === row.suite_id) {
+      last.apps.push(toLauncherApp(row));
+      continue;
+    }
+    const suite = row.suite_id ? { id: row.suite_id, name: row.suite_name ?? '', iconUrl: row.suite_icon_url } : null;
+    sections.push({ suite, apps: [toLauncherApp(row)] });
+  }
+  return sections;
 }
 
 /** One app as the launcher sees it (whoever asks), or undefined. */

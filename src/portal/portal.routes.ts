@@ -20,7 +20,7 @@ import { summarizeUserAgent } from '../account/devices.ts';
 import { SECURITY_PATH } from '../account/security.routes.ts';
 import { CONSOLE_CLIENT_ID } from '../console/console-app.ts';
 import { AppError } from '../shared/errors.ts';
-import { findLauncherAppById, findLauncherApps, findPlacement, findRecentSignIns, type LauncherApp } from './portal.repo.ts';
+import { findLauncherAppById, findLauncherSections, findPlacement, findRecentSignIns, type LauncherApp, type LauncherSuite } from './portal.repo.ts';
 import { launchUrlOf } from './launch.ts';
 
 export const PORTAL_PATH = '/';
@@ -62,7 +62,17 @@ function allowLogos(ctx: Context, logos: (string | null)[]): void {
   ctx.set('Content-Security-Policy', csp.replace(/img-src ([^;]*)/, (_all, sources: string) => `img-src ${sources} ${[...origins].join(' ')}`));
 }
 
+/** The address if it is a web address (http or https), else null: a suite's icon is shown only then. */
+function webAddress(url: string | null): string | null {
+  try {
+    return url && ['https:', 'http:'].includes(new URL(url).protocol) ? url : null;
+  } catch {
+    return null;
+  }
+}
+
 interface Card { id: string; name: string; description: string | null; logoUrl: string | null; protocol: string; href: string }
+interface SuiteSection { suite: LauncherSuite; apps: Card[] }
 
 export function portalRouter(deps: PortalDeps): Router {
   const { db, flows, users, views } = deps;
@@ -111,12 +121,22 @@ export function portalRouter(deps: PortalDeps): Router {
       return;
     }
     const q = (typeof ctx.query.q === 'string' ? ctx.query.q : '').trim().slice(0, SEARCH_MAX);
-    const apps = await findLauncherApps(db, user.id, q);
+    const sections = await findLauncherSections(db, user.id, q);
+    const everyApp = sections.flatMap((s) => s.apps);
     // The console is an app like any other for OneID, but only an administrator has use for it.
-    const console = user.adminRoles.length ? apps.find((a) => a.clientId === CONSOLE_CLIENT_ID) : undefined;
-    const cards = apps.filter((a) => a.clientId !== CONSOLE_CLIENT_ID).map(cardOf).filter((c): c is Card => c !== undefined);
-    allowLogos(ctx, cards.map((c) => c.logoUrl));
-    const vars = { me: user, apps: cards, q, adminConsole: Boolean(console), section: 'apps' };
+    const console = user.adminRoles.length ? everyApp.find((a) => a.clientId === CONSOLE_CLIENT_ID) : undefined;
+    const cardsOf = (apps: LauncherApp[]): Card[] => apps.filter((a) => a.clientId !== CONSOLE_CLIENT_ID).map(cardOf).filter((c): c is Card => c !== undefined);
+    const suites: SuiteSection[] = [];
+    let others: Card[] = [];
+    for (const section of sections) {
+      const cards = cardsOf(section.apps);
+      if (!section.suite) others = cards;
+      else if (cards.length) suites.push({ suite: { ...section.suite, iconUrl: webAddress(section.suite.iconUrl) }, apps: cards });
+    }
+    // An app in two suites is one app: counted once.
+    const count = new Set([...suites.flatMap((s) => s.apps), ...others].map((c) => c.id)).size;
+    allowLogos(ctx, [...suites.flatMap((s) => [s.suite.iconUrl, ...s.apps.map((c) => c.logoUrl)]), ...others.map((c) => c.logoUrl)]);
+    const vars = { me: user, suites, others, count, q, adminConsole: Boolean(console), section: 'apps' };
     // The search box asks htmx for the list alone.
     if (ctx.get('hx-request') && !ctx.get('hx-boosted')) render(ctx, 'apps.njk', vars);
     else render(ctx, 'home.njk', vars);

@@ -1,0 +1,140 @@
+// Suite-wide sign-out (#22): a suite with suite_signout behaves as one product, so signing out of
+// one member app ends the person's sessions in the suite's other member apps too.
+//
+// Signing out of OneID entirely ("yes" on the logout page) already ends every app's part of the
+// browser session and oidc-provider tells every app. Signing out of one app only ("no") makes
+// oidc-provider end only that client's authorization in its Session; here, right after, the
+// authorizations of the other OIDC member apps of the app's suites (with suite_signout) in the
+// same Session end as well: their grants with every code and token issued under them (so their
+// refresh tokens stop working; not offline access, which outlives a sign-out here as it does in
+// oidc-provider) and their entries in the Session (so their next sign-in is a new one). One audit record, `suite.signed_out`, says from which app, which suites and which
+// apps were told; its event makes the background queue send each app that registered a
+// backchannel_logout_uri a logout token for its own session (sid), retried while the app is down.
+import type { Knex } from 'knex';
+import type { BackgroundContext, BackgroundFeature } from '../jobs/background.ts';
+import type { DomainEvent } from '../events/events.ts';
+import { recordAudit, type Actor } from '../audit/audit.service.ts';
+import { findAppById } from '../apps/apps.repo.ts';
+import { sendSessionLogout } from '../offboarding/backchannel-logout.ts';
+
+export const SUITE_SIGNED_OUT = 'suite.signed_out';
+export const SUITE_BACKCHANNEL_QUEUE = 'suite.backchannel';
+
+/**
+ * What provider.ts keeps (ctx.state.signedOutOfApp) when a person signs out of one app only: the
+ * person, the app, and oidc-provider's Session, whose id is read once it has been saved (the
+ * provider gives the Session a new id, its jti, as it ends the app's part).
+ */
+export interface AppSignOut { accountId: string; clientId: string; session: { readonly jti: string } }
+
+/** One member app whose part of the session ended with the app signed out of. */
+export interface SuiteAppTold { appId: string; clientId: string; sid: string | null; backchannelLogout: boolean }
+
+export interface SuiteSignOut { fromAppId: string; suites: { id: string; name: string }[]; apps: SuiteAppTold[] }
+
+interface DbMemberRow { suite_id: string; suite_name: string; from_app_id: string; app_id: string; client_id: string; backchannel: boolean }
+interface Authorization { sid?: unknown; grantId?: unknown; persistsLogout?: unknown }
+
+/**
+ * Ends, in the browser's oidc-provider Session, the parts of the other OIDC member apps of the
+ * suites (with suite_signout) of the app the person just signed out of. Undefined when no such
+ * app was signed in to in this session (nothing is written then).
+ */
+export async function endSuiteSessions(db: Knex, signOut: AppSignOut, actor: Actor): Promise<SuiteSignOut | undefined> {
+  const sessionId = signOut.session.jti;
+  if (typeof sessionId !== 'string' || !sessionId) return undefined;
+  return db.transaction(async (trx) => {
+    // Locked: a sign-in to another app of this browser at the same moment writes the Session after us.
+    const row = await trx('oidc_payloads').where({ model: 'Session', id: sessionId }).forUpdate()
+      .first<{ payload: { accountId?: unknown; authorizations?: Record<string, Authorization> } } | undefined>('payload');
+    if (!row || row.payload.accountId !== signOut.accountId) return undefined;
+    const authorizations = row.payload.authorizations ?? {};
+    const signedIn = Object.keys(authorizations).filter((c) => c !== signOut.clientId);
+    if (!signedIn.length) return undefined;
+    const members: DbMemberRow[] = await trx('apps as a')
+      .join('suite_apps as sa', 'sa.app_id', 'a.id')
+      .join('suites as s', 's.id', 'sa.suite_id')
+      .join('suite_apps as so', function joinOthers() { this.on('so.suite_id', '=', 's.id').andOn('so.app_id', '<>', 'a.id'); })
+      .join('apps as o', 'o.id', 'so.app_id')
+      .where({ 'a.client_id': signOut.clientId, 's.suite_signout': true, 'o.protocol': 'oidc' })
+      .whereIn('o.client_id', signedIn)
+      .orderBy([{ column: 's.position' }, { column: 's.name' }, { column: 's.id' }, { column: 'so.position' }, { column: 'o.name' }])
+      .select('s.id as suite_id', 's.name as suite_name', 'a.id as from_app_id', 'o.id as app_id', 'o.client_id',
+        trx.raw("(o.oidc->>'backchannel_logout_uri') is not null as backchannel"));
+    if (!members.length) return undefined;
+
+    const suites = new Map<string, string>();
+    const apps = new Map<string, SuiteAppTold>();
+    for (const m of members) {
+      suites.set(m.suite_id, m.suite_name);
+      if (apps.has(m.client_id)) continue;
+      const sid = authorizations[m.client_id]?.sid;
+      apps.set(m.client_id, { appId: m.app_id, clientId: m.client_id, sid: typeof sid === 'string' ? sid : null, backchannelLogout: Boolean(m.backchannel) });
+    }
+    const clientIds = [...apps.keys()];
+    // As oidc-provider does for the app signed out of: a grant whose tokens were issued for
+    // offline access (persistsLogout) outlives the session, the rest ends with it.
+    const grantIds = clientIds.filter((c) => authorizations[c]?.persistsLogout !== true)
+      .map((c) => authorizations[c]?.grantId).filter((g): g is string => typeof g === 'string');
+    if (grantIds.length) {
+      await trx('oidc_payloads').where((q) => q.where('model', 'Grant').whereIn('id', grantIds)).orWhereIn('grant_id', grantIds).delete();
+    }
+    const remaining = Object.fromEntries(Object.entries(authorizations).filter(([c]) => !apps.has(c)));
+    await trx('oidc_payloads').where({ model: 'Session', id: sessionId })
+      .update({ payload: trx.raw("jsonb_set(payload, '{authorizations}', ?::jsonb)", [JSON.stringify(remaining)]) });
+
+    const result: SuiteSignOut = {
+      fromAppId: members[0]!.from_app_id,
+      suites: [...suites].map(([id, name]) => ({ id, name })),
+      apps: [...apps.values()],
+    };
+    await recordAudit(trx, actor, {
+      action: SUITE_SIGNED_OUT, targetType: 'app', targetId: result.fromAppId,
+      changes: { fromClientId: signOut.clientId, suites: result.suites, apps: result.apps },
+    });
+    return result;
+  });
+}
+
+/** The apps a `suite.signed_out` event says are to get a logout token, with the person (its actor). */
+function logoutJobsOf(e: DomainEvent): SuiteBackchannelJob[] {
+  const userId = e.actor.type === 'user' ? e.actor.id : null;
+  const apps = e.data?.apps;
+  if (!userId || !Array.isArray(apps)) return [];
+  return apps.flatMap((a: unknown) => {
+    const { appId, sid, backchannelLogout } = (a ?? {}) as { appId?: unknown; sid?: unknown; backchannelLogout?: unknown };
+    return backchannelLogout === true && typeof appId === 'string' && typeof sid === 'string' ? [{ userId, appId, sid }] : [];
+  });
+}
+
+interface SuiteBackchannelJob { userId: string; appId: string; sid: string }
+
+/** The back-channel logout of suite sign-outs, through the job queue (jobs/features.ts). */
+export function suiteSignOutFeature(ctx: BackgroundContext): BackgroundFeature {
+  const { db, config, log, masterKey } = ctx;
+  return {
+    consumer: {
+      name: 'suite-signout',
+      consume: async (events, _trx, enqueue) => {
+        const jobs = events.filter((e) => e.type === SUITE_SIGNED_OUT).flatMap(logoutJobsOf);
+        if (jobs.length) await enqueue.sendMany(SUITE_BACKCHANNEL_QUEUE, jobs.map((data) => ({ data })));
+      },
+    },
+    queues: [{
+      name: SUITE_BACKCHANNEL_QUEUE,
+      concurrency: 4,
+      expireInSeconds: 60,
+      handler: async (job) => {
+        const { userId, appId, sid } = job.data as SuiteBackchannelJob;
+        const app = await findAppById(db, appId);
+        if (!app?.oidc.backchannel_logout_uri) return { skipped: true };
+        // The logout token names this session (sid): the person's other sessions at the app stay.
+        const outcome = await sendSessionLogout(db, masterKey, config.issuer, app, userId, sid);
+        if (outcome.ok) return { acknowledged: true };
+        log.info({ event: 'suite.backchannel_failed', appId, detail: outcome.detail, retrying: outcome.retryable }, 'back-channel logout not acknowledged');
+        if (!outcome.retryable) return { failed: outcome.detail };
+        throw new Error(`back-channel logout to app ${appId}: ${outcome.detail}`);
+      },
+    }],
+  };
+}

@@ -1,0 +1,280 @@
+// Suite-wide sign-out (#22), black-box: OneID on a port, relying parties written with
+// openid-client, their back-channel logout endpoint on a port, and a test browser that signs in
+// (single sign-on across the apps) and answers OneID's logout page. Suites are made with plain
+// inserts (their admin API is built elsewhere). Signing out of app A "this app only" ends the
+// person's session in the other member apps of A's suites that have suite sign-out: their refresh
+// tokens stop working and an app with a backchannel_logout_uri gets a logout token for that
+// session, from the job queue (retried while the app is down); without suite sign-out, or for an
+// app outside the suite, or for the person's session in another browser, nothing changes.
+import http from 'node:http';
+import type net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import * as client from 'openid-client';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import type { Knex } from 'knex';
+import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
+import { startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
+import { adminClient, type AdminClient } from '../helpers/admin.ts';
+import { Browser } from '../helpers/browser.ts';
+import { until } from '../helpers/until.ts';
+import { PasswordHasher } from '../../src/credentials/password.ts';
+import { UsersService } from '../../src/directory/users.service.ts';
+
+const PASSWORD = 'correct-horse-battery';
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const POST_LOGOUT = 'http://127.0.0.1:9/signed-out';
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** The apps' back-channel logout endpoints (one path per app): what reached them; `failNext` answers 503 that many times. */
+interface Receiver { origin: string; received: { path: string; token: string }[]; failNext: Map<string, number>; close(): Promise<void> }
+
+async function startReceiver(): Promise<Receiver> {
+  const received: Receiver['received'] = [];
+  const failNext = new Map<string, number>();
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('end', () => {
+      const path = req.url ?? '/';
+      const failing = failNext.get(path) ?? 0;
+      if (failing > 0) {
+        failNext.set(path, failing - 1);
+        res.writeHead(503).end('down for maintenance');
+        return;
+      }
+      const token = new URLSearchParams(body).get('logout_token');
+      if (req.method !== 'POST' || !token) {
+        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
+        return;
+      }
+      received.push({ path, token });
+      res.writeHead(200, { 'cache-control': 'no-store' }).end();
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`, received, failNext,
+    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+  };
+}
+
+let database: MigratedDatabase;
+let db: Knex;
+let server: RunningServer;
+let receiver: Receiver;
+let appAdmin: AdminClient;
+let alice = '';
+let suiteId = '';
+const apps: Record<string, { id: string; client_id: string; client_secret: string }> = {};
+
+/** A suite and its member apps, as the suites admin API will make them. */
+async function insertSuite(name: string, suiteSignout: boolean, members: string[]): Promise<string> {
+  const id = randomUUID();
+  await db('suites').insert({ id, name, suite_signout: suiteSignout });
+  await db('suite_apps').insert(members.map((m, position) => ({ suite_id: id, app_id: apps[m]!.id, position })));
+  return id;
+}
+
+beforeAll(async () => {
+  database = await createMigratedDatabase('oneid_test_suite_signout');
+  db = database.db;
+  receiver = await startReceiver();
+  const env = {
+    DATABASE_URL: database.database.url, ONEID_MASTER_KEY: testMasterKey(),
+    JOBS_RETRY_DELAY_SECONDS: '1', JOBS_RETRY_MAX_SECONDS: '2', JOBS_HEARTBEAT_SECONDS: '10', JOBS_RETRY_LIMIT: '5',
+  };
+  server = await startServer(env);
+  appAdmin = await adminClient(server.url, env, ['app_admin']);
+  const users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
+  alice = (await users.createUser({ username: 'alice', password: PASSWORD, name: 'Alice' })).id;
+  const register = async (name: string, extra: Record<string, unknown>) => {
+    const res = await appAdmin.call('POST', '/apps', {
+      name, redirectUris: [REDIRECT], postLogoutRedirectUris: [POST_LOGOUT], firstParty: true, access: 'everyone', ...extra,
+    });
+    expect(res.status).toBe(201);
+    apps[name] = { id: res.body.id, client_id: res.body.client_id, client_secret: res.body.client_secret };
+  };
+  // A and B are the suite's apps with a back-channel endpoint (B's requires nothing of sids: the
+  // suite's token names the session anyway); Docs is in the suite without one; Chat is outside it.
+  await register('A', { backchannelLogoutUri: `${receiver.origin}/a` });
+  await register('B', { backchannelLogoutUri: `${receiver.origin}/b`, idTokenSigningAlg: 'ES256' });
+  await register('Docs', {});
+  await register('Chat', { backchannelLogoutUri: `${receiver.origin}/chat` });
+  suiteId = await insertSuite('Office', false, ['A', 'B', 'Docs']);
+}, 120000);
+
+afterAll(async () => {
+  if (process.env.DEBUG_SERVER) console.log(server?.output().slice(-5000));
+  await server?.stop();
+  await receiver?.close();
+  await database?.close();
+});
+
+async function rp(name: string): Promise<client.Configuration> {
+  const app = apps[name]!;
+  const config = await client.discovery(new URL(server.url), app.client_id, undefined, client.ClientSecretBasic(app.client_secret), { execute: [client.allowInsecureRequests] });
+  client.enableNonRepudiationChecks(config);
+  return config;
+}
+
+interface SignedIn { name: string; config: client.Configuration; tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers; sid: string; singleSignOn: boolean }
+
+/** Signs alice in to the app in `browser`: the password the first time, single sign-on after. */
+async function signIn(name: string, browser: Browser, scope = 'openid profile'): Promise<SignedIn> {
+  const config = await rp(name);
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT, scope, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  let page = await browser.navigate(url.toString(), REDIRECT);
+  const singleSignOn = page.url.startsWith(REDIRECT);
+  if (!singleSignOn) page = await browser.submit(page, '/login', { login: 'alice', password: PASSWORD }, REDIRECT);
+  expect(page.url.startsWith(REDIRECT)).toBe(true);
+  const tokens = await client.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+  expect(tokens.refresh_token).toBeDefined();
+  return { name, config, tokens, sid: tokens.claims()!.sid as string, singleSignOn };
+}
+
+/** The app sends the browser to OneID's logout page, where the person answers "yes" (all of OneID) or "no" (this app only). */
+async function signOut(browser: Browser, from: SignedIn, everywhere: boolean): Promise<void> {
+  const url = client.buildEndSessionUrl(from.config, { id_token_hint: from.tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
+  const page = await browser.navigate(url.toString(), POST_LOGOUT);
+  expect(page.html).toContain('id="logout-no"');
+  const out = await browser.submit(page, '/session/end/confirm', everywhere ? { logout: 'yes' } : {}, POST_LOGOUT);
+  expect(out.url).toBe(`${POST_LOGOUT}?state=bye`);
+}
+
+/** Whether the app's refresh token still gets new tokens (its sign-in lives on). */
+async function refreshWorks(s: SignedIn): Promise<boolean> {
+  try {
+    s.tokens = await client.refreshTokenGrant(s.config, s.tokens.refresh_token!);
+    return true;
+  } catch (err) {
+    expect((err as { error?: string }).error).toBe('invalid_grant');
+    return false;
+  }
+}
+
+/** Verifies a logout token the way a relying party must (Back-Channel Logout 1.0 section 2.6). */
+async function verifyLogoutToken(token: string, audience: string) {
+  const discovery = await (await fetch(`${server.url}/.well-known/openid-configuration`)).json() as { jwks_uri: string; issuer: string };
+  const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(discovery.jwks_uri)), { issuer: discovery.issuer, audience, typ: 'logout+jwt', maxTokenAge: '2m' });
+  expect(payload.events).toEqual({ [BACKCHANNEL_EVENT]: {} });
+  expect(payload.nonce).toBeUndefined();
+  return payload;
+}
+
+const tokensAt = (path: string): string[] => receiver.received.filter((r) => r.path === path).map((r) => r.token);
+const suiteAudits = async () => db('audit_events').where({ action: 'suite.signed_out' }).orderBy('occurred_at').select('actor_type', 'actor_id', 'target_type', 'target_id', 'changes');
+/** Time for the relay and the job queue to have sent anything they were going to send. */
+const settle = () => new Promise((r) => setTimeout(r, 2500));
+
+describe('signing out of one app of a suite ("this app only")', () => {
+  beforeEach(() => { receiver.received.length = 0; });
+
+  it('leaves the other apps signed in when the suite has no suite sign-out', async () => {
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const b = await signIn('B', browser);
+    expect(b.singleSignOn).toBe(true);
+    await signOut(browser, a, false);
+    expect(await refreshWorks(a)).toBe(false);
+    expect(await refreshWorks(b)).toBe(true);
+    await settle();
+    expect(tokensAt('/b')).toEqual([]);
+    expect(await suiteAudits()).toEqual([]);
+  }, 60000);
+
+  it('ends the person\'s session in every other app of the suite, and tells B by back-channel logout (retried)', async () => {
+    await db('suites').where({ id: suiteId }).update({ suite_signout: true });
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const b = await signIn('B', browser);
+    const docs = await signIn('Docs', browser);
+    const chat = await signIn('Chat', browser);
+    expect([b, docs, chat].every((s) => s.singleSignOn)).toBe(true);
+    // The person's session at B in another browser is another session: it stays.
+    const elsewhere = await signIn('B', new Browser());
+    expect(elsewhere.sid).not.toBe(b.sid);
+    // B's endpoint is down for its first try.
+    receiver.failNext.set('/b', 1);
+
+    await signOut(browser, a, false);
+
+    expect(await refreshWorks(a)).toBe(false);
+    expect(await refreshWorks(b)).toBe(false);
+    expect(await refreshWorks(docs)).toBe(false);
+    // Outside the suite, and in the other browser: untouched.
+    expect(await refreshWorks(chat)).toBe(true);
+    expect(await refreshWorks(elsewhere)).toBe(true);
+
+    const [token] = await until('B\'s logout token', () => tokensAt('/b').length ? tokensAt('/b') : undefined);
+    const payload = await verifyLogoutToken(token!, apps.B!.client_id);
+    expect(payload).toMatchObject({ sub: alice, sid: b.sid, aud: apps.B!.client_id });
+    expect(receiver.failNext.get('/b')).toBe(0);
+
+    expect(await suiteAudits()).toEqual([{
+      actor_type: 'user', actor_id: alice, target_type: 'app', target_id: apps.A!.id,
+      changes: {
+        fromClientId: apps.A!.client_id,
+        suites: [{ id: suiteId, name: 'Office' }],
+        apps: [
+          { appId: apps.B!.id, clientId: apps.B!.client_id, sid: b.sid, backchannelLogout: true },
+          { appId: apps.Docs!.id, clientId: apps.Docs!.client_id, sid: docs.sid, backchannelLogout: false },
+        ],
+      },
+    }]);
+    await settle();
+    // One token for B (its retry is not a second one), none for the app outside the suite.
+    expect(tokensAt('/b')).toHaveLength(1);
+    expect(tokensAt('/chat')).toEqual([]);
+
+    // The person is still signed in to OneID ("this app only"): B signs them in again without a password.
+    const again = await signIn('B', browser);
+    expect(again.singleSignOn).toBe(true);
+    expect(again.sid).not.toBe(b.sid);
+    expect(await refreshWorks(again)).toBe(true);
+  }, 90000);
+
+  it('changes nothing in the suite when the person signs out of an app outside it', async () => {
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const chat = await signIn('Chat', browser);
+    const before = (await suiteAudits()).length;
+    await signOut(browser, chat, false);
+    expect(await refreshWorks(chat)).toBe(false);
+    expect(await refreshWorks(a)).toBe(true);
+    await settle();
+    expect(tokensAt('/a')).toEqual([]);
+    expect(await suiteAudits()).toHaveLength(before);
+  }, 60000);
+});
+
+describe('signing out of OneID entirely from an app of a suite ("yes")', () => {
+  beforeEach(() => { receiver.received.length = 0; });
+
+  // oidc-provider itself tells every app of the session at this logout (its inline back-channel
+  // logout, as before suites). It refuses to call special-use addresses such as this test's
+  // loopback receiver (its SSRF protection), so what is checked here is that the sessions end and
+  // that the suite adds nothing of its own: no suite record, no second logout token.
+  it('ends every app\'s session, without a suite sign-out of its own', async () => {
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const b = await signIn('B', browser);
+    const before = (await suiteAudits()).length;
+    await signOut(browser, a, true);
+    expect(await refreshWorks(a)).toBe(false);
+    expect(await refreshWorks(b)).toBe(false);
+    await settle();
+    expect(tokensAt('/b')).toEqual([]);
+    expect(await suiteAudits()).toHaveLength(before);
+    // Signed out of OneID: the next sign-in asks for the password again.
+    expect((await signIn('B', browser)).singleSignOn).toBe(false);
+  }, 60000);
+});
