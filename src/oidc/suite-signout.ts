@@ -1,19 +1,15 @@
 // Suite-wide sign-out (#22): a suite with suite_signout behaves as one product, so signing out of
-// one member app ends the person's sessions in the suite's other member apps too.
+// one member app ends the person's sessions in its other member apps too.
 //
-// Signing out of OneID entirely ("yes" on the logout page) already ends every app's part of the
-// browser session and oidc-provider tells every app. Signing out of one app only ("no") makes
-// oidc-provider end only that client's authorization in its Session; here, right after, the
-// authorizations of the other OIDC member apps of the app's suites (with suite_signout) in the
-// same Session end as well (the same when a SAML member app's single logout ends the browser's
-// sessions, so that the OIDC member apps are told, which ending oidc-provider's Session alone
-// does not do): their grants with every code and token issued under them (so their
-// refresh tokens stop working; not offline access, which outlives a sign-out here as it does in
-// oidc-provider) and their entries in the Session (so their next sign-in is a new one). One audit record, `suite.signed_out`, says from which app, which suites and which
-// apps were told; its event makes the background queue send each app that registered a
-// backchannel_logout_uri a logout token for its own session (sid), retried while the app is down.
-// The SAML member apps the OneID session signed in to are named too (samlAppIds): app.ts takes the
-// browser through their single logout on its way back to the app.
+// "Yes" on the logout page (all of OneID) already ends every app's part. "No" (this app only)
+// makes oidc-provider end only that client's part of its Session; right after, here, the other
+// OIDC member apps' parts end as well: their grants and every token under them (offline access
+// excepted, as oidc-provider does) and their entries in the Session. The same runs when a SAML
+// member app's single logout ends the browser's sessions, as deleting oidc-provider's Session
+// alone tells no app. One audit record, `suite.signed_out`, names the app, the suites and the apps
+// told; its event queues a logout token per app with a backchannel_logout_uri (its sid), retried
+// while the app is down. The SAML member apps of the OneID session are named (samlAppIds) for
+// app.ts to take the browser through their single logout.
 import type { Knex } from 'knex';
 import type { BackgroundContext, BackgroundFeature } from '../jobs/background.ts';
 import type { DomainEvent } from '../events/events.ts';
