@@ -39,7 +39,7 @@ import { apiResource, AUTHORIZATION_PATH, PAR_PATH } from './oidc/provider.ts';
 import { scimRouter, SCIM_PREFIX } from './scim/index.ts';
 import { migrationsCurrent } from './db/migrate.ts';
 import { samlRouter, startSignOutChain, SAML_PREFIX } from './saml/index.ts';
-import { endBrowserOidcSession } from './oidc/browser-signout.ts';
+import { endBrowserOidcSession, PROVIDER_SESSION_COOKIE } from './oidc/browser-signout.ts';
 import type { Session } from './sessions/sessions.service.ts';
 import type { DefaultSignInPolicy } from './access/signin-policy.ts';
 import { loadSamlKeys } from './keys/saml-keys.ts';
@@ -159,7 +159,15 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
   app.use(onlyFor(under(SAML_PREFIX), samlRouter({
     db, flows, views, log, issuer: config.issuer, keys: await loadSamlKeys(db, masterKey), metadataSigned: config.samlMetadataSigned,
     defaultPolicy, maxBodyBytes: config.maxBodyBytes,
-    endOtherProtocols: async (ctx) => { await endBrowserOidcSession(db, ctx); },
+    // The suites of the app that asked (with suite sign-out) tell their OIDC apps first.
+    endOtherProtocols: async (ctx, ended) => {
+      const oidcSession = ctx.cookies.get(PROVIDER_SESSION_COOKIE, { signed: true });
+      if (oidcSession && oidcSession.length <= 200) {
+        await endSuiteSessions(db, { accountId: ended.userId, clientId: ended.app.clientId, session: { jti: oidcSession } },
+          { type: 'user', id: ended.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
+      }
+      await endBrowserOidcSession(db, ctx);
+    },
   }).routes()));
   // The first administrator goes from the setup page straight into the console, signed in.
   app.use(onlyFor(under('/setup'), setupRouter(setup, views, config.maxBodyBytes, services.passwordPolicy, async (ctx, user) => {
@@ -198,8 +206,20 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
   app.use(async (ctx, next) => {
     await next();
     // Signed out of one app only: its suites with suite sign-out end their other apps' parts too.
+    // The suite's SAML apps this browser signed in to are taken through their single logout on the
+    // way back to the app, as for a sign-out of OneID, but the OneID session goes on.
     const ofApp = ctx.state.signedOutOfApp as AppSignOut | undefined;
-    if (ofApp) await endSuiteSessions(db, ofApp, { type: 'user', id: ofApp.accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
+    if (ofApp) {
+      const oneIdSession = await flows.currentSession(ctx as never);
+      const own = oneIdSession?.userId === ofApp.accountId ? oneIdSession : undefined;
+      const ended = await endSuiteSessions(db, ofApp, { type: 'user', id: ofApp.accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, own?.id);
+      const location = ctx.response.get('location');
+      if (own && ended?.samlAppIds.length && ctx.status >= 300 && ctx.status < 400 && location) {
+        const chain = await startSignOutChain(db, own, location, ended.samlAppIds);
+        if (chain) ctx.redirect(chain);
+      }
+      return;
+    }
     const accountId = ctx.state.signedOutAccount as string | undefined;
     if (!accountId) return;
     const session = await flows.currentSession(ctx as never);

@@ -35,7 +35,7 @@ export interface SloDeps extends Omit<SsoDeps, 'defaultPolicy'> {
    * Ends what other protocols keep for this browser (oidc-provider's session, its grants and their
    * tokens): injected by app.ts, as saml/ does not know oidc/.
    */
-  endOtherProtocols?: (ctx: Context) => Promise<void>;
+  endOtherProtocols?: (ctx: Context, ended: { userId: string; app: App }) => Promise<void>;
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
@@ -44,12 +44,14 @@ const str = (value: unknown): string | undefined => (typeof value === 'string' ?
  * A single logout begun at OneID (its own sign-out): the session's SAML apps with an SLO URL are
  * told one after another, then the browser goes to `returnTo`. Call it with the session that is
  * ending (its participant rows are still there: a session ends by being marked, not deleted).
+ * With `onlyAppIds` (a suite's sign-out, the session going on), only those of its apps are told.
  * Returns the path to send the browser to, or undefined when no app needs telling.
  */
-export async function startSignOutChain(db: Knex, session: Session, returnTo: string): Promise<string | undefined> {
-  const participants = await findParticipants(db, session.id);
+export async function startSignOutChain(db: Knex, session: Session, returnTo: string, onlyAppIds?: readonly string[]): Promise<string | undefined> {
+  const participants = (await findParticipants(db, session.id)).filter((p) => !onlyAppIds || onlyAppIds.includes(p.appId));
   if (!participants.length) return undefined;
-  await deleteParticipants(db, session.id);
+  if (onlyAppIds) await db('saml_session_participants').where({ session_id: session.id }).whereIn('app_id', participants.map((p) => p.appId)).delete();
+  else await deleteParticipants(db, session.id);
   const logout = await insertLogout(db, {
     userId: session.userId, initiatorAppId: null, initiatorRequestId: null, relayState: null, returnTo,
     progress: { sessionId: session.id, items: participants.map(({ sessionId: _s, ...p }) => ({ ...p, state: 'pending' as const })) },
@@ -124,7 +126,7 @@ export function sloRouter(deps: SloDeps): Router {
     await deleteParticipants(db, session.id);
     await flows.endSession(session, 'saml_logout', actorOf(ctx, session.userId));
     flows.setSessionCookie(ctx, null);
-    await deps.endOtherProtocols?.(ctx);
+    await deps.endOtherProtocols?.(ctx, { userId: session.userId, app });
     const logout = await insertLogout(db, {
       userId: session.userId, initiatorAppId: app.id, initiatorRequestId: request.requestId, relayState: request.relayState ?? null, returnTo: null,
       progress: {

@@ -5,20 +5,27 @@
 // person's session in the other member apps of A's suites that have suite sign-out: their refresh
 // tokens stop working and an app with a backchannel_logout_uri gets a logout token for that
 // session, from the job queue (retried while the app is down); without suite sign-out, or for an
-// app outside the suite, or for the person's session in another browser, nothing changes.
+// app outside the suite, or for the person's session in another browser, nothing changes. The
+// suite's SAML app (node-saml as its SP) is taken through its single logout on the browser's way
+// back to A, and its own single logout tells the suite's OIDC apps by back-channel logout.
 import http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { inflateRawSync } from 'node:zlib';
+import { SAML, type Profile } from '@node-saml/node-saml';
 import type { Knex } from 'knex';
 import { createMigratedDatabase, type MigratedDatabase } from '../helpers/knex.ts';
 import { startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
-import { Browser } from '../helpers/browser.ts';
+import { Browser, decodeHtml, type Page } from '../helpers/browser.ts';
+import { makeSpKeys, toPem, type SpKeys } from '../helpers/saml-keys.ts';
 import { until } from '../helpers/until.ts';
 import { PasswordHasher } from '../../src/credentials/password.ts';
 import { UsersService } from '../../src/directory/users.service.ts';
+import { insertApp, type OidcClientSettings } from '../../src/apps/apps.repo.ts';
+import { insertSamlSp } from '../../src/apps/saml-providers.repo.ts';
 
 const PASSWORD = 'correct-horse-battery';
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -69,6 +76,10 @@ let appAdmin: AdminClient;
 let alice = '';
 let suiteId = '';
 const apps: Record<string, { id: string; client_id: string; client_secret: string }> = {};
+/** Payroll: a SAML app of the suite (Redirect single logout, a signing certificate). */
+const payroll = { id: randomUUID(), entityId: 'http://payroll.sp.example.test/metadata', acsUrl: 'http://payroll.sp.example.test/acs', sloUrl: 'http://payroll.sp.example.test/slo' };
+let payrollKeys: SpKeys;
+let idpCert = '';
 
 /** A suite and its member apps, as the suites admin API will make them. */
 async function insertSuite(name: string, suiteSignout: boolean, members: string[]): Promise<string> {
@@ -86,10 +97,24 @@ beforeAll(async () => {
     DATABASE_URL: database.database.url, ONEID_MASTER_KEY: testMasterKey(),
     JOBS_RETRY_DELAY_SECONDS: '1', JOBS_RETRY_MAX_SECONDS: '2', JOBS_HEARTBEAT_SECONDS: '10', JOBS_RETRY_LIMIT: '5',
   };
+  payrollKeys = await makeSpKeys('payroll sp');
+  await insertApp(db, {
+    id: payroll.id, name: 'Payroll', description: null, logo_url: null, protocol: 'saml', first_party: true,
+    client_id: `saml-${payroll.id}`, client_secret_hash: null, allow_no_pkce: false,
+    oidc: {} as OidcClientSettings, access: 'everyone', admin_roles: [], signin_policy: null,
+  });
+  await insertSamlSp(db, {
+    app_id: payroll.id, entity_id: payroll.entityId, acs_urls: [{ location: payroll.acsUrl, binding: 'post', index: 0, isDefault: true }],
+    slo_url: payroll.sloUrl, slo_binding: 'redirect', signing_certificates: [payrollKeys.certificateBase64], encryption_certificate: null,
+    encrypt_assertions: false, name_id_format: 'emailAddress', attribute_mapping: null, sign_response: true, sign_assertion: true,
+    want_authn_requests_signed: false,
+  });
   server = await startServer(env);
+  const metadata = await (await fetch(`${server.url}/saml/metadata`)).text();
+  idpCert = /<(?:ds:)?X509Certificate>([^<]+)</.exec(metadata)![1]!.replace(/\s+/g, '');
   appAdmin = await adminClient(server.url, env, ['app_admin']);
   const users = new UsersService(db, new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }));
-  alice = (await users.createUser({ username: 'alice', password: PASSWORD, name: 'Alice' })).id;
+  alice = (await users.createUser({ username: 'alice', password: PASSWORD, name: 'Alice', email: 'alice@example.com' })).id;
   const register = async (name: string, extra: Record<string, unknown>) => {
     const res = await appAdmin.call('POST', '/apps', {
       name, redirectUris: [REDIRECT], postLogoutRedirectUris: [POST_LOGOUT], firstParty: true, access: 'everyone', ...extra,
@@ -104,6 +129,7 @@ beforeAll(async () => {
   await register('Docs', {});
   await register('Chat', { backchannelLogoutUri: `${receiver.origin}/chat` });
   suiteId = await insertSuite('Office', false, ['A', 'B', 'Docs']);
+  await db('suite_apps').insert({ suite_id: suiteId, app_id: payroll.id, position: 3 });
 }, 120000);
 
 afterAll(async () => {
@@ -225,8 +251,8 @@ describe('signing out of one app of a suite ("this app only")', () => {
         fromClientId: apps.A!.client_id,
         suites: [{ id: suiteId, name: 'Office' }],
         apps: [
-          { appId: apps.B!.id, clientId: apps.B!.client_id, sid: b.sid, backchannelLogout: true },
-          { appId: apps.Docs!.id, clientId: apps.Docs!.client_id, sid: docs.sid, backchannelLogout: false },
+          { appId: apps.B!.id, clientId: apps.B!.client_id, protocol: 'oidc', sid: b.sid, backchannelLogout: true },
+          { appId: apps.Docs!.id, clientId: apps.Docs!.client_id, protocol: 'oidc', sid: docs.sid, backchannelLogout: false },
         ],
       },
     }]);
@@ -276,5 +302,78 @@ describe('signing out of OneID entirely from an app of a suite ("yes")', () => {
     expect(await suiteAudits()).toHaveLength(before);
     // Signed out of OneID: the next sign-in asks for the password again.
     expect((await signIn('B', browser)).singleSignOn).toBe(false);
+  }, 60000);
+});
+
+/** node-saml as Payroll's service provider. */
+const payrollSp = (): SAML => new SAML({
+  entryPoint: `${server.url}/saml/sso`, logoutUrl: `${server.url}/saml/slo`, issuer: payroll.entityId, callbackUrl: payroll.acsUrl,
+  audience: payroll.entityId, idpCert: toPem(idpCert), idpIssuer: `${server.url}/saml/metadata`, wantAssertionsSigned: true,
+  wantAuthnResponseSigned: true, privateKey: payrollKeys.privateKeyPem, signatureAlgorithm: 'sha256',
+});
+
+/** Payroll signs alice in by SAML in `browser`, which holds her OneID session already (no prompt). */
+async function payrollSignIn(browser: Browser): Promise<Profile> {
+  const page: Page = await browser.navigate(await payrollSp().getAuthorizeUrlAsync('', undefined, {}));
+  const form = /<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/.exec(page.html);
+  expect(decodeHtml(form?.[1] ?? '')).toBe(payroll.acsUrl);
+  const response = decodeHtml(/name="SAMLResponse" value="([^"]*)"/.exec(form![2]!)![1]!);
+  const { profile } = await payrollSp().validatePostResponseAsync({ SAMLResponse: response });
+  expect(profile?.nameID).toBe('alice@example.com');
+  return profile!;
+}
+
+/** A Redirect-binding message as node-saml's validateRedirectAsync takes it. */
+function redirectMessage(url: string): { container: Record<string, string>; raw: string; xml: string } {
+  const u = new URL(url);
+  const container = Object.fromEntries(u.searchParams) as Record<string, string>;
+  return { container, raw: u.search.slice(1), xml: inflateRawSync(Buffer.from(container.SAMLRequest ?? container.SAMLResponse!, 'base64')).toString('utf8') };
+}
+
+const participants = async (appId: string): Promise<number> => Number((await db('saml_session_participants').where({ app_id: appId }).count<{ count: string }[]>('* as count'))[0]!.count);
+
+describe('suite sign-out and the suite\'s SAML app', () => {
+  beforeAll(async () => { await db('suites').where({ id: suiteId }).update({ suite_signout: true }); });
+  beforeEach(() => { receiver.received.length = 0; });
+
+  it('signing out of A only takes the browser through Payroll\'s single logout, then back to A; OneID stays signed in', async () => {
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const profile = await payrollSignIn(browser);
+    expect(await participants(payroll.id)).toBe(1);
+    const url = client.buildEndSessionUrl(a.config, { id_token_hint: a.tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye' });
+    const confirm = await browser.navigate(url.toString(), POST_LOGOUT);
+    const atPayroll = await browser.submit(confirm, '/session/end/confirm', {}, payroll.sloUrl);
+    expect(atPayroll.url.startsWith(`${payroll.sloUrl}?`)).toBe(true);
+    const request = redirectMessage(atPayroll.url);
+    expect(request.container.Signature).toBeTruthy();
+    const asPayroll = await payrollSp().validateRedirectAsync(request.container, request.raw);
+    expect(asPayroll.loggedOut).toBe(true);
+    expect(asPayroll.profile).toMatchObject({ nameID: profile.nameID, sessionIndex: profile.sessionIndex });
+    // Payroll's answer ends the chain at A's post-logout URI.
+    const end = await browser.navigate(await payrollSp().getLogoutResponseUrlAsync(asPayroll.profile!, request.container.RelayState!, {}, true), POST_LOGOUT);
+    expect(end.url).toBe(`${POST_LOGOUT}?state=bye`);
+    expect(await participants(payroll.id)).toBe(0);
+    const [record] = (await suiteAudits()).slice(-1);
+    expect(record!.changes.apps).toEqual([{ appId: payroll.id, clientId: `saml-${payroll.id}`, protocol: 'saml', sid: null, backchannelLogout: false }]);
+    // "This app only": OneID's own session goes on, Payroll signs in again without a password.
+    expect((await payrollSignIn(browser)).sessionIndex).not.toBe(profile.sessionIndex);
+  }, 60000);
+
+  it('Payroll\'s single logout tells B by back-channel logout too', async () => {
+    const browser = new Browser();
+    await signIn('A', browser);
+    const b = await signIn('B', browser);
+    const profile = await payrollSignIn(browser);
+    const res = await browser.request(await payrollSp().getLogoutUrlAsync(profile, 'relay', {}));
+    expect(res.status).toBe(303);
+    const answer = redirectMessage(new URL(res.headers.get('location')!).toString());
+    expect(answer.xml).toContain('urn:oasis:names:tc:SAML:2.0:status:Success');
+    expect(await refreshWorks(b)).toBe(false);
+    const [token] = await until('B\'s logout token', () => tokensAt('/b').length ? tokensAt('/b') : undefined);
+    expect(await verifyLogoutToken(token!, apps.B!.client_id)).toMatchObject({ sub: alice, sid: b.sid });
+    const [record] = (await suiteAudits()).slice(-1);
+    expect(record).toMatchObject({ target_id: payroll.id, changes: { fromClientId: `saml-${payroll.id}` } });
+    expect(record!.changes.apps.map((x: { clientId: string }) => x.clientId)).toEqual([apps.A!.client_id, apps.B!.client_id]);
   }, 60000);
 });
