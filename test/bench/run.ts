@@ -50,12 +50,13 @@ import { setupSaml, type SamlSetup } from './lib/saml-setup.ts';
 import { portalLauncher } from './scenarios/portal.ts';
 import { consolePeopleSearch } from './scenarios/console.ts';
 import { provisioning } from './scenarios/provisioning.ts';
+import { suiteTokenExchange } from './scenarios/suites.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'test', 'bench', 'results');
 
 /** In order. Scenario 5 (SCIM) is the extension point: see test/bench/scenarios/scim.ts. */
-const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch, portalLauncher, provisioning];
+const SCENARIOS: Scenario[] = [clientCredentials, passwordSignIn, refreshRotation, readEndpoints, scim, passkeySignIn, samlSso, consolePeopleSearch, portalLauncher, provisioning, suiteTokenExchange];
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];

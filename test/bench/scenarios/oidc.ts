@@ -53,7 +53,7 @@ const clientCredentialsJob = (ctx: BenchContext, base: string, client: { clientI
 });
 
 /** The bare library's client_credentials rate; measured next to every scenario that is compared with it. */
-const bareClientCredentials = async (ctx: BenchContext): Promise<Measured> => {
+export const bareClientCredentials = async (ctx: BenchContext): Promise<Measured> => {
   const bare = await ctx.bareProvider();
   return ctx.load(bare, clientCredentialsJob(ctx, bare.base, { clientId: 'bench', clientSecret: 'bench-secret' }));
 };
