@@ -19,6 +19,7 @@ import type { Actor } from './audit/audit.service.ts';
 import { NAME_ID_FORMATS, type NameIdFormat } from './apps/saml-providers.repo.ts';
 import { scimCommands } from './cli/scim.commands.ts';
 import { provisioningCommands } from './cli/provisioning.commands.ts';
+import { suitesCommands } from './cli/suites.commands.ts';
 import { cliActor } from './cli/actor.ts';
 
 const migrate = define({
@@ -116,6 +117,7 @@ const commands: Record<string, CommandDef> = {
   ...directoryCommands,
   ...scimCommands,
   ...provisioningCommands,
+  ...suitesCommands,
 };
 
 const SAML_FLAGS = ['metadata-file', 'entity-id', 'acs-url', 'slo-url', 'name-id-format'] as const;
@@ -168,6 +170,7 @@ const GROUP_SUMMARY: Record<string, string> = {
   apps: 'apps that sign people in through OneID',
   'app-roles': 'roles inside an app',
   assignments: 'who may use which app',
+  suites: 'sets of apps that work as one product',
   departments: 'the department tree',
   groups: 'groups of people',
   'scim-tokens': 'tokens for provisioning clients (SCIM)',

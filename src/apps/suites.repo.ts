@@ -114,7 +114,7 @@ export async function insertSuite(db: Tx, row: Omit<DbSuiteRow, 'created_at' | '
 
 export type SuiteChanges = Partial<Pick<DbSuiteRow, 'name' | 'description' | 'icon_url' | 'position' | 'signin_policy' | 'suite_signout'>>;
 
-/** Updates columns (none: only) bumps the version, so that an ETag follows members and roles too. */
+/** Updates columns and bumps the version (with no columns, only bumps it): the ETag follows members and roles too. */
 export async function updateSuiteById(db: Tx, id: string, changes: SuiteChanges): Promise<void> {
   await db('suites').where({ id }).update({ ...changes, version: db.raw('version + 1'), updated_at: db.fn.now() });
 }
