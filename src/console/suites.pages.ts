@@ -66,7 +66,28 @@ function settingsOf(form: Form): Record<string, unknown> {
   };
 }
 
-const suiteUrl = (id: string, notice: (typeof NOTICES)[number], anchor = ''): string => `/admin/suites/${id}?notice=${notice}${anchor}`;
+/**
+ * The member apps with their roles and, per suite role, the app role keys it gives (the role map
+ * as the page ticks it).
+ */
+async function membersOf(c: ConsolePage, suite: Suite) {
+  const rolesOf = await Promise.all(suite.apps.map((a) => c.call<{ items: AppRole[] }>('get', '/apps/:id/roles', { params: { id: a.appId } })));
+  return suite.apps.map((a, i) => ({ ...a, appRoles: rolesOf[i]!.items }));
+}
+
+/** The apps an admin may add: the first APP_CHOICES apps the API lists, less the members. */
+async function appChoices(c: ConsolePage, suite: Suite): Promise<{ id: string; name: string; protocol: string }[]> {
+  const apps = await c.call<{ items: AppView[] }>('get', '/apps', { query: { limit: String(APP_CHOICES) } });
+  const members = new Set(suite.apps.map((a) => a.appId));
+  return apps.items.filter((a) => !members.has(a.id) && !a.managedByOneId).map((a) => ({ id: a.id, name: a.name, protocol: a.protocol }));
+}
+
+/**
+ * Where a change sends the browser. No #anchor: htmx follows HX-Redirect by setting
+ * location.href, and a URL that differs from the current one only after '#' (the same notice
+ * twice) would scroll instead of loading the page again.
+ */
+const suiteUrl = (id: string, notice: (typeof NOTICES)[number]): string => `/admin/suites/${id}?notice=${notice}`;
 
 export const registerSuitesPages: RegisterPages = (router) => {
   const choices = { signInPolicies: SIGN_IN_POLICIES, principalTypes: PRINCIPAL_TYPES };
@@ -95,10 +116,15 @@ export const registerSuitesPages: RegisterPages = (router) => {
     const c = page(ctx);
     const id = param(ctx, 'id');
     const suite = await c.call<Suite>('get', '/suites/:id', { params: { id } });
+    const may = {
+      edit: c.may('patch', '/suites/:id'), remove: c.may('delete', '/suites/:id'),
+      members: c.may('put', '/suites/:id/apps/:appId'), roles: c.may('post', '/suites/:id/roles'),
+    };
+    const [members, candidates] = await Promise.all([membersOf(c, suite), may.members ? appChoices(c, suite) : []]);
     c.render('suites-detail.njk', {
-      section: 'suites', suite, choices,
+      section: 'suites', suite, members, candidates, choices,
       notice: NOTICES.find((n) => n === ctx.query.notice),
-      may: { edit: c.may('patch', '/suites/:id'), remove: c.may('delete', '/suites/:id') },
+      may,
     });
   });
 
@@ -112,5 +138,53 @@ export const registerSuitesPages: RegisterPages = (router) => {
   router.post('/suites/:id/delete', async (ctx) => {
     await page(ctx).call('delete', '/suites/:id', { params: { id: param(ctx, 'id') }, ifMatch: version(bodyOf(ctx)) });
     sendTo(ctx, '/admin/suites?notice=deleted');
+  });
+
+  // ---- member apps and their role maps ----------------------------------------------------
+  router.post('/suites/:id/apps', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    const position = integer(form, 'position');
+    await page(ctx).call('put', '/suites/:id/apps/:appId', { params: { id, appId: text(form, 'appId') }, body: position === undefined ? {} : { position } });
+    sendTo(ctx, suiteUrl(id, 'app_added'));
+  });
+
+  /**
+   * A member's order and whole role map: one box per (suite role, app role), named map:<suite
+   * role key>. The suite's roles are read again so that a role no box was ticked for maps to none.
+   */
+  router.post('/suites/:id/apps/:appId', async (ctx) => {
+    const c = page(ctx);
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    const suite = await c.call<Suite>('get', '/suites/:id', { params: { id } });
+    const roleMap = Object.fromEntries(suite.roles.map((r) => [r.key, list(form, `map:${r.key}`)]));
+    const position = integer(form, 'position');
+    await c.call('put', '/suites/:id/apps/:appId', {
+      params: { id, appId: param(ctx, 'appId') }, body: { roleMap, ...(position === undefined ? {} : { position }) },
+    });
+    sendTo(ctx, suiteUrl(id, 'app_saved'));
+  });
+
+  router.post('/suites/:id/apps/:appId/delete', async (ctx) => {
+    const id = param(ctx, 'id');
+    await page(ctx).call('delete', '/suites/:id/apps/:appId', { params: { id, appId: param(ctx, 'appId') } });
+    sendTo(ctx, suiteUrl(id, 'app_removed'));
+  });
+
+  // ---- suite roles ------------------------------------------------------------------------
+  router.post('/suites/:id/roles', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    await page(ctx).call('post', '/suites/:id/roles', {
+      params: { id }, body: { key: text(form, 'key'), name: text(form, 'name') || text(form, 'key'), ...(text(form, 'description') ? { description: text(form, 'description') } : {}) },
+    });
+    sendTo(ctx, suiteUrl(id, 'role_added'));
+  });
+
+  router.post('/suites/:id/roles/:roleId/delete', async (ctx) => {
+    const id = param(ctx, 'id');
+    await page(ctx).call('delete', '/suites/:id/roles/:roleId', { params: { id, roleId: param(ctx, 'roleId') } });
+    sendTo(ctx, suiteUrl(id, 'role_removed'));
   });
 };

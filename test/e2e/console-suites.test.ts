@@ -39,6 +39,11 @@ async function appWithRole(name: string, role: string): Promise<{ id: string; na
 
 const suiteCount = async (): Promise<number> => (await api.call('GET', '/suites')).body.total as number;
 
+/** Clicks what submits a form and waits for the page the console sends the browser to next. */
+async function submit(page: Page, selector: string): Promise<void> {
+  await Promise.all([page.waitForEvent('load'), page.click(selector)]);
+}
+
 /** What went wrong on the page, less what a test provoked on purpose. */
 const unexpected = (problems: string[], expected: RegExp[] = []): string[] => problems.filter((p) => !expected.some((e) => e.test(p)));
 
@@ -123,6 +128,44 @@ describe('the console manages suites', () => {
     expect(await row.locator('.app-count').textContent()).toBe('0');
     await screenshot(admin, 'console-suites-list');
     expect(unexpected(problems, [/^400 .*\/admin\/suites$/, /status of 400/])).toEqual([]);
+    problems.length = 0;
+  }, 60000);
+
+  it('adds two apps and a suite role, and maps the role to a role of each app', async () => {
+    await admin.goto(`${bed.url}/admin/suites/${suiteId}`);
+    expect(await admin.textContent('#no-members')).toContain('No apps');
+    for (const app of [crm, docs]) {
+      await admin.selectOption('#add-app', app.id);
+      await submit(admin, '#add-app-button');
+      expect(await noticeOf(admin, 'app_added')).toContain('added');
+    }
+    expect(await admin.locator('#members article.member').count()).toBe(2);
+    // Added apps are no longer offered.
+    expect(await admin.locator(`#add-app option[value="${crm.id}"]`).count()).toBe(0);
+    expect(await admin.textContent('[data-member="CRM"] .role-map')).toContain('Add a suite role first');
+
+    // A bad key is the API's refusal; a good one is added.
+    await admin.fill('#role-key', 'Sales Team');
+    await admin.click('#add-role');
+    await admin.waitForSelector('#flash #console-error');
+    expect(await admin.textContent('#flash #console-error')).toContain('lower-case letters');
+    await admin.fill('#role-key', 'sales');
+    await admin.fill('#role-name', 'Sales');
+    await admin.click('#add-role');
+    expect(await noticeOf(admin, 'role_added')).toContain('added');
+    expect(await admin.textContent('#suite-roles [data-role="sales"]')).toContain('Sales');
+
+    for (const [name, role] of [['CRM', 'crm.rep'], ['Docs', 'docs.editor']] as const) {
+      const member = admin.locator(`[data-member="${name}"]`);
+      await member.locator(`input[name="map:sales"][value="${role}"]`).check();
+      await submit(admin, `[data-member="${name}"] button.save-member`);
+      expect(await noticeOf(admin, 'app_saved')).toContain('role map');
+      expect(await admin.isChecked(`[data-member="${name}"] input[name="map:sales"][value="${role}"]`)).toBe(true);
+    }
+    const got = (await api.call('GET', `/suites/${suiteId}`)).body as { apps: { name: string; roleMap: Record<string, string[]> }[] };
+    expect(Object.fromEntries(got.apps.map((a) => [a.name, a.roleMap]))).toEqual({ CRM: { sales: ['crm.rep'] }, Docs: { sales: ['docs.editor'] } });
+    await screenshot(admin, 'console-suite-members');
+    expect(unexpected(problems, [/^400 .*\/roles$/, /status of 400/])).toEqual([]);
     problems.length = 0;
   }, 60000);
 });
