@@ -119,10 +119,17 @@ export const registerSuitesPages: RegisterPages = (router) => {
     const may = {
       edit: c.may('patch', '/suites/:id'), remove: c.may('delete', '/suites/:id'),
       members: c.may('put', '/suites/:id/apps/:appId'), roles: c.may('post', '/suites/:id/roles'),
+      assign: c.may('post', '/suites/:id/assignments'),
     };
-    const [members, candidates] = await Promise.all([membersOf(c, suite), may.members ? appChoices(c, suite) : []]);
+    const acursor = cursorOf(ctx.query.acursor);
+    const [members, candidates, assignments] = await Promise.all([
+      membersOf(c, suite), may.members ? appChoices(c, suite) : [],
+      c.call<{ items: SuiteAssignment[]; total: number; next_cursor: string | null }>('get', '/suites/:id/assignments', {
+        params: { id }, query: { limit: String(ASSIGNMENT_PAGE), ...(acursor ? { cursor: acursor } : {}) },
+      }),
+    ]);
     c.render('suites-detail.njk', {
-      section: 'suites', suite, members, candidates, choices,
+      section: 'suites', suite, members, candidates, assignments, choices,
       notice: NOTICES.find((n) => n === ctx.query.notice),
       may,
     });
@@ -186,5 +193,42 @@ export const registerSuitesPages: RegisterPages = (router) => {
     const id = param(ctx, 'id');
     await page(ctx).call('delete', '/suites/:id/roles/:roleId', { params: { id, roleId: param(ctx, 'roleId') } });
     sendTo(ctx, suiteUrl(id, 'role_removed'));
+  });
+
+  // ---- assignments ------------------------------------------------------------------------
+  /** The apps pages' principal picker, asked from this page. */
+  router.get('/suites/:id/principals', (ctx) => renderPrincipalOptions(ctx));
+
+  router.post('/suites/:id/assignments', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    const principalType = text(form, 'principalType');
+    await page(ctx).call('post', '/suites/:id/assignments', {
+      params: { id },
+      body: {
+        principalType, principalId: text(form, 'principalId'), roleKeys: list(form, 'roleKeys'),
+        ...(principalType === 'department' ? { includeSubdepartments: checked(form, 'includeSubdepartments') } : {}),
+      },
+    });
+    sendTo(ctx, suiteUrl(id, 'assigned'));
+  });
+
+  router.post('/suites/:id/assignments/:assignmentId', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    await page(ctx).call('patch', '/suites/:id/assignments/:assignmentId', {
+      params: { id, assignmentId: param(ctx, 'assignmentId') },
+      body: {
+        roleKeys: list(form, 'roleKeys'),
+        ...(text(form, 'principalType') === 'department' ? { includeSubdepartments: checked(form, 'includeSubdepartments') } : {}),
+      },
+    });
+    sendTo(ctx, suiteUrl(id, 'assignment_saved'));
+  });
+
+  router.post('/suites/:id/assignments/:assignmentId/delete', async (ctx) => {
+    const id = param(ctx, 'id');
+    await page(ctx).call('delete', '/suites/:id/assignments/:assignmentId', { params: { id, assignmentId: param(ctx, 'assignmentId') } });
+    sendTo(ctx, suiteUrl(id, 'assignment_removed'));
   });
 };

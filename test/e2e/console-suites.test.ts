@@ -168,4 +168,65 @@ describe('the console manages suites', () => {
     expect(unexpected(problems, [/^400 .*\/roles$/, /status of 400/])).toEqual([]);
     problems.length = 0;
   }, 60000);
+
+  it('assigns the suite to a department with the role: its member sees both apps in the portal and holds the mapped roles', async () => {
+    await admin.goto(`${bed.url}/admin/suites/${suiteId}`);
+    expect(await admin.textContent('#no-assignments')).toContain('not assigned');
+    await admin.check('#assign-type-department');
+    // The apps pages' picker: it lists on focus, then searches what was typed.
+    await searchFor(admin, '#principal-q', 'Sal', '/principals?q=Sal');
+    await admin.locator('#principal-options label', { hasText: 'Sales' }).locator('input').check();
+    await admin.check('#assign-role-sales');
+    await submit(admin, '#assign');
+    expect(await noticeOf(admin, 'assigned')).toContain('assigned');
+    const row = admin.locator('#assignment-table tr.assignment', { hasText: 'Sales' });
+    expect(await row.locator('.held-roles').textContent()).toContain('Sales');
+    expect(await row.textContent()).toContain('Department');
+    await screenshot(admin, 'console-suite-assignments');
+
+    // Each app now has a row kept by the suite, with the role the suite role maps to.
+    for (const [app, role] of [[crm, 'crm.rep'], [docs, 'docs.editor']] as const) {
+      const rows = (await api.call('GET', `/apps/${app.id}/assignments`)).body.items as { suiteId: string | null; principalId: string; roles: { key: string }[] }[];
+      expect(rows.map((r) => [r.suiteId, r.principalId, r.roles.map((x) => x.key)])).toEqual([[suiteId, sales, [role]]]);
+    }
+
+    const { page: ada } = await openBrowser();
+    const adaProblems = watchProblems(ada);
+    await ada.goto(`${bed.url}/`);
+    await ada.click('#sign-in');
+    await ada.waitForURL(/\/login\//);
+    await ada.fill('input[name=login]', 'ada');
+    await ada.fill('input[name=password]', PASSWORD);
+    await ada.click('form button[type=submit]');
+    await ada.waitForURL(`${bed.url}/`);
+    expect((await ada.locator('#apps .app-name').allTextContents()).sort()).toEqual(['CRM', 'Docs']);
+    await screenshot(ada, 'console-suite-portal');
+    expect(adaProblems).toEqual([]);
+
+    // A change of roles goes through the suite's own form; removing the assignment takes the apps away.
+    await row.locator('summary').click();
+    await row.locator('input[name="roleKeys"][value="sales"]').uncheck();
+    await submit(admin, '#assignment-table tr.assignment button.save-assignment');
+    expect(await noticeOf(admin, 'assignment_saved')).toContain('saved');
+    expect(await admin.textContent('#assignment-table .held-roles')).toContain('No roles');
+    const [crmRow] = (await api.call('GET', `/apps/${crm.id}/assignments`)).body.items as { roles: unknown[] }[];
+    expect(crmRow!.roles).toEqual([]);
+    let asked = '';
+    admin.once('dialog', (d) => { asked = d.message(); });
+    await submit(admin, '#assignment-table button.unassign');
+    expect(await noticeOf(admin, 'assignment_removed')).toContain('removed');
+    expect(asked).toContain('Remove the suite from Sales?');
+    expect((await api.call('GET', `/apps/${crm.id}/assignments`)).body.items).toEqual([]);
+    await ada.reload();
+    expect(await ada.locator('#apps .app-name').count()).toBe(0);
+
+    // Assigned again with the role, for the tests that follow.
+    await admin.check('#assign-type-department');
+    await searchFor(admin, '#principal-q', 'Sal', '/principals?q=Sal');
+    await admin.locator('#principal-options label', { hasText: 'Sales' }).locator('input').check();
+    await admin.check('#assign-role-sales');
+    await submit(admin, '#assign');
+    await admin.waitForSelector('#assignment-table tr.assignment');
+    expect(unexpected(problems)).toEqual([]);
+  }, 90000);
 });
