@@ -87,6 +87,15 @@ async function appChoices(c: ConsolePage, suite: Suite): Promise<{ id: string; n
  * location.href, and a URL that differs from the current one only after '#' (the same notice
  * twice) would scroll instead of loading the page again.
  */
+/** Grants with their apps' names (a grant names two members; a removed member takes its grants). */
+function presentGrants(suite: Suite, grants: SuiteGrant[]) {
+  const names = new Map(suite.apps.map((a) => [a.appId, a.name]));
+  return grants.map((g) => ({ ...g, clientName: names.get(g.clientAppId) ?? g.clientAppId, audienceName: names.get(g.audienceAppId) ?? g.audienceAppId }));
+}
+
+/** Scopes typed in a form: separated by spaces, commas or lines; the API checks each one. */
+const scopesOf = (form: Form): string[] => [...new Set(text(form, 'scopes').split(/[\s,]+/).filter(Boolean))];
+
 const suiteUrl = (id: string, notice: (typeof NOTICES)[number]): string => `/admin/suites/${id}?notice=${notice}`;
 
 export const registerSuitesPages: RegisterPages = (router) => {
@@ -119,17 +128,18 @@ export const registerSuitesPages: RegisterPages = (router) => {
     const may = {
       edit: c.may('patch', '/suites/:id'), remove: c.may('delete', '/suites/:id'),
       members: c.may('put', '/suites/:id/apps/:appId'), roles: c.may('post', '/suites/:id/roles'),
-      assign: c.may('post', '/suites/:id/assignments'),
+      assign: c.may('post', '/suites/:id/assignments'), grant: c.may('post', '/suites/:id/grants'),
     };
     const acursor = cursorOf(ctx.query.acursor);
-    const [members, candidates, assignments] = await Promise.all([
+    const [members, candidates, grants, assignments] = await Promise.all([
       membersOf(c, suite), may.members ? appChoices(c, suite) : [],
+      c.call<{ items: SuiteGrant[] }>('get', '/suites/:id/grants', { params: { id } }),
       c.call<{ items: SuiteAssignment[]; total: number; next_cursor: string | null }>('get', '/suites/:id/assignments', {
         params: { id }, query: { limit: String(ASSIGNMENT_PAGE), ...(acursor ? { cursor: acursor } : {}) },
       }),
     ]);
     c.render('suites-detail.njk', {
-      section: 'suites', suite, members, candidates, assignments, choices,
+      section: 'suites', suite, members, candidates, assignments, choices, grants: presentGrants(suite, grants.items),
       notice: NOTICES.find((n) => n === ctx.query.notice),
       may,
     });
@@ -230,5 +240,40 @@ export const registerSuitesPages: RegisterPages = (router) => {
     const id = param(ctx, 'id');
     await page(ctx).call('delete', '/suites/:id/assignments/:assignmentId', { params: { id, assignmentId: param(ctx, 'assignmentId') } });
     sendTo(ctx, suiteUrl(id, 'assignment_removed'));
+  });
+
+  // ---- grants -----------------------------------------------------------------------------
+  /**
+   * The audience app's roles as boxes for the grant form, asked when the admin picks the app (so
+   * no box of another app can be ticked: none ticked means every role the person holds there).
+   */
+  router.get('/suites/:id/grant-roles', async (ctx) => {
+    const c = page(ctx);
+    const suite = await c.call<Suite>('get', '/suites/:id', { params: { id: param(ctx, 'id') } });
+    const member = suite.apps.find((a) => a.appId === ctx.query.audienceAppId);
+    const roles = member ? (await c.call<{ items: AppRole[] }>('get', '/apps/:id/roles', { params: { id: member.appId } })).items : [];
+    c.render('suites-grant-roles.njk', { member, roles });
+  });
+
+  router.post('/suites/:id/grants', async (ctx) => {
+    const id = param(ctx, 'id');
+    const form = bodyOf(ctx);
+    const roles = list(form, 'roles');
+    await page(ctx).call('post', '/suites/:id/grants', {
+      params: { id },
+      body: {
+        clientAppId: text(form, 'clientAppId'), audienceAppId: text(form, 'audienceAppId'), scopes: scopesOf(form),
+        roles: roles.length ? roles : null,
+        minSignInPolicy: text(form, 'minSignInPolicy') || null,
+        maxAgeSeconds: integer(form, 'maxAgeSeconds') ?? null,
+      },
+    });
+    sendTo(ctx, suiteUrl(id, 'grant_added'));
+  });
+
+  router.post('/suites/:id/grants/:grantId/delete', async (ctx) => {
+    const id = param(ctx, 'id');
+    await page(ctx).call('delete', '/suites/:id/grants/:grantId', { params: { id, grantId: param(ctx, 'grantId') } });
+    sendTo(ctx, suiteUrl(id, 'grant_revoked'));
   });
 };

@@ -229,4 +229,52 @@ describe('the console manages suites', () => {
     await admin.waitForSelector('#assignment-table tr.assignment');
     expect(unexpected(problems)).toEqual([]);
   }, 90000);
+
+  it('adds a grant between two members (an app acting for itself is refused) and revokes it after asking', async () => {
+    await admin.goto(`${bed.url}/admin/suites/${suiteId}`);
+    expect(await admin.textContent('#no-grants')).toContain('No grants');
+    await admin.selectOption('#grant-client', crm.id);
+    await Promise.all([admin.waitForResponse((r) => r.url().includes('/grant-roles')), admin.selectOption('#grant-audience', crm.id)]);
+    await admin.fill('#grant-scopes', 'docs.read');
+    await admin.click('#add-grant');
+    await admin.waitForSelector('#flash #console-error');
+    expect(await admin.textContent('#flash #console-error')).toContain('does not need a grant to call itself');
+    expect((await api.call('GET', `/suites/${suiteId}/grants`)).body.items).toEqual([]);
+
+    // Picking the audience app offers its roles, and only its roles.
+    await Promise.all([admin.waitForResponse((r) => r.url().includes('/grant-roles')), admin.selectOption('#grant-audience', docs.id)]);
+    await admin.waitForSelector('#grant-role-docs\\.editor');
+    expect(await admin.locator('#grant-roles input[type=checkbox]').count()).toBe(1);
+    await admin.check('#grant-role-docs\\.editor');
+    await admin.fill('#grant-scopes', 'docs.read, docs.write');
+    await admin.selectOption('#grant-policy', 'mfa');
+    await admin.fill('#grant-max-age', '3600');
+    await submit(admin, '#add-grant');
+    expect(await noticeOf(admin, 'grant_added')).toContain('added');
+    const row = admin.locator('#grant-table tr.grant[data-client="CRM"][data-audience="Docs"]');
+    expect(await row.locator('.scopes').textContent()).toBe('docs.read docs.write ');
+    expect(await row.locator('.grant-roles').textContent()).toContain('docs.editor');
+    expect(await row.locator('.min-policy').textContent()).toBe('Two factors');
+    expect(await row.locator('.max-age').textContent()).toBe('3600 s');
+    const [grant] = (await api.call('GET', `/suites/${suiteId}/grants`)).body.items;
+    expect(grant).toMatchObject({ clientAppId: crm.id, audienceAppId: docs.id, scopes: ['docs.read', 'docs.write'], roles: ['docs.editor'], minSignInPolicy: 'mfa', maxAgeSeconds: 3600 });
+    await screenshot(admin, 'console-suite-grants');
+
+    let asked = '';
+    admin.once('dialog', (d) => { asked = d.message(); });
+    await submit(admin, '#grant-table button.revoke-grant');
+    expect(await noticeOf(admin, 'grant_revoked')).toContain('revoked');
+    expect(asked).toContain('Revoke the grant for CRM to act at Docs?');
+    expect(await admin.textContent('#no-grants')).toContain('No grants');
+    expect((await api.call('GET', `/suites/${suiteId}/grants`)).body.items).toEqual([]);
+
+    // One left in place, for the auditor to read.
+    await admin.selectOption('#grant-client', docs.id);
+    await Promise.all([admin.waitForResponse((r) => r.url().includes('/grant-roles')), admin.selectOption('#grant-audience', crm.id)]);
+    await admin.fill('#grant-scopes', 'crm.read');
+    await submit(admin, '#add-grant');
+    expect(await admin.textContent('#grant-table tr.grant .grant-roles')).toContain('All the person holds');
+    expect(unexpected(problems, [/^412 .*\/grants$/, /^400 .*\/grants$/, /status of 4\d\d/])).toEqual([]);
+    problems.length = 0;
+  }, 60000);
 });
