@@ -54,6 +54,8 @@ beforeAll(async () => {
     bed.cli(['departments', 'create', '--name', 'Sales']),
     person('ada'),
     person('otto', ['auditor']),
+    person('ana', ['app_admin']),
+    person('uma', ['user_admin']),
     adminClient(bed.url, bed.env, ['app_admin']).then((made) => { api = made; }),
   ]);
   sales = department.json.id;
@@ -276,5 +278,69 @@ describe('the console manages suites', () => {
     expect(await admin.textContent('#grant-table tr.grant .grant-roles')).toContain('All the person holds');
     expect(unexpected(problems, [/^412 .*\/grants$/, /^400 .*\/grants$/, /status of 4\d\d/])).toEqual([]);
     problems.length = 0;
+  }, 60000);
+
+  it('shows an auditor every part of a suite without a form, and refuses their forged posts', async () => {
+    const { page: otto } = await openBrowser();
+    const ottoProblems = watchProblems(otto);
+    await signInAt(otto, bed, '/admin/suites', 'otto', PASSWORD);
+    await otto.waitForSelector('#suite-table');
+    expect(await otto.locator('#suite-form').count()).toBe(0);
+    await otto.click('#suite-table a');
+    await otto.waitForSelector('#suite-facts');
+    expect(await otto.textContent('#suite-policy')).toBe('Password');
+    expect(await otto.locator('#members article.member').count()).toBe(2);
+    expect(await otto.isChecked('[data-member="CRM"] input[name="map:sales"][value="crm.rep"]')).toBe(true);
+    expect(await otto.isDisabled('[data-member="CRM"] input[name="map:sales"][value="crm.rep"]')).toBe(true);
+    expect(await otto.locator('#assignment-table tr.assignment', { hasText: 'Sales' }).count()).toBe(1);
+    expect(await otto.locator('#grant-table tr.grant').count()).toBe(1);
+    for (const selector of ['#suite-edit-form', '#delete-suite', '#add-app-form', '#role-form', '#assign-form', '#grant-form', '.save-member', '.remove-app', '.remove-role', '.unassign', '.revoke-grant']) {
+      expect([selector, await otto.locator(selector).count()]).toEqual([selector, 0]);
+    }
+    await screenshot(otto, 'console-suite-auditor');
+    expect(ottoProblems).toEqual([]);
+    const forged = await otto.evaluate(async ({ id, app }) => {
+      const token = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+      const post = (path: string, fields: Record<string, string> = {}) => fetch(path, { method: 'POST', body: new URLSearchParams({ _csrf: token, ...fields }) }).then((r) => r.status);
+      return [await post('/admin/suites', { name: 'Forged' }), await post(`/admin/suites/${id}/delete`), await post(`/admin/suites/${id}/apps/${app}/delete`)];
+    }, { id: suiteId, app: crm.id });
+    expect(forged).toEqual([403, 403, 403]);
+    const got = (await api.call('GET', `/suites/${suiteId}`)).body;
+    expect(got.apps).toHaveLength(2);
+    expect(await suiteCount()).toBe(1);
+  }, 60000);
+
+  it('gives an app_admin the forms, and a user_admin neither the section nor the pages', async () => {
+    const { page: ana } = await openBrowser();
+    await signInAt(ana, bed, `/admin/suites/${suiteId}`, 'ana', PASSWORD);
+    await ana.waitForSelector('#suite-edit-form');
+    for (const selector of ['#add-app-form', '#role-form', '#assign-form', '#grant-form']) expect(await ana.locator(selector).count()).toBe(1);
+
+    const { page: uma } = await openBrowser();
+    const umaProblems = watchProblems(uma);
+    await signInAt(uma, bed, '/admin', 'uma', PASSWORD);
+    expect(await uma.locator('#nav-people').count()).toBe(1);
+    expect(await uma.locator('#nav-suites').count()).toBe(0);
+    expect((await uma.goto(`${bed.url}/admin/suites`))!.status()).toBe(403);
+    expect((await uma.goto(`${bed.url}/admin/suites/${suiteId}`))!.status()).toBe(403);
+    expect(unexpected(umaProblems, [/^403 .*\/admin\/suites/, /status of 403/])).toEqual([]);
+  }, 60000);
+
+  it('shows the suites pages in Simplified Chinese', async () => {
+    const { page: zh } = await openBrowser({ locale: 'zh-CN' });
+    const zhProblems = watchProblems(zh);
+    await signInAt(zh, bed, '/admin/suites', 'grace', PASSWORD);
+    expect(await zh.textContent('h1')).toBe('套件');
+    expect(await zh.textContent('#nav-suites')).toBe('套件');
+    expect(await zh.textContent('#new-suite-h')).toBe('新建套件');
+    expect(await zh.textContent('#suite-table tr[data-suite="Sales suite"] .policy')).toBe('密码');
+    await zh.click('#suite-table a');
+    await zh.waitForSelector('#members');
+    for (const [selector, words] of [['#settings-h', '设置'], ['#roles-h', '套件角色'], ['#members-h', '套件中的应用'], ['#assignments-h', '已分配给'], ['#grants-h', '应用之间的授权']]) {
+      expect(await zh.textContent(selector!)).toBe(words);
+    }
+    expect(await zh.textContent('#grant-table tr.grant .grant-roles')).toBe('该人员拥有的所有角色');
+    await screenshot(zh, 'console-suite-zh');
+    expect(zhProblems).toEqual([]);
   }, 60000);
 });
