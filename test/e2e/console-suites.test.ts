@@ -229,6 +229,14 @@ describe('the console manages suites', () => {
     await admin.check('#assign-role-sales');
     await submit(admin, '#assign');
     await admin.waitForSelector('#assignment-table tr.assignment');
+
+    // On the app's own page the suite's row says where it is changed, and offers no change there.
+    await admin.goto(`${bed.url}/admin/apps/${crm.id}`);
+    const appRow = admin.locator('#assignment-table tr.assignment', { hasText: 'Sales' });
+    expect(await appRow.locator('.from-suite a').getAttribute('href')).toBe(`/admin/suites/${suiteId}`);
+    expect(await appRow.locator('details, button').count()).toBe(0);
+    await admin.click('#assignment-table .from-suite a');
+    await admin.waitForSelector('#suite-name');
     expect(unexpected(problems)).toEqual([]);
   }, 90000);
 
