@@ -110,6 +110,26 @@ function mayManage(principal: Principal, app: AppView): boolean {
   }
 }
 
+/**
+ * The principal picker's answer (apps-principals.njk): the active people, groups or departments
+ * matching what the admin typed. Shared by every page that assigns something (apps, suites).
+ */
+export async function renderPrincipalOptions(ctx: Context): Promise<void> {
+  const console = page(ctx);
+  const type = PRINCIPAL_TYPES.find((t) => t === ctx.query.principalType) ?? 'user';
+  const q = typeof ctx.query.q === 'string' ? ctx.query.q.trim().slice(0, 200) : '';
+  const query = { limit: String(PICKER_SIZE), ...(q ? { q } : {}) };
+  let options: { id: string; label: string; hint: string }[];
+  if (type === 'user') {
+    const users = await console.call<{ items: { id: string; username: string; name: string | null; email: string | null }[] }>('get', '/users', { query: { ...query, status: 'active' } });
+    options = users.items.map((u) => ({ id: u.id, label: u.name || u.username, hint: [u.username, u.email].filter(Boolean).join(' · ') }));
+  } else {
+    const found = await console.call<{ items: { id: string; name: string }[] }>('get', type === 'group' ? '/groups' : '/departments', { query });
+    options = found.items.map((g) => ({ id: g.id, label: g.name, hint: '' }));
+  }
+  console.render('apps-principals.njk', { options, type });
+}
+
 export const registerAppsPages: RegisterPages = (router, deps) => {
   const facts = connectFacts(deps.issuer.replace(/\/+$/, ''));
   const choices = {
@@ -292,21 +312,7 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
   // ---- assignments ------------------------------------------------------------------------
 
   /** People, groups or departments matching what the admin typed, as radio buttons to pick one. */
-  router.get('/apps/:id/principals', async (ctx) => {
-    const console = page(ctx);
-    const type = PRINCIPAL_TYPES.find((t) => t === ctx.query.principalType) ?? 'user';
-    const q = typeof ctx.query.q === 'string' ? ctx.query.q.trim().slice(0, 200) : '';
-    const query = { limit: String(PICKER_SIZE), ...(q ? { q } : {}) };
-    let options: { id: string; label: string; hint: string }[];
-    if (type === 'user') {
-      const users = await console.call<{ items: { id: string; username: string; name: string | null; email: string | null }[] }>('get', '/users', { query: { ...query, status: 'active' } });
-      options = users.items.map((u) => ({ id: u.id, label: u.name || u.username, hint: [u.username, u.email].filter(Boolean).join(' · ') }));
-    } else {
-      const found = await console.call<{ items: { id: string; name: string }[] }>('get', type === 'group' ? '/groups' : '/departments', { query });
-      options = found.items.map((g) => ({ id: g.id, label: g.name, hint: '' }));
-    }
-    console.render('apps-principals.njk', { options, type });
-  });
+  router.get('/apps/:id/principals', (ctx) => renderPrincipalOptions(ctx));
 
   router.post('/apps/:id/assignments', async (ctx) => {
     const id = param(ctx, 'id');

@@ -21,10 +21,11 @@ import { registerSettingsPages } from './settings.pages.ts';
 import { registerWebhooksPages } from './webhooks.pages.ts';
 import { registerJobsPages } from './jobs.pages.ts';
 import { registerProvisioningPages } from './provisioning.pages.ts';
+import { registerSuitesPages } from './suites.pages.ts';
 
 export { CONSOLE_PREFIX } from './console-app.ts';
 
-const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages, registerWebhooksPages, registerJobsPages, registerProvisioningPages];
+const AREAS: RegisterPages[] = [registerPeoplePages, registerDirectoryPages, registerAppsPages, registerAuditPages, registerSettingsPages, registerWebhooksPages, registerJobsPages, registerProvisioningPages, registerSuitesPages];
 
 export interface ConsoleRouterDeps extends ConsoleDeps {
   provider: Provider;

@@ -31,6 +31,7 @@ export const NAV: NavItem[] = [
   { key: 'departments', href: '/admin/departments', label: 'console.nav.departments', needs: [['get', '/departments']] },
   { key: 'groups', href: '/admin/groups', label: 'console.nav.groups', needs: [['get', '/groups']] },
   { key: 'apps', href: '/admin/apps', label: 'console.nav.apps', needs: [['get', '/apps']], roles: ['app_admin', 'auditor'] },
+  { key: 'suites', href: '/admin/suites', label: 'console.nav.suites', needs: [['get', '/suites']], roles: ['app_admin', 'auditor'] },
   { key: 'webhooks', href: '/admin/webhooks', label: 'console.nav.webhooks', needs: [['get', '/webhooks']] },
   { key: 'audit', href: '/admin/audit', label: 'console.nav.audit', needs: [['get', '/audit-events']] },
   // The dead letters page lives under Settings, so an app_admin (who may read them) sees Settings too.
