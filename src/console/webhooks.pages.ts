@@ -15,7 +15,7 @@ type Form = Record<string, unknown>;
 const LIST_SIZE = 50;
 const DELIVERY_PAGE = 25;
 /** The families offered as checkboxes; anything else (an exact type) goes in the text field. */
-export const COMMON_EVENT_TYPES = ['*', 'user.*', 'group.*', 'department.*', 'assignment.*', 'app.*', 'app_role.*', 'signin.*', 'session.*', 'offboarding.*', 'provisioning.*'] as const;
+export const COMMON_EVENT_TYPES = ['*', 'user.*', 'group.*', 'department.*', 'assignment.*', 'app.*', 'app_role.*', 'signin.*', 'session.*', 'offboarding.*', 'provisioning.*', 'suite.*'] as const;
 /** The notices a redirect may ask the next page to show (nothing else from the URL is echoed). */
 const NOTICES = ['saved', 'enabled', 'disabled', 'pinged', 'redelivered', 'deleted', 'settings_saved'] as const;
 

@@ -31,7 +31,7 @@ import * as m20261209110000 from '../../migrations/20261209110000_add_provisioni
 import * as m20261209120000 from '../../migrations/20261209120000_create_webhooks.ts';
 import * as m20261209130000 from '../../migrations/20261209130000_create_offboardings.ts';
 import * as m20261210090000 from '../../migrations/20261210090000_create_suites.ts';
-import * as m20261210100500 from '../../migrations/20261210100500_add_suite_signout_events.ts';
+import * as m20261210100500 from '../../migrations/20261210100500_add_suite_events.ts';
 
 interface Migration { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }
 
@@ -67,7 +67,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261209120000_create_webhooks': m20261209120000,
   '20261209130000_create_offboardings': m20261209130000,
   '20261210090000_create_suites': m20261210090000,
-  '20261210100500_add_suite_signout_events': m20261210100500,
+  '20261210100500_add_suite_events': m20261210100500,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

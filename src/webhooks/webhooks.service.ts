@@ -19,8 +19,11 @@ import {
   updateWebhookById, type DbWebhookRow, type Delivery, type DeliveryStatus, type Webhook,
 } from './webhooks.repo.ts';
 
-/** Types a webhook may subscribe to: the outbox's actions, and the open families of background requests. */
-const OPEN_FAMILIES = ['provisioning', 'offboarding'];
+/**
+ * Types a webhook may subscribe to: the outbox's actions, and the open families of background
+ * requests and of suites (migration 20261210100500).
+ */
+const OPEN_FAMILIES = ['provisioning', 'offboarding', 'suite', 'suite_role', 'suite_assignment', 'suite_grant'];
 const KNOWN_FAMILIES = new Set([...EVENT_ACTIONS.map((a) => a.split('.')[0]!), ...OPEN_FAMILIES]);
 
 const eventType = z.string().trim().max(100).refine((t) => {

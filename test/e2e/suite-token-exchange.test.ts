@@ -110,7 +110,7 @@ beforeAll(async () => {
   server = await startServer(env);
   api = await startResourceServer(server.url);
   oneIdIssuer = server.url;
-});
+}, 180000);
 
 afterAll(async () => {
   await ordersAs?.close();
