@@ -109,14 +109,14 @@ export function registerSuitesRoutes(api: AdminApi, { suites }: Services): void 
   const guarded = ' (every member app must be one the caller may change: 403 app.admin_roles_forbidden otherwise)';
 
   api.add({
-    method: 'get', path: '/suites', tag: 'suites', summary: 'List suites in portal order (position, then name), paged in SQL',
-    roles: readers, query: z.strictObject(pageQuery),
+    method: 'get', path: '/suites', tag: 'suites', summary: 'List suites in portal order (position, then name), paged in SQL; with appId, only the suites that app is in',
+    roles: readers, query: z.strictObject({ ...pageQuery, appId: z.uuid().optional().describe('only the suites this app is a member of') }),
     response: page(suiteResource).extend({ total: z.number().int().describe('how many suites there are, over every page') }),
     handler: async ({ query }) => {
       const after = decodeCursorAs(query.cursor, 'suites', suiteCursor);
       const [rows, total] = await Promise.all([
-        suites.listSuites({ after: after ? { position: after[0], name: after[1], id: after[2] } : undefined, limit: query.limit + 1 }),
-        suites.countSuites(),
+        suites.listSuites({ after: after ? { position: after[0], name: after[1], id: after[2] } : undefined, limit: query.limit + 1, appId: query.appId }),
+        suites.countSuites(query.appId),
       ]);
       const items = rows.slice(0, query.limit);
       const last = items[items.length - 1];

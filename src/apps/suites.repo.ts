@@ -94,17 +94,25 @@ export async function findSuiteById(db: Tx, id: string, opts: { forUpdate?: bool
 export interface SuiteFilter {
   after?: { position: number; name: string; id: string };
   limit: number;
+  /** Only the suites this app is a member of. */
+  appId?: string;
 }
+
+/** Suites that have the app as a member. */
+const withMember = (db: Tx, appId: string) => db('suite_apps as m').whereRaw('m.suite_id = s.id').where('m.app_id', appId).select(db.raw('1'));
 
 /** Suites in portal order (position, then name), keyset-paged in SQL. */
 export async function findSuites(db: Tx, f: SuiteFilter): Promise<Suite[]> {
   const q = selectSuites(db).orderBy([{ column: 's.position' }, { column: db.raw('lower(s.name)') as never }, { column: 's.id' }]).limit(f.limit);
   if (f.after) q.whereRaw('(s.position, lower(s.name), s.id) > (?, lower(?), ?::uuid)', [f.after.position, f.after.name, f.after.id]);
+  if (f.appId) q.whereExists(withMember(db, f.appId));
   return ((await q) as SuiteRowWithParts[]).map(toSuite);
 }
 
-export async function countSuites(db: Tx): Promise<number> {
-  const [row] = await db('suites').count<{ count: string }[]>('* as count');
+export async function countSuites(db: Tx, appId?: string): Promise<number> {
+  const q = db('suites as s');
+  if (appId) q.whereExists(withMember(db, appId));
+  const [row] = await q.count<{ count: string }[]>('* as count');
   return Number(row?.count ?? 0);
 }
 

@@ -189,8 +189,8 @@ export class SuitesService {
     return findSuites(this.db, filter);
   }
 
-  countSuites(): Promise<number> {
-    return countSuites(this.db);
+  countSuites(appId?: string): Promise<number> {
+    return countSuites(this.db, appId);
   }
 
   /** With expectedVersion, a stale version gives failed_precondition (412). */

@@ -200,15 +200,19 @@ export const registerAppsPages: RegisterPages = (router, deps) => {
     const app = await console.call<AppView>('get', '/apps/:id', { params: { id } });
     const acursor = typeof ctx.query.acursor === 'string' ? ctx.query.acursor : undefined;
     const manageable = mayManage(console.principal, app);
-    const [roles, assignments, provisioning] = await Promise.all([
+    const [roles, assignments, provisioning, suites] = await Promise.all([
       console.call<{ items: RoleView[] }>('get', '/apps/:id/roles', { params: { id } }),
       console.call<{ items: AssignmentView[]; total: number; next_cursor: string | null }>('get', '/apps/:id/assignments', {
         params: { id }, query: { limit: '50', ...(acursor ? { cursor: acursor } : {}) },
       }),
       provisioningSection(console, id, manageable),
+      // The suites the app is in (their sign-in policy is in force when stronger than its own).
+      console.may('get', '/suites')
+        ? console.call<{ items: { id: string; name: string; signInPolicy: string | null }[] }>('get', '/suites', { query: { limit: '50', appId: id } }).then((r) => r.items)
+        : undefined,
     ]);
     console.render('apps-detail.njk', {
-      section: 'apps', app, roles: roles.items, assignments, facts, choices, provisioning, drift: drift && presentDrift(drift),
+      section: 'apps', app, roles: roles.items, assignments, facts, choices, provisioning, drift: drift && presentDrift(drift), suites,
       notice: NOTICES.find((n) => n === ctx.query.notice),
       may: {
         edit: manageable && console.may('patch', app.protocol === 'saml' ? '/apps/:id/saml' : '/apps/:id'),

@@ -71,6 +71,10 @@ describe('/admin/api/v1/suites', () => {
     expect(withErp.apps.map((a: { appId: string }) => a.appId)).toEqual([erp, crm]);
     expect(withErp.apps[1]).toMatchObject({ appId: crm, protocol: 'oidc', position: 1, roleMap: { sales: ['crm.sales'] } });
     expect(await entitlement(person, erp)).toMatchObject({ allowed: true, roles: ['erp.viewer'] });
+    // The suites an app is in, for its page.
+    const ofErp = await ok(auditor, 'GET', `/suites?appId=${erp}`);
+    expect(ofErp).toMatchObject({ total: 1, items: [{ id: suiteId }] });
+    expect(await ok(auditor, 'GET', `/suites?appId=${await newApp([])}`)).toMatchObject({ total: 0, items: [] });
 
     // The app rows show where they come from, and cannot be changed directly.
     const rows = await ok(auditor, 'GET', `/apps/${erp}/assignments`);

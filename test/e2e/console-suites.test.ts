@@ -11,6 +11,9 @@ import { closeAllBrowsers, openBrowser } from '../helpers/chromium.ts';
 import { firstAdminConsole, noticeOf, screenshot, searchFor, signInAt, startTestbed, watchProblems, type ConsoleTestbed } from '../helpers/console.ts';
 import { adminClient, type AdminClient } from '../helpers/admin.ts';
 
+/** A 1x1 transparent PNG: the suite's icon. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=', 'base64');
+
 const PASSWORD = 'correct-horse-battery';
 
 let bed: ConsoleTestbed;
@@ -194,6 +197,8 @@ describe('the console manages suites', () => {
 
     const { page: ada } = await openBrowser();
     const adaProblems = watchProblems(ada);
+    // The suite's icon lives on another site: the browser gets it from there (here, from the test).
+    await ada.route('https://icons.example.com/**', (route) => route.fulfill({ contentType: 'image/png', body: PNG }));
     await ada.goto(`${bed.url}/`);
     await ada.click('#sign-in');
     await ada.waitForURL(/\/login\//);
@@ -202,6 +207,11 @@ describe('the console manages suites', () => {
     await ada.click('form button[type=submit]');
     await ada.waitForURL(`${bed.url}/`);
     expect((await ada.locator('#apps .app-name').allTextContents()).sort()).toEqual(['CRM', 'Docs']);
+    // Both under the suite's heading, with its icon.
+    const section = ada.locator(`section.suite[data-suite-id="${suiteId}"]`);
+    expect(await section.locator('.suite-title').textContent()).toBe('Sales suite');
+    expect((await section.locator('.app-name').allTextContents()).sort()).toEqual(['CRM', 'Docs']);
+    expect(await section.locator('img.suite-icon').getAttribute('src')).toBe('https://icons.example.com/sales.png');
     await screenshot(ada, 'console-suite-portal');
     expect(adaProblems).toEqual([]);
 
@@ -232,6 +242,9 @@ describe('the console manages suites', () => {
 
     // On the app's own page the suite's row says where it is changed, and offers no change there.
     await admin.goto(`${bed.url}/admin/apps/${crm.id}`);
+    // The app's page names the suites it is in, each a link to its page.
+    expect(await admin.textContent('#app-suites')).toContain('In suites:');
+    expect(await admin.locator('#app-suites a').getAttribute('href')).toBe(`/admin/suites/${suiteId}`);
     const appRow = admin.locator('#assignment-table tr.assignment', { hasText: 'Sales' });
     expect(await appRow.locator('.from-suite a').getAttribute('href')).toBe(`/admin/suites/${suiteId}`);
     expect(await appRow.locator('details, button').count()).toBe(0);
