@@ -60,27 +60,32 @@ export function parseSignInPolicyFlag(value: string): SignInPolicy | null {
 
 const appFlag = { type: 'id', required: true, value: 'APP_ID', help: 'the app (its id, not its client_id)', field: 'appId' } as const;
 
+/** Who an assignment (of an app, or of a suite) is for: exactly one of these three. */
+export const principalFlags = {
+  user: { type: 'id', value: 'USER_ID', help: 'assign one person', field: 'principalId' },
+  group: { type: 'id', value: 'GROUP_ID', help: 'assign everyone in a group', field: 'principalId' },
+  department: { type: 'id', value: 'DEPARTMENT_ID', help: 'assign everyone in a department', field: 'principalId' },
+  'include-subdepartments': { type: 'boolean', help: 'with --department: the departments under it too' },
+} as const;
+
+/** The principal the flags name; a usage error unless exactly one is given. */
+export function principalOf(o: { user?: string; group?: string; department?: string; 'include-subdepartments'?: boolean }) {
+  const principals = (['user', 'group', 'department'] as const).filter((p) => o[p] !== undefined);
+  if (principals.length !== 1) throw new UsageError('give exactly one of --user, --group or --department');
+  const principalType = principals[0]!;
+  return { principalType, principalId: o[principalType]!, includeSubdepartments: o['include-subdepartments'] };
+}
+
 export const accessCommands: Record<string, CommandDef> = {
   'assignments create': command({
     summary: 'Give a person, a group or a department access to an app, optionally with roles.',
     options: {
       app: appFlag,
-      user: { type: 'id', value: 'USER_ID', help: 'assign one person', field: 'principalId' },
-      group: { type: 'id', value: 'GROUP_ID', help: 'assign everyone in a group', field: 'principalId' },
-      department: { type: 'id', value: 'DEPARTMENT_ID', help: 'assign everyone in a department', field: 'principalId' },
-      'include-subdepartments': { type: 'boolean', help: 'with --department: the departments under it too' },
+      ...principalFlags,
       role: { type: 'string', multiple: true, value: 'KEY', help: 'an app role to give (its key)', field: 'roleKeys' },
     },
     run: (o, { services, actor }) => {
-      const principals = (['user', 'group', 'department'] as const).filter((p) => o[p] !== undefined);
-      if (principals.length !== 1) throw new UsageError('give exactly one of --user, --group or --department');
-      const principalType = principals[0]!;
-      return services.access.createAssignment(o.app, {
-        principalType,
-        principalId: o[principalType]!,
-        includeSubdepartments: o['include-subdepartments'],
-        roleKeys: o.role,
-      }, actor);
+      return services.access.createAssignment(o.app, { ...principalOf(o), roleKeys: o.role }, actor);
     },
   }),
   'assignments list': command({

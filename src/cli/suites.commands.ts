@@ -1,7 +1,7 @@
 // `oneid suites ...`: suites of apps, their members and roles, suite assignments and grants, as
 // the admin API offers them (the CLI acts as the operator: no per-app guard).
 import { command, UsageError, type CommandDef } from './command.ts';
-import { parseSignInPolicyFlag, signInPolicyFlag } from './access.commands.ts';
+import { parseSignInPolicyFlag, principalFlags, principalOf, signInPolicyFlag } from './access.commands.ts';
 import type { Suite } from '../apps/suites.repo.ts';
 
 const suiteFlag = { type: 'id', required: true, value: 'SUITE_ID', help: 'the suite' } as const;
@@ -157,19 +157,11 @@ export const suitesCommands: Record<string, CommandDef> = {
     summary: 'Give a person, a group or a department every app of a suite, with suite roles.',
     options: {
       suite: suiteFlag,
-      user: { type: 'id', value: 'USER_ID', help: 'assign one person', field: 'principalId' },
-      group: { type: 'id', value: 'GROUP_ID', help: 'assign everyone in a group', field: 'principalId' },
-      department: { type: 'id', value: 'DEPARTMENT_ID', help: 'assign everyone in a department', field: 'principalId' },
-      'include-subdepartments': { type: 'boolean', help: 'with --department: the departments under it too' },
+      ...principalFlags,
       role: { type: 'string', multiple: true, value: 'KEY', help: 'a suite role to give (its key)', field: 'roleKeys' },
     },
     run: (o, { services, actor }) => {
-      const principals = (['user', 'group', 'department'] as const).filter((p) => o[p] !== undefined);
-      if (principals.length !== 1) throw new UsageError('give exactly one of --user, --group or --department');
-      const principalType = principals[0]!;
-      return services.suites.createAssignment(o.suite, {
-        principalType, principalId: o[principalType]!, includeSubdepartments: o['include-subdepartments'], roleKeys: o.role,
-      }, actor);
+      return services.suites.createAssignment(o.suite, { ...principalOf(o), roleKeys: o.role }, actor);
     },
   }),
   'suites unassign': command({

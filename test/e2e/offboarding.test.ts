@@ -1,10 +1,9 @@
 // Offboarding in one action (#21): a real OneID server, real relying parties (openid-client) with a
 // back-channel logout endpoint on a port, and HR deactivating a person over SCIM.
-import http from 'node:http';
-import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { startBackchannelReceiver, type BackchannelReceiver } from '../helpers/backchannel-receiver.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCli, startServer, testMasterKey, type RunningServer } from '../helpers/server.ts';
 import { Browser } from '../helpers/browser.ts';
@@ -15,51 +14,12 @@ import { until } from '../helpers/until.ts';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-/** The apps' back-channel logout endpoints: what each received, and answers an app can be told to give. */
-interface Receiver { origin: string; received: { path: string; token: string }[]; failNext: Map<string, number>; close(): Promise<void> }
-
-async function startReceiver(): Promise<Receiver> {
-  const received: Receiver['received'] = [];
-  const failNext = new Map<string, number>();
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => { body += d.toString(); });
-    req.on('end', () => {
-      const path = req.url ?? '/';
-      const failing = failNext.get(path) ?? 0;
-      if (failing > 0) {
-        failNext.set(path, failing - 1);
-        res.writeHead(503).end('down for maintenance');
-        return;
-      }
-      const token = new URLSearchParams(body).get('logout_token');
-      if (path === '/strict') {
-        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', error_description: 'unknown sid\u0007' }));
-        return;
-      }
-      if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-www-form-urlencoded' || !token) {
-        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
-        return;
-      }
-      received.push({ path, token });
-      res.writeHead(200, { 'cache-control': 'no-store' }).end();
-    });
-  });
-  server.on('connection', (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`, received, failNext,
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
-  };
-}
 
 
 let db: TestDatabase;
 let server: RunningServer;
 let env: Record<string, string>;
-let receiver: Receiver;
+let receiver: BackchannelReceiver;
 let userAdmin: AdminClient;
 let appAdmin: AdminClient;
 let auditor: AdminClient;
@@ -69,7 +29,7 @@ const apps: Record<string, { id: string; client_id: string; client_secret: strin
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  receiver = await startReceiver();
+  receiver = await startBackchannelReceiver();
   env = {
     DATABASE_URL: db.url, ONEID_MASTER_KEY: testMasterKey(),
     JOBS_RETRY_DELAY_SECONDS: '1', JOBS_RETRY_MAX_SECONDS: '2', JOBS_HEARTBEAT_SECONDS: '10', JOBS_RETRY_LIMIT: '5',

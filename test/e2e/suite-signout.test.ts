@@ -8,8 +8,7 @@
 // app outside the suite, or for the person's session in another browser, nothing changes. The
 // suite's SAML app (node-saml as its SP) is taken through its single logout on the browser's way
 // back to A, and its own single logout tells the suite's OIDC apps by back-channel logout.
-import http from 'node:http';
-import type net from 'node:net';
+import { startBackchannelReceiver, type BackchannelReceiver } from '../helpers/backchannel-receiver.ts';
 import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -32,46 +31,11 @@ const REDIRECT = 'http://127.0.0.1:9/callback';
 const POST_LOGOUT = 'http://127.0.0.1:9/signed-out';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-/** The apps' back-channel logout endpoints (one path per app): what reached them; `failNext` answers 503 that many times. */
-interface Receiver { origin: string; received: { path: string; token: string }[]; failNext: Map<string, number>; close(): Promise<void> }
-
-async function startReceiver(): Promise<Receiver> {
-  const received: Receiver['received'] = [];
-  const failNext = new Map<string, number>();
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => { body += d.toString(); });
-    req.on('end', () => {
-      const path = req.url ?? '/';
-      const failing = failNext.get(path) ?? 0;
-      if (failing > 0) {
-        failNext.set(path, failing - 1);
-        res.writeHead(503).end('down for maintenance');
-        return;
-      }
-      const token = new URLSearchParams(body).get('logout_token');
-      if (req.method !== 'POST' || !token) {
-        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request' }));
-        return;
-      }
-      received.push({ path, token });
-      res.writeHead(200, { 'cache-control': 'no-store' }).end();
-    });
-  });
-  server.on('connection', (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`, received, failNext,
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
-  };
-}
 
 let database: MigratedDatabase;
 let db: Knex;
 let server: RunningServer;
-let receiver: Receiver;
+let receiver: BackchannelReceiver;
 let appAdmin: AdminClient;
 let alice = '';
 let suiteId = '';
@@ -92,7 +56,7 @@ async function insertSuite(name: string, suiteSignout: boolean, members: string[
 beforeAll(async () => {
   database = await createMigratedDatabase('oneid_test_suite_signout');
   db = database.db;
-  receiver = await startReceiver();
+  receiver = await startBackchannelReceiver();
   const env = {
     DATABASE_URL: database.database.url, ONEID_MASTER_KEY: testMasterKey(),
     JOBS_RETRY_DELAY_SECONDS: '1', JOBS_RETRY_MAX_SECONDS: '2', JOBS_HEARTBEAT_SECONDS: '10', JOBS_RETRY_LIMIT: '5',
