@@ -11,10 +11,10 @@ import { payloadColumns, type PendingWrites, type WithPendingWrites } from './re
 import { hasIllFormedText } from '../shared/text-input.ts';
 import { appPolicy, isSignInPolicy, type SignInPolicy } from '../access/signin-policy.ts';
 
-/** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 /** RFC 8693's grant type (token-exchange.ts, which imports this module). */
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
+/** The metadata oidc-provider sees for an app. client_secret holds the SHA-256 of the secret. */
 export function clientMetadataFor(app: App): AdapterPayload {
   return {
     client_id: app.clientId,
