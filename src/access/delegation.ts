@@ -9,7 +9,7 @@
 //
 // The protocol (oidc/token-exchange.ts) maps the refusals, AppErrors with stable codes, to OAuth
 // errors; nothing here knows OAuth.
-import { activeUserWithEntitlements } from './entitlements.ts';
+import { activeUserWithEntitlements, PERSON_AT_APP_SQL, personAtAppFromRow, type Entitlements, type PersonAtAppColumns } from './entitlements.ts';
 import { ACR, policyOfAcr, SIGN_IN_POLICIES, type SignInPolicy } from './signin-policy.ts';
 import { run, statement } from '../db/prepared.ts';
 import { AppError } from '../shared/errors.ts';
@@ -61,36 +61,48 @@ export interface TargetRequest {
   resource?: string;
 }
 
-// Each candidate for a target value with how it was named, and A's grants to it, in one read.
-const TARGET = statement('delegation_target', `
-  select ap.id, ap.client_id, ap.api_audience, ap.authorization_server,
+// Each candidate for a target value with how it was named, and A's grants to it, in one read;
+// with the person's access to each candidate too when the caller names the person (the token
+// exchange: one statement instead of a second read for B's entitlement).
+const TARGET_COLUMNS = `ap.id, ap.client_id, ap.api_audience, ap.authorization_server,
          (ap.api_audience = ?) as by_api_audience, (ap.client_id = ?) as by_client_id, (ap.authorization_server = ?) as by_authorization_server,
          coalesce((select json_agg(json_build_object(
                     'id', g.id, 'suiteId', g.suite_id, 'scopes', g.scopes, 'roles', g.roles,
                     'minSignInPolicy', g.min_signin_policy, 'maxAgeSeconds', g.max_age_seconds) order by g.created_at, g.id)
-                     from suite_grants g where g.client_app_id = ? and g.audience_app_id = ap.id), '[]'::json) as grants
+                     from suite_grants g where g.client_app_id = ? and g.audience_app_id = ap.id), '[]'::json) as grants`;
+const TARGET_WHERE = 'ap.api_audience = ? or ap.client_id = ? or ap.authorization_server = ?';
+const TARGET = statement('delegation_target', `select ${TARGET_COLUMNS} from apps ap where ${TARGET_WHERE}`);
+const TARGET_FOR_PERSON = statement('delegation_target_for_person', `
+  with ${PERSON_AT_APP_SQL.ctes}
+  select ${TARGET_COLUMNS}, ${PERSON_AT_APP_SQL.columns}
     from apps ap
-   where ap.api_audience = ? or ap.client_id = ? or ap.authorization_server = ?`);
+   where ${TARGET_WHERE}`);
+
+/** The person at B, as the token exchange reads it with B: undefined when not active. */
+export type PersonAtTarget = { entitlements: Entitlements; sessionsEndedAt: Date | null } | undefined;
 
 interface TargetRow {
   id: string; client_id: string; api_audience: string | null; authorization_server: string | null;
   by_api_audience: boolean | null; by_client_id: boolean | null; by_authorization_server: boolean | null;
   grants: SuiteGrant[];
 }
+type TargetPersonRow = TargetRow & PersonAtAppColumns;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-async function targetRows(db: Tx, value: string, clientAppId: string): Promise<TargetRow[]> {
-  return run<TargetRow>(db, TARGET, [value, value, value, clientAppId, value, value, value]);
+/** With `personId` (null: a person who cannot exist), each row with the person's access to its app. */
+async function targetRows(db: Tx, value: string, clientAppId: string, personId?: string | null): Promise<TargetRow[]> {
+  const values = [value, value, value, clientAppId, value, value, value];
+  return personId === undefined ? run<TargetRow>(db, TARGET, values) : run<TargetPersonRow>(db, TARGET_FOR_PERSON, [personId, ...values]);
 }
 
 /**
  * The app `value` names in one of the ways `accepts` lists (in order of preference: an app's
  * api_audience before another's client_id), with A's grants to it; undefined when none.
  */
-async function findTarget(db: Tx, value: string, clientAppId: string, accepts: ((r: TargetRow) => unknown)[]): Promise<TargetRow | undefined> {
+async function findTarget(db: Tx, value: string, clientAppId: string, accepts: ((r: TargetRow) => unknown)[], personId?: string | null): Promise<TargetRow | undefined> {
   if (value.includes('\0')) return undefined;
-  const rows = await targetRows(db, value, clientAppId);
+  const rows = await targetRows(db, value, clientAppId, personId);
   for (const accept of accepts) {
     const row = rows.find(accept);
     if (row) return row;
@@ -107,18 +119,21 @@ const unknownTarget = (): AppError => new AppError('not_found', 'delegation.targ
 /**
  * B and A's grants to it, from the request's audience and resource (both, when given, must name
  * the same app). A target unknown to OneID and one that A has no grant for are refused alike, so
- * that an app learns nothing about apps outside its suites.
+ * that an app learns nothing about apps outside its suites. With `personId`, also that person's
+ * access to B (`person`, for authorizeDelegation), read in the same statement.
  */
-export async function resolveTarget(db: Tx, clientAppId: string, request: TargetRequest): Promise<{ target: TargetApp; grants: SuiteGrant[] }> {
+export async function resolveTarget(db: Tx, clientAppId: string, request: TargetRequest, personId?: string): Promise<{ target: TargetApp; grants: SuiteGrant[]; person?: PersonAtTarget }> {
   if (!UUID.test(clientAppId)) throw unknownTarget();
+  // Person ids are user ids (uuid); anything else is nobody.
+  const person = personId === undefined ? undefined : UUID.test(personId) ? personId : null;
   const found: TargetRow[] = [];
   if (request.audience !== undefined) {
-    const row = await findTarget(db, request.audience, clientAppId, request.kind === 'token' ? [byApiAudience, byClientId] : [byAuthorizationServer]);
+    const row = await findTarget(db, request.audience, clientAppId, request.kind === 'token' ? [byApiAudience, byClientId] : [byAuthorizationServer], person);
     if (!row) throw unknownTarget();
     found.push(row);
   }
   if (request.resource !== undefined) {
-    const row = await findTarget(db, request.resource, clientAppId, [byApiAudience]);
+    const row = await findTarget(db, request.resource, clientAppId, [byApiAudience], person);
     if (!row) throw unknownTarget();
     found.push(row);
   }
@@ -131,6 +146,7 @@ export async function resolveTarget(db: Tx, clientAppId: string, request: Target
   return {
     target: { id: row.id, clientId: row.client_id, apiAudience: row.api_audience, authorizationServer: row.authorization_server },
     grants: row.grants,
+    ...(person !== undefined ? { person: personAtAppFromRow(row as TargetPersonRow) } : {}),
   };
 }
 
@@ -153,6 +169,8 @@ export interface DelegationInput {
   /** Asked for; undefined: everything the grant allows. */
   scopes?: string[];
   signIn: SignInFacts;
+  /** The person at B as resolveTarget read it (`person` in its answer; undefined: not active); read here when the property is absent. */
+  person?: PersonAtTarget;
   /** Seconds since the epoch; now when not given. */
   now?: number;
 }
@@ -165,7 +183,7 @@ export interface DelegationInput {
  */
 export async function authorizeDelegation(db: Tx, input: DelegationInput): Promise<Delegation> {
   const now = input.now ?? Math.floor(Date.now() / 1000);
-  const account = await activeUserWithEntitlements(db, input.personId, input.target.id);
+  const account = 'person' in input ? input.person : await activeUserWithEntitlements(db, input.personId, input.target.id);
   if (!account) throw new AppError('failed_precondition', 'delegation.person_inactive', 'the person is not active');
   if (!account.entitlements.allowed) throw new AppError('permission_denied', 'delegation.not_entitled', 'the person has no access to the requested app');
   // A sign-in from before every session of the person was ended (a password set by someone else).

@@ -127,6 +127,39 @@ export const TOKEN_ACCOUNT_SQL = {
       (select ${ROLES_SQL} from ap) as account_roles`,
 };
 
+/**
+ * For a statement about one person and some apps (each an `ap` row of the apps table): a CTE `usr`
+ * (the person's id and sessions_ended_at, no row when not active) and the assignments reaching
+ * them in any app, to put first in a WITH; one `?` binding, the user id (a uuid, or null: nobody).
+ * Columns for the row `ap`: person_active, person_sessions_ended_at, person_access,
+ * person_assigned, person_roles; read back with personAtAppFromRow.
+ */
+export const PERSON_AT_APP_SQL = {
+  ctes: `usr as (
+      select u.id, u.sessions_ended_at from ${userByKey('?::uuid')} u where u.status = 'active'
+    ), ${assignmentCtes()}`,
+  columns: `exists (select 1 from usr) as person_active,
+      (select usr.sessions_ended_at from usr) as person_sessions_ended_at,
+      ap.access as person_access,
+      exists (select 1 from matching m where m.app_id = ap.id) as person_assigned,
+      ${ROLES_SQL} as person_roles`,
+};
+
+export interface PersonAtAppColumns {
+  person_active: boolean;
+  person_sessions_ended_at: Date | null;
+  person_access: string | null;
+  person_assigned: boolean;
+  person_roles: string[] | null;
+}
+
+/** A person at one app (PERSON_AT_APP_SQL): undefined when not active. */
+export function personAtAppFromRow(row: PersonAtAppColumns & { id: string }): { entitlements: Entitlements; sessionsEndedAt: Date | null } | undefined {
+  if (!row.person_active) return undefined;
+  const { appId: _id, ...granted } = toEntitlements({ app_id: row.id, active: true, access: row.person_access, assigned: row.person_assigned, roles: row.person_roles });
+  return { entitlements: granted, sessionsEndedAt: row.person_sessions_ended_at ?? null };
+}
+
 export interface TokenAccountColumns {
   account_app_id: string | null;
   account_user: (Omit<DbUserRow, 'created_at' | 'updated_at' | 'status_changed_at' | 'sessions_ended_at'> & Record<'created_at' | 'updated_at' | 'status_changed_at', string | null> & { sessions_ended_at?: string | null }) | null;

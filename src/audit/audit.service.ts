@@ -164,6 +164,17 @@ export function auditInsertWhere(db: Tx, actor: Actor, entries: readonly AuditEn
   );
 }
 
+/**
+ * The insert of events from JSON: `?` is the JSON of auditRecordsJson. For a WITH clause of a
+ * statement that writes the change the events record (request-writes.ts).
+ */
+export const AUDIT_INSERT_FROM_JSON_SQL = `insert into audit_events (${AUDIT_COLUMNS}) select ${AUDIT_COLUMNS} from json_populate_recordset(null::audit_events, ?::json) returning seq`;
+
+/** The events (redacted, with ids and times) as the JSON AUDIT_INSERT_FROM_JSON_SQL reads. */
+export function auditRecordsJson(events: readonly { actor: Actor; entry: AuditEntry }[]): string {
+  return JSON.stringify(events.map(({ actor, entry }) => auditRecord(actor, entry)));
+}
+
 /** Appends one event, inside the caller's transaction (or on its own); it is chained shortly after commit. */
 export async function recordAudit(trx: Knex.Transaction | Knex, actor: Actor, entry: AuditEntry): Promise<void> {
   await auditInsert(trx, actor, [entry]);

@@ -21,11 +21,18 @@ import type { Tx } from '../db/knex.ts';
 import { run, statement } from '../db/prepared.ts';
 import { isDbUnavailable } from '../db/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { AUDIT_INSERT_FROM_JSON_SQL, auditRecordsJson, type Actor, type AuditEntry } from '../audit/audit.service.ts';
 
 /** Raised by oidc_apply_writes when a token to consume was already consumed (or is gone). */
 const ALREADY_CONSUMED = 'OI001';
 
 const APPLY = statement('oidc_apply_writes', 'select oidc_apply_writes(?::jsonb)');
+// With the audit events of what the request did (a token exchange's token.exchanged): written
+// with its tokens or not at all, in the same statement and commit.
+const APPLY_AUDITED = statement('oidc_apply_writes_audited', `
+  with applied as materialized (select oidc_apply_writes(?::jsonb)),
+       audited as (${AUDIT_INSERT_FROM_JSON_SQL})
+  select (select count(*) from applied) as applied, (select count(*) from audited) as audited`);
 
 interface UpsertRow {
   model: string;
@@ -57,9 +64,15 @@ export class PendingWrites {
   readonly #upserts = new Map<string, UpsertRow>();
   readonly #consumes = new Map<string, { model: string; id: string }>();
   readonly #destroys = new Map<string, { model: string; id: string }>();
+  readonly #audits: { actor: Actor; entry: AuditEntry }[] = [];
 
   get size(): number {
-    return this.#upserts.size + this.#consumes.size + this.#destroys.size;
+    return this.#upserts.size + this.#consumes.size + this.#destroys.size + this.#audits.length;
+  }
+
+  /** An audit event of what the request did, written with its other writes. */
+  audit(actor: Actor, entry: AuditEntry): void {
+    this.#audits.push({ actor, entry });
   }
 
   has(model: string, id: string): boolean {
@@ -101,7 +114,12 @@ export class PendingWrites {
     this.#consumes.clear();
     this.#destroys.clear();
     this.#upserts.clear();
-    await run(db, APPLY, [JSON.stringify(writes)]);
+    if (!this.#audits.length) {
+      await run(db, APPLY, [JSON.stringify(writes)]);
+      return;
+    }
+    const audits = auditRecordsJson(this.#audits.splice(0));
+    await run(db, APPLY_AUDITED, [JSON.stringify(writes), audits]);
   }
 }
 

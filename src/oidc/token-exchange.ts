@@ -15,7 +15,8 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErro
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { authorizeDelegation, delegationHolds, resolveTarget, type Delegation, type SignInFacts } from '../access/delegation.ts';
-import { recordAuditNow, type Actor } from '../audit/audit.service.ts';
+import { recordAuditNow, type Actor, type AuditEntry } from '../audit/audit.service.ts';
+import type { WithPendingWrites } from './request-writes.ts';
 import { AppError } from '../shared/errors.ts';
 import { sha256 } from '../shared/ids.ts';
 import { oneIdClientFacts } from './adapter.ts';
@@ -90,6 +91,8 @@ const publicJwks = (jwks: { keys: JWK[] }): { keys: JWK[] } => ({
 });
 
 const looksLikeJwt = (value: string): boolean => {
+  // An opaque token (oidc-provider's, base64url) has no dot: no need to try decoding it.
+  if (!value.includes('.')) return false;
   try {
     return Boolean(decodeProtectedHeader(value));
   } catch {
@@ -239,22 +242,27 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       const scopes = single(params.scope)?.split(' ').filter(Boolean);
       let delegation: Delegation;
       try {
-        const { target, grants } = await resolveTarget(db, appId, { kind: requested === ID_JAG_TYPE ? 'assertion' : 'token', audience, resource });
+        // B, A's grants to it and the person's access to B, in one read.
+        const { target, grants, person } = await resolveTarget(db, appId, { kind: requested === ID_JAG_TYPE ? 'assertion' : 'token', audience, resource }, subject.personId);
         targetAppId = target.id;
-        delegation = await authorizeDelegation(db, { clientAppId: appId, personId: subject.personId, target, grants, scopes, signIn: subject.signIn });
+        delegation = await authorizeDelegation(db, { clientAppId: appId, personId: subject.personId, target, grants, scopes, signIn: subject.signIn, person });
       } catch (err) {
         throw err instanceof AppError ? refusalOf(err) : err;
       }
       const issued = requested === ID_JAG_TYPE
         ? await assertionFor(ctx, subject, delegation, resource)
         : await accessTokenFor(ctx, subject, delegation);
-      await recordAuditNow(db, actor(subject.personId), {
+      const exchanged: AuditEntry = {
         action: 'token.exchanged', targetType: 'app', targetId: delegation.target.id,
         changes: {
           grantId: delegation.grant.id, suiteId: delegation.grant.suiteId, sub: subject.personId, act: { sub: client.clientId },
           scope: delegation.scopes.join(' '), jti: issued.jti, aud: issued.aud, issued: requested === ID_JAG_TYPE ? 'id_jag' : 'access_token',
         },
-      });
+      };
+      // Written with the token's record when the response is ready (request-writes.ts): both or neither.
+      const pending = (ctx.state as WithPendingWrites).oidcWrites;
+      if (pending) pending.audit(actor(subject.personId), exchanged);
+      else await recordAuditNow(db, actor(subject.personId), exchanged);
       ctx.body = requested === ID_JAG_TYPE
         ? { access_token: issued.jwt, issued_token_type: ID_JAG_TYPE, token_type: 'N_A', expires_in: ttlSeconds, ...(delegation.scopes.length ? { scope: delegation.scopes.join(' ') } : {}) }
         : { access_token: issued.jwt, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: ttlSeconds, ...(delegation.scopes.length ? { scope: delegation.scopes.join(' ') } : {}) };

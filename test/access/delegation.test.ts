@@ -126,9 +126,18 @@ describe('authorizeDelegation', () => {
     await db('suite_grants').where({ suite_id: suite }).delete();
   });
 
+  // Decided twice: with the person's access read apart, and read with the target (as the token
+  // exchange does); both must come to the same answer or the same refusal.
   const decide = async (personId: string, opts: { scopes?: string[]; signIn?: SignInFacts; now?: number } = {}) => {
-    const { target, grants } = await resolveTarget(db, a.id, { kind: 'token', audience: 'https://orders.example/api' });
-    return authorizeDelegation(db, { clientAppId: a.id, personId, target, grants, scopes: opts.scopes, signIn: opts.signIn ?? MFA, now: opts.now });
+    const request = { kind: 'token' as const, audience: 'https://orders.example/api' };
+    const settle = (p: Promise<unknown>) => p.then((v) => ({ v }), (e: unknown) => ({ e, code: (e as AppError).code, details: (e as AppError).details }));
+    const { target, grants } = await resolveTarget(db, a.id, request);
+    const apart = await settle(authorizeDelegation(db, { clientAppId: a.id, personId, target, grants, scopes: opts.scopes, signIn: opts.signIn ?? MFA, now: opts.now }));
+    const withTarget = await settle(resolveTarget(db, a.id, request, personId).then(({ target: t, grants: g, person }) =>
+      authorizeDelegation(db, { clientAppId: a.id, personId, target: t, grants: g, person, scopes: opts.scopes, signIn: opts.signIn ?? MFA, now: opts.now })));
+    expect(withTarget).toEqual(apart);
+    if ('e' in apart) throw apart.e;
+    return apart.v as Awaited<ReturnType<typeof authorizeDelegation>>;
   };
 
   it("gives the grant's scopes and B's roles of the person within the grant's roles", async () => {
@@ -140,6 +149,13 @@ describe('authorizeDelegation', () => {
     expect((await decide(person, { scopes: ['orders.read'] })).scopes).toEqual(['orders.read']);
     await db('suite_grants').where({ id: grant }).update({ roles: null });
     expect((await decide(person)).roles).toEqual(['admin', 'viewer']);
+    // Roles that reach the person through a group, and an assignment to another app, count as they do at sign-in.
+    const group = randomUUID();
+    await db('groups').insert({ id: group, name: `Group ${counter}` });
+    await db('group_members').insert({ group_id: group, user_id: person });
+    await access.createAssignment(b.id, { principalType: 'group', principalId: group, roleKeys: ['editor'] });
+    await access.createAssignment(a.id, { principalType: 'user', principalId: person });
+    expect((await decide(person)).roles).toEqual(['admin', 'editor', 'viewer']);
   });
 
   it('refuses scopes beyond the grant', async () => {
@@ -158,6 +174,7 @@ describe('authorizeDelegation', () => {
     await db('users').where({ id: leaver }).update({ status: 'suspended' });
     expect((await refusal(decide(leaver))).code).toBe('delegation.person_inactive');
     expect((await refusal(decide(randomUUID()))).code).toBe('delegation.person_inactive');
+    expect((await refusal(decide('not-a-user-id'))).code).toBe('delegation.person_inactive');
     // A sign-in from before the person's sessions were ended (a password set by an administrator).
     const reset = await newUser();
     await access.createAssignment(b.id, { principalType: 'user', principalId: reset });
