@@ -93,7 +93,7 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
   // Read per request (cached per node): a super_admin can change it in the console.
   const defaultPolicy: DefaultSignInPolicy = () => services.policies.signInPolicyDefault();
   const provider = createProvider({
-    config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy,
+    config, db, log, views, cookieKeys, clients, jwks: await loadProviderJwks(db, masterKey), sessions: services.sessions, defaultPolicy, jobs,
   });
   const secureCookies = new URL(config.issuer).protocol === 'https:';
   const flows = new LoginFlows(db, services.sessions, enrolledMethodsOf([services.passwords, services.passkeys, services.totp, services.recovery]), secureCookies);

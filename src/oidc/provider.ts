@@ -21,7 +21,8 @@ import { SESSION_COOKIE, acrToReport, sessionMeets } from '../login/flow.ts';
 import type { SessionsService } from '../sessions/sessions.service.ts';
 import { ACR_VALUES, amrOf, type DefaultSignInPolicy } from '../access/signin-policy.ts';
 import { signInRequestOf } from './signin-request.ts';
-import type { AppSignOut } from './suite-signout.ts';
+import { BACKCHANNEL_LOGOUT_QUEUE, type AppSignOut, type BackchannelLogoutJob } from './suite-signout.ts';
+import type { JobQueue } from '../jobs/queue.ts';
 import { signingKeys } from '../keys/signing-key.ts';
 import { exchangedTokenAllowed, ID_JAG_TYPE, isExchangedToken, registerTokenExchange } from './token-exchange.ts';
 
@@ -51,6 +52,8 @@ export interface ProviderDeps {
   sessions: SessionsService;
   /** Apps without their own sign-in policy: the level in force, read per request. */
   defaultPolicy: DefaultSignInPolicy;
+  /** The job queue, where back-channel logout tokens are sent from (retried); none: oidc-provider sends them itself. */
+  jobs?: Pick<JobQueue, 'send'>;
 }
 
 const TOKEN_PATH = '/token';
@@ -274,7 +277,7 @@ function coverRequest(ctx: KoaContextWithOIDC, grant: InstanceType<Provider['Gra
   return JSON.stringify([g.openid, g.resources]) !== before;
 }
 
-export function createProvider({ config, db, log, jwks, cookieKeys, views, clients, sessions, defaultPolicy }: ProviderDeps): Provider {
+export function createProvider({ config, db, log, jwks, cookieKeys, views, clients, sessions, defaultPolicy, jobs }: ProviderDeps): Provider {
   const api = apiResource(config.issuer);
   // Core 3.1.2.1 wants POST at the authorization endpoint (and RP-initiated logout allows it).
   // oidc-provider offers it only with a SameSite=None session cookie, which browsers keep only
@@ -496,6 +499,21 @@ export function createProvider({ config, db, log, jwks, cookieKeys, views, clien
 
   // A DPoP proof (and any other one-time value oidc-provider checks) is accepted once across nodes.
   (provider.ReplayDetection as unknown as { unique: ReturnType<typeof rememberOnce> }).unique = rememberOnce(db);
+
+  // The logout tokens oidc-provider sends at RP-initiated logout (to every app of the session, or
+  // to the app signed out of) go through the job queue, as offboarding's and suite sign-outs' do:
+  // retried while the app is down, and sent to an app on a private address too (oidc-provider's
+  // own request refuses those, and tries once). Each names the app's sid.
+  if (jobs) {
+    type BackchannelLogout = (this: InstanceType<Provider['Client']>, sub: string, sid: string) => Promise<void>;
+    const prototype = provider.Client.prototype as unknown as { backchannelLogout: BackchannelLogout };
+    const sendItself = prototype.backchannelLogout;
+    prototype.backchannelLogout = async function queueBackchannelLogout(sub, sid) {
+      const appId = oneIdClientFacts(this).appId;
+      if (!appId) return sendItself.call(this, sub, sid);
+      await jobs.send(BACKCHANNEL_LOGOUT_QUEUE, { userId: sub, appId, sid } satisfies BackchannelLogoutJob);
+    };
+  }
 
   // Discovery lists sid among claims_supported; every ID token carries it (OpenID Connect Front-
   // and Back-Channel Logout), not only those of apps registered for back-channel logout.

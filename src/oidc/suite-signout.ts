@@ -18,7 +18,11 @@ import { findAppById } from '../apps/apps.repo.ts';
 import { sendSessionLogout } from '../offboarding/backchannel-logout.ts';
 
 export const SUITE_SIGNED_OUT = 'suite.signed_out';
-export const SUITE_BACKCHANNEL_QUEUE = 'suite.backchannel';
+/**
+ * One OpenID Connect back-channel logout token to send (its app, the person, that app's sid):
+ * suite sign-outs queue them here, and so does oidc-provider at RP-initiated logout (provider.ts).
+ */
+export const BACKCHANNEL_LOGOUT_QUEUE = 'oidc.backchannel-logout';
 
 /**
  * What provider.ts keeps (ctx.state.signedOutOfApp) when a person signs out of one app only: the
@@ -110,7 +114,7 @@ export async function endSuiteSessions(db: Knex, signOut: AppSignOut, actor: Act
 }
 
 /** The apps a `suite.signed_out` event says are to get a logout token, with the person (its actor). */
-function logoutJobsOf(e: DomainEvent): SuiteBackchannelJob[] {
+function logoutJobsOf(e: DomainEvent): BackchannelLogoutJob[] {
   const userId = e.actor.type === 'user' ? e.actor.id : null;
   const apps = e.data?.apps;
   if (!userId || !Array.isArray(apps)) return [];
@@ -120,9 +124,9 @@ function logoutJobsOf(e: DomainEvent): SuiteBackchannelJob[] {
   });
 }
 
-interface SuiteBackchannelJob { userId: string; appId: string; sid: string }
+export interface BackchannelLogoutJob { userId: string; appId: string; sid: string }
 
-/** The back-channel logout of suite sign-outs, through the job queue (jobs/features.ts). */
+/** Back-channel logout tokens (suite sign-outs, RP-initiated logout), through the job queue (jobs/features.ts). */
 export function suiteSignOutFeature(ctx: BackgroundContext): BackgroundFeature {
   const { db, config, log, masterKey } = ctx;
   return {
@@ -130,21 +134,21 @@ export function suiteSignOutFeature(ctx: BackgroundContext): BackgroundFeature {
       name: 'suite-signout',
       consume: async (events, _trx, enqueue) => {
         const jobs = events.filter((e) => e.type === SUITE_SIGNED_OUT).flatMap(logoutJobsOf);
-        if (jobs.length) await enqueue.sendMany(SUITE_BACKCHANNEL_QUEUE, jobs.map((data) => ({ data })));
+        if (jobs.length) await enqueue.sendMany(BACKCHANNEL_LOGOUT_QUEUE, jobs.map((data) => ({ data })));
       },
     },
     queues: [{
-      name: SUITE_BACKCHANNEL_QUEUE,
+      name: BACKCHANNEL_LOGOUT_QUEUE,
       concurrency: 4,
       expireInSeconds: 60,
       handler: async (job) => {
-        const { userId, appId, sid } = job.data as SuiteBackchannelJob;
+        const { userId, appId, sid } = job.data as BackchannelLogoutJob;
         const app = await findAppById(db, appId);
         if (!app?.oidc.backchannel_logout_uri) return { skipped: true };
         // The logout token names this session (sid): the person's other sessions at the app stay.
         const outcome = await sendSessionLogout(db, masterKey, config.issuer, app, userId, sid);
         if (outcome.ok) return { acknowledged: true };
-        log.info({ event: 'suite.backchannel_failed', appId, detail: outcome.detail, retrying: outcome.retryable }, 'back-channel logout not acknowledged');
+        log.info({ event: 'oidc.backchannel_logout_failed', appId, detail: outcome.detail, retrying: outcome.retryable }, 'back-channel logout not acknowledged');
         if (!outcome.retryable) return { failed: outcome.detail };
         throw new Error(`back-channel logout to app ${appId}: ${outcome.detail}`);
       },

@@ -176,6 +176,9 @@ describe('signing out of one app of a suite ("this app only")', () => {
     await signOut(browser, a, false);
     expect(await refreshWorks(a)).toBe(false);
     expect(await refreshWorks(b)).toBe(true);
+    // The app signed out of is told (its sid); B is not.
+    const [tokenA] = await until('A\'s logout token', () => tokensAt('/a').length ? tokensAt('/a') : undefined);
+    expect(await verifyLogoutToken(tokenA!, apps.A!.client_id)).toMatchObject({ sub: alice, sid: a.sid });
     await settle();
     expect(tokensAt('/b')).toEqual([]);
     expect(await suiteAudits()).toEqual([]);
@@ -249,11 +252,11 @@ describe('signing out of one app of a suite ("this app only")', () => {
 describe('signing out of OneID entirely from an app of a suite ("yes")', () => {
   beforeEach(() => { receiver.received.length = 0; });
 
-  // oidc-provider itself tells every app of the session at this logout (its inline back-channel
-  // logout, as before suites). It refuses to call special-use addresses such as this test's
-  // loopback receiver (its SSRF protection), so what is checked here is that the sessions end and
-  // that the suite adds nothing of its own: no suite record, no second logout token.
-  it('ends every app\'s session, without a suite sign-out of its own', async () => {
+  // Every app of the session is told at this logout, as before suites: oidc-provider names them,
+  // and their logout tokens go through the job queue (also to this test's loopback receiver,
+  // which oidc-provider's own request would refuse). The suite adds nothing of its own: no suite
+  // record, no second logout token.
+  it('ends every app\'s session and tells each app once, without a suite sign-out of its own', async () => {
     const browser = new Browser();
     const a = await signIn('A', browser);
     const b = await signIn('B', browser);
@@ -261,8 +264,13 @@ describe('signing out of OneID entirely from an app of a suite ("yes")', () => {
     await signOut(browser, a, true);
     expect(await refreshWorks(a)).toBe(false);
     expect(await refreshWorks(b)).toBe(false);
+    const [tokenA] = await until('A\'s logout token', () => tokensAt('/a').length ? tokensAt('/a') : undefined);
+    const [tokenB] = await until('B\'s logout token', () => tokensAt('/b').length ? tokensAt('/b') : undefined);
+    expect(await verifyLogoutToken(tokenA!, apps.A!.client_id)).toMatchObject({ sub: alice, sid: a.sid });
+    expect(await verifyLogoutToken(tokenB!, apps.B!.client_id)).toMatchObject({ sub: alice, sid: b.sid });
     await settle();
-    expect(tokensAt('/b')).toEqual([]);
+    expect(tokensAt('/a')).toHaveLength(1);
+    expect(tokensAt('/b')).toHaveLength(1);
     expect(await suiteAudits()).toHaveLength(before);
     // Signed out of OneID: the next sign-in asks for the password again.
     expect((await signIn('B', browser)).singleSignOn).toBe(false);
