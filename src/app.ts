@@ -141,7 +141,7 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
   // Signing out of OneID ends the browser's OIDC session and grants (their refresh tokens too) and
   // takes the browser through its SAML apps' single logout (login/ and account/ know neither protocol).
   const afterSignOut = async (ctx: Koa.Context, session: Session | undefined, returnTo: string): Promise<string | undefined> => {
-    await endBrowserOidcSession(db, ctx);
+    await endBrowserOidcSession(db, ctx, jobs);
     return session ? startSignOutChain(db, session, returnTo) : undefined;
   };
   const signInPaths = (path: string): boolean => under('/login')(path) || path === '/logout';
@@ -166,7 +166,7 @@ export async function buildApp({ config, db, log, masterKey, jobs }: AppDeps): P
         await endSuiteSessions(db, { accountId: ended.userId, clientId: ended.app.clientId, session: { jti: oidcSession } },
           { type: 'user', id: ended.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
       }
-      await endBrowserOidcSession(db, ctx);
+      await endBrowserOidcSession(db, ctx, jobs);
     },
   }).routes()));
   // The first administrator goes from the setup page straight into the console, signed in.

@@ -277,6 +277,26 @@ describe('signing out of OneID entirely from an app of a suite ("yes")', () => {
   }, 60000);
 });
 
+describe('signing out of OneID itself (the home page\'s button)', () => {
+  beforeEach(() => { receiver.received.length = 0; });
+
+  it('ends every app\'s session and tells each OIDC app with a back-channel logout URI once', async () => {
+    const browser = new Browser();
+    const a = await signIn('A', browser);
+    const b = await signIn('B', browser);
+    const docs = await signIn('Docs', browser);
+    const home = await browser.navigate(`${server.url}/`);
+    await browser.submit(home, '/logout', {});
+    for (const s of [a, b, docs]) expect(await refreshWorks(s)).toBe(false);
+    const [tokenA] = await until('A\'s logout token', () => tokensAt('/a').length ? tokensAt('/a') : undefined);
+    const [tokenB] = await until('B\'s logout token', () => tokensAt('/b').length ? tokensAt('/b') : undefined);
+    expect(await verifyLogoutToken(tokenA!, apps.A!.client_id)).toMatchObject({ sub: alice, sid: a.sid });
+    expect(await verifyLogoutToken(tokenB!, apps.B!.client_id)).toMatchObject({ sub: alice, sid: b.sid });
+    await settle();
+    expect(receiver.received.map((r) => r.path).sort()).toEqual(['/a', '/b']);
+  }, 60000);
+});
+
 /** node-saml as Payroll's service provider. */
 const payrollSp = (): SAML => new SAML({
   entryPoint: `${server.url}/saml/sso`, logoutUrl: `${server.url}/saml/slo`, issuer: payroll.entityId, callbackUrl: payroll.acsUrl,
