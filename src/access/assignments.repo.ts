@@ -50,16 +50,19 @@ const toAssignment = (r: RowWithRoles): Assignment => ({
   createdAt: r.created_at,
 });
 
+/** The name of the principal of the row `a` (an app's or a suite's assignment): the person's, the group's or the department's. */
+export const PRINCIPAL_NAME_SQL = `case a.principal_type
+      when 'user' then (select coalesce(nullif(u.display_name, ''), u.username) from users u where u.id = a.principal_id)
+      when 'group' then (select g.name from groups g where g.id = a.principal_id)
+      when 'department' then (select d.name from departments d where d.id = a.principal_id)
+    end as principal_name`;
+
 /** Assignment rows with their roles aggregated, and the principal's name, in the same statement. */
 function selectWithRoles(db: Tx) {
   return db('assignments as a').select('a.*', db.raw(`(
     select json_agg(json_build_object('id', r.id, 'key', r.key, 'name', r.name) order by r.key)
       from assignment_roles ar join app_roles r on r.id = ar.app_role_id
-     where ar.assignment_id = a.id) as roles`), db.raw(`case a.principal_type
-      when 'user' then (select coalesce(nullif(u.display_name, ''), u.username) from users u where u.id = a.principal_id)
-      when 'group' then (select g.name from groups g where g.id = a.principal_id)
-      when 'department' then (select d.name from departments d where d.id = a.principal_id)
-    end as principal_name`), 'sa.suite_id', 's.name as suite_name')
+     where ar.assignment_id = a.id) as roles`), db.raw(PRINCIPAL_NAME_SQL), 'sa.suite_id', 's.name as suite_name')
     .leftJoin('suite_assignments as sa', 'sa.id', 'a.suite_assignment_id')
     .leftJoin('suites as s', 's.id', 'sa.suite_id');
 }

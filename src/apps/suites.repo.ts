@@ -3,7 +3,7 @@
 // rows in `assignments`, an app's suite_signin_policy).
 import type { Tx } from '../db/knex.ts';
 import type { SignInPolicy } from '../access/signin-policy.ts';
-import type { PrincipalType } from '../access/assignments.repo.ts';
+import { PRINCIPAL_NAME_SQL, type PrincipalType } from '../access/assignments.repo.ts';
 import { isUuid } from './apps.repo.ts';
 import { appChanged } from './client-cache.ts';
 
@@ -220,11 +220,7 @@ function selectSuiteAssignments(db: Tx) {
   return db('suite_assignments as a').select('a.*', db.raw(`(
     select json_agg(json_build_object('id', r.id, 'key', r.key, 'name', r.name) order by r.key)
       from suite_assignment_roles sar join suite_roles r on r.id = sar.suite_role_id
-     where sar.suite_assignment_id = a.id) as roles`), db.raw(`case a.principal_type
-      when 'user' then (select coalesce(nullif(u.display_name, ''), u.username) from users u where u.id = a.principal_id)
-      when 'group' then (select g.name from groups g where g.id = a.principal_id)
-      when 'department' then (select d.name from departments d where d.id = a.principal_id)
-    end as principal_name`));
+     where sar.suite_assignment_id = a.id) as roles`), db.raw(PRINCIPAL_NAME_SQL));
 }
 
 export async function findSuiteAssignmentById(db: Tx, suiteId: string, id: string): Promise<SuiteAssignment | undefined> {
