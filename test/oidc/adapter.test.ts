@@ -177,7 +177,8 @@ describe('find for model Client', () => {
       client_secret: sha256(created.client_secret!),
       redirect_uris: ['https://wiki.example.com/cb'],
       post_logout_redirect_uris: ['https://wiki.example.com/'],
-      grant_types: ['authorization_code', 'refresh_token'],
+      // A confidential app may also exchange a person's token inside its suites (RFC 8693).
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       'urn:oneid:first_party': true,
@@ -194,6 +195,8 @@ describe('find for model Client', () => {
     const metadata = await adapter('Client').find(created.client_id);
     expect(metadata).toMatchObject({ client_id: created.client_id, token_endpoint_auth_method: 'none', application_type: 'native' });
     expect(metadata).not.toHaveProperty('client_secret');
+    // A public app cannot authenticate at the token endpoint: no token exchange.
+    expect(metadata!.grant_types).toEqual(['authorization_code', 'refresh_token']);
     expect(await adapter('Client').find('no-such-client')).toBeUndefined();
   });
 });
